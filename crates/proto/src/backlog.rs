@@ -57,9 +57,9 @@ impl<T> Backlog<T> {
 
     /// The oldest entry; a gap at the end comes out last.
     pub fn pop(&mut self) -> Option<Entry<T>> {
-        self.entries.pop_front().or_else(|| {
-            (self.missed > 0).then(|| Entry::Missed(std::mem::take(&mut self.missed)))
-        })
+        self.entries
+            .pop_front()
+            .or_else(|| (self.missed > 0).then(|| Entry::Missed(std::mem::take(&mut self.missed))))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -79,7 +79,10 @@ mod tests {
     fn keeps_order_under_capacity() {
         let mut b = Backlog::new(4);
         (1..=3).for_each(|i| b.push(i));
-        assert_eq!(drain(&mut b), vec![Entry::Item(1), Entry::Item(2), Entry::Item(3)]);
+        assert_eq!(
+            drain(&mut b),
+            vec![Entry::Item(1), Entry::Item(2), Entry::Item(3)]
+        );
         assert!(b.is_empty());
     }
 

@@ -1,0 +1,221 @@
+//! Who may do what: peer credentials to roles, and roles to calls.
+//!
+//! The socket is world-writable on purpose (as the system D-Bus socket is):
+//! the decision is made here, from the peer's kernel-attested credentials
+//! (SO_PEERCRED, SO_PEERGROUPS), never from file modes.
+
+use crate::config::AccessConfig;
+use ddm_proto::message::{Request, Role};
+use nix::unistd::{Gid, Group, Uid, User};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// What the kernel says about the process at the other end of a socket.
+#[derive(Debug, Clone)]
+pub struct PeerCredentials {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups, from SO_PEERGROUPS.
+    pub groups: Vec<u32>,
+}
+
+impl PeerCredentials {
+    /// Reads the credentials of a connected Unix socket's peer.
+    pub fn of(socket: BorrowedFd<'_>) -> std::io::Result<Self> {
+        use nix::sys::socket::{getsockopt, sockopt::PeerCredentials as Cred};
+        let cred = getsockopt(&socket, Cred).map_err(std::io::Error::from)?;
+        Ok(PeerCredentials {
+            pid: cred.pid(),
+            uid: cred.uid(),
+            gid: cred.gid(),
+            groups: peer_groups(socket)?,
+        })
+    }
+}
+
+/// SO_PEERGROUPS, which nix does not wrap.
+fn peer_groups(socket: BorrowedFd<'_>) -> std::io::Result<Vec<u32>> {
+    let mut groups = vec![0u32; 64];
+    loop {
+        let mut len = (groups.len() * 4) as libc::socklen_t;
+        // SAFETY: the buffer is valid for `len` bytes and outlives the call.
+        let rc = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let err = std::io::Error::last_os_error();
+        if rc == 0 {
+            groups.truncate(len as usize / 4);
+            return Ok(groups);
+        }
+        if err.raw_os_error() == Some(libc::ERANGE) && (len as usize / 4) > groups.len() {
+            groups.resize(len as usize / 4, 0);
+            continue;
+        }
+        return Err(err);
+    }
+}
+
+/// The role policy, with names already resolved to ids.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    service_uid: u32,
+    admin_uids: Vec<u32>,
+    admin_gids: Vec<u32>,
+    monitor_uids: Vec<u32>,
+    monitor_gids: Vec<u32>,
+    default_role: Role,
+}
+
+impl Policy {
+    /// Resolves user and group names; unknown names are logged and match
+    /// no one, so a missing `ddm` group simply grants nothing.
+    pub fn resolve(config: &AccessConfig) -> Policy {
+        Policy {
+            service_uid: Uid::effective().as_raw(),
+            admin_uids: resolve_all(&config.admin_users, user_id),
+            admin_gids: resolve_all(&config.admin_groups, group_id),
+            monitor_uids: resolve_all(&config.monitor_users, user_id),
+            monitor_gids: resolve_all(&config.monitor_groups, group_id),
+            default_role: if config.default_role == "none" {
+                Role::None
+            } else {
+                Role::Status
+            },
+        }
+    }
+
+    /// The role of a peer.
+    pub fn role_of(&self, peer: &PeerCredentials) -> Role {
+        let in_any = |gids: &[u32]| {
+            std::iter::once(&peer.gid)
+                .chain(&peer.groups)
+                .any(|g| gids.contains(g))
+        };
+        if peer.uid == 0
+            || peer.uid == self.service_uid
+            || self.admin_uids.contains(&peer.uid)
+            || in_any(&self.admin_gids)
+        {
+            Role::Admin
+        } else if self.monitor_uids.contains(&peer.uid) || in_any(&self.monitor_gids) {
+            Role::Monitor
+        } else {
+            self.default_role
+        }
+    }
+}
+
+fn resolve_all(names: &[String], lookup: fn(&str) -> Option<u32>) -> Vec<u32> {
+    names
+        .iter()
+        .filter_map(|name| {
+            let id = name.parse().ok().or_else(|| lookup(name));
+            if id.is_none() {
+                tracing::warn!(
+                    name,
+                    "access policy names an unknown user or group; it matches no one"
+                );
+            }
+            id
+        })
+        .collect()
+}
+
+fn user_id(name: &str) -> Option<u32> {
+    User::from_name(name).ok().flatten().map(|u| u.uid.as_raw())
+}
+
+fn group_id(name: &str) -> Option<u32> {
+    Group::from_name(name)
+        .ok()
+        .flatten()
+        .map(|g| Gid::as_raw(g.gid))
+}
+
+/// The least role that may make a request.
+pub fn required_role(request: &Request) -> Role {
+    match request {
+        Request::Hello(_) | Request::ServerGetInfo(_) => Role::Status,
+        Request::InterfaceEnum(_)
+        | Request::InterfaceGetInfo(_)
+        | Request::Register(_)
+        | Request::Deregister(_)
+        | Request::Subscribe(_)
+        | Request::Unsubscribe(_) => Role::Monitor,
+        Request::RouterControl(_) | Request::ListSessions(_) => Role::Admin,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            service_uid: 4242,
+            admin_uids: vec![1000],
+            admin_gids: vec![50],
+            monitor_uids: vec![1001],
+            monitor_gids: vec![60],
+            default_role: Role::Status,
+        }
+    }
+
+    fn peer(uid: u32, gid: u32, groups: &[u32]) -> PeerCredentials {
+        PeerCredentials {
+            pid: 1,
+            uid,
+            gid,
+            groups: groups.to_vec(),
+        }
+    }
+
+    #[test]
+    fn roles_follow_the_policy() {
+        let p = policy();
+        assert_eq!(p.role_of(&peer(0, 0, &[])), Role::Admin);
+        assert_eq!(p.role_of(&peer(4242, 9, &[])), Role::Admin);
+        assert_eq!(p.role_of(&peer(1000, 9, &[])), Role::Admin);
+        assert_eq!(p.role_of(&peer(7, 9, &[3, 50])), Role::Admin);
+        assert_eq!(p.role_of(&peer(1001, 9, &[])), Role::Monitor);
+        assert_eq!(p.role_of(&peer(7, 60, &[])), Role::Monitor);
+        assert_eq!(p.role_of(&peer(7, 9, &[3])), Role::Status);
+        let closed = Policy {
+            default_role: Role::None,
+            ..p
+        };
+        assert_eq!(closed.role_of(&peer(7, 9, &[])), Role::None);
+    }
+
+    #[test]
+    fn names_and_numbers_resolve() {
+        let config = AccessConfig {
+            admin_users: vec!["root".into(), "12345".into(), "no-such-user-ddm".into()],
+            ..AccessConfig::default()
+        };
+        assert_eq!(Policy::resolve(&config).admin_uids, vec![0, 12345]);
+    }
+
+    #[test]
+    fn calls_need_their_roles() {
+        use ddm_proto::message::*;
+        assert_eq!(
+            required_role(&Request::ServerGetInfo(ServerGetInfo { level: 0 })),
+            Role::Status
+        );
+        assert_eq!(
+            required_role(&Request::Register(Register { event: 1 })),
+            Role::Monitor
+        );
+        assert_eq!(
+            required_role(&Request::RouterControl(RouterControl { run: false })),
+            Role::Admin
+        );
+    }
+}

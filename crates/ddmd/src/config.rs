@@ -1,0 +1,183 @@
+//! The service's configuration: built-in defaults, optionally overridden by
+//! a TOML file (`ddm serve --config FILE`).
+//!
+//! Every field has a default, so `ddm serve` runs with no file at all, and a
+//! file needs to name only what it changes. Unknown keys are an error: a
+//! misspelt limit must not be silently ignored.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Socket path; `None` means the default (see `ddm_proto::endpoint`).
+    pub socket: Option<PathBuf>,
+    pub access: AccessConfig,
+    pub limits: Limits,
+    pub links: LinksConfig,
+}
+
+/// Who gets which role. Users and groups are names or numeric ids. Root and
+/// the user the service runs as are always admin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    pub admin_users: Vec<String>,
+    pub admin_groups: Vec<String>,
+    pub monitor_users: Vec<String>,
+    pub monitor_groups: Vec<String>,
+    /// The role of everyone else: "status" or "none".
+    pub default_role: String,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            admin_users: Vec::new(),
+            admin_groups: vec!["ddm-admin".into()],
+            monitor_users: Vec::new(),
+            monitor_groups: vec!["ddm".into()],
+            default_role: "status".into(),
+        }
+    }
+}
+
+/// The limits that bound the service's memory. Each refusal is a clear error.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest frame body accepted or sent, in bytes.
+    pub max_frame_bytes: usize,
+    /// Sessions open at once; the next is refused with RPC_S_SERVER_TOO_BUSY.
+    pub max_sessions: usize,
+    /// Registrations per session; the next gets ERROR_NOT_ENOUGH_QUOTA.
+    pub max_registrations_per_session: usize,
+    /// Time a new connection has to send its Hello.
+    pub handshake_timeout_ms: u64,
+    /// Typed events queued per subscribed session before they are counted
+    /// as missed.
+    pub stream_backlog: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: ddm_proto::frame::DEFAULT_MAX_FRAME,
+            max_sessions: 16_384,
+            max_registrations_per_session: 256,
+            handshake_timeout_ms: 5_000,
+            stream_backlog: 1_024,
+        }
+    }
+}
+
+impl Limits {
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms)
+    }
+}
+
+/// Which kernel links become router interfaces.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinksConfig {
+    /// Name globs a link must match (any of them).
+    pub include: Vec<String>,
+    /// Name globs that exclude a link, even if included.
+    pub exclude: Vec<String>,
+    /// Receive buffer of the link-monitor socket, in bytes. When the kernel
+    /// overruns it the service dumps the links again and reconciles.
+    pub receive_buffer_bytes: usize,
+}
+
+impl Default for LinksConfig {
+    fn default() -> Self {
+        LinksConfig {
+            include: vec!["*".into()],
+            exclude: Vec::new(),
+            receive_buffer_bytes: 4 << 20,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads a TOML file; fields it does not name keep their defaults.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !matches!(self.access.default_role.as_str(), "status" | "none") {
+            return Err(format!(
+                "access.default_role must be \"status\" or \"none\", not {:?}",
+                self.access.default_role
+            ));
+        }
+        for pattern in self.links.include.iter().chain(&self.links.exclude) {
+            glob::Pattern::new(pattern).map_err(|e| format!("link glob {pattern:?}: {e}"))?;
+        }
+        let l = &self.limits;
+        if l.max_frame_bytes < 1024 || l.max_sessions == 0 || l.stream_backlog == 0 {
+            return Err(
+                "limits: max_frame_bytes must be at least 1024, max_sessions and stream_backlog at least 1"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.limits.max_registrations_per_session, 256);
+        assert_eq!(c.links.include, vec!["*"]);
+        assert_eq!(c.access.monitor_groups, vec!["ddm"]);
+    }
+
+    #[test]
+    fn a_file_overrides_only_what_it_names() {
+        let c = Config::parse("[limits]\nmax_sessions = 3\n[links]\nexclude = [\"lo\"]").unwrap();
+        assert_eq!(c.limits.max_sessions, 3);
+        assert_eq!(c.limits.max_frame_bytes, 65536);
+        assert_eq!(c.links.exclude, vec!["lo"]);
+    }
+
+    #[test]
+    fn misspelt_keys_and_bad_values_are_errors() {
+        assert!(Config::parse("[limits]\nmax_session = 3").is_err());
+        assert!(Config::parse("[access]\ndefault_role = \"admin\"").is_err());
+        assert!(Config::parse("[links]\ninclude = [\"[\"]").is_err());
+        assert!(Config::parse("[limits]\nmax_frame_bytes = 10").is_err());
+    }
+}

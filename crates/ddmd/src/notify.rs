@@ -1,0 +1,145 @@
+//! Registered events, and how the service signals them.
+//!
+//! A local client hands the service its event's eventfd (SCM_RIGHTS) when it
+//! registers. The service keeps that descriptor per session and, when a
+//! connection event is committed, adds 1 to it: the waiting thread wakes
+//! straight from the kernel, with no hop through the client's I/O thread.
+//! The write can never block the router: the descriptor is switched to
+//! non-blocking on receipt, and a saturated counter (EAGAIN) is still a
+//! signaled event, which is all a level-triggered event needs (coalescing,
+//! never loss). Dropping a registration closes the descriptor, so nothing
+//! the service holds can signal it afterwards (G2), and dropping a session
+//! drops all of its registrations at once (G3).
+
+use ddm_proto::WinError;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+/// Checks that a received descriptor is an eventfd and makes it
+/// non-blocking; anything else is `ERROR_INVALID_PARAMETER`.
+pub fn accept_eventfd(fd: OwnedFd) -> Result<OwnedFd, WinError> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|_| WinError::ERROR_INVALID_PARAMETER)?;
+    if link.as_os_str() != "anon_inode:[eventfd]" {
+        return Err(WinError::ERROR_INVALID_PARAMETER);
+    }
+    let flags = fcntl(&fd, FcntlArg::F_GETFL).map_err(|_| WinError::ERROR_INVALID_PARAMETER)?;
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(&fd, FcntlArg::F_SETFL(flags)).map_err(|_| WinError::ERROR_INVALID_PARAMETER)?;
+    Ok(fd)
+}
+
+/// One session's registrations, keyed by the client's name for the event.
+#[derive(Debug, Default)]
+pub struct Registrations {
+    events: HashMap<u64, OwnedFd>,
+}
+
+impl Registrations {
+    /// Adds a registration. The same event twice is one registration (the
+    /// second descriptor is closed); past `limit` the answer is
+    /// `ERROR_NOT_ENOUGH_QUOTA`.
+    pub fn insert(&mut self, event: u64, fd: OwnedFd, limit: usize) -> Result<(), WinError> {
+        if self.events.contains_key(&event) {
+            return Ok(());
+        }
+        if self.events.len() >= limit {
+            return Err(WinError::ERROR_NOT_ENOUGH_QUOTA);
+        }
+        self.events.insert(event, fd);
+        Ok(())
+    }
+
+    /// Removes a registration and closes its descriptor; false if there
+    /// was none.
+    pub fn remove(&mut self, event: u64) -> bool {
+        self.events.remove(&event).is_some()
+    }
+
+    /// Signals every registered event.
+    pub fn signal_all(&self) {
+        for fd in self.events.values() {
+            signal(fd.as_fd());
+        }
+    }
+
+    /// Drops every registration, closing the descriptors.
+    pub fn clear(&mut self) {
+        self.events.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+fn signal(fd: std::os::fd::BorrowedFd<'_>) {
+    match nix::unistd::write(fd, &1u64.to_ne_bytes()) {
+        Ok(_) | Err(nix::errno::Errno::EAGAIN) => {}
+        Err(e) => tracing::debug!("signalling an event failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::eventfd::{EfdFlags, EventFd};
+
+    fn eventfd() -> (EventFd, OwnedFd) {
+        let event = EventFd::from_flags(EfdFlags::EFD_NONBLOCK).unwrap();
+        let dup = event.as_fd().try_clone_to_owned().unwrap();
+        (event, dup)
+    }
+
+    #[test]
+    fn only_eventfds_are_accepted() {
+        let (_event, dup) = eventfd();
+        assert!(accept_eventfd(dup).is_ok());
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        assert_eq!(
+            accept_eventfd(OwnedFd::from(file)).unwrap_err(),
+            WinError::ERROR_INVALID_PARAMETER
+        );
+    }
+
+    #[test]
+    fn signal_adds_and_remove_closes() {
+        let (event, dup) = eventfd();
+        let mut r = Registrations::default();
+        r.insert(7, accept_eventfd(dup).unwrap(), 4).unwrap();
+        r.signal_all();
+        r.signal_all();
+        assert_eq!(event.read().unwrap(), 2);
+        assert!(r.remove(7));
+        assert!(!r.remove(7));
+        r.signal_all();
+        assert!(event.read().is_err(), "nothing signals after remove");
+    }
+
+    #[test]
+    fn duplicates_are_one_registration_and_the_limit_holds() {
+        let mut r = Registrations::default();
+        let (_a, a) = eventfd();
+        let (_a2, a2) = eventfd();
+        let (_b, b) = eventfd();
+        r.insert(1, a, 1).unwrap();
+        r.insert(1, a2, 1).unwrap();
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.insert(2, b, 1), Err(WinError::ERROR_NOT_ENOUGH_QUOTA));
+    }
+
+    #[test]
+    fn a_saturated_counter_does_not_block() {
+        let (event, dup) = eventfd();
+        event.write(u64::MAX - 1).unwrap();
+        let mut r = Registrations::default();
+        r.insert(1, accept_eventfd(dup).unwrap(), 1).unwrap();
+        r.signal_all(); // would block a blocking eventfd forever
+        assert_eq!(event.read().unwrap(), u64::MAX - 1);
+    }
+}

@@ -1,0 +1,364 @@
+//! The interface table: kernel link states in, connection transitions out.
+//!
+//! Pure logic, no I/O: the link monitor feeds it what the kernel reports and
+//! it answers with the transitions into or out of CONNECTED that the router
+//! must commit. Keeping it free of sockets lets the unit tests walk through
+//! every path, including reconciliation after a netlink overrun.
+
+use ddm_proto::message::Interface;
+use ddm_proto::model::{interface_type, unreachability, ConnectionState};
+use std::collections::{BTreeMap, HashSet};
+
+const IFF_UP: u32 = libc::IFF_UP as u32;
+const IFF_RUNNING: u32 = libc::IFF_RUNNING as u32;
+const IFF_LOOPBACK: u32 = libc::IFF_LOOPBACK as u32;
+
+/// What the kernel reports of one link (RTM_NEWLINK).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkState {
+    pub index: u32,
+    pub name: String,
+    /// IFF_* flags.
+    pub flags: u32,
+    /// IF_OPER_* (RFC 2863) operational state.
+    pub operstate: u8,
+}
+
+const IF_OPER_UNKNOWN: u8 = 0;
+const IF_OPER_UP: u8 = 6;
+
+impl LinkState {
+    /// Up with carrier: IFF_UP and IFF_RUNNING, with operstate UP, or
+    /// UNKNOWN as loopback and tun report.
+    pub fn is_connected(&self) -> bool {
+        self.flags & IFF_UP != 0
+            && self.flags & IFF_RUNNING != 0
+            && matches!(self.operstate, IF_OPER_UP | IF_OPER_UNKNOWN)
+    }
+
+    fn state(&self) -> ConnectionState {
+        if self.is_connected() {
+            ConnectionState::Connected
+        } else {
+            ConnectionState::Disconnected
+        }
+    }
+
+    fn unreachability_reasons(&self) -> u32 {
+        if self.flags & IFF_UP == 0 {
+            unreachability::ADMIN_DISABLED
+        } else if !self.is_connected() {
+            unreachability::NO_MEDIA_SENSE
+        } else {
+            0
+        }
+    }
+}
+
+/// One committed change of an interface's connected-ness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub handle: u32,
+    pub name: String,
+    pub from: ConnectionState,
+    pub to: ConnectionState,
+}
+
+#[derive(Debug)]
+struct Entry {
+    handle: u32,
+    link: LinkState,
+}
+
+/// Which link names become interfaces.
+#[derive(Debug, Clone)]
+pub struct LinkFilter {
+    include: Vec<glob::Pattern>,
+    exclude: Vec<glob::Pattern>,
+}
+
+impl LinkFilter {
+    /// Builds a filter from globs already checked by the config.
+    pub fn new(include: &[String], exclude: &[String]) -> Self {
+        let compile = |globs: &[String]| {
+            globs
+                .iter()
+                .filter_map(|g| glob::Pattern::new(g).ok())
+                .collect()
+        };
+        LinkFilter {
+            include: compile(include),
+            exclude: compile(exclude),
+        }
+    }
+
+    fn admits(&self, name: &str) -> bool {
+        self.include.iter().any(|p| p.matches(name))
+            && !self.exclude.iter().any(|p| p.matches(name))
+    }
+}
+
+/// The router's interfaces, keyed by kernel link index.
+#[derive(Debug)]
+pub struct InterfaceTable {
+    by_index: BTreeMap<u32, Entry>,
+    next_handle: u32,
+    filter: LinkFilter,
+    /// During a reconciliation: the links the kernel has reported since it
+    /// began. The rest are gone.
+    reconciling: Option<HashSet<u32>>,
+}
+
+impl InterfaceTable {
+    pub fn new(filter: LinkFilter) -> Self {
+        InterfaceTable {
+            by_index: BTreeMap::new(),
+            next_handle: 1,
+            filter,
+            reconciling: None,
+        }
+    }
+
+    /// Applies a link's new state. A link the filter does not admit (also
+    /// after a rename) is treated as absent.
+    pub fn update(&mut self, link: LinkState) -> Option<Transition> {
+        if let Some(seen) = &mut self.reconciling {
+            seen.insert(link.index);
+        }
+        if !self.filter.admits(&link.name) {
+            return self.remove(link.index);
+        }
+        match self.by_index.get_mut(&link.index) {
+            Some(entry) => {
+                let from = entry.link.state();
+                entry.link = link;
+                let to = entry.link.state();
+                (from != to).then(|| Transition {
+                    handle: entry.handle,
+                    name: entry.link.name.clone(),
+                    from,
+                    to,
+                })
+            }
+            None => {
+                let handle = self.next_handle;
+                self.next_handle = self.next_handle.wrapping_add(1).max(1);
+                let transition = link.is_connected().then(|| Transition {
+                    handle,
+                    name: link.name.clone(),
+                    from: ConnectionState::Unreachable,
+                    to: ConnectionState::Connected,
+                });
+                self.by_index.insert(link.index, Entry { handle, link });
+                transition
+            }
+        }
+    }
+
+    /// Forgets a deleted link; a connected one yields a disconnect.
+    pub fn remove(&mut self, index: u32) -> Option<Transition> {
+        if let Some(seen) = &mut self.reconciling {
+            seen.remove(&index);
+        }
+        let entry = self.by_index.remove(&index)?;
+        entry.link.is_connected().then(|| Transition {
+            handle: entry.handle,
+            name: entry.link.name,
+            from: ConnectionState::Connected,
+            to: ConnectionState::Unreachable,
+        })
+    }
+
+    /// A full dump is starting: from now on, track which links it reports.
+    pub fn begin_reconcile(&mut self) {
+        self.reconciling = Some(HashSet::new());
+    }
+
+    /// The dump is complete: links it did not report are gone.
+    pub fn end_reconcile(&mut self) -> Vec<Transition> {
+        let Some(seen) = self.reconciling.take() else {
+            return Vec::new();
+        };
+        let gone: Vec<u32> = self
+            .by_index
+            .keys()
+            .copied()
+            .filter(|index| !seen.contains(index))
+            .collect();
+        gone.into_iter().filter_map(|i| self.remove(i)).collect()
+    }
+
+    /// Every interface, in handle order.
+    pub fn interfaces(&self) -> Vec<Interface> {
+        let mut all: Vec<Interface> = self.by_index.values().map(to_interface).collect();
+        all.sort_by_key(|i| i.handle);
+        all
+    }
+
+    pub fn get(&self, handle: u32) -> Option<Interface> {
+        self.by_index
+            .values()
+            .find(|e| e.handle == handle)
+            .map(to_interface)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_index.is_empty()
+    }
+}
+
+fn to_interface(entry: &Entry) -> Interface {
+    let link = &entry.link;
+    Interface {
+        name: link.name.clone(),
+        handle: entry.handle,
+        enabled: link.flags & IFF_UP != 0,
+        if_type: if link.flags & IFF_LOOPBACK != 0 {
+            interface_type::LOOPBACK
+        } else {
+            interface_type::DEDICATED
+        },
+        connection_state: link.state() as u32,
+        unreachability_reasons: link.unreachability_reasons(),
+        last_error: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ConnectionState::*;
+
+    fn link(index: u32, name: &str, up: bool, carrier: bool) -> LinkState {
+        let mut flags = 0;
+        if up {
+            flags |= IFF_UP;
+        }
+        if up && carrier {
+            flags |= IFF_RUNNING;
+        }
+        LinkState {
+            index,
+            name: name.into(),
+            flags,
+            operstate: if up && carrier { IF_OPER_UP } else { 2 },
+        }
+    }
+
+    fn table() -> InterfaceTable {
+        InterfaceTable::new(LinkFilter::new(&["*".into()], &["skip*".into()]))
+    }
+
+    #[test]
+    fn up_with_carrier_connects_and_down_disconnects() {
+        let mut t = table();
+        assert_eq!(t.update(link(2, "veth0", false, false)), None);
+        let up = t.update(link(2, "veth0", true, true)).unwrap();
+        assert_eq!((up.from, up.to), (Disconnected, Connected));
+        assert_eq!(
+            t.update(link(2, "veth0", true, true)),
+            None,
+            "no change, no event"
+        );
+        let down = t.update(link(2, "veth0", false, false)).unwrap();
+        assert_eq!(
+            (down.from, down.to, down.handle),
+            (Connected, Disconnected, up.handle)
+        );
+    }
+
+    #[test]
+    fn up_without_carrier_is_not_connected() {
+        let mut t = table();
+        assert_eq!(t.update(link(2, "veth0", true, false)), None);
+        let i = &t.interfaces()[0];
+        assert_eq!(i.connection_state, Disconnected as u32);
+        assert_eq!(i.unreachability_reasons, unreachability::NO_MEDIA_SENSE);
+        assert!(i.enabled);
+    }
+
+    #[test]
+    fn unknown_operstate_with_running_is_connected() {
+        let mut t = table();
+        let lo = LinkState {
+            index: 1,
+            name: "lo".into(),
+            flags: IFF_UP | IFF_RUNNING | IFF_LOOPBACK,
+            operstate: IF_OPER_UNKNOWN,
+        };
+        let tr = t.update(lo).unwrap();
+        assert_eq!((tr.from, tr.to), (Unreachable, Connected));
+        assert_eq!(t.interfaces()[0].if_type, interface_type::LOOPBACK);
+    }
+
+    #[test]
+    fn deleting_a_connected_link_disconnects() {
+        let mut t = table();
+        t.update(link(3, "eth1", true, true));
+        let tr = t.remove(3).unwrap();
+        assert_eq!((tr.from, tr.to), (Connected, Unreachable));
+        assert!(t.is_empty());
+        t.update(link(4, "eth2", false, false));
+        assert_eq!(t.remove(4), None, "a disconnected link leaves silently");
+    }
+
+    #[test]
+    fn handles_are_stable_and_never_reused() {
+        let mut t = table();
+        t.update(link(2, "a", false, false));
+        t.update(link(3, "b", false, false));
+        let a = t.interfaces()[0].handle;
+        t.update(link(2, "a-renamed", true, false));
+        assert_eq!(t.get(a).unwrap().name, "a-renamed");
+        t.remove(2);
+        t.update(link(2, "a", false, false));
+        assert!(t.interfaces().iter().all(|i| i.handle != a));
+    }
+
+    #[test]
+    fn excluded_links_are_not_interfaces_even_after_a_rename() {
+        let mut t = table();
+        assert_eq!(t.update(link(2, "skip0", true, true)), None);
+        assert!(t.is_empty());
+        t.update(link(3, "eth0", true, true));
+        let gone = t.update(link(3, "skip1", true, true)).unwrap();
+        assert_eq!(gone.to, Unreachable);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn reconcile_finds_what_an_overrun_hid() {
+        let mut t = table();
+        t.update(link(2, "a", true, true));
+        t.update(link(3, "b", true, true));
+        t.update(link(4, "c", false, false));
+        // The kernel overran: a went down, b was deleted, d appeared up.
+        t.begin_reconcile();
+        let mut found: Vec<Transition> = [
+            link(2, "a", false, false),
+            link(4, "c", false, false),
+            link(5, "d", true, true),
+        ]
+        .into_iter()
+        .filter_map(|l| t.update(l))
+        .collect();
+        found.extend(t.end_reconcile());
+        let summary: Vec<(&str, ConnectionState, ConnectionState)> = found
+            .iter()
+            .map(|t| (t.name.as_str(), t.from, t.to))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("a", Connected, Disconnected),
+                ("d", Unreachable, Connected),
+                ("b", Connected, Unreachable)
+            ]
+        );
+        assert_eq!(t.len(), 3);
+    }
+}
