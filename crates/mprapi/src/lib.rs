@@ -1,1 +1,62 @@
+//! `mprapi`: the client library of ddm, after the Windows router
+//! administration API (mprapi.h).
+//!
+//! Obtain a server handle with [`Server::connect`], register [`Event`]s
+//! that the service signals whenever an interface connects or disconnects,
+//! wait on them, re-enumerate, and deregister. Every call blocks, as in
+//! Win32, and fails with the Win32 error number ([`WinError`]) that
+//! mprapi.h documents. One background thread per process carries every
+//! reply; no async runtime is imposed on the program.
+//!
+//! Locally, registering hands the event's eventfd to the service, which
+//! signals it itself: a waiting thread wakes straight from the kernel.
+//!
+//! # The notification loop
+//!
+//! ```no_run
+//! use mprapi::{Event, Server};
+//! use std::time::Duration;
+//!
+//! fn main() -> Result<(), mprapi::WinError> {
+//!     let server = Server::connect(None)?;
+//!     let event = Event::auto().expect("eventfd");
+//!     server.register_connection_notification(&event)?;
+//!     for _ in 0..3 {
+//!         if event.wait(Some(Duration::from_secs(60))) {
+//!             // Something connected or disconnected: look again.
+//!             for interface in server.interfaces()? {
+//!                 println!("{} is {}", interface.name, interface.state.name());
+//!             }
+//!         }
+//!     }
+//!     server.deregister_connection_notification(&event)?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Beyond Windows: the typed stream
+//!
+//! [`Server::subscribe`] returns an [`EventStream`]: a snapshot of every
+//! interface at sequence n, then each connection event after n with its
+//! sequence number, interface, old and new state and time, or a
+//! [`StreamItem::Missed`] marker where a slow reader lost some.
+//!
+//! # When the service goes away
+//!
+//! A call on a handle whose service has died returns
+//! `ERROR_DDM_NOT_RUNNING` at once (the socket closes); a call the service
+//! does not answer within [`CALL_TIMEOUT`] returns the same.
 
+mod connection;
+pub mod event;
+mod server;
+mod stream;
+mod types;
+
+pub use ddm_proto::message::Role;
+pub use ddm_proto::model::{interface_type, unreachability, ConnectionState};
+pub use ddm_proto::WinError;
+pub use event::{wait_for_multiple, Event, MAXIMUM_WAIT_OBJECTS};
+pub use server::{error_string, is_service_running, Result, Server, CALL_TIMEOUT};
+pub use stream::{EventStream, Snapshot, StreamItem, STREAM_CAPACITY};
+pub use types::{ConnectionEvent, InterfaceInfo, InterfacePage, ServerInfo, SessionInfo};

@@ -1,0 +1,122 @@
+//! The read-only subcommands: status, info, interfaces, registrations.
+//! Human tables by default, JSON with `--json`.
+
+use mprapi::{interface_type, InterfaceInfo, Server, WinError};
+use serde_json::json;
+
+pub fn status(server: &Result<Server, WinError>) -> Result<(), WinError> {
+    let info = server.as_ref().map_err(|e| *e)?.server_info()?;
+    println!(
+        "{}",
+        if info.lan_only_mode {
+            "stopped"
+        } else {
+            "running"
+        }
+    );
+    Ok(())
+}
+
+pub fn info(server: &Server, json: bool) -> Result<(), WinError> {
+    let info = server.server_info()?;
+    if json {
+        let value = json!({
+            "lan_only_mode": info.lan_only_mode,
+            "up_time": info.up_time.as_secs(),
+            "total_ports": info.total_ports,
+            "ports_in_use": info.ports_in_use,
+            "role": server.role().name(),
+        });
+        println!("{value}");
+    } else {
+        println!(
+            "ddm:           {}",
+            if info.lan_only_mode {
+                "stopped (LAN-only mode)"
+            } else {
+                "running"
+            }
+        );
+        println!("up time:       {}s", info.up_time.as_secs());
+        println!(
+            "ports:         {} total, {} in use",
+            info.total_ports, info.ports_in_use
+        );
+        println!("your role:     {}", server.role().name());
+    }
+    Ok(())
+}
+
+fn interface_json(i: &InterfaceInfo) -> serde_json::Value {
+    json!({
+        "name": i.name,
+        "handle": i.handle,
+        "type": interface_type::name(i.if_type),
+        "enabled": i.enabled,
+        "state": i.state.name(),
+        "unreachability_reasons": i.unreachability_reasons,
+        "last_error": i.last_error,
+    })
+}
+
+pub fn interfaces(server: &Server, json: bool) -> Result<(), WinError> {
+    let interfaces = server.interfaces()?;
+    if json {
+        let list: Vec<_> = interfaces.iter().map(interface_json).collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(());
+    }
+    println!(
+        "{:>6}  {:<16} {:<10} {:<7} {:<13} {}",
+        "HANDLE", "NAME", "TYPE", "ENABLED", "STATE", "LAST_ERROR"
+    );
+    for i in &interfaces {
+        println!(
+            "{:>6}  {:<16} {:<10} {:<7} {:<13} {}",
+            i.handle,
+            i.name,
+            interface_type::name(i.if_type),
+            if i.enabled { "yes" } else { "no" },
+            i.state.name(),
+            i.last_error
+        );
+    }
+    Ok(())
+}
+
+pub fn registrations(server: &Server, json: bool) -> Result<(), WinError> {
+    let sessions = server.sessions()?;
+    if json {
+        let list: Vec<_> = sessions
+            .iter()
+            .map(|s| {
+                json!({
+                    "session": s.session,
+                    "pid": s.pid,
+                    "uid": s.uid,
+                    "role": s.role.name(),
+                    "registrations": s.registrations,
+                    "subscribed": s.subscribed,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(());
+    }
+    println!(
+        "{:>8}  {:>8}  {:>6}  {:<8} {:>13}  {}",
+        "SESSION", "PID", "UID", "ROLE", "REGISTRATIONS", "STREAM"
+    );
+    for s in &sessions {
+        println!(
+            "{:>8}  {:>8}  {:>6}  {:<8} {:>13}  {}",
+            s.session,
+            s.pid,
+            s.uid,
+            s.role.name(),
+            s.registrations,
+            if s.subscribed { "yes" } else { "no" }
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! `ddm watch`: a registration held for the duration, and the typed stream
+//! for what to print.
+//!
+//! The registered event is what a Windows program would wait on; the
+//! stream carries the details (sequence, interface, old and new state,
+//! time) that a person wants to read. SIGINT and SIGTERM end the watch
+//! cleanly: the registration is deregistered before the process exits.
+
+use crate::Endpoint;
+use mprapi::{ConnectionEvent, Event, StreamItem, WinError};
+use nix::sys::signal::{SigSet, Signal};
+use serde_json::json;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct Options {
+    pub json: bool,
+    pub count: Option<u64>,
+    pub timeout: Option<f64>,
+}
+
+/// How often the wait looks up from the stream to check for a signal.
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
+pub fn run(endpoint: &Endpoint, options: Options) -> Result<(), WinError> {
+    let stop = catch_termination();
+    let server = endpoint.connect()?;
+    let event = Event::auto().map_err(|_| WinError::ERROR_NOT_ENOUGH_MEMORY)?;
+    server.register_connection_notification(&event)?;
+    let outcome = follow(&server, &options, &stop);
+    let deregistered = server.deregister_connection_notification(&event);
+    outcome.and(deregistered)
+}
+
+fn follow(server: &mprapi::Server, options: &Options, stop: &AtomicBool) -> Result<(), WinError> {
+    let stream = server.subscribe()?;
+    let idle = options.timeout.map(Duration::from_secs_f64);
+    let mut last_event = Instant::now();
+    let mut seen = 0u64;
+    let mut out = std::io::stdout().lock();
+    while options.count.is_none_or(|n| seen < n) {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let wait = idle.map_or(SIGNAL_CHECK, |idle| {
+            idle.saturating_sub(last_event.elapsed()).min(SIGNAL_CHECK)
+        });
+        match stream.next_timeout(wait) {
+            Some(StreamItem::Event(event)) => {
+                seen += 1;
+                last_event = Instant::now();
+                print_event(&mut out, &event, options.json);
+            }
+            Some(StreamItem::Missed(count)) => {
+                if options.json {
+                    let _ = writeln!(out, "{}", json!({ "missed": count }));
+                } else {
+                    let _ = writeln!(out, "(missed {count} events: this watch read too slowly)");
+                }
+            }
+            Some(StreamItem::End(error)) => return Err(error),
+            None if idle.is_some_and(|idle| last_event.elapsed() >= idle) => {
+                return Err(WinError::WAIT_TIMEOUT);
+            }
+            None => {}
+        }
+        let _ = out.flush();
+    }
+    Ok(())
+}
+
+fn print_event(out: &mut impl Write, event: &ConnectionEvent, as_json: bool) {
+    let time = humantime::format_rfc3339_nanos(event.time);
+    let _ = if as_json {
+        let line = json!({
+            "seq": event.seq,
+            "interface": event.interface,
+            "handle": event.handle,
+            "from": event.from.name(),
+            "to": event.to.name(),
+            "time": time.to_string(),
+        });
+        writeln!(out, "{line}")
+    } else {
+        let what = if event.to == mprapi::ConnectionState::Connected {
+            "connected"
+        } else {
+            "disconnected"
+        };
+        writeln!(
+            out,
+            "{time}  #{:<5} {:<16} {what} ({} -> {})",
+            event.seq,
+            event.interface,
+            event.from.name(),
+            event.to.name()
+        )
+    };
+}
+
+/// Blocks SIGINT and SIGTERM in every thread and turns them into a flag,
+/// read by a dedicated thread with sigwait.
+fn catch_termination() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    if signals.thread_block().is_ok() {
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            if signals.wait().is_ok() {
+                flag.store(true, Ordering::Relaxed);
+            }
+        });
+    }
+    stop
+}

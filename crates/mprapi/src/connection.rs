@@ -1,0 +1,323 @@
+//! One session with a service: requests written from the calling thread,
+//! replies and pushes read on the process's single I/O thread.
+//!
+//! A call writes its frame itself (with the eventfd attached, for a
+//! Register), then blocks on a channel until the I/O thread hands it the
+//! reply with its id. The I/O thread is a one-thread tokio runtime started
+//! on first use and shared by every connection in the process; users see
+//! only blocking calls, and no runtime is imposed on them. When the service
+//! goes away the reader sees the socket close at once and fails every
+//! waiting call with ERROR_DDM_NOT_RUNNING; a service that stops answering
+//! is given up on after the call timeout, with the same error.
+
+use crate::stream::StreamState;
+use ddm_proto::frame::{encode_frame, FrameDecoder, PROTOCOL_VERSION};
+use ddm_proto::message::*;
+use ddm_proto::prost::Message as _;
+use ddm_proto::WinError;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use std::collections::HashMap;
+use std::io::{self, IoSlice, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+
+/// How long a call waits for its reply before the service counts as gone.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the reader and the callers share.
+pub(crate) struct Shared {
+    pending: Mutex<Pending>,
+    pub(crate) stream: StreamState,
+}
+
+#[derive(Default)]
+struct Pending {
+    closed: bool,
+    waiters: HashMap<u64, SyncSender<Reply>>,
+}
+
+impl Shared {
+    /// The connection is gone: fail every waiting call and end the stream.
+    fn close(&self) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.closed = true;
+        pending.waiters.clear();
+        drop(pending);
+        self.stream.end(WinError::ERROR_DDM_NOT_RUNNING);
+    }
+
+    fn dispatch(&self, message: ServiceMessage) {
+        match message.body {
+            Some(Push::Reply(reply)) => {
+                let waiter = self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .waiters
+                    .remove(&reply.id);
+                if let Some(waiter) = waiter {
+                    let _ = waiter.try_send(reply);
+                }
+            }
+            Some(Push::Event(event)) => self.stream.push(event),
+            Some(Push::Missed(Missed { count })) => self.stream.missed(count),
+            Some(Push::StreamEnd(StreamEnd { error })) => self.stream.end(WinError(error)),
+            None => {}
+        }
+    }
+}
+
+pub(crate) struct Connection {
+    socket: UnixStream,
+    write_lock: Mutex<()>,
+    pub(crate) shared: Arc<Shared>,
+    next_id: AtomicU64,
+    max_frame: usize,
+    timeout: Duration,
+    pub(crate) welcome: Welcome,
+}
+
+impl Connection {
+    /// Connects and completes the handshake.
+    pub(crate) fn open(path: &Path, timeout: Duration) -> Result<Connection, WinError> {
+        let socket = UnixStream::connect(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+                WinError::RPC_S_UNKNOWN_IF
+            }
+            io::ErrorKind::PermissionDenied => WinError::ERROR_ACCESS_DENIED,
+            _ => WinError::RPC_S_SERVER_UNAVAILABLE,
+        })?;
+        let welcome = handshake(&socket, timeout)?;
+        let max_frame = welcome.max_frame as usize;
+        socket
+            .set_nonblocking(true)
+            .map_err(|_| WinError::RPC_S_SERVER_UNAVAILABLE)?;
+        let reader = socket
+            .try_clone()
+            .map_err(|_| WinError::ERROR_NOT_ENOUGH_MEMORY)?;
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            stream: StreamState::default(),
+        });
+        let for_reader = shared.clone();
+        io_runtime().spawn(async move {
+            if let Ok(reader) = tokio::net::UnixStream::from_std(reader) {
+                read_loop(reader, &for_reader, max_frame).await;
+            }
+            for_reader.close();
+        });
+        Ok(Connection {
+            socket,
+            write_lock: Mutex::new(()),
+            shared,
+            next_id: AtomicU64::new(1),
+            max_frame,
+            timeout,
+            welcome,
+        })
+    }
+
+    /// Sends a request and waits for its reply. The reply's own error is
+    /// the caller's to read: some errors carry a result (ERROR_MORE_DATA).
+    pub(crate) fn call(
+        &self,
+        request: Request,
+        eventfd: Option<BorrowedFd<'_>>,
+    ) -> Result<Reply, WinError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply_to, reply) = sync_channel(1);
+        {
+            let mut pending = self
+                .shared
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if pending.closed {
+                return Err(WinError::ERROR_DDM_NOT_RUNNING);
+            }
+            pending.waiters.insert(id, reply_to);
+        }
+        let message = ClientMessage {
+            id,
+            body: Some(request),
+        };
+        let deadline = Instant::now() + self.timeout;
+        let sent = encode_frame(&message, self.max_frame)
+            .map_err(|_| WinError::ERROR_INVALID_PARAMETER)
+            .and_then(|frame| self.send(&frame, eventfd, deadline));
+        if let Err(e) = sent {
+            self.forget(id);
+            return Err(e);
+        }
+        let waited = reply.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+        waited.map_err(|_| {
+            self.forget(id);
+            WinError::ERROR_DDM_NOT_RUNNING
+        })
+    }
+
+    /// Sends a request whose reply nobody waits for.
+    pub(crate) fn notify(&self, request: Request) {
+        let message = ClientMessage {
+            id: 0,
+            body: Some(request),
+        };
+        if let Ok(frame) = encode_frame(&message, self.max_frame) {
+            let _ = self.send(&frame, None, Instant::now() + self.timeout);
+        }
+    }
+
+    fn forget(&self, id: u64) {
+        self.shared
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .waiters
+            .remove(&id);
+    }
+
+    /// Writes one whole frame, the eventfd riding on its first byte.
+    fn send(
+        &self,
+        mut frame: &[u8],
+        eventfd: Option<BorrowedFd<'_>>,
+        deadline: Instant,
+    ) -> Result<(), WinError> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut fd_pending = eventfd.map(|fd| fd.as_raw_fd());
+        while !frame.is_empty() {
+            let written = match fd_pending {
+                Some(fd) => sendmsg::<()>(
+                    self.socket.as_raw_fd(),
+                    &[IoSlice::new(frame)],
+                    &[ControlMessage::ScmRights(&[fd])],
+                    MsgFlags::MSG_NOSIGNAL,
+                    None,
+                )
+                .map_err(io::Error::from),
+                None => (&self.socket).write(frame),
+            };
+            match written {
+                Ok(n) => {
+                    frame = &frame[n..];
+                    fd_pending = None;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait_writable(self.socket.as_fd(), deadline)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(WinError::ERROR_DDM_NOT_RUNNING),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // The reader sees the end, fails any waiter and exits; the service
+        // drops every registration of this session.
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+fn wait_writable(fd: BorrowedFd<'_>, deadline: Instant) -> Result<(), WinError> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if remaining.is_zero() {
+        return Err(WinError::ERROR_DDM_NOT_RUNNING);
+    }
+    let ms = remaining.as_millis().clamp(1, i32::MAX as u128) as i32;
+    let mut polls = [PollFd::new(fd, PollFlags::POLLOUT)];
+    poll(
+        &mut polls,
+        PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+    )
+    .map(|_| ())
+    .or_else(|e| {
+        if e == nix::errno::Errno::EINTR {
+            Ok(())
+        } else {
+            Err(WinError::ERROR_DDM_NOT_RUNNING)
+        }
+    })
+}
+
+/// Hello, and the Welcome (or the refusal) that answers it.
+fn handshake(socket: &UnixStream, timeout: Duration) -> Result<Welcome, WinError> {
+    let unavailable = |_| WinError::RPC_S_SERVER_UNAVAILABLE;
+    socket
+        .set_read_timeout(Some(timeout))
+        .map_err(unavailable)?;
+    socket
+        .set_write_timeout(Some(timeout))
+        .map_err(unavailable)?;
+    let hello = ClientMessage {
+        id: 1,
+        body: Some(Request::Hello(Hello {
+            version: PROTOCOL_VERSION,
+        })),
+    };
+    let frame = encode_frame(&hello, usize::MAX).expect("a Hello always fits");
+    (&*socket).write_all(&frame).map_err(unavailable)?;
+    let mut header = [0u8; 4];
+    (&*socket).read_exact(&mut header).map_err(unavailable)?;
+    let len = u32::from_be_bytes(header) as usize;
+    if len > ddm_proto::frame::DEFAULT_MAX_FRAME {
+        return Err(WinError::RPC_S_PROTOCOL_ERROR);
+    }
+    let mut body = vec![0; len];
+    (&*socket).read_exact(&mut body).map_err(unavailable)?;
+    let message =
+        ServiceMessage::decode(body.as_slice()).map_err(|_| WinError::RPC_S_PROTOCOL_ERROR)?;
+    match message.body {
+        Some(Push::Reply(Reply {
+            error: 0,
+            result: Some(ReplyResult::Welcome(welcome)),
+            ..
+        })) => Ok(welcome),
+        Some(Push::Reply(Reply { error, .. })) if error != 0 => Err(WinError(error)),
+        _ => Err(WinError::RPC_S_PROTOCOL_ERROR),
+    }
+}
+
+async fn read_loop(mut reader: tokio::net::UnixStream, shared: &Shared, max_frame: usize) {
+    let mut decoder = FrameDecoder::new(max_frame);
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => decoder.extend(&chunk[..n]),
+        }
+        loop {
+            match decoder.next_message::<ServiceMessage>() {
+                Ok(Some(message)) => shared.dispatch(message),
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// The process's one I/O thread, started on first use.
+fn io_runtime() -> &'static tokio::runtime::Handle {
+    static RUNTIME: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("cannot start the mprapi I/O thread");
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name("mprapi-io".into())
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))
+            .expect("cannot start the mprapi I/O thread");
+        handle
+    })
+}

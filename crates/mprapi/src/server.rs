@@ -1,0 +1,192 @@
+//! `Server`: a server handle, and the calls made through it.
+
+use crate::connection::{Connection, DEFAULT_CALL_TIMEOUT};
+use crate::event::Event;
+use crate::stream::{EventStream, Snapshot};
+use crate::types::{InterfaceInfo, InterfacePage, ServerInfo, SessionInfo};
+use ddm_proto::endpoint::default_socket_path;
+use ddm_proto::message::*;
+use ddm_proto::WinError;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The result of every call: the value, or the Win32 error.
+pub type Result<T> = std::result::Result<T, WinError>;
+
+/// A server handle (`MprAdminServerConnect`): one authenticated session
+/// with one service. Dropping it is `MprAdminServerDisconnect`: the service
+/// drops every registration made through it.
+pub struct Server {
+    connection: Arc<Connection>,
+}
+
+impl Server {
+    /// `MprAdminServerConnect`. `None` is the local service, at the default
+    /// socket (`DDM_SOCKET` honoured). A remote name is not supported yet:
+    /// `ERROR_NOT_SUPPORTED`.
+    pub fn connect(server_name: Option<&str>) -> Result<Server> {
+        match server_name {
+            None => Self::connect_socket(&default_socket_path()),
+            Some(_) => Err(WinError::ERROR_NOT_SUPPORTED),
+        }
+    }
+
+    /// Connects to the local service listening on `path`.
+    pub fn connect_socket(path: &Path) -> Result<Server> {
+        Ok(Server {
+            connection: Arc::new(Connection::open(path, DEFAULT_CALL_TIMEOUT)?),
+        })
+    }
+
+    /// `MprAdminServerDisconnect`.
+    pub fn disconnect(self) {}
+
+    /// The role the service gave this session.
+    pub fn role(&self) -> Role {
+        Role::try_from(self.connection.welcome.role).unwrap_or(Role::None)
+    }
+
+    /// The service's number for this session.
+    pub fn session_id(&self) -> u64 {
+        self.connection.welcome.session
+    }
+
+    fn call(&self, request: Request) -> Result<Option<ReplyResult>> {
+        self.call_with_fd(request, None)
+    }
+
+    fn call_with_fd(&self, request: Request, event: Option<&Event>) -> Result<Option<ReplyResult>> {
+        let reply = self.connection.call(request, event.map(|e| e.as_fd()))?;
+        WinError(reply.error).into_result()?;
+        Ok(reply.result)
+    }
+
+    /// `MprAdminServerGetInfo`, level 0.
+    pub fn server_info(&self) -> Result<ServerInfo> {
+        match self.call(Request::ServerGetInfo(ServerGetInfo { level: 0 }))? {
+            Some(ReplyResult::ServerInfo(info)) => Ok(info.into()),
+            _ => Err(WinError::RPC_S_PROTOCOL_ERROR),
+        }
+    }
+
+    /// True when the service answers and its DDM is running.
+    pub fn is_service_running(&self) -> bool {
+        self.server_info().is_ok_and(|info| !info.lan_only_mode)
+    }
+
+    /// `MprAdminInterfaceEnum`, level 0: one page of at most `max_entries`
+    /// interfaces (0: as many as fit a frame) after `resume_handle`.
+    pub fn interface_enum(&self, max_entries: u32, resume_handle: u32) -> Result<InterfacePage> {
+        let request = Request::InterfaceEnum(InterfaceEnum {
+            level: 0,
+            max_entries,
+            resume_handle,
+        });
+        let reply = self.connection.call(request, None)?;
+        let error = WinError(reply.error);
+        if !error.is_ok() && error != WinError::ERROR_MORE_DATA {
+            return Err(error);
+        }
+        match reply.result {
+            Some(ReplyResult::Interfaces(list)) => Ok(InterfacePage {
+                interfaces: list.interfaces.into_iter().map(Into::into).collect(),
+                total_entries: list.total_entries,
+                resume_handle: (error == WinError::ERROR_MORE_DATA).then_some(list.resume_handle),
+            }),
+            _ => Err(WinError::RPC_S_PROTOCOL_ERROR),
+        }
+    }
+
+    /// Every interface, in handle order (all pages of `interface_enum`).
+    pub fn interfaces(&self) -> Result<Vec<InterfaceInfo>> {
+        let mut all = Vec::new();
+        let mut resume = 0;
+        loop {
+            let page = self.interface_enum(0, resume)?;
+            all.extend(page.interfaces);
+            match page.resume_handle {
+                Some(next) => resume = next,
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// `MprAdminInterfaceGetInfo`, level 0.
+    pub fn interface(&self, handle: u32) -> Result<InterfaceInfo> {
+        match self.call(Request::InterfaceGetInfo(InterfaceGetInfo {
+            level: 0,
+            handle,
+        }))? {
+            Some(ReplyResult::Interface(interface)) => Ok(interface.into()),
+            _ => Err(WinError::RPC_S_PROTOCOL_ERROR),
+        }
+    }
+
+    /// `MprAdminRegisterConnectionNotification`: from when this returns,
+    /// `event` is signaled after every connect or disconnect the DDM
+    /// commits, until it is deregistered or this handle is dropped.
+    /// Registering an event twice is one registration.
+    pub fn register_connection_notification(&self, event: &Event) -> Result<()> {
+        let request = Request::Register(Register { event: event.id() });
+        self.call_with_fd(request, Some(event)).map(drop)
+    }
+
+    /// `MprAdminDeregisterConnectionNotification`: once this returns, the
+    /// registration never signals `event` again. `ERROR_INVALID_PARAMETER`
+    /// when `event` is not registered on this handle.
+    pub fn deregister_connection_notification(&self, event: &Event) -> Result<()> {
+        self.call(Request::Deregister(Deregister { event: event.id() }))
+            .map(drop)
+    }
+
+    /// Opens the typed event stream: a snapshot, then every event after it.
+    pub fn subscribe(&self) -> Result<EventStream> {
+        self.connection.shared.stream.open();
+        match self.call(Request::Subscribe(Subscribe {}))? {
+            Some(ReplyResult::Snapshot(s)) => Ok(EventStream::new(
+                self.connection.clone(),
+                Snapshot {
+                    seq: s.seq,
+                    interfaces: s.interfaces.into_iter().map(Into::into).collect(),
+                },
+            )),
+            _ => Err(WinError::RPC_S_PROTOCOL_ERROR),
+        }
+    }
+
+    /// Starts (`true`) or stops the DDM. Admin only. Stopping signals every
+    /// registered event once, drops every registration and ends every
+    /// stream; calls that need the DDM then return ERROR_DDM_NOT_RUNNING.
+    pub fn set_router_running(&self, run: bool) -> Result<()> {
+        self.call(Request::RouterControl(RouterControl { run }))
+            .map(drop)
+    }
+
+    /// Every session with its registrations. Admin only.
+    pub fn sessions(&self) -> Result<Vec<SessionInfo>> {
+        match self.call(Request::ListSessions(ListSessions {}))? {
+            Some(ReplyResult::Sessions(list)) => {
+                Ok(list.sessions.into_iter().map(Into::into).collect())
+            }
+            _ => Err(WinError::RPC_S_PROTOCOL_ERROR),
+        }
+    }
+}
+
+/// `MprAdminIsServiceRunning`: false when the service is down, its DDM is
+/// stopped, or the caller may not ask.
+pub fn is_service_running(server_name: Option<&str>) -> bool {
+    Server::connect(server_name).is_ok_and(|s| s.is_service_running())
+}
+
+/// `MprAdminGetErrorString`: the text of a Win32 error number, or
+/// `ERROR_MR_MID_NOT_FOUND`.
+pub fn error_string(code: u32) -> Result<&'static str> {
+    WinError(code).text()
+}
+
+/// The call timeout after which an unanswered call returns
+/// ERROR_DDM_NOT_RUNNING.
+pub const CALL_TIMEOUT: Duration = DEFAULT_CALL_TIMEOUT;

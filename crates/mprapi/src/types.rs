@@ -1,0 +1,116 @@
+//! What the calls return, in Rust terms (the wire forms live in ddm-proto).
+
+use ddm_proto::message::{self, Role};
+use ddm_proto::model::ConnectionState;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// `MPR_SERVER_0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// True while the DDM is stopped: the router is in LAN-only mode.
+    pub lan_only_mode: bool,
+    pub up_time: Duration,
+    pub total_ports: u32,
+    pub ports_in_use: u32,
+}
+
+impl From<message::ServerInfo> for ServerInfo {
+    fn from(m: message::ServerInfo) -> Self {
+        ServerInfo {
+            lan_only_mode: m.lan_only_mode,
+            up_time: Duration::from_secs(m.up_time.into()),
+            total_ports: m.total_ports,
+            ports_in_use: m.ports_in_use,
+        }
+    }
+}
+
+/// `MPR_INTERFACE_0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceInfo {
+    pub name: String,
+    /// Stays the same while the interface exists; never reused while the
+    /// service runs.
+    pub handle: u32,
+    pub enabled: bool,
+    /// A `ROUTER_INTERFACE_TYPE` (see `ddm_proto::model::interface_type`).
+    pub if_type: u32,
+    pub state: ConnectionState,
+    /// `MPR_INTERFACE_*` bits (see `ddm_proto::model::unreachability`).
+    pub unreachability_reasons: u32,
+    pub last_error: u32,
+}
+
+impl From<message::Interface> for InterfaceInfo {
+    fn from(m: message::Interface) -> Self {
+        InterfaceInfo {
+            state: ConnectionState::from_u32(m.connection_state),
+            name: m.name,
+            handle: m.handle,
+            enabled: m.enabled,
+            if_type: m.if_type,
+            unreachability_reasons: m.unreachability_reasons,
+            last_error: m.last_error,
+        }
+    }
+}
+
+/// One page of `MprAdminInterfaceEnum`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfacePage {
+    pub interfaces: Vec<InterfaceInfo>,
+    pub total_entries: u32,
+    /// Where the next page starts; `None` when this was the last.
+    pub resume_handle: Option<u32>,
+}
+
+/// One session, as `ddm registrations` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub session: u64,
+    pub pid: i32,
+    pub uid: u32,
+    pub role: Role,
+    pub registrations: u32,
+    pub subscribed: bool,
+}
+
+impl From<message::SessionEntry> for SessionInfo {
+    fn from(m: message::SessionEntry) -> Self {
+        SessionInfo {
+            session: m.session,
+            pid: m.pid,
+            uid: m.uid,
+            role: Role::try_from(m.role).unwrap_or(Role::None),
+            registrations: m.registrations,
+            subscribed: m.subscribed,
+        }
+    }
+}
+
+/// One connect (`to == Connected`) or disconnect (`from == Connected`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionEvent {
+    /// The service's commit sequence number: consecutive, no gaps but those
+    /// a `Missed` marker reports.
+    pub seq: u64,
+    pub handle: u32,
+    pub interface: String,
+    pub from: ConnectionState,
+    pub to: ConnectionState,
+    /// When the service committed it.
+    pub time: SystemTime,
+}
+
+impl From<message::ConnectionEvent> for ConnectionEvent {
+    fn from(m: message::ConnectionEvent) -> Self {
+        ConnectionEvent {
+            seq: m.seq,
+            handle: m.handle,
+            interface: m.name,
+            from: ConnectionState::from_u32(m.from),
+            to: ConnectionState::from_u32(m.to),
+            time: UNIX_EPOCH + Duration::from_nanos(m.time_unix_ns),
+        }
+    }
+}
