@@ -56,6 +56,9 @@ impl Shared {
     fn dispatch(&self, message: ServiceMessage) {
         match message.body {
             Some(Push::Reply(reply)) => {
+                if matches!(reply.result, Some(ReplyResult::Snapshot(_))) {
+                    self.stream.activate();
+                }
                 let waiter = self
                     .pending
                     .lock()

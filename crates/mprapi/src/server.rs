@@ -2,7 +2,7 @@
 
 use crate::connection::{Connection, DEFAULT_CALL_TIMEOUT};
 use crate::event::Event;
-use crate::stream::{EventStream, Snapshot};
+use crate::stream::{EventStream, Snapshot, STREAM_CAPACITY};
 use crate::types::{InterfaceInfo, InterfacePage, ServerInfo, SessionInfo};
 use ddm_proto::endpoint::default_socket_path;
 use ddm_proto::message::*;
@@ -142,8 +142,16 @@ impl Server {
     }
 
     /// Opens the typed event stream: a snapshot, then every event after it.
+    /// The library holds up to [`STREAM_CAPACITY`] unread events.
     pub fn subscribe(&self) -> Result<EventStream> {
-        self.connection.shared.stream.open();
+        self.subscribe_bounded(STREAM_CAPACITY)
+    }
+
+    /// [`Server::subscribe`], holding at most `capacity` unread events;
+    /// past that, a [`StreamItem::Missed`](crate::StreamItem) marker counts
+    /// what was dropped.
+    pub fn subscribe_bounded(&self, capacity: usize) -> Result<EventStream> {
+        self.connection.shared.stream.prepare(capacity);
         match self.call(Request::Subscribe(Subscribe {}))? {
             Some(ReplyResult::Snapshot(s)) => Ok(EventStream::new(
                 self.connection.clone(),

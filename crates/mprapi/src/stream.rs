@@ -45,6 +45,10 @@ pub(crate) struct StreamState {
 
 #[derive(Default)]
 struct Inner {
+    /// The bound of the next stream to open.
+    capacity: usize,
+    /// Open from the snapshot reply on; events before it belong to an
+    /// earlier subscription and are dropped.
     backlog: Option<Backlog<message::ConnectionEvent>>,
     end: Option<WinError>,
 }
@@ -55,11 +59,19 @@ impl StreamState {
         self.ready.notify_all();
     }
 
-    pub(crate) fn open(&self) {
+    /// A Subscribe is about to be sent.
+    pub(crate) fn prepare(&self, capacity: usize) {
         self.update(|s| {
-            s.backlog = Some(Backlog::new(STREAM_CAPACITY));
+            s.capacity = capacity;
+            s.backlog = None;
             s.end = None;
         });
+    }
+
+    /// The reader saw the snapshot reply: the service sends this
+    /// subscription's events only after it.
+    pub(crate) fn activate(&self) {
+        self.update(|s| s.backlog = Some(Backlog::new(s.capacity)));
     }
 
     fn close(&self) {

@@ -1,0 +1,147 @@
+//! G3 and faults: killed clients, a stopped DDM, a killed service.
+
+use crate::support::*;
+use mprapi::{Event, StreamItem, WinError};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn open_descriptors(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn a_sigkilled_client_leaves_no_registration_and_the_service_carries_on() {
+    let lab = Lab::new();
+    lab.add_link("va");
+    let admin = lab.service.connect();
+    let service_pid = lab.service.pid();
+    let fds_before = open_descriptors(service_pid);
+
+    let mut client = lab
+        .service
+        .ddm(&["watch"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client_pid = client.id() as i32;
+    wait_until("the client has registered", || {
+        admin
+            .sessions()
+            .unwrap()
+            .iter()
+            .any(|s| s.pid == client_pid && s.registrations == 1)
+    });
+    assert!(open_descriptors(service_pid) > fds_before);
+
+    client.kill().unwrap();
+    client.wait().unwrap();
+    wait_until("the client's session is gone", || {
+        admin
+            .sessions()
+            .unwrap()
+            .iter()
+            .all(|s| s.pid != client_pid)
+    });
+    assert_eq!(
+        open_descriptors(service_pid),
+        fds_before,
+        "the service's descriptors are back where they were"
+    );
+
+    let server = lab.service.connect();
+    let event = Event::auto().unwrap();
+    server.register_connection_notification(&event).unwrap();
+    lab.set_up("va", true);
+    expect_signal(&event, "the service still serves");
+}
+
+#[test]
+fn router_stop_gives_ddm_not_running_and_start_restores() {
+    let lab = Lab::new();
+    lab.add_link("va");
+    let server = lab.service.connect();
+    let event = Event::manual().unwrap();
+    server.register_connection_notification(&event).unwrap();
+    let stream = server.subscribe().unwrap();
+
+    server.set_router_running(false).unwrap();
+    expect_signal(&event, "stopping the DDM signals its registrations once");
+    assert_eq!(
+        stream.next_timeout(PATIENCE),
+        Some(StreamItem::End(WinError::ERROR_DDM_NOT_RUNNING))
+    );
+    assert!(server.server_info().unwrap().lan_only_mode);
+    assert!(!server.is_service_running());
+    let not_running = Err(WinError::ERROR_DDM_NOT_RUNNING);
+    assert_eq!(server.interfaces().map(drop), not_running);
+    assert_eq!(server.register_connection_notification(&event), not_running);
+    assert_eq!(
+        server.deregister_connection_notification(&event),
+        not_running
+    );
+    let status = lab.service.ddm(&["status"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&status.stdout).trim(), "stopped");
+
+    server.set_router_running(true).unwrap();
+    assert!(server.is_service_running());
+    assert!(server.interfaces().unwrap().iter().any(|i| i.name == "va"));
+    assert_eq!(
+        server.deregister_connection_notification(&event),
+        Err(WinError::ERROR_INVALID_PARAMETER),
+        "the stop dropped the registration"
+    );
+    event.reset();
+    server.register_connection_notification(&event).unwrap();
+    lab.set_up("va", true);
+    expect_signal(&event, "registrations work again after start");
+}
+
+#[test]
+fn a_call_on_a_handle_whose_service_was_killed_fails_promptly() {
+    let mut lab = Lab::new();
+    let server = lab.service.connect();
+    let stream = server.subscribe().unwrap();
+    lab.service.kill();
+    let start = Instant::now();
+    assert_eq!(
+        server.interfaces().map(drop),
+        Err(WinError::ERROR_DDM_NOT_RUNNING)
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        stream.next_timeout(PATIENCE),
+        Some(StreamItem::End(WinError::ERROR_DDM_NOT_RUNNING))
+    );
+    let event = Event::auto().unwrap();
+    assert_eq!(
+        server.register_connection_notification(&event),
+        Err(WinError::ERROR_DDM_NOT_RUNNING)
+    );
+    assert_eq!(
+        mprapi::Server::connect_socket(&lab.service.socket).err(),
+        Some(WinError::RPC_S_UNKNOWN_IF),
+        "no service at that address"
+    );
+}
+
+#[test]
+fn a_stuck_service_does_not_hang_a_call() {
+    let lab = Lab::new();
+    let server = lab.service.connect();
+    let pid = nix::unistd::Pid::from_raw(lab.service.pid());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let result = server.interfaces().map(drop);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    assert_eq!(
+        result,
+        Err(WinError::ERROR_DDM_NOT_RUNNING),
+        "a call times out rather than hangs"
+    );
+}

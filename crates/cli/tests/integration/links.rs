@@ -1,0 +1,182 @@
+//! Kernel links become interfaces with the right connection state, and only
+//! connects and disconnects are connection events.
+
+use crate::support::*;
+use mprapi::{ConnectionState, Event, StreamItem};
+
+fn state_of(lab: &Lab, name: &str) -> Option<ConnectionState> {
+    let server = lab.service.connect();
+    server
+        .interfaces()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.name == name)
+        .map(|i| i.state)
+}
+
+#[test]
+fn a_veth_brought_up_is_connected_and_brought_down_disconnected() {
+    let lab = Lab::new();
+    lab.add_link("va");
+    wait_until("va is listed", || {
+        state_of(&lab, "va") == Some(ConnectionState::Disconnected)
+    });
+    lab.set_up("va", true);
+    wait_until("va is connected", || {
+        state_of(&lab, "va") == Some(ConnectionState::Connected)
+    });
+    lab.set_up("va", false);
+    wait_until("va is disconnected", || {
+        state_of(&lab, "va") == Some(ConnectionState::Disconnected)
+    });
+}
+
+#[test]
+fn up_without_carrier_is_not_connected() {
+    let lab = Lab::new();
+    lab.add_link("va");
+    lab.far.ip(&["link", "set", "vap", "down"]);
+    lab.set_up("va", true);
+    let server = lab.service.connect();
+    wait_until("va is enabled", || {
+        server
+            .interfaces()
+            .unwrap()
+            .iter()
+            .any(|i| i.name == "va" && i.enabled)
+    });
+    let va = server
+        .interfaces()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.name == "va")
+        .unwrap();
+    assert_eq!(va.state, ConnectionState::Disconnected);
+    assert_eq!(
+        va.unreachability_reasons,
+        mprapi::unreachability::NO_MEDIA_SENSE
+    );
+    // Carrier arrives: now it connects.
+    lab.far.ip(&["link", "set", "vap", "up"]);
+    wait_until("va connects with carrier", || {
+        state_of(&lab, "va") == Some(ConnectionState::Connected)
+    });
+}
+
+#[test]
+fn a_link_deleted_while_connected_disconnects() {
+    let lab = Lab::new();
+    lab.add_link("va");
+    lab.set_up("va", true);
+    wait_until("va is connected", || {
+        state_of(&lab, "va") == Some(ConnectionState::Connected)
+    });
+    let server = lab.service.connect();
+    let stream = server.subscribe().unwrap();
+    lab.router.ip(&["link", "del", "va"]);
+    // The kernel downs a link before deleting it, so the disconnect may
+    // arrive as connected -> disconnected, or as connected -> unreachable
+    // when the deletion is the first news: either way, exactly one.
+    match stream.next_timeout(PATIENCE) {
+        Some(StreamItem::Event(e)) => {
+            assert_eq!(
+                (e.interface.as_str(), e.from),
+                ("va", ConnectionState::Connected)
+            );
+            assert_ne!(e.to, ConnectionState::Connected);
+        }
+        other => panic!("expected a disconnect, got {other:?}"),
+    }
+    wait_until("va is gone", || state_of(&lab, "va").is_none());
+    assert_eq!(
+        stream.next_timeout(QUIET),
+        None,
+        "one disconnect, nothing more"
+    );
+}
+
+#[test]
+fn address_and_mtu_changes_signal_nothing() {
+    let lab = Lab::new();
+    lab.add_link("va");
+    lab.set_up("va", true);
+    wait_until("va is connected", || {
+        state_of(&lab, "va") == Some(ConnectionState::Connected)
+    });
+    let server = lab.service.connect();
+    let event = Event::manual().unwrap();
+    server.register_connection_notification(&event).unwrap();
+    lab.router.ip(&["link", "set", "va", "mtu", "1400"]);
+    lab.router.ip(&["addr", "add", "192.0.2.1/24", "dev", "va"]);
+    lab.router.ip(&["link", "set", "va", "alias", "uplink"]);
+    expect_silence(&event, "MTU, address and alias changes");
+    // The registration is live: a real disconnect does signal.
+    lab.set_up("va", false);
+    expect_signal(&event, "va went down");
+}
+
+#[test]
+fn interface_enum_pages_with_more_data_and_a_resume_handle() {
+    let lab = Lab::new();
+    for name in ["va", "vb", "vc", "vd", "ve"] {
+        lab.add_link(name);
+    }
+    let server = lab.service.connect();
+    wait_until("all links are listed", || {
+        server.interfaces().unwrap().len() == 6
+    });
+    let first = server.interface_enum(2, 0).unwrap();
+    assert_eq!(first.interfaces.len(), 2);
+    assert_eq!(first.total_entries, 6);
+    let resume = first
+        .resume_handle
+        .expect("ERROR_MORE_DATA gives a resume handle");
+    let mut names: Vec<String> = first.interfaces.into_iter().map(|i| i.name).collect();
+    let rest = server.interface_enum(0, resume).unwrap();
+    assert_eq!(
+        rest.resume_handle, None,
+        "the last page ends the enumeration"
+    );
+    names.extend(rest.interfaces.into_iter().map(|i| i.name));
+    names.sort();
+    assert_eq!(names, ["lo", "va", "vb", "vc", "vd", "ve"]);
+}
+
+#[test]
+fn interface_get_info_by_handle_and_unknown_handles() {
+    let lab = Lab::new();
+    lab.add_link("va");
+    let server = lab.service.connect();
+    wait_until("va is listed", || {
+        server.interfaces().unwrap().iter().any(|i| i.name == "va")
+    });
+    let va = server
+        .interfaces()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.name == "va")
+        .unwrap();
+    assert_eq!(server.interface(va.handle).unwrap(), va);
+    assert_eq!(
+        server.interface(999_999).unwrap_err(),
+        mprapi::WinError::ERROR_INVALID_HANDLE
+    );
+}
+
+#[test]
+fn excluded_links_are_not_interfaces() {
+    let lab = Lab::with_config(Some("[links]\nexclude = [\"lo\", \"skip*\"]\n"));
+    lab.add_link("va");
+    lab.add_link("skip0");
+    let server = lab.service.connect();
+    wait_until("va is listed", || {
+        server.interfaces().unwrap().iter().any(|i| i.name == "va")
+    });
+    let names: Vec<String> = server
+        .interfaces()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert_eq!(names, ["va"]);
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real `ddm serve` against real kernel links in
+//! private network namespaces. They need root (see `support::require_root`).
+
+mod access;
+mod cli;
+mod faults;
+mod links;
+mod notify;
+mod protocol;
+mod stream;
+mod support;

@@ -1,0 +1,254 @@
+//! The test lab: private network namespaces, veth pairs, and the real
+//! `ddm serve` binary running inside.
+//!
+//! Each lab has two namespaces: the router's, where the service runs and
+//! sees its links, and the far end's, which holds each veth's peer (as if
+//! the cable went to another host). Flipping a router-side link therefore
+//! changes exactly one interface. Everything is removed on drop, also when
+//! a test fails.
+
+use mprapi::{Event, Server};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for something that should happen.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+/// How long a test waits to be sure something does not happen.
+pub const QUIET: Duration = Duration::from_millis(500);
+
+pub const DDM: &str = env!("CARGO_BIN_EXE_ddm");
+
+/// Fails the test, loudly, when not root: these tests need namespaces.
+pub fn require_root() {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "the integration tests create network namespaces and must run as root (sudo cargo test)"
+    );
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+}
+
+/// Runs a command, failing the test if it fails.
+pub fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(role: &str) -> Netns {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "ddmt-{}-{}-{role}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        run("ip", &["netns", "add", &name]);
+        Netns { name }
+    }
+
+    /// `ip -n NS ARGS...`
+    pub fn ip(&self, args: &[&str]) {
+        let mut all = vec!["-n", &self.name];
+        all.extend_from_slice(args);
+        run("ip", &all);
+    }
+
+    /// Many `ip` commands in one process (`ip -batch`), for bursts.
+    pub fn ip_batch(&self, lines: &str) {
+        use std::io::Write;
+        let mut child = Command::new("ip")
+            .args(["-n", &self.name, "-batch", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(lines.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "ip -batch failed");
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// The service, running in its namespace, with its own socket and log.
+pub struct Service {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    pub socket: PathBuf,
+}
+
+impl Service {
+    /// Starts `ddm serve` in `netns` with an optional TOML config, and
+    /// waits until it answers.
+    pub fn start(netns: &Netns, config: Option<&str>) -> Service {
+        let dir = tempfile::tempdir().unwrap();
+        // Readable by the unprivileged clients of the access tests.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let socket = dir.path().join("ddm.sock");
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &netns.name, DDM, "serve", "--socket"])
+            .arg(&socket);
+        if let Some(config) = config {
+            let path = dir.path().join("ddm.toml");
+            std::fs::write(&path, config).unwrap();
+            command.arg("--config").arg(path);
+        }
+        let log = std::fs::File::create(dir.path().join("ddm.log")).unwrap();
+        command.stdout(Stdio::null()).stderr(log);
+        let child = command.spawn().unwrap();
+        let service = Service {
+            child: Some(child),
+            dir,
+            socket,
+        };
+        wait_until("the service answers", || {
+            Server::connect_socket(&service.socket).is_ok()
+        });
+        service
+    }
+
+    pub fn connect(&self) -> Server {
+        Server::connect_socket(&self.socket).expect("connect to the service")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("ddm.log")).unwrap_or_default()
+    }
+
+    /// Kills the service with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends a signal and waits for the service to exit.
+    pub fn stop_with(&mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        child.wait().unwrap()
+    }
+
+    /// A `ddm` client command against this service.
+    pub fn ddm(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(DDM);
+        command.args(args).arg("--socket").arg(&self.socket);
+        command
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A router namespace with the service, and a far end for veth peers.
+pub struct Lab {
+    pub service: Service,
+    pub router: Netns,
+    pub far: Netns,
+}
+
+impl Lab {
+    pub fn new() -> Lab {
+        Self::with_config(None)
+    }
+
+    pub fn with_config(config: Option<&str>) -> Lab {
+        require_root();
+        let router = Netns::new("r");
+        let far = Netns::new("f");
+        let service = Service::start(&router, config);
+        Lab {
+            service,
+            router,
+            far,
+        }
+    }
+
+    /// Adds veth `name` (router side, down) whose peer is up at the far end.
+    pub fn add_link(&self, name: &str) {
+        let peer = format!("{name}p");
+        self.router.ip(&[
+            "link",
+            "add",
+            name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+            "netns",
+            &self.far.name,
+        ]);
+        self.far.ip(&["link", "set", &peer, "up"]);
+    }
+
+    pub fn set_up(&self, name: &str, up: bool) {
+        self.router
+            .ip(&["link", "set", name, if up { "up" } else { "down" }]);
+    }
+
+    /// `count` state flips of `name`, alternately up and down, in one burst.
+    pub fn flap(&self, name: &str, count: usize) {
+        let lines: String = (0..count)
+            .map(|i| {
+                format!(
+                    "link set {name} {}\n",
+                    if i % 2 == 0 { "up" } else { "down" }
+                )
+            })
+            .collect();
+        self.router.ip_batch(&lines);
+    }
+}
+
+/// Polls `condition` until it holds, failing the test after [`PATIENCE`].
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits for `event`, failing the test if it is not signaled in time.
+pub fn expect_signal(event: &Event, what: &str) {
+    assert!(event.wait(Some(PATIENCE)), "event not signaled: {what}");
+}
+
+/// Asserts `event` stays unsignaled for [`QUIET`].
+pub fn expect_silence(event: &Event, what: &str) {
+    assert!(
+        !event.wait(Some(QUIET)),
+        "event signaled, but should not be: {what}"
+    );
+}
