@@ -5,14 +5,18 @@
 //! change can fall between the two. When the kernel drops notifications
 //! because the monitor's receive buffer overran (ENOBUFS), the monitor dumps
 //! again and the table reconciles against the dump: a lost message can delay
-//! a transition, never hide it. Messages queued behind the dump are applied
-//! after it, in the kernel's order, so the last word on a link is always the
-//! kernel's latest.
+//! a transition, never hide it. The order matters: the kernel drops the
+//! newest messages but reports the loss before the older ones still queued,
+//! so those are applied first, then the dump; whatever arrives after it was
+//! generated after the loss, and the last message about a link is always
+//! the kernel's latest word on it. A dump the kernel marks as interrupted is
+//! done again, so a link it skipped is never taken for deleted.
 
 use crate::config::LinksConfig;
 use crate::table::LinkState;
 use netlink_packet_core::{
-    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_DUMP_INTR,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
@@ -54,35 +58,75 @@ pub async fn monitor(config: &LinksConfig, events: UnboundedSender<LinkEvent>) -
             .send(event)
             .map_err(|_| io::Error::other("router has stopped"))
     };
-    dump_seq += 1;
-    dump(&mut dumps, dump_seq, &mut buffer, &mut send).await?;
+    dump(&mut dumps, &mut dump_seq, &mut buffer, &mut send).await?;
     loop {
         buffer.clear();
         match changes.recv(&mut buffer).await {
-            Ok(()) => {
-                for event in parse(&buffer).filter_map(|m| link_event(m.payload)) {
-                    send(event)?;
-                }
-            }
+            Ok(()) => forward(&buffer, &mut send)?,
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                 tracing::warn!(
                     "kernel link notifications overran; dumping links again to reconcile"
                 );
-                dump_seq += 1;
-                dump(&mut dumps, dump_seq, &mut buffer, &mut send).await?;
+                // The kernel dropped the newest messages but reports the
+                // loss before the older ones still queued: take those
+                // first, so nothing older than the dump comes after it.
+                drain(&changes, &mut buffer, &mut send)?;
+                dump(&mut dumps, &mut dump_seq, &mut buffer, &mut send).await?;
             }
             Err(e) => return Err(e),
         }
     }
 }
 
+fn forward(datagram: &[u8], send: &mut impl FnMut(LinkEvent) -> io::Result<()>) -> io::Result<()> {
+    parse(datagram)
+        .filter_map(|m| link_event(m.payload))
+        .try_for_each(send)
+}
+
+/// Forwards every message already queued on the monitor socket.
+fn drain(
+    socket: &TokioSocket,
+    buffer: &mut Vec<u8>,
+    send: &mut impl FnMut(LinkEvent) -> io::Result<()>,
+) -> io::Result<()> {
+    loop {
+        buffer.clear();
+        match socket.socket_ref().recv(buffer, libc::MSG_DONTWAIT) {
+            Ok(_) => forward(buffer, send)?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Requests every link and reports them between `DumpBegin` and `DumpEnd`.
+/// A dump the kernel flags as interrupted (links changed while it ran, so
+/// it may have skipped one) is started over and never ends a
+/// reconciliation: a link it skipped must not count as deleted.
 async fn dump(
+    socket: &mut TokioSocket,
+    seq: &mut u32,
+    buffer: &mut Vec<u8>,
+    send: &mut impl FnMut(LinkEvent) -> io::Result<()>,
+) -> io::Result<()> {
+    loop {
+        *seq = seq.wrapping_add(1);
+        if dump_once(socket, *seq, buffer, send).await? {
+            return send(LinkEvent::DumpEnd);
+        }
+        tracing::debug!("link dump was interrupted by changes; dumping again");
+    }
+}
+
+/// One dump; true when it completed consistently.
+async fn dump_once(
     socket: &mut TokioSocket,
     seq: u32,
     buffer: &mut Vec<u8>,
     send: &mut impl FnMut(LinkEvent) -> io::Result<()>,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     let mut header = NetlinkHeader::default();
     header.flags = NLM_F_REQUEST | NLM_F_DUMP;
     header.sequence_number = seq;
@@ -96,15 +140,15 @@ async fn dump(
     socket.send(&bytes).await?;
 
     send(LinkEvent::DumpBegin)?;
+    let mut consistent = true;
     loop {
         buffer.clear();
         socket.recv(buffer).await?;
         for message in parse(buffer).filter(|m| m.header.sequence_number == seq) {
+            consistent &= message.header.flags & NLM_F_DUMP_INTR == 0;
             match message.payload {
-                NetlinkPayload::Done(_) => return send(LinkEvent::DumpEnd),
-                NetlinkPayload::Error(e) => {
-                    return Err(e.to_io());
-                }
+                NetlinkPayload::Done(_) => return Ok(consistent),
+                NetlinkPayload::Error(e) => return Err(e.to_io()),
                 payload => {
                     if let Some(event) = link_event(payload) {
                         send(event)?;

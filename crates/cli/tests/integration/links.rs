@@ -180,3 +180,40 @@ fn excluded_links_are_not_interfaces() {
         .collect();
     assert_eq!(names, ["va"]);
 }
+
+#[test]
+fn a_netlink_overrun_is_recovered_by_dumping_again() {
+    // A receive buffer the kernel's minimum: a burst must overrun it.
+    let lab = Lab::with_config(Some("[links]\nreceive_buffer_bytes = 1\n"));
+    lab.add_link("va");
+    lab.add_link("vb");
+    let server = lab.service.connect();
+    let event = Event::manual().unwrap();
+    server.register_connection_notification(&event).unwrap();
+    let burst: String = (0..3000)
+        .map(|i| {
+            format!(
+                "link set {} {}\n",
+                if i % 3 == 0 { "vb" } else { "va" },
+                if i % 2 == 0 { "up" } else { "down" }
+            )
+        })
+        .chain([
+            "link set va down\n".into(),
+            "link set vb up\n".into(),
+            "link add vc type veth peer name vcp\n".into(),
+        ])
+        .collect();
+    lab.router.ip_batch(&burst);
+    wait_until("the service dumped again after the overrun", || {
+        lab.service.log().contains("overran")
+    });
+    wait_until("the table matches the kernel", || {
+        let table = server.interfaces().unwrap();
+        let state = |name: &str| table.iter().find(|i| i.name == name).map(|i| i.state);
+        state("va") == Some(ConnectionState::Disconnected)
+            && state("vb") == Some(ConnectionState::Connected)
+            && state("vc").is_some()
+    });
+    assert!(event.is_set(), "the transitions found were signaled");
+}
