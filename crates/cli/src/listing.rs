@@ -67,8 +67,8 @@ pub fn interfaces(server: &Server, json: bool) -> Result<(), WinError> {
         return Ok(());
     }
     println!(
-        "{:>6}  {:<16} {:<10} {:<7} {:<13} {}",
-        "HANDLE", "NAME", "TYPE", "ENABLED", "STATE", "LAST_ERROR"
+        "{:>6}  {:<16} {:<10} {:<7} {:<13} LAST_ERROR",
+        "HANDLE", "NAME", "TYPE", "ENABLED", "STATE"
     );
     for i in &interfaces {
         println!(
@@ -104,8 +104,8 @@ pub fn registrations(server: &Server, json: bool) -> Result<(), WinError> {
         return Ok(());
     }
     println!(
-        "{:>8}  {:>8}  {:>6}  {:<8} {:>13}  {}",
-        "SESSION", "PID", "UID", "ROLE", "REGISTRATIONS", "STREAM"
+        "{:>8}  {:>8}  {:>6}  {:<8} {:>13}  STREAM",
+        "SESSION", "PID", "UID", "ROLE", "REGISTRATIONS"
     );
     for s in &sessions {
         println!(

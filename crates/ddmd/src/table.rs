@@ -161,7 +161,7 @@ impl InterfaceTable {
             seen.remove(&index);
         }
         let entry = self.by_index.remove(&index)?;
-        entry.link.is_connected().then(|| Transition {
+        entry.link.is_connected().then_some(Transition {
             handle: entry.handle,
             name: entry.link.name,
             from: ConnectionState::Connected,

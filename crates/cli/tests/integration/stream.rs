@@ -26,13 +26,13 @@ fn a_snapshot_then_every_event_in_sequence() {
 
     lab.set_up("va", true);
     lab.set_up("va", false);
-    let mut expected = [
+    let expected = [
         (ConnectionState::Disconnected, ConnectionState::Connected),
         (ConnectionState::Connected, ConnectionState::Disconnected),
     ]
     .into_iter();
     let mut seq = snapshot.seq;
-    while let Some((from, to)) = expected.next() {
+    for (from, to) in expected {
         match stream.next_timeout(PATIENCE) {
             Some(StreamItem::Event(e)) => {
                 seq += 1;
@@ -122,11 +122,8 @@ fn a_slow_reader_gets_a_missed_marker_from_the_library() {
     lab.set_up("marker", true);
     events_until_marker(&witness_stream, "marker");
     let mut items = Vec::new();
-    loop {
-        match stream.next_timeout(QUIET) {
-            Some(item) => items.push(item),
-            None => break,
-        }
+    while let Some(item) = stream.next_timeout(QUIET) {
+        items.push(item);
     }
     assert!(
         items.len() <= 8 + 1,
