@@ -7,7 +7,7 @@
 //! cleanly: the registration is deregistered before the process exits.
 
 use crate::Endpoint;
-use mprapi::{ConnectionEvent, Event, StreamItem, WinError};
+use mprapi::{ConnectionEvent, Event, EventStream, StreamItem, WinError};
 use nix::sys::signal::{SigSet, Signal};
 use serde_json::json;
 use std::io::Write;
@@ -27,15 +27,16 @@ const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 pub fn run(endpoint: &Endpoint, options: Options) -> Result<(), WinError> {
     let stop = catch_termination();
     let server = endpoint.connect()?;
+    // Stream first: once the registration shows, every change is printed.
+    let stream = server.subscribe()?;
     let event = Event::auto().map_err(|_| WinError::ERROR_NOT_ENOUGH_MEMORY)?;
     server.register_connection_notification(&event)?;
-    let outcome = follow(&server, &options, &stop);
+    let outcome = follow(&stream, &options, &stop);
     let deregistered = server.deregister_connection_notification(&event);
     outcome.and(deregistered)
 }
 
-fn follow(server: &mprapi::Server, options: &Options, stop: &AtomicBool) -> Result<(), WinError> {
-    let stream = server.subscribe()?;
+fn follow(stream: &EventStream, options: &Options, stop: &AtomicBool) -> Result<(), WinError> {
     let idle = options.timeout.map(Duration::from_secs_f64);
     let mut last_event = Instant::now();
     let mut seen = 0u64;

@@ -62,15 +62,7 @@ fn a_monitor_user_may_read_and_register_but_not_administer() {
         .gid(NOGROUP)
         .spawn();
     let mut watch = watch.unwrap();
-    let admin = lab.service.connect();
-    let pid = watch.id() as i32;
-    wait_until("nobody's watch has registered", || {
-        admin
-            .sessions()
-            .unwrap()
-            .iter()
-            .any(|s| s.pid == pid && s.registrations == 1)
-    });
+    lab.service.wait_for_registration(watch.id());
     lab.set_up("va", true);
     assert!(
         watch.wait().unwrap().success(),

@@ -25,15 +25,7 @@ fn watch_json_prints_one_event_a_line_and_exits_after_count() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let admin = lab.service.connect();
-    let pid = watch.id() as i32;
-    wait_until("watch has registered", || {
-        admin
-            .sessions()
-            .unwrap()
-            .iter()
-            .any(|s| s.pid == pid && s.registrations == 1 && s.subscribed)
-    });
+    lab.service.wait_for_registration(watch.id());
     lab.set_up("va", true);
     lab.set_up("va", false);
     let out = watch.wait_with_output().unwrap();
@@ -81,16 +73,9 @@ fn watch_times_out_without_events_and_stops_cleanly_on_sigint() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let admin = lab.service.connect();
-    let pid = watch.id() as i32;
-    wait_until("watch has registered", || {
-        admin
-            .sessions()
-            .unwrap()
-            .iter()
-            .any(|s| s.pid == pid && s.registrations == 1)
-    });
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGINT).unwrap();
+    lab.service.wait_for_registration(watch.id());
+    let pid = nix::unistd::Pid::from_raw(watch.id() as i32);
+    nix::sys::signal::kill(pid, Signal::SIGINT).unwrap();
     let out = watch.wait_with_output().unwrap();
     assert!(
         out.status.success(),

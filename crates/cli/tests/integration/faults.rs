@@ -27,13 +27,7 @@ fn a_sigkilled_client_leaves_no_registration_and_the_service_carries_on() {
         .spawn()
         .unwrap();
     let client_pid = client.id() as i32;
-    wait_until("the client has registered", || {
-        admin
-            .sessions()
-            .unwrap()
-            .iter()
-            .any(|s| s.pid == client_pid && s.registrations == 1)
-    });
+    lab.service.wait_for_registration(client.id());
     assert!(open_descriptors(service_pid) > fds_before);
 
     client.kill().unwrap();

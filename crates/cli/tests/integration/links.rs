@@ -4,31 +4,15 @@
 use crate::support::*;
 use mprapi::{ConnectionState, Event, StreamItem};
 
-fn state_of(lab: &Lab, name: &str) -> Option<ConnectionState> {
-    let server = lab.service.connect();
-    server
-        .interfaces()
-        .unwrap()
-        .into_iter()
-        .find(|i| i.name == name)
-        .map(|i| i.state)
-}
-
 #[test]
 fn a_veth_brought_up_is_connected_and_brought_down_disconnected() {
     let lab = Lab::new();
     lab.add_link("va");
-    wait_until("va is listed", || {
-        state_of(&lab, "va") == Some(ConnectionState::Disconnected)
-    });
+    lab.wait_for_state("va", ConnectionState::Disconnected);
     lab.set_up("va", true);
-    wait_until("va is connected", || {
-        state_of(&lab, "va") == Some(ConnectionState::Connected)
-    });
+    lab.wait_for_state("va", ConnectionState::Connected);
     lab.set_up("va", false);
-    wait_until("va is disconnected", || {
-        state_of(&lab, "va") == Some(ConnectionState::Disconnected)
-    });
+    lab.wait_for_state("va", ConnectionState::Disconnected);
 }
 
 #[test]
@@ -58,19 +42,13 @@ fn up_without_carrier_is_not_connected() {
     );
     // Carrier arrives: now it connects.
     lab.far.ip(&["link", "set", "vap", "up"]);
-    wait_until("va connects with carrier", || {
-        state_of(&lab, "va") == Some(ConnectionState::Connected)
-    });
+    lab.wait_for_state("va", ConnectionState::Connected);
 }
 
 #[test]
 fn a_link_deleted_while_connected_disconnects() {
     let lab = Lab::new();
-    lab.add_link("va");
-    lab.set_up("va", true);
-    wait_until("va is connected", || {
-        state_of(&lab, "va") == Some(ConnectionState::Connected)
-    });
+    lab.add_connected_link("va");
     let server = lab.service.connect();
     let stream = server.subscribe().unwrap();
     lab.router.ip(&["link", "del", "va"]);
@@ -87,7 +65,7 @@ fn a_link_deleted_while_connected_disconnects() {
         }
         other => panic!("expected a disconnect, got {other:?}"),
     }
-    wait_until("va is gone", || state_of(&lab, "va").is_none());
+    wait_until("va is gone", || lab.state_of("va").is_none());
     assert_eq!(
         stream.next_timeout(QUIET),
         None,
@@ -98,11 +76,7 @@ fn a_link_deleted_while_connected_disconnects() {
 #[test]
 fn address_and_mtu_changes_signal_nothing() {
     let lab = Lab::new();
-    lab.add_link("va");
-    lab.set_up("va", true);
-    wait_until("va is connected", || {
-        state_of(&lab, "va") == Some(ConnectionState::Connected)
-    });
+    lab.add_connected_link("va");
     let server = lab.service.connect();
     let event = Event::manual().unwrap();
     server.register_connection_notification(&event).unwrap();
@@ -147,9 +121,7 @@ fn interface_get_info_by_handle_and_unknown_handles() {
     let lab = Lab::new();
     lab.add_link("va");
     let server = lab.service.connect();
-    wait_until("va is listed", || {
-        server.interfaces().unwrap().iter().any(|i| i.name == "va")
-    });
+    lab.wait_listed("va");
     let va = server
         .interfaces()
         .unwrap()
@@ -169,9 +141,7 @@ fn excluded_links_are_not_interfaces() {
     lab.add_link("va");
     lab.add_link("skip0");
     let server = lab.service.connect();
-    wait_until("va is listed", || {
-        server.interfaces().unwrap().iter().any(|i| i.name == "va")
-    });
+    lab.wait_listed("va");
     let names: Vec<String> = server
         .interfaces()
         .unwrap()

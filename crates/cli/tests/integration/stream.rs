@@ -16,9 +16,7 @@ fn a_snapshot_then_every_event_in_sequence() {
     let lab = Lab::new();
     lab.add_link("va");
     let server = lab.service.connect();
-    wait_until("va is listed", || {
-        server.interfaces().unwrap().iter().any(|i| i.name == "va")
-    });
+    lab.wait_listed("va");
     let stream = server.subscribe().unwrap();
     let snapshot = stream.snapshot().clone();
     let va = snapshot.interfaces.iter().find(|i| i.name == "va").unwrap();

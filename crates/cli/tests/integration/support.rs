@@ -7,7 +7,7 @@
 //! changes exactly one interface. Everything is removed on drop, also when
 //! a test fails.
 
-use mprapi::{Event, Server};
+use mprapi::{ConnectionState, Event, Server};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -156,6 +156,19 @@ impl Service {
         child.wait().unwrap()
     }
 
+    /// Waits until the client process `pid` has a session with at least
+    /// one registration.
+    pub fn wait_for_registration(&self, pid: u32) {
+        let admin = self.connect();
+        wait_until(&format!("process {pid} has registered"), || {
+            admin
+                .sessions()
+                .unwrap()
+                .iter()
+                .any(|s| s.pid == pid as i32 && s.registrations > 0)
+        });
+    }
+
     /// A `ddm` client command against this service.
     pub fn ddm(&self, args: &[&str]) -> Command {
         let mut command = Command::new(DDM);
@@ -210,6 +223,38 @@ impl Lab {
             &self.far.name,
         ]);
         self.far.ip(&["link", "set", &peer, "up"]);
+    }
+
+    /// Adds veth `name`, brings it up and waits until it is connected.
+    pub fn add_connected_link(&self, name: &str) {
+        self.add_link(name);
+        self.set_up(name, true);
+        self.wait_for_state(name, ConnectionState::Connected);
+    }
+
+    /// The state the service reports for `name`, None if it has no such
+    /// interface.
+    pub fn state_of(&self, name: &str) -> Option<ConnectionState> {
+        let server = self.service.connect();
+        let interfaces = server.interfaces().unwrap();
+        interfaces
+            .into_iter()
+            .find(|i| i.name == name)
+            .map(|i| i.state)
+    }
+
+    /// Waits until the service reports `name` in `state`.
+    pub fn wait_for_state(&self, name: &str, state: ConnectionState) {
+        wait_until(&format!("{name} is {}", state.name()), || {
+            self.state_of(name) == Some(state)
+        });
+    }
+
+    /// Waits until the service lists `name`, in whatever state.
+    pub fn wait_listed(&self, name: &str) {
+        wait_until(&format!("{name} is listed"), || {
+            self.state_of(name).is_some()
+        });
     }
 
     pub fn set_up(&self, name: &str, up: bool) {
