@@ -1,6 +1,7 @@
 //! `ddm serve`: logging set up, configuration read, the service run.
 
 use ddmd::config::Config;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -13,7 +14,11 @@ pub fn run(config_path: Option<PathBuf>, socket: Option<PathBuf>) -> ExitCode {
         .and_then(|spec| Targets::from_str(&spec).ok())
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .with(filter)
         .init();
 

@@ -41,6 +41,8 @@ pub enum ServeError {
     AlreadyRunning(PathBuf),
     #[error("{0} exists and is not a socket; remove it or choose another --socket")]
     NotASocket(PathBuf),
+    #[error("{0} belongs to another user; choose another --socket")]
+    ForeignDirectory(PathBuf),
     #[error("socket {path}: {source}")]
     Socket {
         path: PathBuf,

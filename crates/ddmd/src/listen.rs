@@ -11,7 +11,7 @@ use crate::ServeError;
 use ddm_proto::frame::encode_frame;
 use ddm_proto::message::{Push, Reply, ServiceMessage};
 use ddm_proto::WinError;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +36,13 @@ impl LocalEndpoint {
                 .mode(0o755)
                 .create(dir)
                 .map_err(fail)?;
+            // A directory someone else owns (a pre-made /tmp/ddm-UID) could
+            // hold their socket in place of ours.
+            let owner = std::fs::metadata(dir).map_err(fail)?.uid();
+            let euid = nix::unistd::Uid::effective().as_raw();
+            if owner != euid && owner != 0 {
+                return Err(ServeError::ForeignDirectory(dir.to_owned()));
+            }
         }
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             if !meta.file_type().is_socket() {

@@ -1,8 +1,9 @@
 //! Where the local service listens: the rendezvous both ends agree on.
 //!
 //! Root's service listens on `/run/ddm/ddm.sock`, anyone else's in
-//! `$XDG_RUNTIME_DIR/ddm.sock`; `DDM_SOCKET` overrides both, and so does an
-//! explicit `--socket` on the command line.
+//! `$XDG_RUNTIME_DIR/ddm.sock` (or `/tmp/ddm-UID/ddm.sock` without one);
+//! `DDM_SOCKET` overrides all of these, and so does an explicit `--socket`
+//! on the command line.
 
 use std::path::PathBuf;
 
@@ -19,9 +20,14 @@ pub fn default_socket_path() -> PathBuf {
     }
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
+    if euid == 0 {
+        return PathBuf::from(SYSTEM_SOCKET);
+    }
     match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) if euid != 0 => PathBuf::from(dir).join("ddm.sock"),
-        _ => PathBuf::from(SYSTEM_SOCKET),
+        Some(dir) => PathBuf::from(dir).join("ddm.sock"),
+        None => std::env::temp_dir()
+            .join(format!("ddm-{euid}"))
+            .join("ddm.sock"),
     }
 }
 

@@ -211,3 +211,19 @@ fn a_bad_configuration_is_a_clear_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_socket_directory_owned_by_another_user_is_refused() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    nix::unistd::chown(&foreign, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let out = Command::new(DDM)
+        .args(["serve", "--socket"])
+        .arg(foreign.join("ddm.sock"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("belongs to another user"));
+}
