@@ -14,24 +14,7 @@
 //! # The notification loop
 //!
 //! ```no_run
-//! use mprapi::{Event, Server};
-//! use std::time::Duration;
-//!
-//! fn main() -> Result<(), mprapi::WinError> {
-//!     let server = Server::connect(None)?;
-//!     let event = Event::auto().expect("eventfd");
-//!     server.register_connection_notification(&event)?;
-//!     for _ in 0..3 {
-//!         if event.wait(Some(Duration::from_secs(60))) {
-//!             // Something connected or disconnected: look again.
-//!             for interface in server.interfaces()? {
-//!                 println!("{} is {}", interface.name, interface.state.name());
-//!             }
-//!         }
-//!     }
-//!     server.deregister_connection_notification(&event)?;
-//!     Ok(())
-//! }
+#![doc = include_str!("../examples/notify_loop.rs")]
 //! ```
 //!
 //! # Beyond Windows: the typed stream
