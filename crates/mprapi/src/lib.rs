@@ -30,6 +30,7 @@
 //! `ERROR_DDM_NOT_RUNNING` at once (the socket closes); a call the service
 //! does not answer within [`CALL_TIMEOUT`] returns the same.
 
+pub mod capi;
 mod connection;
 pub mod event;
 mod server;

@@ -1,0 +1,85 @@
+//! The C ABI: the mprapi.h calls and the Win32 event calls around them,
+//! declared in `include/mprapi.h` and built into `libmprapi.so`.
+//!
+//! A thin layer over [`Server`](crate::Server) and [`Event`](crate::Event):
+//! it translates handles and buffers and nothing else, so C and Rust callers
+//! get the same behaviour from one implementation. Every function is safe
+//! to call from several threads at once, and no handle a caller can pass
+//! (NULL, closed, stale, forged, of another kind) is undefined behaviour:
+//! each is an error with the number the Win32 documentation gives.
+
+mod admin;
+mod events;
+mod handles;
+mod memory;
+
+use std::cell::Cell;
+
+pub use admin::{MprInterface0, MprServer0};
+
+thread_local! {
+    static LAST_ERROR: Cell<u32> = const { Cell::new(0) };
+}
+
+fn set_last_error(code: u32) {
+    LAST_ERROR.with(|e| e.set(code));
+}
+
+/// `GetLastError`: the calling thread's last error.
+#[no_mangle]
+pub extern "C" fn GetLastError() -> u32 {
+    LAST_ERROR.with(Cell::get)
+}
+
+/// `SetLastError`.
+#[no_mangle]
+pub extern "C" fn SetLastError(code: u32) {
+    set_last_error(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use ddm_proto::WinError;
+
+    const HEADER: &str = include_str!("../../../../include/mprapi.h");
+
+    fn defines() -> Vec<(&'static str, u32)> {
+        HEADER
+            .lines()
+            .filter_map(|line| {
+                let mut words = line.strip_prefix("#define ")?.split_whitespace();
+                Some((words.next()?, words.next()?.parse().ok()?))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_header_has_every_error_number_of_the_table() {
+        let defines = defines();
+        for (code, name, _) in WinError::ALL {
+            assert!(
+                defines.contains(&(name, *code)),
+                "mprapi.h lacks #define {name} {code}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_error_number_in_the_header_is_in_the_table() {
+        let errors = defines().into_iter().filter(|(name, _)| {
+            ["ERROR_", "RPC_S_", "WARNING_", "PENDING"]
+                .iter()
+                .any(|p| name.starts_with(p))
+        });
+        for (name, code) in errors {
+            if name == "ERROR_SUCCESS" {
+                continue;
+            }
+            assert_eq!(
+                WinError(code).name(),
+                name,
+                "mprapi.h's {name} is not {code} in the table"
+            );
+        }
+    }
+}
