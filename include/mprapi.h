@@ -31,7 +31,12 @@ extern "C" {
 /* ---- windows.h basics ------------------------------------------------ */
 
 typedef uint32_t DWORD;
+typedef uint16_t WORD;
+typedef uint32_t ULONG;
+typedef int32_t LONG;
+typedef unsigned int UINT;
 typedef int BOOL;
+typedef char CHAR;
 typedef uint8_t BYTE;
 typedef void *HANDLE;
 typedef HANDLE HLOCAL;
@@ -41,6 +46,7 @@ typedef const WCHAR *LPCWSTR;
 typedef BYTE *LPBYTE;
 typedef DWORD *LPDWORD;
 typedef void *LPVOID;
+typedef void *PVOID;
 typedef void *LPSECURITY_ATTRIBUTES;
 #ifndef VOID
 #define VOID void
@@ -62,6 +68,8 @@ typedef void *LPSECURITY_ATTRIBUTES;
 #define WAIT_OBJECT_0                            0
 #define WAIT_TIMEOUT                             258
 #define WAIT_FAILED                              ((DWORD)0xFFFFFFFF)
+#define WAIT_ABANDONED_0                         0x00000080
+#define INVALID_HANDLE_VALUE                     ((HANDLE)(intptr_t)-1)
 #define MAXIMUM_WAIT_OBJECTS                     64
 
 /* ---- error numbers (winerror.h, raserror.h, mprerror.h) -------------- */
@@ -224,6 +232,7 @@ BOOL WINAPI CloseHandle(HANDLE hObject);
 DWORD WINAPI GetLastError(void);
 VOID WINAPI SetLastError(DWORD dwErrCode);
 HLOCAL WINAPI LocalFree(HLOCAL hMem);
+VOID WINAPI Sleep(DWORD dwMilliseconds);
 
 /* ddm extension: a descriptor that polls readable while the event is
  * signaled, for poll, epoll and event loops; -1 for an invalid handle.

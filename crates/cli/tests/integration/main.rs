@@ -2,6 +2,7 @@
 //! private network namespaces. They need root (see `support::require_root`).
 
 mod access;
+mod c_abi;
 mod cli;
 mod faults;
 mod links;

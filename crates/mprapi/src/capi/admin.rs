@@ -268,10 +268,13 @@ pub unsafe extern "C" fn LocalFree(memory: *mut c_void) -> *mut c_void {
 /// `out` is NULL or valid for writing a pointer.
 #[no_mangle]
 pub unsafe extern "C" fn MprAdminGetErrorString(code: u32, out: *mut *mut u16) -> u32 {
+    if out.is_null() {
+        return WinError::ERROR_INVALID_PARAMETER.0;
+    }
     status(
         WinError(code)
             .text()
-            .and_then(|text| put(out, to_c_wide_string(text))),
+            .map(|text| out.write(to_c_wide_string(text))),
     )
 }
 

@@ -31,6 +31,12 @@ pub extern "C" fn GetLastError() -> u32 {
     LAST_ERROR.with(Cell::get)
 }
 
+/// `Sleep`, which Windows programs call between polls.
+#[no_mangle]
+pub extern "C" fn Sleep(milliseconds: u32) {
+    std::thread::sleep(std::time::Duration::from_millis(milliseconds.into()));
+}
+
 /// `SetLastError`.
 #[no_mangle]
 pub extern "C" fn SetLastError(code: u32) {

@@ -1,0 +1,211 @@
+//! The C library against the real service: the C tests in `tests/c` and the
+//! example in `examples/c`, compiled with the system C compiler
+//! (`-Wall -Wextra -Werror`, and again under AddressSanitizer) and run in a
+//! lab with link "va".
+
+use crate::support::*;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Where `cargo test` leaves libmprapi.so.
+fn library_dir() -> PathBuf {
+    Path::new(DDM).parent().unwrap().join("deps")
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Build {
+    Plain,
+    AddressSanitizer,
+}
+
+/// Compiles one C program against include/mprapi.h and libmprapi.so.
+fn compile(source: &str, build: Build) -> PathBuf {
+    let repo = repository();
+    let name = Path::new(source).file_stem().unwrap().to_str().unwrap();
+    let dir = Path::new(DDM).parent().unwrap().join("c-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let output = dir.join(if build == Build::Plain {
+        name.to_string()
+    } else {
+        format!("{name}-asan")
+    });
+    let lib = library_dir();
+    let mut gcc = Command::new("gcc");
+    gcc.args(["-std=gnu11", "-g", "-Wall", "-Wextra", "-Werror"])
+        .arg("-I")
+        .arg(repo.join("include"))
+        .arg("-I")
+        .arg(repo.join("tests/c"))
+        .arg(repo.join(source))
+        .arg("-o")
+        .arg(&output)
+        .arg(format!("-L{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .args(["-lmprapi", "-lpthread"]);
+    if build == Build::AddressSanitizer {
+        gcc.args(["-fsanitize=address", "-fno-omit-frame-pointer"]);
+    }
+    let out = gcc.output().expect("gcc is needed for the C tests");
+    assert!(
+        out.status.success(),
+        "gcc {source}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    output
+}
+
+/// Runs a C test program and checks its summary line.
+fn run(lab: &Lab, program: &Path, args: &[&str], as_nobody: bool) {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env("DDM_SOCKET", &lab.service.socket)
+        .env("DDM_TEST_NETNS", &lab.router.name)
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0");
+    if as_nobody {
+        command.uid(65534).gid(65534);
+    }
+    let out: Output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains(" passed, 0 failed"),
+        "{} {args:?}:\n{stdout}\n{stderr}",
+        program.display()
+    );
+}
+
+fn lab_with_va() -> Lab {
+    let lab = Lab::new();
+    lab.add_link("va");
+    lab.wait_listed("va");
+    lab
+}
+
+#[test]
+fn c_structures_have_the_windows_x64_layout() {
+    require_root();
+    let lab = Lab::new();
+    for build in [Build::Plain, Build::AddressSanitizer] {
+        run(&lab, &compile("tests/c/layout.c", build), &[], false);
+    }
+}
+
+#[test]
+fn c_calls_and_their_errors() {
+    let lab = lab_with_va();
+    for build in [Build::Plain, Build::AddressSanitizer] {
+        let api = compile("tests/c/api.c", build);
+        run(&lab, &api, &[], false);
+        run(&lab, &api, &["status"], true);
+        lab.service.connect().set_router_running(false).unwrap();
+        run(&lab, &api, &["stopped"], false);
+        lab.service.connect().set_router_running(true).unwrap();
+    }
+}
+
+#[test]
+fn c_notification_loop_and_threads() {
+    let lab = lab_with_va();
+    for build in [Build::Plain, Build::AddressSanitizer] {
+        run(&lab, &compile("tests/c/notify.c", build), &[], false);
+    }
+}
+
+#[test]
+fn the_c_example_reports_changes_and_cleans_up_on_ctrl_c() {
+    let lab = lab_with_va();
+    let example = compile("examples/c/watch_interfaces.c", Build::Plain);
+    let mut child = Command::new(&example)
+        .env("DDM_SOCKET", &lab.service.socket)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, received) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    lab.service.wait_for_registration(child.id());
+    lab.set_up("va", true);
+    let wanted = "va: disconnected -> connected";
+    let seen: Vec<String> = received
+        .iter()
+        .take_while(|l| l != wanted)
+        .take(100)
+        .collect();
+    assert!(
+        !seen.iter().any(|l| l == wanted) && seen.iter().any(|l| l == "va: disconnected"),
+        "{seen:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "Ctrl-C deregisters and exits cleanly"
+    );
+}
+
+#[test]
+fn the_pkg_config_file_builds_a_program_from_an_installed_library() {
+    require_root();
+    let prefix = tempfile::tempdir().unwrap();
+    let repo = repository();
+    let include = prefix.path().join("include/ddm");
+    let lib = prefix.path().join("lib");
+    std::fs::create_dir_all(&include).unwrap();
+    std::fs::create_dir_all(lib.join("pkgconfig")).unwrap();
+    for header in ["mprapi.h", "windows.h", "mprerror.h"] {
+        std::fs::copy(repo.join("include").join(header), include.join(header)).unwrap();
+    }
+    std::fs::copy(library_dir().join("libmprapi.so"), lib.join("libmprapi.so")).unwrap();
+    std::fs::copy(repo.join("mprapi.pc"), lib.join("pkgconfig/mprapi.pc")).unwrap();
+    let flags = Command::new("pkg-config")
+        .arg(format!(
+            "--define-variable=prefix={}",
+            prefix.path().display()
+        ))
+        .args(["--cflags", "--libs", "mprapi"])
+        .env("PKG_CONFIG_PATH", lib.join("pkgconfig"))
+        .output()
+        .expect("pkg-config is needed for this test");
+    assert!(
+        flags.status.success(),
+        "{}",
+        String::from_utf8_lossy(&flags.stderr)
+    );
+    let flags = String::from_utf8(flags.stdout).unwrap();
+    let program = prefix.path().join("watch_interfaces");
+    let out = Command::new("gcc")
+        .args(["-Wall", "-Wextra", "-Werror"])
+        .arg(repo.join("examples/c/watch_interfaces.c"))
+        .args(flags.split_whitespace())
+        .arg("-o")
+        .arg(&program)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let linked = Command::new("ldd")
+        .arg(&program)
+        .env("LD_LIBRARY_PATH", &lib)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&linked.stdout)
+        .contains(lib.join("libmprapi.so").to_str().unwrap()));
+}

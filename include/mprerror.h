@@ -1,0 +1,3 @@
+/* mprerror.h: for code written for Windows, which includes <mprerror.h>. Everything
+ * ddm provides of it is declared in mprapi.h. */
+#include "mprapi.h"

@@ -1,0 +1,234 @@
+/* Every call of mprapi.h and every documented error, against a running
+ * service whose router namespace holds link "va" (down).
+ *
+ *   api             the caller is admin and the DDM runs
+ *   api stopped     the DDM was stopped: calls that need it give 903
+ *   api status      the caller has the status role only: 5
+ */
+#include <poll.h>
+#include "check.h"
+
+static const WCHAR far_away[] = u"router.example";
+static const WCHAR empty[] = u"";
+
+static void error_strings(void) {
+    LPWSTR text = NULL;
+    char ascii[256];
+    CHECK_EQ(MprAdminGetErrorString(ERROR_DDM_NOT_RUNNING, &text), NO_ERROR);
+    narrow(text, ascii, sizeof ascii);
+    CHECK(strcmp(ascii, "The Demand-dial Interface Manager is not running.") == 0);
+    CHECK(LocalFree(text) == NULL);
+    CHECK_EQ(MprAdminGetErrorString(ERROR_ACCESS_DENIED, &text), NO_ERROR);
+    LocalFree(text);
+    text = NULL;
+    CHECK_EQ(MprAdminGetErrorString(947, &text), ERROR_MR_MID_NOT_FOUND);
+    CHECK(text == NULL);
+    CHECK_EQ(MprAdminGetErrorString(ERROR_DDM_NOT_RUNNING, NULL), ERROR_INVALID_PARAMETER);
+}
+
+static void connecting(void) {
+    MPR_SERVER_HANDLE server = NULL;
+    CHECK_EQ(MprAdminServerConnect(NULL, NULL), RPC_S_INVALID_BINDING);
+    CHECK_EQ(MprAdminServerConnect((LPWSTR)far_away, &server), ERROR_NOT_SUPPORTED);
+    CHECK_EQ(MprAdminServerConnect((LPWSTR)empty, &server), NO_ERROR);
+    CHECK(server != NULL);
+    MprAdminServerDisconnect(server);
+    /* A disconnected handle is stale: an error, not a crash. */
+    LPBYTE buffer = NULL;
+    CHECK_EQ(MprAdminServerGetInfo(server, 0, &buffer), RPC_S_INVALID_BINDING);
+    MprAdminServerDisconnect(server); /* twice: harmless */
+    MprAdminServerDisconnect(NULL);
+}
+
+static void server_info(MPR_SERVER_HANDLE server, BOOL lan_only) {
+    LPBYTE buffer = NULL;
+    CHECK_EQ(MprAdminServerGetInfo(server, 0, &buffer), NO_ERROR);
+    if (buffer != NULL) {
+        MPR_SERVER_0 *info = (MPR_SERVER_0 *)buffer;
+        CHECK_EQ(info->fLanOnlyMode, lan_only);
+        CHECK_EQ(info->dwTotalPorts, 0);
+        CHECK_EQ(MprAdminBufferFree(buffer), NO_ERROR);
+    }
+    CHECK_EQ(MprAdminServerGetInfo(server, 1, &buffer), ERROR_NOT_SUPPORTED);
+    CHECK_EQ(MprAdminServerGetInfo(server, 0, NULL), ERROR_INVALID_PARAMETER);
+    CHECK_EQ(MprAdminServerGetInfo(NULL, 0, &buffer), RPC_S_INVALID_BINDING);
+    CHECK_EQ(MprAdminServerGetInfo((MPR_SERVER_HANDLE)0x1234567, 0, &buffer), RPC_S_INVALID_BINDING);
+    CHECK_EQ(MprAdminIsServiceRunning(NULL), !lan_only);
+}
+
+/* Finds "va" with a full enumeration; returns its hInterface. */
+static HANDLE enumerate(MPR_SERVER_HANDLE server) {
+    LPBYTE buffer = NULL;
+    DWORD read = 0, total = 0, resume = 0;
+    HANDLE va = NULL;
+    char name[MAX_INTERFACE_NAME_LEN + 1];
+    CHECK_EQ(MprAdminInterfaceEnum(server, 0, &buffer, (DWORD)-1, &read, &total, &resume), NO_ERROR);
+    CHECK(read >= 2);
+    CHECK_EQ(read, total);
+    MPR_INTERFACE_0 *interfaces = (MPR_INTERFACE_0 *)buffer;
+    for (DWORD i = 0; i < read; i++) {
+        narrow(interfaces[i].wszInterfaceName, name, sizeof name);
+        if (strcmp(name, "va") == 0) {
+            va = interfaces[i].hInterface;
+            CHECK_EQ(interfaces[i].dwIfType, ROUTER_IF_TYPE_DEDICATED);
+            CHECK_EQ(interfaces[i].dwConnectionState, ROUTER_IF_STATE_DISCONNECTED);
+            CHECK_EQ(interfaces[i].fUnReachabilityReasons, MPR_INTERFACE_ADMIN_DISABLED);
+            CHECK_EQ(interfaces[i].fEnabled, FALSE);
+        }
+    }
+    CHECK(va != NULL);
+    MprAdminBufferFree(buffer);
+
+    /* One entry a page: ERROR_MORE_DATA and a resume handle each time. */
+    DWORD pages = 0, seen = 0;
+    DWORD status;
+    resume = 0;
+    do {
+        status = MprAdminInterfaceEnum(server, 0, &buffer, sizeof(MPR_INTERFACE_0), &read, &total, &resume);
+        CHECK(status == NO_ERROR || status == ERROR_MORE_DATA);
+        CHECK_EQ(read, 1);
+        CHECK(status == NO_ERROR || resume != 0);
+        seen += read;
+        pages++;
+        MprAdminBufferFree(buffer);
+    } while (status == ERROR_MORE_DATA && pages < 100);
+    CHECK_EQ(seen, total);
+    CHECK_EQ(resume, 0);
+
+    CHECK_EQ(MprAdminInterfaceEnum(server, 1, &buffer, (DWORD)-1, &read, &total, &resume), ERROR_NOT_SUPPORTED);
+    CHECK_EQ(MprAdminInterfaceEnum(server, 0, NULL, (DWORD)-1, &read, &total, &resume), ERROR_INVALID_PARAMETER);
+    CHECK_EQ(MprAdminInterfaceEnum(NULL, 0, &buffer, (DWORD)-1, &read, &total, &resume), RPC_S_INVALID_BINDING);
+    return va;
+}
+
+static void interface_info(MPR_SERVER_HANDLE server, HANDLE va) {
+    LPBYTE buffer = NULL;
+    char name[MAX_INTERFACE_NAME_LEN + 1];
+    CHECK_EQ(MprAdminInterfaceGetInfo(server, va, 0, &buffer), NO_ERROR);
+    if (buffer != NULL) {
+        MPR_INTERFACE_0 *info = (MPR_INTERFACE_0 *)buffer;
+        narrow(info->wszInterfaceName, name, sizeof name);
+        CHECK(strcmp(name, "va") == 0);
+        CHECK(info->hInterface == va);
+        MprAdminBufferFree(buffer);
+    }
+    CHECK_EQ(MprAdminInterfaceGetInfo(server, (HANDLE)999999, 0, &buffer), ERROR_INVALID_HANDLE);
+    CHECK_EQ(MprAdminInterfaceGetInfo(server, va, 1, &buffer), ERROR_NOT_SUPPORTED);
+    CHECK_EQ(MprAdminInterfaceGetInfo(server, va, 0, NULL), ERROR_INVALID_PARAMETER);
+}
+
+static void events(void) {
+    HANDLE automatic = CreateEvent(NULL, FALSE, FALSE, NULL);
+    HANDLE manual = CreateEvent(NULL, TRUE, TRUE, NULL);
+    CHECK(automatic != NULL && manual != NULL);
+    CHECK_EQ(WaitForSingleObject(automatic, 0), WAIT_TIMEOUT);
+    CHECK(SetEvent(automatic));
+    CHECK_EQ(WaitForSingleObject(automatic, 0), WAIT_OBJECT_0);
+    CHECK_EQ(WaitForSingleObject(automatic, 10), WAIT_TIMEOUT);
+    CHECK_EQ(WaitForSingleObject(manual, 0), WAIT_OBJECT_0);
+    CHECK_EQ(WaitForSingleObject(manual, 0), WAIT_OBJECT_0);
+    CHECK(ResetEvent(manual));
+    CHECK_EQ(WaitForSingleObject(manual, 10), WAIT_TIMEOUT);
+
+    HANDLE both[2] = {automatic, manual};
+    SetEvent(manual);
+    CHECK_EQ(WaitForMultipleObjects(2, both, FALSE, 0), WAIT_OBJECT_0 + 1);
+    CHECK_EQ(WaitForMultipleObjects(2, both, TRUE, 10), WAIT_TIMEOUT);
+    SetEvent(automatic);
+    CHECK_EQ(WaitForMultipleObjects(2, both, TRUE, 0), WAIT_OBJECT_0);
+    CHECK_EQ(WaitForSingleObject(automatic, 0), WAIT_TIMEOUT);
+    CHECK_EQ(WaitForMultipleObjects(0, both, FALSE, 0), WAIT_FAILED);
+    CHECK_EQ(GetLastError(), ERROR_INVALID_PARAMETER);
+    CHECK_EQ(WaitForMultipleObjects(MAXIMUM_WAIT_OBJECTS + 1, both, FALSE, 0), WAIT_FAILED);
+    CHECK_EQ(WaitForMultipleObjects(1, NULL, FALSE, 0), WAIT_FAILED);
+
+    /* The descriptor polls readable exactly while signaled. */
+    int fd = MprEventGetFd(manual);
+    CHECK(fd >= 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 0), 1);
+    ResetEvent(manual);
+    CHECK_EQ(poll(&p, 1, 0), 0);
+
+    CHECK(CreateEventW(NULL, FALSE, FALSE, u"named") == NULL);
+    CHECK_EQ(GetLastError(), ERROR_NOT_SUPPORTED);
+    CHECK(CloseHandle(automatic));
+    CHECK(CloseHandle(manual));
+}
+
+static void handle_misuse(MPR_SERVER_HANDLE server) {
+    HANDLE event = CreateEvent(NULL, FALSE, FALSE, NULL);
+    CHECK(CloseHandle(event));
+    SetLastError(0);
+    CHECK(!CloseHandle(event));
+    CHECK_EQ(GetLastError(), ERROR_INVALID_HANDLE);
+    CHECK_EQ(WaitForSingleObject(event, 0), WAIT_FAILED);
+    CHECK_EQ(GetLastError(), ERROR_INVALID_HANDLE);
+    CHECK(!SetEvent(event));
+    CHECK(!ResetEvent(NULL));
+    CHECK(!SetEvent((HANDLE)0xdeadbeef));
+    CHECK_EQ(WaitForSingleObject((HANDLE)0x12345678, 0), WAIT_FAILED);
+    CHECK(!SetEvent(server)); /* a server handle is not an event */
+    CHECK(!CloseHandle(server));
+    CHECK_EQ(MprEventGetFd(NULL), -1);
+    /* An event handle is not a server handle. */
+    HANDLE live = CreateEvent(NULL, FALSE, FALSE, NULL);
+    LPBYTE buffer = NULL;
+    CHECK_EQ(MprAdminServerGetInfo(live, 0, &buffer), RPC_S_INVALID_BINDING);
+
+    CHECK_EQ(MprAdminRegisterConnectionNotification(server, NULL), ERROR_INVALID_PARAMETER);
+    CHECK_EQ(MprAdminRegisterConnectionNotification(server, event), ERROR_INVALID_PARAMETER);
+    CHECK_EQ(MprAdminRegisterConnectionNotification(server, (HANDLE)0xdeadbeef), ERROR_INVALID_PARAMETER);
+    CHECK_EQ(MprAdminDeregisterConnectionNotification(server, NULL), ERROR_INVALID_PARAMETER);
+    CHECK_EQ(MprAdminDeregisterConnectionNotification(server, live), ERROR_INVALID_PARAMETER);
+    CHECK_EQ(MprAdminRegisterConnectionNotification(server, live), NO_ERROR);
+    CHECK_EQ(MprAdminRegisterConnectionNotification(server, live), NO_ERROR); /* one registration */
+    CHECK_EQ(MprAdminDeregisterConnectionNotification(server, live), NO_ERROR);
+    CHECK_EQ(MprAdminDeregisterConnectionNotification(server, live), ERROR_INVALID_PARAMETER);
+    CHECK_EQ(MprAdminRegisterConnectionNotification(NULL, live), RPC_S_INVALID_BINDING);
+    CloseHandle(live);
+}
+
+static void ddm_stopped(MPR_SERVER_HANDLE server) {
+    LPBYTE buffer = NULL;
+    DWORD read, total, resume = 0;
+    HANDLE event = CreateEvent(NULL, FALSE, FALSE, NULL);
+    server_info(server, TRUE);
+    CHECK_EQ(MprAdminInterfaceEnum(server, 0, &buffer, (DWORD)-1, &read, &total, &resume), ERROR_DDM_NOT_RUNNING);
+    CHECK_EQ(MprAdminRegisterConnectionNotification(server, event), ERROR_DDM_NOT_RUNNING);
+    CHECK_EQ(MprAdminDeregisterConnectionNotification(server, event), ERROR_DDM_NOT_RUNNING);
+    CloseHandle(event);
+}
+
+static void status_role_only(MPR_SERVER_HANDLE server) {
+    LPBYTE buffer = NULL;
+    DWORD read, total, resume = 0;
+    HANDLE event = CreateEvent(NULL, FALSE, FALSE, NULL);
+    server_info(server, FALSE);
+    CHECK_EQ(MprAdminInterfaceEnum(server, 0, &buffer, (DWORD)-1, &read, &total, &resume), ERROR_ACCESS_DENIED);
+    CHECK_EQ(MprAdminRegisterConnectionNotification(server, event), ERROR_ACCESS_DENIED);
+    CHECK_EQ(MprAdminDeregisterConnectionNotification(server, event), ERROR_ACCESS_DENIED);
+    CloseHandle(event);
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "all";
+    MPR_SERVER_HANDLE server = NULL;
+    CHECK_EQ(MprAdminServerConnect(NULL, &server), NO_ERROR);
+    if (server == NULL)
+        return check_summary("api");
+    if (strcmp(mode, "stopped") == 0) {
+        ddm_stopped(server);
+    } else if (strcmp(mode, "status") == 0) {
+        status_role_only(server);
+    } else {
+        error_strings();
+        connecting();
+        server_info(server, FALSE);
+        interface_info(server, enumerate(server));
+        events();
+        handle_misuse(server);
+    }
+    MprAdminServerDisconnect(server);
+    return check_summary("api");
+}
