@@ -4,6 +4,8 @@
  *   api             the caller is admin and the DDM runs
  *   api stopped     the DDM was stopped: calls that need it give 903
  *   api status      the caller has the status role only: 5
+ *   api denied      the caller has no role at all: 5 at connect
+ *   api absent      no service listens: RPC_S_UNKNOWN_IF at connect
  */
 #include <poll.h>
 #include "check.h"
@@ -189,6 +191,32 @@ static void handle_misuse(MPR_SERVER_HANDLE server) {
     CloseHandle(live);
 }
 
+/* The per-handle registration limit (256 by default) gives 1816. */
+static void quota(MPR_SERVER_HANDLE server) {
+    enum { LIMIT = 256 };
+    static HANDLE events[LIMIT + 1];
+    for (int i = 0; i <= LIMIT; i++)
+        events[i] = CreateEvent(NULL, FALSE, FALSE, NULL);
+    int registered = 0;
+    for (int i = 0; i < LIMIT; i++)
+        registered += MprAdminRegisterConnectionNotification(server, events[i]) == NO_ERROR;
+    CHECK_EQ(registered, LIMIT);
+    CHECK_EQ(MprAdminRegisterConnectionNotification(server, events[LIMIT]), ERROR_NOT_ENOUGH_QUOTA);
+    CHECK_EQ(MprAdminDeregisterConnectionNotification(server, events[0]), NO_ERROR);
+    CHECK_EQ(MprAdminRegisterConnectionNotification(server, events[LIMIT]), NO_ERROR);
+    for (int i = 0; i <= LIMIT; i++) {
+        MprAdminDeregisterConnectionNotification(server, events[i]);
+        CloseHandle(events[i]);
+    }
+}
+
+static void cannot_connect(DWORD expected) {
+    MPR_SERVER_HANDLE server = NULL;
+    CHECK_EQ(MprAdminServerConnect(NULL, &server), expected);
+    CHECK(server == NULL);
+    CHECK_EQ(MprAdminIsServiceRunning(NULL), FALSE);
+}
+
 static void ddm_stopped(MPR_SERVER_HANDLE server) {
     LPBYTE buffer = NULL;
     DWORD read, total, resume = 0;
@@ -214,6 +242,10 @@ static void status_role_only(MPR_SERVER_HANDLE server) {
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "all";
     MPR_SERVER_HANDLE server = NULL;
+    if (strcmp(mode, "absent") == 0 || strcmp(mode, "denied") == 0) {
+        cannot_connect(strcmp(mode, "absent") == 0 ? RPC_S_UNKNOWN_IF : ERROR_ACCESS_DENIED);
+        return check_summary("api");
+    }
     CHECK_EQ(MprAdminServerConnect(NULL, &server), NO_ERROR);
     if (server == NULL)
         return check_summary("api");
@@ -228,6 +260,7 @@ int main(int argc, char **argv) {
         interface_info(server, enumerate(server));
         events();
         handle_misuse(server);
+        quota(server);
     }
     MprAdminServerDisconnect(server);
     return check_summary("api");

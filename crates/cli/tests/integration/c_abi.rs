@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 
 fn repository() -> PathBuf {
@@ -31,11 +32,11 @@ fn compile(source: &str, build: Build) -> PathBuf {
     let name = Path::new(source).file_stem().unwrap().to_str().unwrap();
     let dir = Path::new(DDM).parent().unwrap().join("c-tests");
     std::fs::create_dir_all(&dir).unwrap();
-    let output = dir.join(if build == Build::Plain {
-        name.to_string()
-    } else {
-        format!("{name}-asan")
-    });
+    // Tests compile in parallel: each build gets its own file.
+    static BUILDS: AtomicU32 = AtomicU32::new(0);
+    let serial = BUILDS.fetch_add(1, Ordering::Relaxed);
+    let flavour = if build == Build::Plain { "" } else { "-asan" };
+    let output = dir.join(format!("{name}{flavour}-{}-{serial}", std::process::id()));
     let lib = library_dir();
     let mut gcc = Command::new("gcc");
     gcc.args(["-std=gnu11", "-g", "-Wall", "-Wextra", "-Werror"])
@@ -61,12 +62,17 @@ fn compile(source: &str, build: Build) -> PathBuf {
     output
 }
 
-/// Runs a C test program and checks its summary line.
+/// Runs a C test program against the lab's service and checks its
+/// summary line.
 fn run(lab: &Lab, program: &Path, args: &[&str], as_nobody: bool) {
+    run_at(lab, &lab.service.socket, program, args, as_nobody)
+}
+
+fn run_at(lab: &Lab, socket: &Path, program: &Path, args: &[&str], as_nobody: bool) {
     let mut command = Command::new(program);
     command
         .args(args)
-        .env("DDM_SOCKET", &lab.service.socket)
+        .env("DDM_SOCKET", socket)
         .env("DDM_TEST_NETNS", &lab.router.name)
         .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0");
     if as_nobody {
@@ -108,7 +114,21 @@ fn c_calls_and_their_errors() {
         lab.service.connect().set_router_running(false).unwrap();
         run(&lab, &api, &["stopped"], false);
         lab.service.connect().set_router_running(true).unwrap();
+        run_at(
+            &lab,
+            &lab.service.socket.with_extension("absent"),
+            &api,
+            &["absent"],
+            false,
+        );
     }
+}
+
+#[test]
+fn c_connect_without_a_role_is_access_denied() {
+    let lab = Lab::with_config(Some("[access]\ndefault_role = \"none\"\n"));
+    let api = compile("tests/c/api.c", Build::Plain);
+    run(&lab, &api, &["denied"], true);
 }
 
 #[test]
