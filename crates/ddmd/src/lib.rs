@@ -104,10 +104,20 @@ async fn serve(config: Config, socket: PathBuf) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Each session and registration holds a descriptor: use all we may.
-fn raise_descriptor_limit() {
+/// Each session and registration holds a descriptor: use all we may. A
+/// privileged process raises the hard limit to the kernel's ceiling
+/// (`fs.nr_open`); any other takes its hard limit.
+pub fn raise_descriptor_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+    let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(hard);
+    let wanted = ceiling.max(hard);
+    if setrlimit(Resource::RLIMIT_NOFILE, wanted, wanted).is_err() {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }

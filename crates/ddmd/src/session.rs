@@ -51,6 +51,10 @@ impl From<io::Error> for Fault {
 const MAX_FDS_PER_READ: usize = 4;
 const READ_CHUNK: usize = 16 * 1024;
 
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
+}
+
 struct Session {
     id: u64,
     /// Fixed at connection time from the peer's credentials.
@@ -281,9 +285,7 @@ impl Session {
                 return Ok((eventfd, message));
             }
             self.check_descriptors()?;
-            let mut chunk = [0u8; READ_CHUNK];
-            let n = self.receive(&mut chunk).await?;
-            if n == 0 {
+            if self.receive().await? == 0 {
                 let how = if self.decoder.is_at_boundary() {
                     "peer closed"
                 } else {
@@ -294,7 +296,6 @@ impl Session {
                     how,
                 )));
             }
-            self.decoder.extend(&chunk[..n]);
         }
     }
 
@@ -309,36 +310,43 @@ impl Session {
         Ok(())
     }
 
-    /// recvmsg: bytes into `chunk`, descriptors into `self.fds`.
-    async fn receive(&mut self, chunk: &mut [u8]) -> Result<usize, Fault> {
+    /// recvmsg: bytes into the decoder, descriptors into `self.fds`; the
+    /// number of bytes, 0 at the end of the stream. Reads land in a buffer
+    /// shared by every session of the thread, so an idle session holds no
+    /// read buffer of its own.
+    async fn receive(&mut self) -> Result<usize, Fault> {
         loop {
             self.stream.readable().await?;
-            let fds = &mut self.fds;
+            let (fds, decoder) = (&mut self.fds, &mut self.decoder);
             let raw = self.stream.as_raw_fd();
             let result = self.stream.try_io(Interest::READABLE, || {
-                let mut iov = [IoSliceMut::new(chunk)];
-                let mut space = nix::cmsg_space!([RawFd; MAX_FDS_PER_READ]);
-                let flags = MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT;
-                let msg = recvmsg::<()>(raw, &mut iov, Some(&mut space), flags)
-                    .map_err(io::Error::from)?;
-                for cmsg in msg.cmsgs().map_err(io::Error::from)? {
-                    if let ControlMessageOwned::ScmRights(received) = cmsg {
-                        // SAFETY: the kernel just gave us these descriptors;
-                        // nothing else owns them.
-                        fds.extend(
-                            received
-                                .into_iter()
-                                .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                        );
+                SCRATCH.with_borrow_mut(|chunk| {
+                    let mut iov = [IoSliceMut::new(chunk)];
+                    let mut space = nix::cmsg_space!([RawFd; MAX_FDS_PER_READ]);
+                    let flags = MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT;
+                    let msg = recvmsg::<()>(raw, &mut iov, Some(&mut space), flags)
+                        .map_err(io::Error::from)?;
+                    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
+                        if let ControlMessageOwned::ScmRights(received) = cmsg {
+                            // SAFETY: the kernel just gave us these
+                            // descriptors; nothing else owns them.
+                            fds.extend(
+                                received
+                                    .into_iter()
+                                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                            );
+                        }
                     }
-                }
-                if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "too many descriptors in one message",
-                    ));
-                }
-                Ok(msg.bytes)
+                    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "too many descriptors in one message",
+                        ));
+                    }
+                    let n = msg.bytes;
+                    decoder.extend(&chunk[..n]);
+                    Ok(n)
+                })
             });
             match result {
                 Ok(n) => return Ok(n),

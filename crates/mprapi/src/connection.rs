@@ -26,7 +26,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::io::AsyncReadExt;
 
 /// How long a call waits for its reply before the service counts as gone.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -78,7 +77,9 @@ impl Shared {
 }
 
 pub(crate) struct Connection {
-    socket: UnixStream,
+    /// One descriptor, shared: the caller writes to it, the I/O thread
+    /// reads from it.
+    stream: Arc<tokio::net::UnixStream>,
     write_lock: Mutex<()>,
     pub(crate) shared: Arc<Shared>,
     next_id: AtomicU64,
@@ -102,22 +103,23 @@ impl Connection {
         socket
             .set_nonblocking(true)
             .map_err(|_| WinError::RPC_S_SERVER_UNAVAILABLE)?;
-        let reader = socket
-            .try_clone()
-            .map_err(|_| WinError::ERROR_NOT_ENOUGH_MEMORY)?;
+        let stream = {
+            let _runtime = io_runtime().enter();
+            tokio::net::UnixStream::from_std(socket)
+                .map_err(|_| WinError::RPC_S_SERVER_UNAVAILABLE)?
+        };
+        let stream = Arc::new(stream);
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             stream: StreamState::default(),
         });
-        let for_reader = shared.clone();
+        let (reader, for_reader) = (stream.clone(), shared.clone());
         io_runtime().spawn(async move {
-            if let Ok(reader) = tokio::net::UnixStream::from_std(reader) {
-                read_loop(reader, &for_reader, max_frame).await;
-            }
+            read_loop(&reader, &for_reader, max_frame).await;
             for_reader.close();
         });
         Ok(Connection {
-            socket,
+            stream,
             write_lock: Mutex::new(()),
             shared,
             next_id: AtomicU64::new(1),
@@ -194,26 +196,28 @@ impl Connection {
         deadline: Instant,
     ) -> Result<(), WinError> {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut fd_pending = eventfd.map(|fd| fd.as_raw_fd());
+        let socket = self.stream.as_raw_fd();
+        let mut fd_pending = eventfd.map(|fd| [fd.as_raw_fd()]);
         while !frame.is_empty() {
-            let written = match fd_pending {
-                Some(fd) => sendmsg::<()>(
-                    self.socket.as_raw_fd(),
-                    &[IoSlice::new(frame)],
-                    &[ControlMessage::ScmRights(&[fd])],
-                    MsgFlags::MSG_NOSIGNAL,
-                    None,
-                )
-                .map_err(io::Error::from),
-                None => (&self.socket).write(frame),
-            };
+            let rights: Vec<ControlMessage<'_>> = fd_pending
+                .iter()
+                .map(|fd| ControlMessage::ScmRights(fd))
+                .collect();
+            let written = sendmsg::<()>(
+                socket,
+                &[IoSlice::new(frame)],
+                &rights,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            )
+            .map_err(io::Error::from);
             match written {
                 Ok(n) => {
                     frame = &frame[n..];
                     fd_pending = None;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    wait_writable(self.socket.as_fd(), deadline)?;
+                    wait_writable(self.stream.as_fd(), deadline)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Err(WinError::ERROR_DDM_NOT_RUNNING),
@@ -227,7 +231,8 @@ impl Drop for Connection {
     fn drop(&mut self) {
         // The reader sees the end, fails any waiter and exits; the service
         // drops every registration of this session.
-        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        let _ =
+            nix::sys::socket::shutdown(self.stream.as_raw_fd(), nix::sys::socket::Shutdown::Both);
     }
 }
 
@@ -290,13 +295,18 @@ fn handshake(socket: &UnixStream, timeout: Duration) -> Result<Welcome, WinError
     }
 }
 
-async fn read_loop(mut reader: tokio::net::UnixStream, shared: &Shared, max_frame: usize) {
+async fn read_loop(reader: &tokio::net::UnixStream, shared: &Shared, max_frame: usize) {
     let mut decoder = FrameDecoder::new(max_frame);
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
-        match reader.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
+        if reader.readable().await.is_err() {
+            return;
+        }
+        match reader.try_read(&mut chunk) {
+            Ok(0) => return,
             Ok(n) => decoder.extend(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => return,
         }
         loop {
             match decoder.next_message::<ServiceMessage>() {

@@ -27,9 +27,7 @@ pub fn require_root() {
         nix::unistd::Uid::effective().is_root(),
         "the integration tests create network namespaces and must run as root (sudo cargo test)"
     );
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    ddmd::raise_descriptor_limit();
 }
 
 /// Runs a command, failing the test if it fails.
