@@ -5,7 +5,6 @@
 //! `NAME (number): text` with a non-zero exit status.
 
 mod listing;
-mod serve;
 mod watch;
 
 use clap::{Parser, Subcommand};
@@ -108,7 +107,7 @@ enum RouterAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Serve { config, endpoint } => return serve::run(config, endpoint.socket),
+        Command::Serve { config, endpoint } => return ddmd::daemon::main(config, endpoint.socket),
         Command::Status { endpoint } => listing::status(&endpoint.connect()),
         Command::Info { json, endpoint } => {
             endpoint.connect().and_then(|s| listing::info(&s, json))

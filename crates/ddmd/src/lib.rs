@@ -12,10 +12,12 @@
 //! * [`outbox`]: per-session bounded queue of typed events;
 //! * [`session`]: one client connection: handshake, frames, replies;
 //! * [`listen`]: the Unix socket and the session limit;
-//! * [`access`]: peer credentials to roles; [`config`]: settings.
+//! * [`access`]: peer credentials to roles; [`config`]: settings;
+//! * [`daemon`]: `ddm serve` itself: logging, configuration, exit status.
 
 pub mod access;
 pub mod config;
+pub mod daemon;
 pub mod links;
 pub mod listen;
 pub mod notify;

@@ -1,6 +1,8 @@
-//! `ddm serve`: logging set up, configuration read, the service run.
+//! What `ddm serve` does, from the command line's arguments to the exit
+//! status: logging set up, configuration read, the service run. The `ddm`
+//! binary and the benchmark harness both start the service through here.
 
-use ddmd::config::Config;
+use crate::config::Config;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +10,7 @@ use std::str::FromStr;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
-pub fn run(config_path: Option<PathBuf>, socket: Option<PathBuf>) -> ExitCode {
+pub fn main(config_path: Option<PathBuf>, socket: Option<PathBuf>) -> ExitCode {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|spec| Targets::from_str(&spec).ok())
@@ -30,7 +32,7 @@ pub fn run(config_path: Option<PathBuf>, socket: Option<PathBuf>) -> ExitCode {
         }
     };
     let socket = ddm_proto::endpoint::socket_path(socket.or_else(|| config.socket.clone()));
-    match ddmd::run(config, socket) {
+    match crate::run(config, socket) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ddm serve: {e}");

@@ -1,0 +1,255 @@
+//! The bench's own test hosts: a router namespace with one veth whose peer
+//! is up in a far namespace, the real service running in the router
+//! namespace, and a private dbus-daemon. Everything it starts is stopped
+//! and removed when the lab is dropped.
+
+use crate::netlink::Flipper;
+use nix::sched::{setns, CloneFlags};
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const LINK: &str = "va";
+
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program).args(args).output().expect(program);
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    fn new(role: &str) -> Netns {
+        let name = format!("ddmb-{}-{role}", std::process::id());
+        run("ip", &["netns", "add", &name]);
+        Netns { name }
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let mut all = vec!["-n", &self.name];
+        all.extend_from_slice(args);
+        run("ip", &all);
+    }
+
+    /// Runs `f` with this thread inside the namespace: sockets it creates
+    /// stay in it.
+    pub fn enter<T>(&self, f: impl FnOnce() -> T) -> T {
+        let home = File::open("/proc/thread-self/ns/net").expect("own namespace");
+        let target = File::open(format!("/run/netns/{}", self.name)).expect("namespace");
+        setns(&target, CloneFlags::CLONE_NEWNET).expect("setns into the lab");
+        let result = f();
+        setns(&home, CloneFlags::CLONE_NEWNET).expect("setns back");
+        result
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// A child process, killed and reaped on drop.
+pub struct Process(pub Child);
+
+impl Process {
+    pub fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts this same executable with a hidden role (see main.rs).
+/// Its stderr goes to `log`.
+pub fn spawn_self(netns: Option<&Netns>, args: &[&str], log: Stdio) -> Process {
+    spawn(netns, args, Stdio::null(), log)
+}
+
+/// Starts this executable in `netns` with `stdin` as its standard input.
+pub fn spawn_self_with_stdin(netns: &Netns, args: &[&str], stdin: Stdio) -> Process {
+    spawn(Some(netns), args, stdin, Stdio::inherit())
+}
+
+fn spawn(netns: Option<&Netns>, args: &[&str], stdin: Stdio, log: Stdio) -> Process {
+    let me = std::env::current_exe().expect("own path");
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns.name]).arg(me);
+            c
+        }
+        None => Command::new(me),
+    };
+    command
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::null())
+        .stderr(log);
+    Process(command.spawn().expect("cannot start a helper process"))
+}
+
+pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub struct Lab {
+    pub router: Netns,
+    _far: Netns,
+    pub dir: PathBuf,
+    pub index: u32,
+    pub service: Process,
+    pub socket: PathBuf,
+    _bus: Process,
+    pub bus_address: String,
+}
+
+impl Lab {
+    pub fn new() -> Lab {
+        let router = Netns::new("r");
+        let far = Netns::new("f");
+        // A veth whose peer has its own index is an urgent linkwatch event;
+        // with equal indexes the kernel delays carrier news up to a second.
+        far.ip(&[
+            "link", "add", "spacer0", "type", "veth", "peer", "name", "spacer1",
+        ]);
+        router.ip(&[
+            "link", "add", LINK, "type", "veth", "peer", "name", "vap", "netns", &far.name,
+        ]);
+        far.ip(&["link", "set", "vap", "up"]);
+        let index = router.enter(|| nix::net::if_::if_nametoindex(LINK).expect("link index"));
+        let dir = PathBuf::from(format!("/tmp/ddm-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+
+        let socket = dir.join("ddm.sock");
+        let log = std::fs::File::create(dir.join("ddm.log")).expect("service log");
+        let service = spawn_self(
+            Some(&router),
+            &["__serve", socket.to_str().unwrap()],
+            Stdio::from(log),
+        );
+        wait_for("the service", || {
+            mprapi::Server::connect_socket(&socket).is_ok()
+        });
+
+        let bus_path = dir.join("bus");
+        let bus_address = format!("unix:path={}", bus_path.display());
+        let bus = Process(
+            Command::new("dbus-daemon")
+                .args([
+                    "--session",
+                    "--nofork",
+                    "--nopidfile",
+                    &format!("--address={bus_address}"),
+                ])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("dbus-daemon is needed (Debian package dbus-daemon)"),
+        );
+        wait_for("dbus-daemon", || {
+            dbus::channel::Channel::open_private(&bus_address).is_ok()
+        });
+        Lab {
+            router,
+            _far: far,
+            dir,
+            index,
+            service,
+            socket,
+            _bus: bus,
+            bus_address,
+        }
+    }
+
+    pub fn flipper(&self) -> Flipper {
+        self.router
+            .enter(|| Flipper::new(self.index))
+            .expect("rtnetlink socket")
+    }
+
+    pub fn connect(&self) -> mprapi::Server {
+        mprapi::Server::connect_socket(&self.socket).expect("connect to the service")
+    }
+
+    /// Resident memory of the service, in bytes.
+    pub fn service_rss(&self) -> u64 {
+        proc_status_kib(self.service.pid(), "VmRSS:") * 1024
+    }
+
+    /// CPU time the service has used (user + system).
+    pub fn service_cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.service.pid())).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100) as u64;
+        Duration::from_micros(ticks * 1_000_000 / hz)
+    }
+}
+
+fn proc_status_kib(pid: i32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The lab's link, flipped up and down through rtnetlink.
+pub struct Link {
+    flipper: Flipper,
+    pub connected: bool,
+}
+
+impl Link {
+    /// Starts down, settled.
+    pub fn new(lab: &Lab) -> Link {
+        let mut flipper = lab.flipper();
+        flipper.set_up(false).expect("link down");
+        std::thread::sleep(Duration::from_millis(50));
+        Link {
+            flipper,
+            connected: false,
+        }
+    }
+
+    /// Flips the link; returns the moment the flip began.
+    pub fn flip(&mut self) -> Instant {
+        self.connected = !self.connected;
+        let start = Instant::now();
+        self.flipper.set_up(self.connected).expect("flip the link");
+        start
+    }
+}

@@ -1,0 +1,174 @@
+//! ddm-bench: how fast, at what cost and at what scale ddm tells programs
+//! that an interface connected or disconnected, side by side with the
+//! kernel's floor and with D-Bus, in one run on one machine.
+//!
+//! It builds its own lab (private network namespaces, a veth pair), starts
+//! the service exactly as `ddm serve` does, a private dbus-daemon and the
+//! helper processes, flips the link through rtnetlink, and prints one
+//! table: min, p50, p99, max and each figure's ratio to its anchor, then
+//! the targets met or not. Everything it starts is stopped on exit.
+//!
+//! `cargo run --release -p ddm-bench -- [--quick] [--json FILE]` (as root)
+
+mod dbus_anchor;
+mod lab;
+mod listeners;
+mod netlink;
+mod report;
+mod stats;
+mod wake;
+mod workloads;
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "ddm-bench", about = "ddm's benchmark harness (run as root)")]
+struct Args {
+    /// A short run (under two minutes) that keeps the harness working.
+    #[arg(long)]
+    quick: bool,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Run only these workloads (repeatable), e.g. for profiling one.
+    #[arg(long, value_enum, value_name = "WORKLOAD")]
+    only: Vec<Workload>,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Workload {
+    Memory,
+    Latency,
+    Fanout,
+    Registration,
+    Churn,
+}
+
+/// How much of each workload to run.
+struct Plan {
+    latency_rounds: usize,
+    latency_flips: usize,
+    fanout_sizes: &'static [usize],
+    fanout_flips: usize,
+    registration_calls: usize,
+    throughput_time: Duration,
+    memory_sessions: usize,
+    churn_rates: &'static [u32],
+    churn_time: Duration,
+}
+
+const QUICK: Plan = Plan {
+    latency_rounds: 2,
+    latency_flips: 20,
+    fanout_sizes: &[1, 10, 100, 1000],
+    fanout_flips: 6,
+    registration_calls: 1000,
+    throughput_time: Duration::from_millis(500),
+    memory_sessions: 1000,
+    churn_rates: &[1000, 10_000],
+    churn_time: Duration::from_secs(1),
+};
+
+const FULL: Plan = Plan {
+    latency_rounds: 5,
+    latency_flips: 100,
+    fanout_sizes: &[1, 10, 100, 1000, 10_000],
+    fanout_flips: 20,
+    registration_calls: 10_000,
+    throughput_time: Duration::from_secs(2),
+    memory_sessions: 10_000,
+    churn_rates: &[1000, 10_000],
+    churn_time: Duration::from_secs(3),
+};
+
+fn main() -> ExitCode {
+    // Helper roles: this executable started again by the lab.
+    let argv: Vec<String> = std::env::args().collect();
+    match argv.get(1).map(String::as_str) {
+        Some("__serve") => return ddmd::daemon::main(None, argv.get(2).map(PathBuf::from)),
+        Some("__dbus-publisher") => dbus_anchor::publisher_main(&argv[2]),
+        Some("__echo") => workloads::registration::echo_main(),
+        Some("__relay") => {
+            netlink::relay_main(argv[2].parse().expect("link index"), argv[3] == "up")
+        }
+        _ => {}
+    }
+    let args = Args::parse();
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("ddm-bench creates network namespaces: run it as root");
+        return ExitCode::FAILURE;
+    }
+    ddmd::raise_descriptor_limit();
+    let plan = if args.quick { &QUICK } else { &FULL };
+    let machine = machine();
+    println!(
+        "ddm-bench{} on {machine}\n",
+        if args.quick { " --quick" } else { "" }
+    );
+
+    let started = Instant::now();
+    let lab = lab::Lab::new();
+    let mut report = report::Report::default();
+    let step = |name: &str| eprintln!("[{:>5.1}s] {name}", started.elapsed().as_secs_f64());
+    let wanted = |w: Workload| args.only.is_empty() || args.only.contains(&w);
+    // Memory first: on a fresh service, earlier workloads' freed memory
+    // would hide what sessions cost.
+    if wanted(Workload::Memory) {
+        step("memory");
+        workloads::memory::run(&lab, plan.memory_sessions, &mut report);
+    }
+    if wanted(Workload::Latency) {
+        step("latency");
+        workloads::latency::run(&lab, plan.latency_rounds, plan.latency_flips, &mut report);
+    }
+    if wanted(Workload::Fanout) {
+        step("fan-out");
+        workloads::fanout::run(&lab, plan.fanout_sizes, plan.fanout_flips, &mut report);
+    }
+    if wanted(Workload::Registration) {
+        step("registration cost");
+        workloads::registration::run(
+            &lab,
+            plan.registration_calls,
+            plan.throughput_time,
+            &mut report,
+        );
+    }
+    if wanted(Workload::Churn) {
+        step("churn");
+        workloads::churn::run(&lab, plan.churn_rates, plan.churn_time, &mut report);
+    }
+    step("done");
+    drop(lab);
+
+    report.print();
+    if let Some(path) = args.json {
+        let json = report.to_json(&machine, args.quick);
+        if let Err(e) = std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()) {
+            eprintln!("cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Cores, processor and kernel, for the record.
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown processor".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{cores} cores, {cpu}, Linux {kernel}")
+}

@@ -1,0 +1,24 @@
+//! The benchmark's workloads, each side by side with its anchors.
+
+pub mod churn;
+pub mod fanout;
+pub mod latency;
+pub mod memory;
+pub mod registration;
+
+use std::time::Duration;
+
+/// How long a waiter may take before it counts as never woken.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
+/// Time for a flip's tail (late notifications) to pass before the next.
+pub fn settle() {
+    std::thread::sleep(Duration::from_millis(10));
+}
+
+/// How many waiters never woke, said loudly: a lost wake-up is a defect.
+pub fn say_lost(what: &str, lost: usize) {
+    if lost > 0 {
+        eprintln!("!!! {what}: {lost} waiter(s) never woke within {PATIENCE:?}");
+    }
+}
