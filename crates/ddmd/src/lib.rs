@@ -11,6 +11,7 @@
 //! * [`notify`]: registered eventfds, and how they are signaled;
 //! * [`outbox`]: per-session bounded queue of typed events;
 //! * [`session`]: one client connection: handshake, frames, replies;
+//! * [`scm`]: bytes and descriptors from a socket, never leaking one;
 //! * [`listen`]: the Unix socket and the session limit;
 //! * [`access`]: peer credentials to roles; [`config`]: settings;
 //! * [`daemon`]: `ddm serve` itself: logging, configuration, exit status.
@@ -23,6 +24,7 @@ pub mod listen;
 pub mod notify;
 pub mod outbox;
 pub mod router;
+pub mod scm;
 pub mod session;
 pub mod table;
 

@@ -13,13 +13,13 @@ use crate::access::{required_role, PeerCredentials, Policy};
 use crate::config::Limits;
 use crate::outbox::Outbox;
 use crate::router::{Command, SessionHandle};
+use crate::scm;
 use ddm_proto::frame::{encode_frame, FrameDecoder, PROTOCOL_VERSION};
 use ddm_proto::message::*;
 use ddm_proto::WinError;
-use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 use std::collections::VecDeque;
-use std::io::{self, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 use tokio::io::Interest;
 use tokio::net::UnixStream;
@@ -47,8 +47,6 @@ impl From<io::Error> for Fault {
     }
 }
 
-/// How many descriptors one read may carry before it is a fault.
-const MAX_FDS_PER_READ: usize = 4;
 const READ_CHUNK: usize = 16 * 1024;
 
 thread_local! {
@@ -62,6 +60,9 @@ struct Session {
     stream: UnixStream,
     decoder: FrameDecoder,
     fds: VecDeque<OwnedFd>,
+    /// The kernel could not hand over a descriptor (the service is out of
+    /// them): the Register it came with is refused with a quota error.
+    descriptor_dropped: bool,
     context: Arc<SessionContext>,
     outbox: Arc<Outbox>,
 }
@@ -82,6 +83,7 @@ pub async fn run(stream: UnixStream, id: u64, context: Arc<SessionContext>) {
         stream,
         decoder: FrameDecoder::new(context.limits.max_frame_bytes),
         fds: VecDeque::new(),
+        descriptor_dropped: false,
         outbox: Arc::new(Outbox::new(context.limits.stream_backlog)),
         context,
     };
@@ -194,6 +196,16 @@ impl Session {
             }
             Some(request) => request,
         };
+        if matches!(request, Request::Register(_))
+            && eventfd.is_none()
+            && std::mem::take(&mut self.descriptor_dropped)
+        {
+            tracing::warn!(
+                session = self.id,
+                "refused a registration: the service is out of descriptors"
+            );
+            return self.reply(id, WinError::ERROR_NOT_ENOUGH_QUOTA, None).await;
+        }
         if role < required_role(&request) {
             tracing::info!(
                 session = self.id,
@@ -317,46 +329,25 @@ impl Session {
     async fn receive(&mut self) -> Result<usize, Fault> {
         loop {
             self.stream.readable().await?;
-            let (fds, decoder) = (&mut self.fds, &mut self.decoder);
+            let (fds, decoder, dropped) = (
+                &mut self.fds,
+                &mut self.decoder,
+                &mut self.descriptor_dropped,
+            );
             let raw = self.stream.as_raw_fd();
             let result = self.stream.try_io(Interest::READABLE, || {
                 SCRATCH.with_borrow_mut(|chunk| {
-                    let mut iov = [IoSliceMut::new(chunk)];
-                    let mut space = nix::cmsg_space!([RawFd; MAX_FDS_PER_READ]);
-                    let flags = MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT;
-                    let msg = recvmsg::<()>(raw, &mut iov, Some(&mut space), flags)
-                        .map_err(io::Error::from)?;
-                    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
-                        if let ControlMessageOwned::ScmRights(received) = cmsg {
-                            // SAFETY: the kernel just gave us these
-                            // descriptors; nothing else owns them.
-                            fds.extend(
-                                received
-                                    .into_iter()
-                                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-                            );
-                        }
-                    }
-                    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "too many descriptors in one message",
-                        ));
-                    }
-                    let n = msg.bytes;
-                    decoder.extend(&chunk[..n]);
-                    Ok(n)
+                    let got = scm::receive(raw, chunk, fds)?;
+                    // Out of descriptors (EMFILE): the kernel dropped one,
+                    // and the Register it came with will be refused.
+                    *dropped |= got.truncated;
+                    decoder.extend(&chunk[..got.bytes]);
+                    Ok(got.bytes)
                 })
             });
             match result {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                    return Err(Fault::Protocol(
-                        WinError::RPC_S_PROTOCOL_ERROR,
-                        e.to_string(),
-                    ))
-                }
                 Err(e) => return Err(Fault::Gone(e)),
             }
         }

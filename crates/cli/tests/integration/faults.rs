@@ -5,19 +5,12 @@ use mprapi::{Event, StreamItem, WinError};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn open_descriptors(pid: i32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
-}
-
 #[test]
 fn a_sigkilled_client_leaves_no_registration_and_the_service_carries_on() {
     let lab = Lab::new();
     lab.add_link("va");
     let admin = lab.service.connect();
-    let service_pid = lab.service.pid();
-    let fds_before = open_descriptors(service_pid);
+    let fds_before = lab.service.open_descriptors();
 
     let mut client = lab
         .service
@@ -28,7 +21,7 @@ fn a_sigkilled_client_leaves_no_registration_and_the_service_carries_on() {
         .unwrap();
     let client_pid = client.id() as i32;
     lab.service.wait_for_registration(client.id());
-    assert!(open_descriptors(service_pid) > fds_before);
+    assert!(lab.service.open_descriptors() > fds_before);
 
     client.kill().unwrap();
     client.wait().unwrap();
@@ -40,7 +33,7 @@ fn a_sigkilled_client_leaves_no_registration_and_the_service_carries_on() {
             .all(|s| s.pid != client_pid)
     });
     assert_eq!(
-        open_descriptors(service_pid),
+        lab.service.open_descriptors(),
         fds_before,
         "the service's descriptors are back where they were"
     );

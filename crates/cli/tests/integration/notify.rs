@@ -174,3 +174,39 @@ fn deregistering_an_event_that_is_not_registered_is_invalid_parameter() {
         "registered on another handle is not registered on this one"
     );
 }
+
+#[test]
+fn a_service_out_of_descriptors_refuses_a_registration_and_serves_on() {
+    let lab = Lab::with_descriptor_limit(48);
+    lab.add_link("va");
+    let server = lab.service.connect();
+    let events: Vec<Event> = (0..64).map(|_| Event::auto().unwrap()).collect();
+    let results: Vec<Result<(), WinError>> = events
+        .iter()
+        .map(|e| server.register_connection_notification(e))
+        .collect();
+    let first_refusal = results
+        .iter()
+        .position(Result::is_err)
+        .expect("48 descriptors cannot hold 64 registrations");
+    assert!(first_refusal > 10, "refused too early, at {first_refusal}");
+    assert!(
+        results[first_refusal..]
+            .iter()
+            .all(|r| *r == Err(WinError::ERROR_NOT_ENOUGH_QUOTA)),
+        "{results:?}"
+    );
+    // The session lives on: the registrations it has still signal, and
+    // freeing one makes room for another.
+    lab.set_up("va", true);
+    expect_signal(&events[0], "a registration made before the refusals");
+    server
+        .deregister_connection_notification(&events[0])
+        .unwrap();
+    server
+        .deregister_connection_notification(&events[1])
+        .unwrap();
+    server
+        .register_connection_notification(&events[first_refusal])
+        .unwrap();
+}

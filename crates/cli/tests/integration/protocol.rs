@@ -261,3 +261,29 @@ fn sessions_beyond_the_limit_are_refused_as_too_busy() {
         mprapi::Server::connect_socket(&lab.service.socket).is_ok()
     });
 }
+
+#[test]
+fn a_flood_of_descriptors_closes_the_session_and_leaks_none() {
+    let lab = Lab::new();
+    let mut stream = raw(&lab.service);
+    hello(&mut stream);
+    let before = lab.service.open_descriptors();
+    let pipes: Vec<_> = (0..10).map(|_| nix::unistd::pipe().unwrap()).collect();
+    let fds: Vec<_> = pipes.iter().map(|(r, _)| r.as_raw_fd()).collect();
+    let register = frame(2, Request::Register(Register { event: 1 }));
+    sendmsg::<()>(
+        stream.as_raw_fd(),
+        &[IoSlice::new(&register)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        expect_closed(&mut stream),
+        Some(WinError::RPC_S_PROTOCOL_ERROR)
+    );
+    wait_until("the service holds none of them", || {
+        lab.service.open_descriptors() < before
+    });
+}

@@ -100,13 +100,30 @@ impl Service {
     /// Starts `ddm serve` in `netns` with an optional TOML config, and
     /// waits until it answers.
     pub fn start(netns: &Netns, config: Option<&str>) -> Service {
+        Self::start_limited(netns, config, None)
+    }
+
+    /// Starts the service with at most `descriptors` open files, if given.
+    pub fn start_limited(netns: &Netns, config: Option<&str>, descriptors: Option<u32>) -> Service {
         let dir = tempfile::tempdir().unwrap();
         // Readable by the unprivileged clients of the access tests.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let socket = dir.path().join("ddm.sock");
-        let mut command = Command::new("ip");
+        let mut command = Command::new("prlimit");
+        if let Some(limit) = descriptors {
+            command.arg(format!("--nofile={limit}:{limit}"));
+        }
         command
-            .args(["netns", "exec", &netns.name, DDM, "serve", "--socket"])
+            .args([
+                "--",
+                "ip",
+                "netns",
+                "exec",
+                &netns.name,
+                DDM,
+                "serve",
+                "--socket",
+            ])
             .arg(&socket);
         if let Some(config) = config {
             let path = dir.path().join("ddm.toml");
@@ -129,6 +146,13 @@ impl Service {
 
     pub fn connect(&self) -> Server {
         Server::connect_socket(&self.socket).expect("connect to the service")
+    }
+
+    /// How many descriptors the service has open.
+    pub fn open_descriptors(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
     }
 
     pub fn pid(&self) -> i32 {
@@ -194,10 +218,19 @@ impl Lab {
     }
 
     pub fn with_config(config: Option<&str>) -> Lab {
+        Self::build(config, None)
+    }
+
+    /// A lab whose service may open at most `descriptors` files.
+    pub fn with_descriptor_limit(descriptors: u32) -> Lab {
+        Self::build(None, Some(descriptors))
+    }
+
+    fn build(config: Option<&str>, descriptors: Option<u32>) -> Lab {
         require_root();
         let router = Netns::new("r");
         let far = Netns::new("f");
-        let service = Service::start(&router, config);
+        let service = Service::start_limited(&router, config, descriptors);
         Lab {
             service,
             router,
