@@ -99,12 +99,8 @@ pub struct Service {
 impl Service {
     /// Starts `ddm serve` in `netns` with an optional TOML config, and
     /// waits until it answers.
-    pub fn start(netns: &Netns, config: Option<&str>) -> Service {
-        Self::start_limited(netns, config, None)
-    }
-
     /// Starts the service with at most `descriptors` open files, if given.
-    pub fn start_limited(netns: &Netns, config: Option<&str>, descriptors: Option<u32>) -> Service {
+    pub fn start(netns: &Netns, config: Option<&str>, descriptors: Option<u32>) -> Service {
         let dir = tempfile::tempdir().unwrap();
         // Readable by the unprivileged clients of the access tests.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -230,7 +226,7 @@ impl Lab {
         require_root();
         let router = Netns::new("r");
         let far = Netns::new("f");
-        let service = Service::start_limited(&router, config, descriptors);
+        let service = Service::start(&router, config, descriptors);
         Lab {
             service,
             router,
