@@ -111,6 +111,17 @@ pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// Descriptors this process (and the service, which inherits the limit)
+/// may hold: each ddm client costs one on each side, each registration one
+/// in the service.
+pub fn descriptor_limit() -> usize {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(1024, |(soft, _)| soft as usize)
+}
+
+/// Descriptors kept aside for everything else a process holds.
+pub const SPARE_DESCRIPTORS: usize = 256;
+
 pub struct Lab {
     pub router: Netns,
     _far: Netns,

@@ -4,7 +4,7 @@
 //! multicast, the floor) and N D-Bus subscribers.
 
 use super::{say_lost, settle, PATIENCE};
-use crate::lab::{Lab, Link};
+use crate::lab::{descriptor_limit, Lab, Link, SPARE_DESCRIPTORS};
 use crate::listeners::{set_up, Mechanism};
 use crate::report::Report;
 use crate::stats::Summary;
@@ -17,6 +17,16 @@ pub fn run(lab: &Lab, sizes: &[usize], flips: usize, report: &mut Report) {
         let last = format!("fan-out {n}: last woken");
         let median = format!("fan-out {n}: median client");
         for mechanism in [Mechanism::Kernel, Mechanism::DBus, Mechanism::DdmEvent] {
+            // A ddm client holds a socket and an eventfd here, and the
+            // service a socket and the eventfd's copy.
+            if mechanism == Mechanism::DdmEvent && 2 * n + SPARE_DESCRIPTORS > descriptor_limit() {
+                eprintln!(
+                    "!!! fan-out {n}: ddm skipped: {} descriptors needed, this machine allows {}",
+                    2 * n + SPARE_DESCRIPTORS,
+                    descriptor_limit()
+                );
+                continue;
+            }
             let listeners = set_up(lab, mechanism, n, link.connected);
             let (mut lasts, mut medians, mut lost) = (Vec::new(), Vec::new(), 0);
             for _ in 0..flips {

@@ -2,7 +2,7 @@
 //! per registration, from its RSS before and after opening N sessions and
 //! registering ten events on each.
 
-use crate::lab::{wait_for, Lab};
+use crate::lab::{descriptor_limit, wait_for, Lab, SPARE_DESCRIPTORS};
 use crate::report::Report;
 use crate::stats::Summary;
 use std::time::Duration;
@@ -21,7 +21,19 @@ pub fn run(lab: &Lab, sessions: usize, report: &mut Report) {
     let events: Vec<mprapi::Event> = (0..REGISTRATIONS_PER_SESSION)
         .map(|_| mprapi::Event::auto().expect("eventfd"))
         .collect();
-    for server in &servers {
+    // Each registration is a descriptor in the service: register on as
+    // many sessions as its limit allows.
+    let room =
+        descriptor_limit().saturating_sub(sessions + SPARE_DESCRIPTORS) / REGISTRATIONS_PER_SESSION;
+    let registering = sessions.min(room);
+    if registering < sessions {
+        eprintln!(
+            "note: registering on {registering} of {sessions} sessions: {} registrations would pass this machine's limit of {} descriptors",
+            sessions * REGISTRATIONS_PER_SESSION,
+            descriptor_limit()
+        );
+    }
+    for server in &servers[..registering] {
         for event in &events {
             server
                 .register_connection_notification(event)
@@ -31,8 +43,9 @@ pub fn run(lab: &Lab, sessions: usize, report: &mut Report) {
     let registered = steady_rss(lab);
     eprintln!("service RSS: {before} B before, {idle} B with {sessions} idle sessions, {registered} B registered");
     let per_session = (idle - before) / sessions as f64;
-    let per_registration = (registered - idle) / (sessions * REGISTRATIONS_PER_SESSION) as f64;
-    let workload = format!("memory, {sessions} sessions x {REGISTRATIONS_PER_SESSION}");
+    let per_registration = (registered - idle) / (registering * REGISTRATIONS_PER_SESSION) as f64;
+    let workload =
+        format!("memory, {sessions} sessions, {registering} x {REGISTRATIONS_PER_SESSION} reg.");
     report.add(
         &workload,
         "ddm service RSS per idle session",
