@@ -2,38 +2,51 @@
 //! replies and pushes read on the process's single I/O thread.
 //!
 //! A call writes its frame itself (with the eventfd attached, for a
-//! Register), then blocks on a channel until the I/O thread hands it the
-//! reply with its id. The I/O thread is a one-thread tokio runtime started
-//! on first use and shared by every connection in the process; users see
-//! only blocking calls, and no runtime is imposed on them. When the service
-//! goes away the reader sees the socket close at once and fails every
-//! waiting call with ERROR_DDM_NOT_RUNNING; a service that stops answering
-//! is given up on after the call timeout, with the same error.
+//! Register), then waits for the reply with its id. Whoever holds the
+//! reader lock reads the socket and hands every frame to its owner: a
+//! calling thread that finds the lock free reads for itself (its reply
+//! then costs no extra thread wake-up, as with libdbus), and otherwise the
+//! holder delivers the reply through a channel. Between calls the
+//! process's I/O thread reads, so typed events and the end of the service
+//! are seen at once. That thread is a one-thread tokio runtime started on
+//! first use and shared by every connection in the process; users see only
+//! blocking calls, and no runtime is imposed on them. When the service goes
+//! away the reader sees the socket close and fails every waiting call with
+//! ERROR_DDM_NOT_RUNNING; a service that stops answering is given up on
+//! after the call timeout, with the same error.
 
 use crate::stream::StreamState;
 use ddm_proto::frame::{encode_frame, FrameDecoder, PROTOCOL_VERSION};
 use ddm_proto::message::*;
 use ddm_proto::prost::Message as _;
 use ddm_proto::WinError;
+use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use nix::sys::socket::{recv, sendmsg, ControlMessage, MsgFlags};
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
 
 /// How long a call waits for its reply before the service counts as gone.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Bytes read at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
 /// What the reader and the callers share.
 pub(crate) struct Shared {
     pending: Mutex<Pending>,
     pub(crate) stream: StreamState,
+    /// The read side: whoever holds it reads the socket.
+    reader: Mutex<FrameDecoder>,
+    /// Rung when a calling thread stops reading, for the I/O thread.
+    released: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -50,6 +63,21 @@ impl Shared {
         pending.waiters.clear();
         drop(pending);
         self.stream.end(WinError::ERROR_DDM_NOT_RUNNING);
+    }
+
+    /// Hands every whole frame in `decoder` to its owner; false when the
+    /// stream is corrupt (the connection is then closed).
+    fn dispatch_all(&self, decoder: &mut FrameDecoder) -> bool {
+        loop {
+            match decoder.next_message::<ServiceMessage>() {
+                Ok(Some(message)) => self.dispatch(message),
+                Ok(None) => return true,
+                Err(_) => {
+                    self.close();
+                    return false;
+                }
+            }
+        }
     }
 
     fn dispatch(&self, message: ServiceMessage) {
@@ -112,10 +140,12 @@ impl Connection {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             stream: StreamState::default(),
+            reader: Mutex::new(FrameDecoder::new(max_frame)),
+            released: tokio::sync::Notify::new(),
         });
         let (reader, for_reader) = (stream.clone(), shared.clone());
         io_runtime().spawn(async move {
-            read_loop(&reader, &for_reader, max_frame).await;
+            read_loop(&reader, &for_reader).await;
             for_reader.close();
         });
         Ok(Connection {
@@ -161,11 +191,79 @@ impl Connection {
             self.forget(id);
             return Err(e);
         }
-        let waited = reply.recv_timeout(deadline.saturating_duration_since(Instant::now()));
-        waited.map_err(|_| {
+        let waited = self.wait_for_reply(&reply, deadline);
+        if waited.is_err() {
             self.forget(id);
-            WinError::ERROR_DDM_NOT_RUNNING
-        })
+        }
+        waited
+    }
+
+    /// Reads for itself when nobody else is reading; otherwise waits for
+    /// the reader to deliver.
+    fn wait_for_reply(
+        &self,
+        reply: &Receiver<Reply>,
+        deadline: Instant,
+    ) -> Result<Reply, WinError> {
+        let gone = WinError::ERROR_DDM_NOT_RUNNING;
+        loop {
+            match reply.try_recv() {
+                Ok(reply) => return Ok(reply),
+                Err(TryRecvError::Disconnected) => return Err(gone),
+                Err(TryRecvError::Empty) => {}
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(gone);
+            }
+            match self.shared.reader.try_lock() {
+                Ok(mut decoder) => {
+                    let outcome = self.read_until_reply(&mut decoder, reply, deadline);
+                    drop(decoder);
+                    self.shared.released.notify_one();
+                    return outcome;
+                }
+                Err(TryLockError::Poisoned(_)) => return Err(gone),
+                Err(TryLockError::WouldBlock) => {
+                    return reply.recv_timeout(remaining).map_err(|_| gone);
+                }
+            }
+        }
+    }
+
+    /// Reads the socket, dispatching every frame, until this caller's
+    /// reply arrives, the deadline passes or the connection ends.
+    fn read_until_reply(
+        &self,
+        decoder: &mut FrameDecoder,
+        reply: &Receiver<Reply>,
+        deadline: Instant,
+    ) -> Result<Reply, WinError> {
+        let gone = Err(WinError::ERROR_DDM_NOT_RUNNING);
+        let mut chunk = [0u8; READ_CHUNK];
+        loop {
+            if !self.shared.dispatch_all(decoder) {
+                return gone;
+            }
+            match reply.try_recv() {
+                Ok(reply) => return Ok(reply),
+                Err(TryRecvError::Disconnected) => return gone,
+                Err(TryRecvError::Empty) => {}
+            }
+            wait_ready(self.stream.as_fd(), PollFlags::POLLIN, deadline)?;
+            match recv(self.stream.as_raw_fd(), &mut chunk, MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => {
+                    self.shared.close();
+                    return gone;
+                }
+                Ok(n) => decoder.extend(&chunk[..n]),
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                Err(_) => {
+                    self.shared.close();
+                    return gone;
+                }
+            }
+        }
     }
 
     /// Sends a request whose reply nobody waits for.
@@ -217,7 +315,7 @@ impl Connection {
                     fd_pending = None;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    wait_writable(self.stream.as_fd(), deadline)?;
+                    wait_ready(self.stream.as_fd(), PollFlags::POLLOUT, deadline)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Err(WinError::ERROR_DDM_NOT_RUNNING),
@@ -236,25 +334,22 @@ impl Drop for Connection {
     }
 }
 
-fn wait_writable(fd: BorrowedFd<'_>, deadline: Instant) -> Result<(), WinError> {
+/// Waits until `fd` is ready for `what` (or has hung up), at most until
+/// `deadline`: past it the service counts as gone.
+fn wait_ready(fd: BorrowedFd<'_>, what: PollFlags, deadline: Instant) -> Result<(), WinError> {
     let remaining = deadline.saturating_duration_since(Instant::now());
     if remaining.is_zero() {
         return Err(WinError::ERROR_DDM_NOT_RUNNING);
     }
     let ms = remaining.as_millis().clamp(1, i32::MAX as u128) as i32;
-    let mut polls = [PollFd::new(fd, PollFlags::POLLOUT)];
-    poll(
+    let mut polls = [PollFd::new(fd, what)];
+    match poll(
         &mut polls,
         PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-    )
-    .map(|_| ())
-    .or_else(|e| {
-        if e == nix::errno::Errno::EINTR {
-            Ok(())
-        } else {
-            Err(WinError::ERROR_DDM_NOT_RUNNING)
-        }
-    })
+    ) {
+        Ok(_) | Err(Errno::EINTR) => Ok(()),
+        Err(_) => Err(WinError::ERROR_DDM_NOT_RUNNING),
+    }
 }
 
 /// Hello, and the Welcome (or the refusal) that answers it.
@@ -295,26 +390,47 @@ fn handshake(socket: &UnixStream, timeout: Duration) -> Result<Welcome, WinError
     }
 }
 
-async fn read_loop(reader: &tokio::net::UnixStream, shared: &Shared, max_frame: usize) {
-    let mut decoder = FrameDecoder::new(max_frame);
-    let mut chunk = vec![0u8; 16 * 1024];
+/// The I/O thread's part: read whenever no calling thread does.
+async fn read_loop(socket: &tokio::net::UnixStream, shared: &Shared) {
+    let mut chunk = vec![0u8; READ_CHUNK];
     loop {
-        if reader.readable().await.is_err() {
+        if socket.readable().await.is_err() {
             return;
         }
-        match reader.try_read(&mut chunk) {
-            Ok(0) => return,
-            Ok(n) => decoder.extend(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(_) => return,
+        match read_once(socket, shared, &mut chunk) {
+            Turn::Read => {}
+            // A caller is reading; it rings when it lets go.
+            Turn::Busy => shared.released.notified().await,
+            Turn::End => return,
         }
-        loop {
-            match decoder.next_message::<ServiceMessage>() {
-                Ok(Some(message)) => shared.dispatch(message),
-                Ok(None) => break,
-                Err(_) => return,
+    }
+}
+
+enum Turn {
+    Read,
+    Busy,
+    End,
+}
+
+/// One read and its dispatch, if no calling thread is reading.
+fn read_once(socket: &tokio::net::UnixStream, shared: &Shared, chunk: &mut [u8]) -> Turn {
+    let mut decoder = match shared.reader.try_lock() {
+        Ok(decoder) => decoder,
+        Err(TryLockError::WouldBlock) => return Turn::Busy,
+        Err(TryLockError::Poisoned(_)) => return Turn::End,
+    };
+    match socket.try_read(chunk) {
+        Ok(0) => Turn::End,
+        Ok(n) => {
+            decoder.extend(&chunk[..n]);
+            if shared.dispatch_all(&mut decoder) {
+                Turn::Read
+            } else {
+                Turn::End
             }
         }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Turn::Read,
+        Err(_) => Turn::End,
     }
 }
 

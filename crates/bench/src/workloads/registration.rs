@@ -56,14 +56,15 @@ fn timed(mut f: impl FnMut()) -> Duration {
 
 pub fn run(lab: &Lab, iterations: usize, duration: Duration, report: &mut Report) {
     let (mut socket, _echo) = echo_peer();
-    let pings: Vec<Duration> = (0..iterations)
-        .map(|_| timed(|| ping(&mut socket)))
-        .collect();
-
     let server = lab.connect();
     let event = mprapi::Event::auto().expect("eventfd");
-    let (mut registers, mut deregisters) = (Vec::new(), Vec::new());
+    let bus = dbus_anchor::client(&lab.bus_address);
+    // Interleaved, one of each per iteration: this machine's noise then
+    // falls on every mechanism alike.
+    let (mut pings, mut registers, mut deregisters, mut adds, mut removes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..iterations {
+        pings.push(timed(|| ping(&mut socket)));
         registers.push(timed(|| {
             server
                 .register_connection_notification(&event)
@@ -74,11 +75,6 @@ pub fn run(lab: &Lab, iterations: usize, duration: Duration, report: &mut Report
                 .deregister_connection_notification(&event)
                 .expect("deregister")
         }));
-    }
-
-    let bus = dbus_anchor::client(&lab.bus_address);
-    let (mut adds, mut removes) = (Vec::new(), Vec::new());
-    for _ in 0..iterations {
         adds.push(timed(|| {
             bus.add_match_no_cb(dbus_anchor::MATCH_RULE)
                 .expect("AddMatch")
