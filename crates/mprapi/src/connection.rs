@@ -206,28 +206,17 @@ impl Connection {
         deadline: Instant,
     ) -> Result<Reply, WinError> {
         let gone = WinError::ERROR_DDM_NOT_RUNNING;
-        loop {
-            match reply.try_recv() {
-                Ok(reply) => return Ok(reply),
-                Err(TryRecvError::Disconnected) => return Err(gone),
-                Err(TryRecvError::Empty) => {}
+        match self.shared.reader.try_lock() {
+            Ok(mut decoder) => {
+                let outcome = self.read_until_reply(&mut decoder, reply, deadline);
+                drop(decoder);
+                self.shared.released.notify_one();
+                outcome
             }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(gone);
-            }
-            match self.shared.reader.try_lock() {
-                Ok(mut decoder) => {
-                    let outcome = self.read_until_reply(&mut decoder, reply, deadline);
-                    drop(decoder);
-                    self.shared.released.notify_one();
-                    return outcome;
-                }
-                Err(TryLockError::Poisoned(_)) => return Err(gone),
-                Err(TryLockError::WouldBlock) => {
-                    return reply.recv_timeout(remaining).map_err(|_| gone);
-                }
-            }
+            Err(TryLockError::Poisoned(_)) => Err(gone),
+            Err(TryLockError::WouldBlock) => reply
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .map_err(|_| gone),
         }
     }
 
