@@ -200,6 +200,16 @@ impl Lab {
         mprapi::Server::connect_socket(&self.socket).expect("connect to the service")
     }
 
+    /// A session with one auto-reset event registered on it.
+    pub fn registered_session(&self) -> (mprapi::Server, mprapi::Event) {
+        let server = self.connect();
+        let event = mprapi::Event::auto().expect("eventfd");
+        server
+            .register_connection_notification(&event)
+            .expect("register");
+        (server, event)
+    }
+
     /// Resident memory of the service, in bytes.
     pub fn service_rss(&self) -> u64 {
         proc_status_kib(self.service.pid(), "VmRSS:") * 1024

@@ -108,11 +108,7 @@ pub fn set_up(lab: &Lab, mechanism: Mechanism, n: usize, connected: bool) -> Lis
             .collect(),
         Mechanism::DdmEvent => (0..n)
             .map(|_| {
-                let server = lab.connect();
-                let event = mprapi::Event::auto().expect("eventfd");
-                server
-                    .register_connection_notification(&event)
-                    .expect("register");
+                let (server, event) = lab.registered_session();
                 let waiter = Waiter {
                     fd: event.as_raw_fd(),
                     kind: Kind::EventFd,

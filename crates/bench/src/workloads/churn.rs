@@ -39,16 +39,8 @@ fn quiet_seq(witness: &mprapi::Server) -> u64 {
 
 pub fn run(lab: &Lab, rates: &[u32], duration: Duration, report: &mut Report) {
     let mut link = Link::new(lab);
-    let sessions: Vec<(mprapi::Server, mprapi::Event)> = (0..SESSIONS)
-        .map(|_| {
-            let server = lab.connect();
-            let event = mprapi::Event::auto().expect("eventfd");
-            server
-                .register_connection_notification(&event)
-                .expect("register");
-            (server, event)
-        })
-        .collect();
+    let sessions: Vec<(mprapi::Server, mprapi::Event)> =
+        (0..SESSIONS).map(|_| lab.registered_session()).collect();
     let witness = lab.connect();
     for &rate in rates {
         let first = quiet_seq(&witness);

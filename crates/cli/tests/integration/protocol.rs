@@ -38,6 +38,18 @@ fn hello(stream: &mut UnixStream) {
     assert_eq!(reply.error, 0);
 }
 
+/// Writes `bytes` with `fds` riding on them as SCM_RIGHTS.
+fn send_with_descriptors(stream: &UnixStream, bytes: &[u8], fds: &[std::os::fd::RawFd]) {
+    sendmsg::<()>(
+        stream.as_raw_fd(),
+        &[IoSlice::new(bytes)],
+        &[ControlMessage::ScmRights(fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .unwrap();
+}
+
 /// The next reply, or None when the service closed the session.
 fn next_reply(stream: &mut UnixStream) -> Option<Reply> {
     let mut decoder = FrameDecoder::new(usize::MAX);
@@ -203,14 +215,7 @@ fn register_needs_an_eventfd() {
 
     let (pipe_read, _pipe_write) = nix::unistd::pipe().unwrap();
     let fds = [pipe_read.as_raw_fd()];
-    sendmsg::<()>(
-        stream.as_raw_fd(),
-        &[IoSlice::new(&register)],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .unwrap();
+    send_with_descriptors(&stream, &register, &fds);
     assert_eq!(
         next_reply(&mut stream).map(|r| r.error),
         Some(WinError::ERROR_INVALID_PARAMETER.0),
@@ -232,14 +237,7 @@ fn a_descriptor_without_a_register_closes_the_session() {
     let (pipe_read, _pipe_write) = nix::unistd::pipe().unwrap();
     let fds = [pipe_read.as_raw_fd()];
     let list = frame(2, Request::ListSessions(ListSessions {}));
-    sendmsg::<()>(
-        stream.as_raw_fd(),
-        &[IoSlice::new(&list)],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .unwrap();
+    send_with_descriptors(&stream, &list, &fds);
     let mut saw_protocol_error = false;
     while let Some(reply) = next_reply(&mut stream) {
         saw_protocol_error |= reply.error == WinError::RPC_S_PROTOCOL_ERROR.0;
@@ -271,14 +269,7 @@ fn a_flood_of_descriptors_closes_the_session_and_leaks_none() {
     let pipes: Vec<_> = (0..10).map(|_| nix::unistd::pipe().unwrap()).collect();
     let fds: Vec<_> = pipes.iter().map(|(r, _)| r.as_raw_fd()).collect();
     let register = frame(2, Request::Register(Register { event: 1 }));
-    sendmsg::<()>(
-        stream.as_raw_fd(),
-        &[IoSlice::new(&register)],
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .unwrap();
+    send_with_descriptors(&stream, &register, &fds);
     assert_eq!(
         expect_closed(&mut stream),
         Some(WinError::RPC_S_PROTOCOL_ERROR)

@@ -215,17 +215,30 @@ pub unsafe extern "C" fn MprAdminInterfaceGetInfo(
     })())
 }
 
+/// Runs a registration call on a server handle and an event handle; an
+/// event handle that is NULL, closed or forged is ERROR_INVALID_PARAMETER.
+fn with_event(
+    handle: *mut c_void,
+    event_handle: *mut c_void,
+    call: impl FnOnce(&Server, &crate::Event) -> Result<(), WinError>,
+) -> u32 {
+    status(server(handle).and_then(|server| {
+        let event = event(event_handle).ok_or(WinError::ERROR_INVALID_PARAMETER)?;
+        call(&server, &event)
+    }))
+}
+
 /// `MprAdminRegisterConnectionNotification`.
 #[no_mangle]
 pub extern "C" fn MprAdminRegisterConnectionNotification(
     handle: *mut c_void,
     event_handle: *mut c_void,
 ) -> u32 {
-    status((|| {
-        let server = server(handle)?;
-        let event = event(event_handle).ok_or(WinError::ERROR_INVALID_PARAMETER)?;
-        server.register_connection_notification(&event)
-    })())
+    with_event(
+        handle,
+        event_handle,
+        Server::register_connection_notification,
+    )
 }
 
 /// `MprAdminDeregisterConnectionNotification`.
@@ -234,11 +247,11 @@ pub extern "C" fn MprAdminDeregisterConnectionNotification(
     handle: *mut c_void,
     event_handle: *mut c_void,
 ) -> u32 {
-    status((|| {
-        let server = server(handle)?;
-        let event = event(event_handle).ok_or(WinError::ERROR_INVALID_PARAMETER)?;
-        server.deregister_connection_notification(&event)
-    })())
+    with_event(
+        handle,
+        event_handle,
+        Server::deregister_connection_notification,
+    )
 }
 
 /// `MprAdminBufferFree`.
