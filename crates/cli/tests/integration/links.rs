@@ -29,12 +29,7 @@ fn up_without_carrier_is_not_connected() {
             .iter()
             .any(|i| i.name == "va" && i.enabled)
     });
-    let va = server
-        .interfaces()
-        .unwrap()
-        .into_iter()
-        .find(|i| i.name == "va")
-        .unwrap();
+    let va = lab.interface("va").unwrap();
     assert_eq!(va.state, ConnectionState::Disconnected);
     assert_eq!(
         va.unreachability_reasons,
@@ -122,12 +117,7 @@ fn interface_get_info_by_handle_and_unknown_handles() {
     lab.add_link("va");
     let server = lab.service.connect();
     lab.wait_listed("va");
-    let va = server
-        .interfaces()
-        .unwrap()
-        .into_iter()
-        .find(|i| i.name == "va")
-        .unwrap();
+    let va = lab.interface("va").unwrap();
     assert_eq!(server.interface(va.handle).unwrap(), va);
     assert_eq!(
         server.interface(999_999).unwrap_err(),

@@ -226,6 +226,12 @@ impl Lab {
         require_root();
         let router = Netns::new("r");
         let far = Netns::new("f");
+        // Peers whose index differs from their router side make carrier
+        // changes urgent linkwatch events; with equal indexes the kernel
+        // may hold carrier news back for up to a second.
+        far.ip(&[
+            "link", "add", "spacer0", "type", "veth", "peer", "name", "spacer1",
+        ]);
         let service = Service::start(&router, config, descriptors);
         Lab {
             service,
@@ -259,15 +265,16 @@ impl Lab {
         self.wait_for_state(name, ConnectionState::Connected);
     }
 
+    /// What the service reports of interface `name`, if it has one.
+    pub fn interface(&self, name: &str) -> Option<mprapi::InterfaceInfo> {
+        let interfaces = self.service.connect().interfaces().unwrap();
+        interfaces.into_iter().find(|i| i.name == name)
+    }
+
     /// The state the service reports for `name`, None if it has no such
     /// interface.
     pub fn state_of(&self, name: &str) -> Option<ConnectionState> {
-        let server = self.service.connect();
-        let interfaces = server.interfaces().unwrap();
-        interfaces
-            .into_iter()
-            .find(|i| i.name == name)
-            .map(|i| i.state)
+        self.interface(name).map(|i| i.state)
     }
 
     /// Waits until the service reports `name` in `state`.

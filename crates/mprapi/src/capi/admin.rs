@@ -59,6 +59,23 @@ fn server(handle: *const c_void) -> Result<Arc<Server>, WinError> {
     SERVERS.get(handle).ok_or(WinError::RPC_S_INVALID_BINDING)
 }
 
+/// The server of a level-0 call that fills `*buffer`, after the checks
+/// every such call makes.
+fn getter(
+    handle: *const c_void,
+    level: u32,
+    buffer: *mut *mut u8,
+) -> Result<Arc<Server>, WinError> {
+    let server = server(handle)?;
+    if level != 0 {
+        return Err(WinError::ERROR_NOT_SUPPORTED);
+    }
+    if buffer.is_null() {
+        return Err(WinError::ERROR_INVALID_PARAMETER);
+    }
+    Ok(server)
+}
+
 /// Writes through an out-pointer the caller must supply.
 ///
 /// # Safety
@@ -117,13 +134,7 @@ pub unsafe extern "C" fn MprAdminServerGetInfo(
     buffer: *mut *mut u8,
 ) -> u32 {
     status((|| {
-        let server = server(handle)?;
-        if level != 0 {
-            return Err(WinError::ERROR_NOT_SUPPORTED);
-        }
-        if buffer.is_null() {
-            return Err(WinError::ERROR_INVALID_PARAMETER);
-        }
+        let server = getter(handle, level, buffer)?;
         let info = server.server_info()?;
         let info = MprServer0 {
             lan_only_mode: i32::from(info.lan_only_mode),
@@ -152,14 +163,11 @@ pub unsafe extern "C" fn MprAdminInterfaceEnum(
     total_entries: *mut u32,
     resume: *mut u32,
 ) -> u32 {
-    let server = match server(handle) {
+    let server = match getter(handle, level, buffer) {
         Ok(server) => server,
         Err(e) => return e.0,
     };
-    if level != 0 {
-        return WinError::ERROR_NOT_SUPPORTED.0;
-    }
-    if buffer.is_null() || entries_read.is_null() || total_entries.is_null() {
+    if entries_read.is_null() || total_entries.is_null() {
         return WinError::ERROR_INVALID_PARAMETER.0;
     }
     let start = if resume.is_null() { 0 } else { resume.read() };
@@ -201,13 +209,7 @@ pub unsafe extern "C" fn MprAdminInterfaceGetInfo(
     buffer: *mut *mut u8,
 ) -> u32 {
     status((|| {
-        let server = server(handle)?;
-        if level != 0 {
-            return Err(WinError::ERROR_NOT_SUPPORTED);
-        }
-        if buffer.is_null() {
-            return Err(WinError::ERROR_INVALID_PARAMETER);
-        }
+        let server = getter(handle, level, buffer)?;
         let handle =
             u32::try_from(interface as usize).map_err(|_| WinError::ERROR_INVALID_HANDLE)?;
         let info = server.interface(handle)?;
