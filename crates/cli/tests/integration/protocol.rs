@@ -189,7 +189,7 @@ fn requests_before_the_handshake_and_bad_versions_are_refused() {
 fn connections_that_never_finish_the_handshake_are_closed() {
     let lab = Lab::with_config(Some("[limits]\nhandshake_timeout_ms = 300\n"));
     let bystander = Bystander::start(&lab.service);
-    let mut silent: Vec<UnixStream> = (0..100).map(|_| raw(&lab.service)).collect();
+    let mut silent: Vec<UnixStream> = (0..1000).map(|_| raw(&lab.service)).collect();
     let mut half = raw(&lab.service);
     half.write_all(&[0, 0]).unwrap(); // half a header, then nothing
     silent.push(half);
