@@ -30,7 +30,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
-use std::sync::{Arc, Mutex, OnceLock, TryLockError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
 
 /// How long a call waits for its reply before the service counts as gone.
@@ -42,6 +42,8 @@ const READ_CHUNK: usize = 16 * 1024;
 /// What the reader and the callers share.
 pub(crate) struct Shared {
     pending: Mutex<Pending>,
+    /// Rung when the connection closes.
+    closed: Condvar,
     pub(crate) stream: StreamState,
     /// The read side: whoever holds it reads the socket.
     reader: Mutex<FrameDecoder>,
@@ -62,6 +64,7 @@ impl Shared {
         pending.closed = true;
         pending.waiters.clear();
         drop(pending);
+        self.closed.notify_all();
         self.stream.end(WinError::ERROR_DDM_NOT_RUNNING);
     }
 
@@ -139,6 +142,7 @@ impl Connection {
         let stream = Arc::new(stream);
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
+            closed: Condvar::new(),
             stream: StreamState::default(),
             reader: Mutex::new(FrameDecoder::new(max_frame)),
             released: tokio::sync::Notify::new(),
@@ -253,6 +257,21 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Waits up to `timeout` for the connection to close; true if it has.
+    pub(crate) fn wait_closed(&self, timeout: Duration) -> bool {
+        let pending = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (pending, _) = self
+            .shared
+            .closed
+            .wait_timeout_while(pending, timeout, |p| !p.closed)
+            .unwrap_or_else(|p| p.into_inner());
+        pending.closed
     }
 
     /// Sends a request whose reply nobody waits for.

@@ -66,6 +66,18 @@ impl Event {
         Self::new(false, false)
     }
 
+    /// Another handle to the same event: the same eventfd (duplicated) and
+    /// the same id, so the service sees one event.
+    pub fn try_clone(&self) -> std::io::Result<Event> {
+        let fd = self.fd.as_fd().try_clone_to_owned()?;
+        Ok(Event {
+            // SAFETY: `fd` is a fresh duplicate of an eventfd we own.
+            fd: unsafe { EventFd::from_owned_fd(fd) },
+            manual_reset: self.manual_reset,
+            id: self.id,
+        })
+    }
+
     /// The process-unique number that names this event to the service.
     pub fn id(&self) -> u64 {
         self.id
@@ -349,6 +361,17 @@ mod tests {
         assert!(readable(&e));
         e.reset();
         assert!(!readable(&e));
+    }
+
+    #[test]
+    fn a_clone_is_the_same_event() {
+        let e = Event::manual().unwrap();
+        let clone = e.try_clone().unwrap();
+        assert_eq!(clone.id(), e.id());
+        clone.set();
+        assert!(e.is_set());
+        drop(e);
+        assert!(clone.is_set(), "the clone keeps the event alive");
     }
 
     #[test]

@@ -29,10 +29,13 @@
 //! A call on a handle whose service has died returns
 //! `ERROR_DDM_NOT_RUNNING` at once (the socket closes); a call the service
 //! does not answer within [`CALL_TIMEOUT`] returns the same.
+//! [`ReconnectingServer`] reconnects by itself, registers its events again
+//! and signals each once, since changes may have been missed while away.
 
 pub mod capi;
 mod connection;
 pub mod event;
+mod reconnect;
 mod server;
 mod stream;
 mod types;
@@ -41,6 +44,7 @@ pub use ddm_proto::message::Role;
 pub use ddm_proto::model::{interface_type, unreachability, ConnectionState};
 pub use ddm_proto::WinError;
 pub use event::{wait_for_multiple, Event, MAXIMUM_WAIT_OBJECTS};
+pub use reconnect::{ReconnectingServer, RECONNECT_INTERVAL};
 pub use server::{error_string, is_service_running, Result, Server, CALL_TIMEOUT};
 pub use stream::{EventStream, Snapshot, StreamItem, STREAM_CAPACITY};
 pub use types::{ConnectionEvent, InterfaceInfo, InterfacePage, ServerInfo, SessionInfo};

@@ -48,6 +48,12 @@ impl Server {
         Role::try_from(self.connection.welcome.role).unwrap_or(Role::None)
     }
 
+    /// Waits up to `timeout` for the connection to end (the service went
+    /// away or this handle was disconnected); true if it has.
+    pub fn wait_closed(&self, timeout: Duration) -> bool {
+        self.connection.wait_closed(timeout)
+    }
+
     /// The service's number for this session.
     pub fn session_id(&self) -> u64 {
         self.connection.welcome.session

@@ -6,27 +6,52 @@ use ddm_proto::message::*;
 use proptest::prelude::*;
 
 fn interface() -> impl Strategy<Value = Interface> {
-    (".{0,40}", any::<u32>(), any::<bool>(), 0u32..8, 0u32..4, any::<u32>(), any::<u32>()).prop_map(
-        |(name, handle, enabled, if_type, connection_state, unreachability_reasons, last_error)| Interface {
-            name,
-            handle,
-            enabled,
-            if_type,
-            connection_state,
-            unreachability_reasons,
-            last_error,
-        },
+    (
+        ".{0,40}",
+        any::<u32>(),
+        any::<bool>(),
+        0u32..8,
+        0u32..4,
+        any::<u32>(),
+        any::<u32>(),
     )
+        .prop_map(
+            |(
+                name,
+                handle,
+                enabled,
+                if_type,
+                connection_state,
+                unreachability_reasons,
+                last_error,
+            )| Interface {
+                name,
+                handle,
+                enabled,
+                if_type,
+                connection_state,
+                unreachability_reasons,
+                last_error,
+            },
+        )
 }
 
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         any::<u32>().prop_map(|version| Request::Hello(Hello { version })),
         any::<u32>().prop_map(|level| Request::ServerGetInfo(ServerGetInfo { level })),
-        (any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(level, max_entries, resume_handle)| {
-            Request::InterfaceEnum(InterfaceEnum { level, max_entries, resume_handle })
-        }),
-        (any::<u32>(), any::<u32>()).prop_map(|(level, handle)| Request::InterfaceGetInfo(InterfaceGetInfo { level, handle })),
+        (any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
+            |(level, max_entries, resume_handle)| {
+                Request::InterfaceEnum(InterfaceEnum {
+                    level,
+                    max_entries,
+                    resume_handle,
+                })
+            }
+        ),
+        (any::<u32>(), any::<u32>()).prop_map(|(level, handle)| Request::InterfaceGetInfo(
+            InterfaceGetInfo { level, handle }
+        )),
         any::<u64>().prop_map(|event| Request::Register(Register { event })),
         any::<u64>().prop_map(|event| Request::Deregister(Deregister { event })),
         any::<bool>().prop_map(|run| Request::RouterControl(RouterControl { run })),
@@ -38,8 +63,13 @@ fn request() -> impl Strategy<Value = Request> {
 
 fn push() -> impl Strategy<Value = Push> {
     prop_oneof![
-        (any::<u64>(), any::<u32>(), proptest::collection::vec(interface(), 0..8), any::<u32>()).prop_map(
-            |(id, error, interfaces, resume_handle)| Push::Reply(Reply {
+        (
+            any::<u64>(),
+            any::<u32>(),
+            proptest::collection::vec(interface(), 0..8),
+            any::<u32>()
+        )
+            .prop_map(|(id, error, interfaces, resume_handle)| Push::Reply(Reply {
                 id,
                 error,
                 result: Some(ReplyResult::Interfaces(InterfaceList {
@@ -47,19 +77,33 @@ fn push() -> impl Strategy<Value = Push> {
                     interfaces,
                     resume_handle,
                 })),
-            })
+            })),
+        (any::<u64>(), any::<u64>(), ".{0,20}", 0u32..4, 0u32..4).prop_map(
+            |(seq, time_unix_ns, name, from, to)| {
+                Push::Event(ConnectionEvent {
+                    seq,
+                    handle: 1,
+                    name,
+                    from,
+                    to,
+                    time_unix_ns,
+                })
+            }
         ),
-        (any::<u64>(), any::<u64>(), ".{0,20}", 0u32..4, 0u32..4).prop_map(|(seq, time_unix_ns, name, from, to)| {
-            Push::Event(ConnectionEvent { seq, handle: 1, name, from, to, time_unix_ns })
-        }),
         any::<u64>().prop_map(|count| Push::Missed(Missed { count })),
         any::<u32>().prop_map(|error| Push::StreamEnd(StreamEnd { error })),
     ]
 }
 
 /// Frames `messages`, feeds the bytes in reads of `step`, decodes them all.
-fn round_trip<M: ddm_proto::prost::Message + Default + PartialEq + std::fmt::Debug>(messages: &[M], step: usize) {
-    let stream: Vec<u8> = messages.iter().flat_map(|m| encode_frame(m, 1 << 20).unwrap()).collect();
+fn round_trip<M: ddm_proto::prost::Message + Default + PartialEq + std::fmt::Debug>(
+    messages: &[M],
+    step: usize,
+) {
+    let stream: Vec<u8> = messages
+        .iter()
+        .flat_map(|m| encode_frame(m, 1 << 20).unwrap())
+        .collect();
     let mut decoder = FrameDecoder::new(1 << 20);
     let mut decoded = Vec::new();
     for chunk in stream.chunks(step) {

@@ -132,3 +132,37 @@ fn a_stuck_service_does_not_hang_a_call() {
         "a call times out rather than hangs"
     );
 }
+
+#[test]
+fn a_reconnecting_handle_comes_back_registers_again_and_signals_once() {
+    let mut lab = Lab::new();
+    lab.add_link("va");
+    let handle = mprapi::ReconnectingServer::connect_socket(&lab.service.socket).unwrap();
+    let event = Event::auto().unwrap();
+    handle.register_connection_notification(&event).unwrap();
+
+    lab.service.kill();
+    wait_until("the handle sees the service gone", || {
+        !handle.is_connected()
+    });
+    assert_eq!(handle.server().err(), Some(WinError::ERROR_DDM_NOT_RUNNING));
+    assert!(!event.is_set());
+
+    lab.service.restart();
+    assert!(handle.wait_connected(PATIENCE), "the handle reconnects");
+    expect_signal(&event, "the reconnection signals the event once");
+    expect_silence(&event, "once, not more");
+    let admin = lab.service.connect();
+    let sessions = admin.sessions().unwrap();
+    assert!(
+        sessions
+            .iter()
+            .any(|s| s.pid == std::process::id() as i32 && s.registrations == 1),
+        "registered again: {sessions:?}"
+    );
+    lab.set_up("va", true);
+    expect_signal(&event, "the new registration works");
+    handle.deregister_connection_notification(&event).unwrap();
+    lab.set_up("va", false);
+    expect_silence(&event, "deregistered for good");
+}

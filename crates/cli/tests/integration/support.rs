@@ -92,6 +92,8 @@ impl Drop for Netns {
 /// The service, running in its namespace, with its own socket and log.
 pub struct Service {
     child: Option<Child>,
+    /// How it was started, to start it again on the same socket.
+    command: Command,
     dir: tempfile::TempDir,
     pub socket: PathBuf,
 }
@@ -128,16 +130,24 @@ impl Service {
         }
         let log = std::fs::File::create(dir.path().join("ddm.log")).unwrap();
         command.stdout(Stdio::null()).stderr(log);
-        let child = command.spawn().unwrap();
-        let service = Service {
-            child: Some(child),
+        let mut service = Service {
+            child: None,
+            command,
             dir,
             socket,
         };
-        wait_until("the service answers", || {
-            Server::connect_socket(&service.socket).is_ok()
-        });
+        service.restart();
         service
+    }
+
+    /// Stops the service if it runs (SIGKILL) and starts it again, on the
+    /// same socket, with the same configuration.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Some(self.command.spawn().unwrap());
+        wait_until("the service answers", || {
+            Server::connect_socket(&self.socket).is_ok()
+        });
     }
 
     pub fn connect(&self) -> Server {

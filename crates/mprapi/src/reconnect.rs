@@ -1,0 +1,171 @@
+//! A server handle that outlives its service.
+//!
+//! Registrations do not survive a restart of the service, and changes made
+//! while it was away are lost to its clients. [`ReconnectingServer`] keeps
+//! trying to reach the service again; when it does, it registers its
+//! events again and signals each of them once, so a waiter wakes and looks
+//! at the table afresh. While the service is away every call returns
+//! ERROR_DDM_NOT_RUNNING, as a plain handle's would.
+
+use crate::event::Event;
+use crate::server::{Result, Server};
+use ddm_proto::endpoint::default_socket_path;
+use ddm_proto::WinError;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How often a lost service is tried again.
+pub const RECONNECT_INTERVAL: Duration = Duration::from_millis(100);
+
+struct State {
+    server: Option<Arc<Server>>,
+    /// The events to register again, by id.
+    events: HashMap<u64, Event>,
+    stopping: bool,
+}
+
+struct Shared {
+    path: PathBuf,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A server handle that reconnects by itself (see the module docs).
+pub struct ReconnectingServer {
+    shared: Arc<Shared>,
+    supervisor: Option<JoinHandle<()>>,
+}
+
+impl ReconnectingServer {
+    /// Connects like [`Server::connect`]; the first connection must succeed.
+    pub fn connect(server_name: Option<&str>) -> Result<ReconnectingServer> {
+        match server_name {
+            None => Self::connect_socket(&default_socket_path()),
+            Some(_) => Err(WinError::ERROR_NOT_SUPPORTED),
+        }
+    }
+
+    /// Connects to the local service listening on `path`.
+    pub fn connect_socket(path: &Path) -> Result<ReconnectingServer> {
+        let server = Arc::new(Server::connect_socket(path)?);
+        let shared = Arc::new(Shared {
+            path: path.to_owned(),
+            state: Mutex::new(State {
+                server: Some(server),
+                events: HashMap::new(),
+                stopping: false,
+            }),
+            changed: Condvar::new(),
+        });
+        let watched = shared.clone();
+        let supervisor = std::thread::Builder::new()
+            .name("mprapi-reconnect".into())
+            .spawn(move || supervise(&watched))
+            .map_err(|_| WinError::ERROR_NOT_ENOUGH_MEMORY)?;
+        Ok(ReconnectingServer {
+            shared,
+            supervisor: Some(supervisor),
+        })
+    }
+
+    /// The current connection, for any call; ERROR_DDM_NOT_RUNNING while
+    /// the service is away.
+    pub fn server(&self) -> Result<Arc<Server>> {
+        self.shared
+            .lock()
+            .server
+            .clone()
+            .ok_or(WinError::ERROR_DDM_NOT_RUNNING)
+    }
+
+    /// True while connected.
+    pub fn is_connected(&self) -> bool {
+        self.shared.lock().server.is_some()
+    }
+
+    /// Waits up to `timeout` until connected; true if it is.
+    pub fn wait_connected(&self, timeout: Duration) -> bool {
+        let state = self.shared.lock();
+        let (state, _) = self
+            .shared
+            .changed
+            .wait_timeout_while(state, timeout, |s| s.server.is_none())
+            .unwrap_or_else(|p| p.into_inner());
+        state.server.is_some()
+    }
+
+    /// Registers `event` now and again after every reconnection.
+    pub fn register_connection_notification(&self, event: &Event) -> Result<()> {
+        let copy = event
+            .try_clone()
+            .map_err(|_| WinError::ERROR_NOT_ENOUGH_MEMORY)?;
+        self.server()?.register_connection_notification(event)?;
+        self.shared.lock().events.insert(event.id(), copy);
+        Ok(())
+    }
+
+    /// Deregisters `event`; it is not registered again on reconnection.
+    pub fn deregister_connection_notification(&self, event: &Event) -> Result<()> {
+        self.server()?.deregister_connection_notification(event)?;
+        self.shared.lock().events.remove(&event.id());
+        Ok(())
+    }
+}
+
+impl Drop for ReconnectingServer {
+    fn drop(&mut self) {
+        self.shared.lock().stopping = true;
+        self.shared.changed.notify_all();
+        if let Some(supervisor) = self.supervisor.take() {
+            let _ = supervisor.join();
+        }
+    }
+}
+
+/// Watches the connection; when it is lost, reconnects, registers again
+/// and signals every event once.
+fn supervise(shared: &Shared) {
+    loop {
+        let current = {
+            let state = shared.lock();
+            if state.stopping {
+                return;
+            }
+            state.server.clone()
+        };
+        match current {
+            Some(server) => {
+                if server.wait_closed(RECONNECT_INTERVAL) {
+                    shared.lock().server = None;
+                    shared.changed.notify_all();
+                }
+            }
+            None => {
+                if let Ok(server) = Server::connect_socket(&shared.path) {
+                    let mut state = shared.lock();
+                    for event in state.events.values() {
+                        let _ = server.register_connection_notification(event);
+                        event.set();
+                    }
+                    state.server = Some(Arc::new(server));
+                    drop(state);
+                    shared.changed.notify_all();
+                } else {
+                    let state = shared.lock();
+                    let _ = shared
+                        .changed
+                        .wait_timeout_while(state, RECONNECT_INTERVAL, |s| !s.stopping);
+                }
+            }
+        }
+    }
+}
