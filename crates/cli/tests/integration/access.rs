@@ -98,3 +98,125 @@ fn a_closed_policy_refuses_strangers_at_connect() {
         "root is always admin",
     );
 }
+
+/// Users and groups made for a test, removed on drop.
+struct Accounts {
+    users: Vec<String>,
+    groups: Vec<String>,
+}
+
+impl Accounts {
+    fn group(&mut self, name: &str) {
+        run("groupadd", &[name]);
+        self.groups.push(name.into());
+    }
+
+    /// A user with its own group, and supplementary `groups`.
+    fn user(&mut self, name: &str, groups: &[&str]) {
+        let mut args = vec![
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            "--user-group",
+        ];
+        let list = groups.join(",");
+        if !groups.is_empty() {
+            args.extend(["--groups", &list]);
+        }
+        args.push(name);
+        run("useradd", &args);
+        self.users.push(name.into());
+    }
+}
+
+impl Drop for Accounts {
+    fn drop(&mut self) {
+        for user in &self.users {
+            let _ = std::process::Command::new("userdel").arg(user).status();
+        }
+        for group in &self.groups {
+            let _ = std::process::Command::new("groupdel").arg(group).status();
+        }
+    }
+}
+
+/// Runs `ddm ARGS` as `user`, with its groups (runuser calls initgroups).
+fn as_user(service: &Service, user: &str, args: &[&str]) -> Output {
+    let mut command = std::process::Command::new("runuser");
+    command
+        .args(["-u", user, "--", DDM])
+        .args(args)
+        .arg("--socket")
+        .arg(&service.socket);
+    command.output().unwrap()
+}
+
+#[test]
+fn real_users_and_groups_get_the_roles_the_policy_gives() {
+    require_root();
+    let tag = std::process::id() % 100_000;
+    let (admins, monitors) = (format!("ddmt{tag}adm"), format!("ddmt{tag}mon"));
+    let users: Vec<String> = (1..=4).map(|n| format!("ddmt{tag}u{n}")).collect();
+    let mut accounts = Accounts {
+        users: Vec::new(),
+        groups: Vec::new(),
+    };
+    accounts.group(&admins);
+    accounts.group(&monitors);
+    accounts.user(&users[0], &[&admins]);
+    accounts.user(&users[1], &[&monitors]);
+    accounts.user(&users[2], &[]);
+    accounts.user(&users[3], &[]);
+    let config = format!(
+        "[access]\nadmin_groups = [\"{admins}\"]\nmonitor_groups = [\"{monitors}\"]\nmonitor_users = [\"{}\"]\n",
+        users[2]
+    );
+    let lab = Lab::with_config(Some(&config));
+    let service = &lab.service;
+
+    // An admin group member administers.
+    assert_allowed(
+        &as_user(service, &users[0], &["router", "stop"]),
+        "router stop by an admin",
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&as_user(service, &users[0], &["status"]).stdout).trim(),
+        "stopped"
+    );
+    assert_allowed(
+        &as_user(service, &users[0], &["router", "start"]),
+        "router start by an admin",
+    );
+    assert_allowed(
+        &as_user(service, &users[0], &["registrations"]),
+        "registrations by an admin",
+    );
+    // A monitor group member reads, but does not administer.
+    assert_allowed(
+        &as_user(service, &users[1], &["interfaces"]),
+        "interfaces by a monitor",
+    );
+    assert_denied(
+        &as_user(service, &users[1], &["router", "stop"]),
+        "router stop by a monitor",
+    );
+    // A monitor by user name likewise.
+    assert_allowed(
+        &as_user(service, &users[2], &["interfaces"]),
+        "interfaces by a named monitor",
+    );
+    assert_denied(
+        &as_user(service, &users[2], &["registrations"]),
+        "registrations by a named monitor",
+    );
+    // Anyone else: status only.
+    assert_allowed(
+        &as_user(service, &users[3], &["status"]),
+        "status by anyone",
+    );
+    assert_denied(
+        &as_user(service, &users[3], &["interfaces"]),
+        "interfaces by anyone",
+    );
+    assert!(service.connect().is_service_running(), "the DDM runs again");
+}
