@@ -166,3 +166,42 @@ fn a_reconnecting_handle_comes_back_registers_again_and_signals_once() {
     lab.set_up("va", false);
     expect_silence(&event, "deregistered for good");
 }
+
+#[test]
+fn a_stopped_client_costs_bounded_memory_and_hears_what_it_missed() {
+    use std::io::{BufRead, BufReader};
+    let lab = Lab::with_config(Some("[limits]\nstream_backlog = 16\n"));
+    lab.add_link("va");
+    lab.add_link("marker");
+    let mut watch = lab
+        .service
+        .ddm(&["watch", "--json", "--timeout", "10"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    lab.service.wait_for_registration(watch.id());
+    let bystander = lab.service.connect();
+    let event = Event::auto().unwrap();
+    bystander.register_connection_notification(&event).unwrap();
+    let watch_pid = nix::unistd::Pid::from_raw(watch.id() as i32);
+
+    nix::sys::signal::kill(watch_pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let rss_before = lab.service.rss_kib();
+    lab.flap("va", 8000);
+    lab.set_up("marker", true);
+    expect_signal(&event, "the bystander is served while a client is stuck");
+    let grown = lab.service.rss_kib().saturating_sub(rss_before);
+    // Unbounded, 8,000 queued events would cost the service over 600 KiB;
+    // bounded, it keeps 16 and a count.
+    assert!(grown < 256, "the stuck client cost the service {grown} KiB");
+
+    nix::sys::signal::kill(watch_pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let missed = lines
+        .map_while(Result::ok)
+        .find(|line| line.contains("\"missed\""))
+        .expect("the watch reports the events it missed");
+    assert!(missed.starts_with("{\"missed\":"), "{missed}");
+    nix::sys::signal::kill(watch_pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    assert!(watch.wait().unwrap().success());
+}
