@@ -15,6 +15,7 @@ mod lab;
 mod listeners;
 mod netlink;
 mod report;
+mod soak;
 mod stats;
 mod wake;
 mod workloads;
@@ -36,6 +37,24 @@ struct Args {
     /// Run only these workloads (repeatable), e.g. for profiling one.
     #[arg(long, value_enum, value_name = "WORKLOAD")]
     only: Vec<Workload>,
+    #[command(subcommand)]
+    soak: Option<Soak>,
+}
+
+#[derive(clap::Subcommand)]
+enum Soak {
+    /// The reliability soak instead of the benchmark: sessions in several
+    /// processes churn and get killed while the link flaps; prints the
+    /// counts of missed and late signals and of leaks, all of which must be
+    /// zero (the exit status says whether they were).
+    Soak {
+        #[arg(long, default_value_t = 2.0)]
+        minutes: f64,
+        #[arg(long, default_value_t = 1000)]
+        sessions: usize,
+        #[arg(long, default_value_t = 4)]
+        processes: usize,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -94,6 +113,11 @@ fn main() -> ExitCode {
         Some("__relay") => {
             netlink::relay_main(argv[2].parse().expect("link index"), argv[3] == "up")
         }
+        Some("__soak-worker") => soak::worker_main(
+            &argv[2],
+            argv[3].parse().expect("sessions"),
+            argv[4].parse().expect("seed"),
+        ),
         _ => {}
     }
     let args = Args::parse();
@@ -102,6 +126,18 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ddmd::raise_descriptor_limit();
+    if let Some(Soak::Soak {
+        minutes,
+        sessions,
+        processes,
+    }) = args.soak
+    {
+        return if soak::run(minutes, sessions, processes.max(1)) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let plan = if args.quick { &QUICK } else { &FULL };
     let machine = machine();
     println!(

@@ -1,0 +1,357 @@
+//! The soak: many sessions in several processes registering, deregistering,
+//! disconnecting, reconnecting and being killed while the link flaps,
+//! checked from the clients' side all along.
+//!
+//! Each round: churn (workers mutate at random while the link flaps; a
+//! worker may be SIGKILLed and replaced), then a checkpoint: workers drain
+//! their registered events, the coordinator makes one change and waits
+//! until a witness stream has seen it committed, and every event that was
+//! registered must then be signaled (G1: else it is *missed*). A
+//! deregistered event is drained when its Deregister returns and kept open:
+//! any signal on it after that is *late* (G2). At the end, with every
+//! worker gone, the service must hold no session but the coordinator's, no
+//! registration, and its descriptors and memory must be back within 10% of
+//! where they stood after a warm-up round (G3; the warm-up lets the
+//! allocator reach its working size first).
+
+use crate::lab::{wait_for, Lab, Link};
+use mprapi::{Event, Server, StreamItem};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Registrations a session holds at most.
+const PER_SESSION: usize = 3;
+/// How long a checkpoint waits for a signal before counting it missed.
+const VERIFY_MS: u64 = 3000;
+
+/// A worker's reply to a checkpoint.
+#[derive(Default, Debug, Clone, Copy)]
+struct Counts {
+    expected: u64,
+    missed: u64,
+    late: u64,
+}
+
+struct Worker {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+}
+
+impl Worker {
+    fn spawn(socket: &Path, sessions: usize, seed: u64) -> Worker {
+        let mut child = Command::new(std::env::current_exe().expect("own path"))
+            .args([
+                "__soak-worker",
+                socket.to_str().expect("UTF-8 path"),
+                &sessions.to_string(),
+                &seed.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("soak worker");
+        let input = child.stdin.take().unwrap();
+        let output = BufReader::new(child.stdout.take().unwrap());
+        Worker {
+            child,
+            input,
+            output,
+        }
+    }
+
+    fn send(&mut self, command: &str) {
+        writeln!(self.input, "{command}").expect("worker gone");
+    }
+
+    fn reply(&mut self) -> String {
+        let mut line = String::new();
+        self.output.read_line(&mut line).expect("worker reply");
+        line.trim().to_string()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `command` to every worker and collects their replies.
+fn all(workers: &mut [Worker], command: &str) -> Vec<String> {
+    workers.iter_mut().for_each(|w| w.send(command));
+    workers.iter_mut().map(Worker::reply).collect()
+}
+
+fn parse_counts(reply: &str) -> Counts {
+    let numbers: Vec<u64> = reply
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    match numbers[..] {
+        [expected, missed, late] => Counts {
+            expected,
+            missed,
+            late,
+        },
+        _ => panic!("bad worker reply {reply:?}"),
+    }
+}
+
+/// A small deterministic generator (xorshift), seeded per worker.
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// Runs the soak for `minutes` with `sessions` sessions over `processes`
+/// workers; prints the counts; true when nothing was missed, late or leaked.
+pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
+    let lab = Lab::new();
+    let mut link = Link::new(&lab);
+    let witness = lab.connect();
+    let per_worker = sessions.div_ceil(processes);
+    let spawn = |seed: u64| Worker::spawn(&lab.socket, per_worker, seed);
+    let mut seed = 1u64;
+    let mut workers: Vec<Worker> = (0..processes)
+        .map(|_| {
+            seed += 1;
+            spawn(seed)
+        })
+        .collect();
+
+    // Warm-up: every session opened and registered once, then all closed.
+    all(&mut workers, "churn 300");
+    workers.clear();
+    wait_for("the warm-up sessions to close", || {
+        witness.sessions().is_ok_and(|s| s.len() == 1)
+    });
+    let (fds_start, rss_start) = (descriptors(&lab), lab.service_rss());
+    workers = (0..processes)
+        .map(|_| {
+            seed += 1;
+            spawn(seed)
+        })
+        .collect();
+
+    let stream = witness.subscribe().expect("witness stream");
+    let first_seq = stream.snapshot().seq;
+    let mut last_seq = first_seq;
+    let (mut totals, mut rounds, mut kills) = (Counts::default(), 0u64, 0u64);
+    let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
+    let deadline = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
+    while Instant::now() < deadline {
+        rounds += 1;
+        // Churn, with the link flapping.
+        workers.iter_mut().for_each(|w| w.send("churn 400"));
+        let churn_end = Instant::now() + Duration::from_millis(400);
+        while Instant::now() < churn_end {
+            link.flip();
+            std::thread::sleep(Duration::from_millis(2 + dice.below(15) as u64));
+        }
+        for worker in workers.iter_mut() {
+            worker.reply();
+        }
+        if dice.below(3) == 0 {
+            let victim = dice.below(workers.len());
+            seed += 1;
+            workers[victim] = spawn(seed); // the old one is SIGKILLed on drop
+            kills += 1;
+        }
+        // Checkpoint: once the churn's last changes have landed, drain
+        // every registered event, make one change, wait for its commit.
+        std::thread::sleep(Duration::from_millis(100));
+        last_seq = last_seq.max(stream_seq(&stream));
+        for reply in all(&mut workers, "arm") {
+            totals.late += reply
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+        }
+        link.flip();
+        last_seq = wait_for_commit(&stream, last_seq);
+        for reply in all(&mut workers, &format!("verify {VERIFY_MS}")) {
+            let c = parse_counts(&reply);
+            totals.expected += c.expected;
+            totals.missed += c.missed;
+            totals.late += c.late;
+        }
+    }
+
+    // The end: every worker gone, nothing left behind.
+    workers.clear();
+    wait_for("the sessions to close", || {
+        witness.sessions().is_ok_and(|s| s.len() == 1)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let left: u32 = witness
+        .sessions()
+        .map_or(0, |s| s.iter().map(|s| s.registrations).sum());
+    let (fds_end, rss_end) = (descriptors(&lab), lab.service_rss());
+    let fd_leak = fds_end > fds_start + fds_start / 10;
+    let rss_leak = rss_end > rss_start + rss_start / 10;
+    let leaks = u64::from(left) + u64::from(fd_leak) + u64::from(rss_leak);
+    let changes = stream_seq(&stream).max(last_seq) - first_seq;
+
+    println!("soak: {minutes} min, {sessions} sessions in {processes} processes, {rounds} rounds, {kills} workers SIGKILLed");
+    println!("changes committed:      {changes}");
+    println!("signals expected:       {}", totals.expected);
+    println!("signals missed:         {} (must be 0)", totals.missed);
+    println!("late signals:           {} (must be 0)", totals.late);
+    println!(
+        "leaks:                  {leaks} (must be 0): registrations left {left}, descriptors {fds_start} -> {fds_end}, RSS {} -> {} KiB",
+        rss_start / 1024,
+        rss_end / 1024
+    );
+    let clean = totals.missed == 0 && totals.late == 0 && leaks == 0 && totals.expected > 0;
+    if !clean {
+        eprintln!("!!! the soak found a fault");
+    }
+    clean
+}
+
+fn descriptors(lab: &Lab) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", lab.service.pid())).map_or(0, |d| d.count())
+}
+
+/// Waits until the witness sees a commit after `seq`; returns the new seq.
+fn wait_for_commit(stream: &mprapi::EventStream, seq: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut latest = seq;
+    while latest <= seq {
+        assert!(Instant::now() < deadline, "no commit seen after a flip");
+        if let Some(StreamItem::Event(e)) = stream.next_timeout(Duration::from_millis(100)) {
+            latest = latest.max(e.seq);
+        }
+    }
+    // Take what else is queued, so the next wait starts from the newest.
+    latest.max(stream_seq(stream))
+}
+
+/// The newest seq among items already queued on the stream.
+fn stream_seq(stream: &mprapi::EventStream) -> u64 {
+    let mut latest = 0;
+    while let Some(item) = stream.next_timeout(Duration::ZERO) {
+        if let StreamItem::Event(e) = item {
+            latest = latest.max(e.seq);
+        }
+    }
+    latest
+}
+
+/// One session slot of a worker.
+#[derive(Default)]
+struct Slot {
+    server: Option<Server>,
+    registered: Vec<Event>,
+    /// Deregistered, drained when Deregister returned, kept open: any
+    /// signal on them is late.
+    graveyard: Vec<Event>,
+}
+
+/// The worker process (`ddm-bench __soak-worker SOCKET SESSIONS SEED`).
+pub fn worker_main(socket: &str, sessions: usize, seed: u64) -> ! {
+    let socket = PathBuf::from(socket);
+    let mut slots: Vec<Slot> = (0..sessions).map(|_| Slot::default()).collect();
+    let mut dice = Dice(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
+    let mut out = std::io::stdout().lock();
+    for line in std::io::stdin().lines().map_while(Result::ok) {
+        let mut words = line.split_whitespace();
+        let reply = match (
+            words.next(),
+            words.next().and_then(|n| n.parse::<u64>().ok()),
+        ) {
+            (Some("churn"), Some(ms)) => {
+                churn(&mut slots, &socket, &mut dice, Duration::from_millis(ms));
+                "done".to_string()
+            }
+            (Some("arm"), _) => {
+                let late = check_graveyards(&mut slots);
+                slots
+                    .iter()
+                    .flat_map(|s| &s.registered)
+                    .for_each(Event::reset);
+                format!("armed {late}")
+            }
+            (Some("verify"), Some(ms)) => {
+                let c = verify(&mut slots, Duration::from_millis(ms));
+                format!("verified {} {} {}", c.expected, c.missed, c.late)
+            }
+            _ => "unknown".to_string(),
+        };
+        let _ = writeln!(out, "{reply}");
+        let _ = out.flush();
+    }
+    std::process::exit(0)
+}
+
+fn churn(slots: &mut [Slot], socket: &Path, dice: &mut Dice, time: Duration) {
+    let end = Instant::now() + time;
+    while Instant::now() < end {
+        let slot = dice.below(slots.len());
+        let slot = &mut slots[slot];
+        match (dice.below(10), &slot.server) {
+            (_, None) => slot.server = Server::connect_socket(socket).ok(),
+            (0, Some(_)) => {
+                // Disconnect: the service drops the registrations itself.
+                slot.server = None;
+                slot.registered.clear();
+            }
+            (1..=5, Some(server)) if slot.registered.len() < PER_SESSION => {
+                let event = Event::auto().expect("eventfd");
+                if server.register_connection_notification(&event).is_ok() {
+                    slot.registered.push(event);
+                }
+            }
+            (_, Some(server)) if !slot.registered.is_empty() => {
+                let event = slot
+                    .registered
+                    .swap_remove(dice.below(slot.registered.len()));
+                if server.deregister_connection_notification(&event).is_ok() {
+                    event.reset();
+                    slot.graveyard.push(event);
+                    if slot.graveyard.len() > PER_SESSION {
+                        slot.graveyard.remove(0);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Counts (and clears) signals on deregistered events.
+fn check_graveyards(slots: &mut [Slot]) -> u64 {
+    let mut late = 0;
+    for event in slots.iter().flat_map(|s| &s.graveyard) {
+        if event.is_set() {
+            late += 1;
+            event.reset();
+        }
+    }
+    late
+}
+
+fn verify(slots: &mut [Slot], time: Duration) -> Counts {
+    let deadline = Instant::now() + time;
+    let mut counts = Counts::default();
+    for event in slots.iter().flat_map(|s| &s.registered) {
+        counts.expected += 1;
+        if !event.wait(Some(deadline.saturating_duration_since(Instant::now()))) {
+            counts.missed += 1;
+        }
+    }
+    counts.late = check_graveyards(slots);
+    counts
+}
