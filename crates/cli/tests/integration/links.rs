@@ -177,3 +177,66 @@ fn a_netlink_overrun_is_recovered_by_dumping_again() {
     });
     assert!(event.is_set(), "the transitions found were signaled");
 }
+
+#[test]
+fn links_created_and_deleted_by_the_hundred_leave_the_table_matching_the_kernel() {
+    // A tiny receive buffer as well: bursts overrun it, dumps reconcile.
+    let lab = Lab::with_config(Some("[links]\nreceive_buffer_bytes = 1\n"));
+    let create = |range: std::ops::Range<u32>| -> String {
+        range
+            .map(|i| {
+                format!(
+                    "link add c{i} type veth peer name d{i}\nlink set c{i} up\nlink set d{i} up\n"
+                )
+            })
+            .collect()
+    };
+    let delete = |range: std::ops::Range<u32>| -> String {
+        range.map(|i| format!("link del c{i}\n")).collect()
+    };
+    lab.router.ip_batch(&create(0..300));
+    lab.router.ip_batch(&delete(0..200));
+    lab.router.ip_batch(&create(300..400));
+    lab.router.ip_batch(&delete(300..350));
+    // The kernel's word: what `ip` lists now.
+    let out = std::process::Command::new("ip")
+        .args(["-n", &lab.router.name, "-o", "link", "show"])
+        .output()
+        .unwrap();
+    let mut kernel: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            l.split(": ")
+                .nth(1)
+                .map(|n| n.split('@').next().unwrap().to_string())
+        })
+        .collect();
+    kernel.sort();
+    assert_eq!(
+        kernel.len(),
+        1 + 2 * (100 + 50),
+        "the lab made what it meant to"
+    );
+    let server = lab.service.connect();
+    wait_until("the table matches the kernel", || {
+        let mut table: Vec<String> = server
+            .interfaces()
+            .unwrap()
+            .into_iter()
+            .map(|i| i.name)
+            .collect();
+        table.sort();
+        table == kernel
+    });
+    let connected = server
+        .interfaces()
+        .unwrap()
+        .iter()
+        .filter(|i| i.state == ConnectionState::Connected)
+        .count();
+    assert_eq!(
+        connected,
+        2 * (100 + 50),
+        "every pair that is left is up with carrier"
+    );
+}
