@@ -151,15 +151,7 @@ impl Lab {
         std::fs::create_dir_all(&dir).unwrap();
 
         let socket = dir.join("ddm.sock");
-        let log = std::fs::File::create(dir.join("ddm.log")).expect("service log");
-        let service = spawn_self(
-            Some(&router),
-            &["__serve", socket.to_str().unwrap()],
-            Stdio::from(log),
-        );
-        wait_for("the service", || {
-            mprapi::Server::connect_socket(&socket).is_ok()
-        });
+        let service = start_service(&router, &dir, &socket);
 
         let bus_path = dir.join("bus");
         let bus_address = format!("unix:path={}", bus_path.display());
@@ -188,6 +180,13 @@ impl Lab {
             _bus: bus,
             bus_address,
         }
+    }
+
+    /// Kills the service (SIGKILL) and starts a new one on the same socket.
+    pub fn restart_service(&mut self) {
+        let _ = self.service.0.kill();
+        let _ = self.service.0.wait();
+        self.service = start_service(&self.router, &self.dir, &self.socket);
     }
 
     pub fn flipper(&self) -> Flipper {
@@ -231,6 +230,24 @@ impl Lab {
             .unwrap_or(100) as u64;
         Duration::from_micros(ticks * 1_000_000 / hz)
     }
+}
+
+/// The service, as `ddm serve` runs it, logging into `dir`.
+fn start_service(router: &Netns, dir: &std::path::Path, socket: &std::path::Path) -> Process {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("ddm.log"))
+        .expect("service log");
+    let service = spawn_self(
+        Some(router),
+        &["__serve", socket.to_str().unwrap()],
+        Stdio::from(log),
+    );
+    wait_for("the service", || {
+        mprapi::Server::connect_socket(socket).is_ok()
+    });
+    service
 }
 
 fn proc_status_kib(pid: i32, field: &str) -> u64 {

@@ -13,9 +13,14 @@
 //! registration, and its descriptors and memory must be back within 10% of
 //! where they stood after a warm-up round (G3; the warm-up lets the
 //! allocator reach its working size first).
+//!
+//! Halfway through, the service itself is SIGKILLed: every open session
+//! must get ERROR_DDM_NOT_RUNNING within a second, and once it is started
+//! again a reconnecting handle must come back, register again and signal
+//! its event once. The G3 baseline is then taken again, on the new process.
 
 use crate::lab::{wait_for, Lab, Link};
-use mprapi::{Event, Server, StreamItem};
+use mprapi::{Event, ReconnectingServer, Server, StreamItem, WinError};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -114,44 +119,103 @@ impl Dice {
     }
 }
 
-/// Runs the soak for `minutes` with `sessions` sessions over `processes`
-/// workers; prints the counts; true when nothing was missed, late or leaked.
-pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
-    let lab = Lab::new();
-    let mut link = Link::new(&lab);
-    let witness = lab.connect();
-    let per_worker = sessions.div_ceil(processes);
-    let spawn = |seed: u64| Worker::spawn(&lab.socket, per_worker, seed);
-    let mut seed = 1u64;
-    let mut workers: Vec<Worker> = (0..processes)
-        .map(|_| {
-            seed += 1;
-            spawn(seed)
-        })
-        .collect();
+/// What the outage halfway through showed.
+#[derive(Default)]
+struct Outage {
+    sessions: u64,
+    /// Sessions whose call did not fail with ERROR_DDM_NOT_RUNNING
+    /// within a second.
+    slow: u64,
+    reconnected: bool,
+}
 
-    // Warm-up: every session opened and registered once, then all closed.
+fn spawn_workers(socket: &Path, count: usize, per_worker: usize, seed: &mut u64) -> Vec<Worker> {
+    (0..count)
+        .map(|_| {
+            *seed += 1;
+            Worker::spawn(socket, per_worker, *seed)
+        })
+        .collect()
+}
+
+/// Opens and registers every session once and closes them all, then takes
+/// the service's descriptors and RSS as the G3 baseline.
+fn warm_up(
+    lab: &Lab,
+    witness: &Server,
+    count: usize,
+    per_worker: usize,
+    seed: &mut u64,
+) -> (usize, u64) {
+    let mut workers = spawn_workers(&lab.socket, count, per_worker, seed);
     all(&mut workers, "churn 300");
-    workers.clear();
+    drop(workers);
     wait_for("the warm-up sessions to close", || {
         witness.sessions().is_ok_and(|s| s.len() == 1)
     });
-    let (fds_start, rss_start) = (descriptors(&lab), lab.service_rss());
-    workers = (0..processes)
-        .map(|_| {
-            seed += 1;
-            spawn(seed)
-        })
-        .collect();
+    (descriptors(lab), lab.service_rss())
+}
 
-    let stream = witness.subscribe().expect("witness stream");
-    let first_seq = stream.snapshot().seq;
+/// SIGKILLs the service, has every worker call on every open session, and
+/// starts the service again; a reconnecting handle must come back.
+fn outage(lab: &mut Lab, workers: &mut [Worker]) -> Outage {
+    let handle = ReconnectingServer::connect_socket(&lab.socket).expect("reconnecting handle");
+    let event = Event::auto().expect("eventfd");
+    handle
+        .register_connection_notification(&event)
+        .expect("register");
+    let _ = lab.service.0.kill();
+    let _ = lab.service.0.wait();
+    let mut report = Outage::default();
+    for reply in all(workers, "probe") {
+        let numbers: Vec<u64> = reply
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        report.sessions += numbers.first().copied().unwrap_or(0);
+        report.slow += numbers.get(1).copied().unwrap_or(0);
+    }
+    lab.restart_service();
+    report.reconnected = handle.wait_connected(Duration::from_secs(10))
+        && event.wait(Some(Duration::from_secs(10)))
+        && !event.wait(Some(Duration::from_millis(300)));
+    report
+}
+
+/// Runs the soak for `minutes` with `sessions` sessions over `processes`
+/// workers; prints the counts; true when nothing was missed, late or leaked.
+pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
+    let mut lab = Lab::new();
+    let mut link = Link::new(&lab);
+    let per_worker = sessions.div_ceil(processes);
+    let mut seed = 1u64;
+    let mut witness = lab.connect();
+    let (mut fds_start, mut rss_start) = warm_up(&lab, &witness, processes, per_worker, &mut seed);
+    let mut workers = spawn_workers(&lab.socket, processes, per_worker, &mut seed);
+
+    let mut stream = witness.subscribe().expect("witness stream");
+    let mut first_seq = stream.snapshot().seq;
     let mut last_seq = first_seq;
-    let (mut totals, mut rounds, mut kills) = (Counts::default(), 0u64, 0u64);
+    let (mut totals, mut rounds, mut kills, mut changes) = (Counts::default(), 0u64, 0u64, 0u64);
+    let mut outage_report = None;
     let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
-    let deadline = Instant::now() + Duration::from_secs_f64(minutes * 60.0);
+    let total = Duration::from_secs_f64(minutes * 60.0);
+    let (started, deadline) = (Instant::now(), Instant::now() + total);
     while Instant::now() < deadline {
         rounds += 1;
+        if outage_report.is_none() && started.elapsed() >= total / 2 {
+            changes += last_seq.max(stream_seq(&stream)) - first_seq;
+            drop(stream);
+            outage_report = Some(outage(&mut lab, &mut workers));
+            witness = lab.connect();
+            drop(workers);
+            (fds_start, rss_start) = warm_up(&lab, &witness, processes, per_worker, &mut seed);
+            workers = spawn_workers(&lab.socket, processes, per_worker, &mut seed);
+            stream = witness.subscribe().expect("witness stream");
+            first_seq = stream.snapshot().seq;
+            last_seq = first_seq;
+        }
         // Churn, with the link flapping.
         workers.iter_mut().for_each(|w| w.send("churn 400"));
         let churn_end = Instant::now() + Duration::from_millis(400);
@@ -165,7 +229,7 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
         if dice.below(3) == 0 {
             let victim = dice.below(workers.len());
             seed += 1;
-            workers[victim] = spawn(seed); // the old one is SIGKILLed on drop
+            workers[victim] = Worker::spawn(&lab.socket, per_worker, seed); // the old one is SIGKILLed on drop
             kills += 1;
         }
         // Checkpoint: once the churn's last changes have landed, drain
@@ -190,7 +254,7 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
     }
 
     // The end: every worker gone, nothing left behind.
-    workers.clear();
+    drop(workers);
     wait_for("the sessions to close", || {
         witness.sessions().is_ok_and(|s| s.len() == 1)
     });
@@ -202,7 +266,7 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
     let fd_leak = fds_end > fds_start + fds_start / 10;
     let rss_leak = rss_end > rss_start + rss_start / 10;
     let leaks = u64::from(left) + u64::from(fd_leak) + u64::from(rss_leak);
-    let changes = stream_seq(&stream).max(last_seq) - first_seq;
+    changes += stream_seq(&stream).max(last_seq) - first_seq;
 
     println!("soak: {minutes} min, {sessions} sessions in {processes} processes, {rounds} rounds, {kills} workers SIGKILLed");
     println!("changes committed:      {changes}");
@@ -214,7 +278,20 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
         rss_start / 1024,
         rss_end / 1024
     );
-    let clean = totals.missed == 0 && totals.late == 0 && leaks == 0 && totals.expected > 0;
+    let outage_clean = match &outage_report {
+        Some(o) => {
+            println!(
+                "service SIGKILLed:      {} open sessions, {} without ERROR_DDM_NOT_RUNNING within 1 s (must be 0); reconnecting handle {}",
+                o.sessions,
+                o.slow,
+                if o.reconnected { "came back and signaled once" } else { "DID NOT come back and signal once" }
+            );
+            o.slow == 0 && o.reconnected && o.sessions > 0
+        }
+        None => true,
+    };
+    let clean =
+        totals.missed == 0 && totals.late == 0 && leaks == 0 && totals.expected > 0 && outage_clean;
     if !clean {
         eprintln!("!!! the soak found a fault");
     }
@@ -288,6 +365,10 @@ pub fn worker_main(socket: &str, sessions: usize, seed: u64) -> ! {
                 let c = verify(&mut slots, Duration::from_millis(ms));
                 format!("verified {} {} {}", c.expected, c.missed, c.late)
             }
+            (Some("probe"), _) => {
+                let (open, slow) = probe(&mut slots);
+                format!("probed {open} {slow}")
+            }
             _ => "unknown".to_string(),
         };
         let _ = writeln!(out, "{reply}");
@@ -296,11 +377,39 @@ pub fn worker_main(socket: &str, sessions: usize, seed: u64) -> ! {
     std::process::exit(0)
 }
 
+/// Calls on every open session of a service that is gone: each must fail
+/// with ERROR_DDM_NOT_RUNNING within a second. Returns (open, slow); the
+/// sessions are dropped.
+fn probe(slots: &mut [Slot]) -> (u64, u64) {
+    let (mut open, mut slow) = (0, 0);
+    for slot in slots.iter_mut() {
+        if let Some(server) = slot.server.take() {
+            open += 1;
+            let start = Instant::now();
+            let failed_fast = server.server_info().err() == Some(WinError::ERROR_DDM_NOT_RUNNING);
+            if !failed_fast || start.elapsed() > Duration::from_secs(1) {
+                slow += 1;
+            }
+            slot.registered.clear();
+        }
+    }
+    (open, slow)
+}
+
 fn churn(slots: &mut [Slot], socket: &Path, dice: &mut Dice, time: Duration) {
     let end = Instant::now() + time;
     while Instant::now() < end {
         let slot = dice.below(slots.len());
         let slot = &mut slots[slot];
+        if slot
+            .server
+            .as_ref()
+            .is_some_and(|s| s.wait_closed(Duration::ZERO))
+        {
+            // The service went away: this session is gone.
+            slot.server = None;
+            slot.registered.clear();
+        }
         match (dice.below(10), &slot.server) {
             (_, None) => slot.server = Server::connect_socket(socket).ok(),
             (0, Some(_)) => {
