@@ -103,6 +103,33 @@ fn spawn(netns: Option<&Netns>, args: &[&str], stdin: Stdio, log: Stdio) -> Proc
     Process(command.spawn().expect("cannot start a helper process"))
 }
 
+/// Makes SIGINT and SIGTERM clean up: the lab's namespaces and directory
+/// are removed and everything the harness started (its process group) is
+/// killed, as when it finishes. Call before starting anything.
+pub fn clean_up_on_interrupt() {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    if signals.thread_block().is_err() {
+        return;
+    }
+    std::thread::spawn(move || {
+        if signals.wait().is_err() {
+            return;
+        }
+        let pid = std::process::id();
+        for role in ["r", "f"] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &format!("ddmb-{pid}-{role}")])
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(format!("/tmp/ddm-bench-{pid}"));
+        eprintln!("ddm-bench: interrupted; the lab is removed");
+        let _ = nix::sys::signal::killpg(nix::unistd::getpgrp(), Signal::SIGKILL);
+    });
+}
+
 pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !ready() {

@@ -126,6 +126,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ddmd::raise_descriptor_limit();
+    lab::clean_up_on_interrupt();
     if let Some(Soak::Soak {
         minutes,
         sessions,
