@@ -113,6 +113,7 @@ fn main() -> ExitCode {
         Some("__relay") => {
             netlink::relay_main(argv[2].parse().expect("link index"), argv[3] == "up")
         }
+        Some("__soak-stuck") => soak::stuck_main(&argv[2]),
         Some("__soak-worker") => soak::worker_main(
             &argv[2],
             argv[3].parse().expect("sessions"),

@@ -18,6 +18,13 @@
 //! must get ERROR_DDM_NOT_RUNNING within a second, and once it is started
 //! again a reconnecting handle must come back, register again and signal
 //! its event once. The G3 baseline is then taken again, on the new process.
+//!
+//! An eighth of the way through, a client with a registration and a typed
+//! stream is stopped (SIGSTOP) for 30 seconds (a quarter of a shorter run)
+//! while the rounds go on: the service's memory must stay bounded, another
+//! client's wake-up time must not move, and on SIGCONT the stuck client
+//! must find its event signaled and its stream saying how many events it
+//! missed.
 
 use crate::lab::{wait_for, Lab, Link};
 use mprapi::{Event, ReconnectingServer, Server, StreamItem, WinError};
@@ -119,6 +126,66 @@ impl Dice {
     }
 }
 
+/// What stopping a client showed.
+struct Stuck {
+    rss_growth_kib: u64,
+    wake_before_us: f64,
+    wake_during_us: f64,
+    signaled: bool,
+    missed: u64,
+}
+
+/// A client that will be stopped: one registration and a typed stream.
+fn spawn_stuck(socket: &Path) -> Worker {
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .args(["__soak-stuck", socket.to_str().expect("UTF-8 path")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("stuck client");
+    let input = child.stdin.take().unwrap();
+    let mut output = BufReader::new(child.stdout.take().unwrap());
+    let mut ready = String::new();
+    output.read_line(&mut ready).expect("stuck client ready");
+    Worker {
+        child,
+        input,
+        output,
+    }
+}
+
+/// The stuck client (`ddm-bench __soak-stuck SOCKET`): registers, opens a
+/// stream, says "ready"; on "report" says whether its event is signaled
+/// and how many events its stream reports missed.
+pub fn stuck_main(socket: &str) -> ! {
+    let server = Server::connect_socket(Path::new(socket)).expect("connect");
+    let event = Event::auto().expect("eventfd");
+    server
+        .register_connection_notification(&event)
+        .expect("register");
+    let stream = server.subscribe().expect("subscribe");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "ready");
+    let _ = out.flush();
+    for _ in std::io::stdin().lines().map_while(Result::ok) {
+        let signaled = event.is_set();
+        let mut missed = 0;
+        while let Some(item) = stream.next_timeout(Duration::from_millis(300)) {
+            if let StreamItem::Missed(n) = item {
+                missed += n;
+            }
+        }
+        let _ = writeln!(out, "reported {} {missed}", u8::from(signaled));
+        let _ = out.flush();
+    }
+    std::process::exit(0)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 /// What the outage halfway through showed.
 #[derive(Default)]
 struct Outage {
@@ -147,11 +214,15 @@ fn warm_up(
     per_worker: usize,
     seed: &mut u64,
 ) -> (usize, u64) {
+    let own = witness.sessions().map_or(1, |s| s.len());
     let mut workers = spawn_workers(&lab.socket, count, per_worker, seed);
-    all(&mut workers, "churn 300");
+    // Long enough for the allocator to reach the size the rounds need.
+    for _ in 0..3 {
+        all(&mut workers, "churn 400");
+    }
     drop(workers);
     wait_for("the warm-up sessions to close", || {
-        witness.sessions().is_ok_and(|s| s.len() == 1)
+        witness.sessions().is_ok_and(|s| s.len() == own)
     });
     (descriptors(lab), lab.service_rss())
 }
@@ -202,13 +273,60 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
     let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
     let total = Duration::from_secs_f64(minutes * 60.0);
     let (started, deadline) = (Instant::now(), Instant::now() + total);
+    // The stuck client, and a bystander whose wake-up is timed.
+    let stop_for = (total / 4).min(Duration::from_secs(30));
+    let mut stuck = Some(spawn_stuck(&lab.socket));
+    let mut stopped_at: Option<(Instant, u64)> = None;
+    let mut stuck_report = None;
+    let (mut wakes_before, mut wakes_during) = (Vec::new(), Vec::new());
+    let mut bystander = lab.connect();
+    let mut bystander_event = Event::auto().expect("eventfd");
+    bystander
+        .register_connection_notification(&bystander_event)
+        .expect("register");
     while Instant::now() < deadline {
         rounds += 1;
+        if let Some(worker) = stuck.as_mut() {
+            let pid = nix::unistd::Pid::from_raw(worker.child.id() as i32);
+            match stopped_at {
+                None if started.elapsed() >= total / 8 => {
+                    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP)
+                        .expect("SIGSTOP");
+                    stopped_at = Some((Instant::now(), lab.service_rss()));
+                }
+                Some((at, rss)) if at.elapsed() >= stop_for => {
+                    let growth = lab.service_rss().saturating_sub(rss) / 1024;
+                    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT)
+                        .expect("SIGCONT");
+                    worker.send("report");
+                    let reply = worker.reply();
+                    let numbers: Vec<u64> = reply
+                        .split_whitespace()
+                        .skip(1)
+                        .filter_map(|n| n.parse().ok())
+                        .collect();
+                    stuck_report = Some(Stuck {
+                        rss_growth_kib: growth,
+                        wake_before_us: median(&mut wakes_before),
+                        wake_during_us: median(&mut wakes_during),
+                        signaled: numbers.first() == Some(&1),
+                        missed: numbers.get(1).copied().unwrap_or(0),
+                    });
+                    stuck = None;
+                }
+                _ => {}
+            }
+        }
         if outage_report.is_none() && started.elapsed() >= total / 2 {
             changes += last_seq.max(stream_seq(&stream)) - first_seq;
             drop(stream);
             outage_report = Some(outage(&mut lab, &mut workers));
             witness = lab.connect();
+            bystander = lab.connect();
+            bystander_event = Event::auto().expect("eventfd");
+            bystander
+                .register_connection_notification(&bystander_event)
+                .expect("register");
             drop(workers);
             (fds_start, rss_start) = warm_up(&lab, &witness, processes, per_worker, &mut seed);
             workers = spawn_workers(&lab.socket, processes, per_worker, &mut seed);
@@ -243,7 +361,16 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(0);
         }
-        link.flip();
+        bystander_event.reset();
+        let flipped = link.flip();
+        if bystander_event.wait(Some(Duration::from_secs(5))) {
+            let wake = flipped.elapsed().as_secs_f64() * 1e6;
+            match (stopped_at, &stuck) {
+                (None, _) => wakes_before.push(wake),
+                (Some(_), Some(_)) => wakes_during.push(wake),
+                _ => {}
+            }
+        }
         last_seq = wait_for_commit(&stream, last_seq);
         for reply in all(&mut workers, &format!("verify {VERIFY_MS}")) {
             let c = parse_counts(&reply);
@@ -255,6 +382,8 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
 
     // The end: every worker gone, nothing left behind.
     drop(workers);
+    drop(stuck);
+    drop(bystander);
     wait_for("the sessions to close", || {
         witness.sessions().is_ok_and(|s| s.len() == 1)
     });
@@ -290,8 +419,29 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
         }
         None => true,
     };
-    let clean =
-        totals.missed == 0 && totals.late == 0 && leaks == 0 && totals.expected > 0 && outage_clean;
+    let stuck_clean = match &stuck_report {
+        Some(st) => {
+            println!(
+                "client SIGSTOPped {:.0} s: service RSS grew {} KiB (bound 1024); a bystander woke in {:.0} us p50 before, {:.0} us during; on SIGCONT its event was {} and its stream reported {} missed",
+                stop_for.as_secs_f64(),
+                st.rss_growth_kib,
+                st.wake_before_us,
+                st.wake_during_us,
+                if st.signaled { "signaled" } else { "NOT signaled" },
+                st.missed
+            );
+            st.rss_growth_kib < 1024
+                && st.signaled
+                && st.wake_during_us <= 2.0 * st.wake_before_us + 1000.0
+        }
+        None => true,
+    };
+    let clean = totals.missed == 0
+        && totals.late == 0
+        && leaks == 0
+        && totals.expected > 0
+        && outage_clean
+        && stuck_clean;
     if !clean {
         eprintln!("!!! the soak found a fault");
     }
