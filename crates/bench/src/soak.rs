@@ -217,7 +217,7 @@ fn warm_up(
     let own = witness.sessions().map_or(1, |s| s.len());
     let mut workers = spawn_workers(&lab.socket, count, per_worker, seed);
     // Long enough for the allocator to reach the size the rounds need.
-    for _ in 0..3 {
+    for _ in 0..6 {
         all(&mut workers, "churn 400");
     }
     drop(workers);
@@ -363,13 +363,16 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
         }
         bystander_event.reset();
         let flipped = link.flip();
-        if bystander_event.wait(Some(Duration::from_secs(5))) {
+        totals.expected += 1;
+        if bystander_event.wait(Some(Duration::from_millis(VERIFY_MS))) {
             let wake = flipped.elapsed().as_secs_f64() * 1e6;
             match (stopped_at, &stuck) {
                 (None, _) => wakes_before.push(wake),
                 (Some(_), Some(_)) => wakes_during.push(wake),
                 _ => {}
             }
+        } else {
+            totals.missed += 1;
         }
         last_seq = wait_for_commit(&stream, last_seq);
         for reply in all(&mut workers, &format!("verify {VERIFY_MS}")) {

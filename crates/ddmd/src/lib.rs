@@ -10,6 +10,7 @@
 //!   a sequence number and signals every registration;
 //! * [`notify`]: registered eventfds, and how they are signaled;
 //! * [`outbox`]: per-session bounded queue of typed events;
+//! * [`memory`]: free memory given back after a crowd of clients leaves;
 //! * [`session`]: one client connection: handshake, frames, replies;
 //! * [`scm`]: bytes and descriptors from a socket, never leaking one;
 //! * [`listen`]: the Unix socket and the session limit;
@@ -21,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod links;
 pub mod listen;
+pub mod memory;
 pub mod notify;
 pub mod outbox;
 pub mod router;

@@ -11,6 +11,7 @@
 use crate::access::PeerCredentials;
 use crate::config::Limits;
 use crate::links::LinkEvent;
+use crate::memory::Trimmer;
 use crate::notify::{accept_eventfd, Registrations};
 use crate::outbox::Outbox;
 use crate::table::{InterfaceTable, Transition};
@@ -61,6 +62,7 @@ pub struct Router {
     sessions: HashMap<u64, Session>,
     limits: Limits,
     ready: Option<oneshot::Sender<()>>,
+    trimmer: Trimmer,
 }
 
 /// Room kept in a frame for everything but the interface entries.
@@ -77,6 +79,7 @@ impl Router {
             sessions: HashMap::new(),
             limits,
             ready: Some(ready),
+            trimmer: Trimmer::default(),
         }
     }
 
@@ -155,9 +158,12 @@ impl Router {
                     subscribed: false,
                 };
                 self.sessions.insert(id, session);
+                self.trimmer.sessions_now(self.sessions.len());
             }
             Command::Close(id) => {
-                if let Some(session) = self.sessions.remove(&id) {
+                let closed = self.sessions.remove(&id);
+                self.trimmer.sessions_now(self.sessions.len());
+                if let Some(session) = closed {
                     let n = session.registrations.len();
                     tracing::debug!(
                         session = id,
