@@ -9,7 +9,7 @@ use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use std::io::{IoSlice, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -78,34 +78,48 @@ fn expect_closed(stream: &mut UnixStream) -> Option<WinError> {
     error
 }
 
-/// A client that keeps calling while the test misbehaves; `finish` checks
-/// every call succeeded.
+/// A client that keeps calling while the test misbehaves: it is served
+/// before the faults begin and again after they end, and every call
+/// succeeds (a failed call panics its thread, and `finish` with it).
 struct Bystander {
     stop: Arc<AtomicBool>,
-    worker: thread::JoinHandle<usize>,
+    calls: Arc<AtomicUsize>,
+    worker: thread::JoinHandle<()>,
 }
 
 impl Bystander {
     fn start(service: &Service) -> Bystander {
         let server = service.connect();
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (flag, count) = (stop.clone(), calls.clone());
         let worker = thread::spawn(move || {
-            let mut calls = 0;
             while !flag.load(Ordering::Relaxed) {
                 server
                     .interfaces()
                     .expect("the well-behaved client is served");
-                calls += 1;
+                count.fetch_add(1, Ordering::Relaxed);
             }
-            calls
         });
-        Bystander { stop, worker }
+        wait_until("the bystander is served", || {
+            calls.load(Ordering::Relaxed) > 0
+        });
+        Bystander {
+            stop,
+            calls,
+            worker,
+        }
     }
 
     fn finish(self) {
+        let before = self.calls.load(Ordering::Relaxed);
+        wait_until("the bystander is served after the faults", || {
+            self.calls.load(Ordering::Relaxed) > before || self.worker.is_finished()
+        });
         self.stop.store(true, Ordering::Relaxed);
-        assert!(self.worker.join().unwrap() > 0);
+        self.worker
+            .join()
+            .expect("every call of the bystander succeeded");
     }
 }
 
