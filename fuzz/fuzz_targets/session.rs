@@ -1,59 +1,61 @@
-//! Arbitrary bytes from a client into the real session code and the real
-//! router, over an in-process socket pair: whatever arrives, the session
-//! answers or closes, and never panics or hangs.
+//! Arbitrary bytes from a client into the real service, built as
+//! `ddm serve` builds it but in this process (links from a channel instead
+//! of the kernel): whatever arrives, the session answers or closes, and the
+//! service never panics or hangs. A panic in any of its tasks aborts the
+//! process, which libFuzzer reports.
 #![no_main]
 
-use ddmd::access::Policy;
-use ddmd::config::{AccessConfig, Limits};
-use ddmd::router::Router;
-use ddmd::session::{self, SessionContext};
-use ddmd::table::{InterfaceTable, LinkFilter};
+use ddmd::config::{Config, Limits};
+use ddmd::in_process::InProcess;
 use libfuzzer_sys::fuzz_target;
-use std::sync::{Arc, OnceLock};
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
 use tokio::runtime::Runtime;
-use tokio::sync::{mpsc, oneshot};
 
-struct Service {
+struct Harness {
     runtime: Runtime,
-    context: Arc<SessionContext>,
+    socket: PathBuf,
+    _service: InProcess,
 }
 
-fn service() -> &'static Service {
-    static SERVICE: OnceLock<Service> = OnceLock::new();
-    SERVICE.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let limits = Limits {
-            handshake_timeout_ms: 50,
-            ..Limits::default()
+fn harness() -> &'static Harness {
+    static HARNESS: OnceLock<Harness> = OnceLock::new();
+    HARNESS.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("ddm-fuzz-{}", std::process::id()));
+        let socket = dir.join("ddm.sock");
+        let config = Config {
+            limits: Limits {
+                handshake_timeout_ms: 50,
+                ..Limits::default()
+            },
+            ..Config::default()
         };
-        let (commands, command_receiver) = mpsc::unbounded_channel();
-        let (_links, link_receiver) = mpsc::unbounded_channel();
-        let (ready, _) = oneshot::channel();
-        let table = InterfaceTable::new(LinkFilter::new(&["*".into()], &[]));
-        let router = Router::new(table, limits.clone(), ready);
-        runtime.spawn(router.run(command_receiver, link_receiver));
-        std::mem::forget(_links);
-        let context = Arc::new(SessionContext {
-            policy: Policy::resolve(&AccessConfig::default()),
-            limits,
-            router: commands,
-        });
-        Service { runtime, context }
+        let service = InProcess::start(config, &socket).expect("start the service");
+        service.set_link(2, "fuzz0", true);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        Harness {
+            runtime,
+            socket,
+            _service: service,
+        }
     })
 }
 
 fuzz_target!(|bytes: &[u8]| {
-    let service = service();
-    service.runtime.block_on(async {
-        let (mut client, server) = tokio::net::UnixStream::pair().unwrap();
-        let session = tokio::spawn(session::run(server, 1, service.context.clone()));
+    let harness = harness();
+    harness.runtime.block_on(async {
+        let mut client = UnixStream::connect(&harness.socket).await.unwrap();
         let _ = client.write_all(bytes).await;
         let _ = client.shutdown().await;
         let mut replies = Vec::new();
-        let read = tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut replies)).await;
+        let read =
+            tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut replies)).await;
         assert!(read.is_ok(), "the session neither answered nor closed");
-        session.await.expect("the session task panicked");
     });
 });

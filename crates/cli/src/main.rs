@@ -26,15 +26,18 @@ struct Cli {
 /// The service's socket, for every client subcommand.
 #[derive(clap::Args)]
 struct Endpoint {
-    /// Unix socket of the service [default: $DDM_SOCKET, else /run/ddm/ddm.sock
-    /// for root, $XDG_RUNTIME_DIR/ddm.sock for others]
+    /// Unix socket of the service [default: $DDM_SOCKET, else
+    /// /run/ddm/ddm.sock if it exists (clients) or if root (serve), else
+    /// $XDG_RUNTIME_DIR/ddm.sock]
     #[arg(long, value_name = "PATH", global = true)]
     socket: Option<PathBuf>,
 }
 
 impl Endpoint {
     fn connect(&self) -> Result<Server, WinError> {
-        Server::connect_socket(&ddm_proto::endpoint::socket_path(self.socket.clone()))
+        Server::connect_socket(&ddm_proto::endpoint::client_socket_path(
+            self.socket.clone(),
+        ))
     }
 }
 

@@ -1,65 +1,14 @@
-//! Who may do what: peer credentials to roles, and roles to calls.
+//! Who may do what: peer credentials to roles. (What each role may call
+//! is in the request table, `requests`.)
 //!
 //! The socket is world-writable on purpose (as the system D-Bus socket is):
 //! the decision is made here, from the peer's kernel-attested credentials
 //! (SO_PEERCRED, SO_PEERGROUPS), never from file modes.
 
 use crate::config::AccessConfig;
-use ddm_proto::message::{Request, Role};
+use crate::peer::Credentials;
+use ddm_proto::message::Role;
 use nix::unistd::{Gid, Group, Uid, User};
-use std::os::fd::{AsRawFd, BorrowedFd};
-
-/// What the kernel says about the process at the other end of a socket.
-#[derive(Debug, Clone)]
-pub struct PeerCredentials {
-    pub pid: i32,
-    pub uid: u32,
-    pub gid: u32,
-    /// Supplementary groups, from SO_PEERGROUPS.
-    pub groups: Vec<u32>,
-}
-
-impl PeerCredentials {
-    /// Reads the credentials of a connected Unix socket's peer.
-    pub fn of(socket: BorrowedFd<'_>) -> std::io::Result<Self> {
-        use nix::sys::socket::{getsockopt, sockopt::PeerCredentials as Cred};
-        let cred = getsockopt(&socket, Cred).map_err(std::io::Error::from)?;
-        Ok(PeerCredentials {
-            pid: cred.pid(),
-            uid: cred.uid(),
-            gid: cred.gid(),
-            groups: peer_groups(socket)?,
-        })
-    }
-}
-
-/// SO_PEERGROUPS, which nix does not wrap.
-fn peer_groups(socket: BorrowedFd<'_>) -> std::io::Result<Vec<u32>> {
-    let mut groups = vec![0u32; 64];
-    loop {
-        let mut len = (groups.len() * 4) as libc::socklen_t;
-        // SAFETY: the buffer is valid for `len` bytes and outlives the call.
-        let rc = unsafe {
-            libc::getsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PEERGROUPS,
-                groups.as_mut_ptr().cast(),
-                &mut len,
-            )
-        };
-        let err = std::io::Error::last_os_error();
-        if rc == 0 {
-            groups.truncate(len as usize / 4);
-            return Ok(groups);
-        }
-        if err.raw_os_error() == Some(libc::ERANGE) && (len as usize / 4) > groups.len() {
-            groups.resize(len as usize / 4, 0);
-            continue;
-        }
-        return Err(err);
-    }
-}
 
 /// The role policy, with names already resolved to ids.
 #[derive(Debug, Clone)]
@@ -91,7 +40,7 @@ impl Policy {
     }
 
     /// The role of a peer.
-    pub fn role_of(&self, peer: &PeerCredentials) -> Role {
+    pub fn role_of(&self, peer: &Credentials) -> Role {
         let in_any = |gids: &[u32]| {
             std::iter::once(&peer.gid)
                 .chain(&peer.groups)
@@ -138,20 +87,6 @@ fn group_id(name: &str) -> Option<u32> {
         .map(|g| Gid::as_raw(g.gid))
 }
 
-/// The least role that may make a request.
-pub fn required_role(request: &Request) -> Role {
-    match request {
-        Request::Hello(_) | Request::ServerGetInfo(_) => Role::Status,
-        Request::InterfaceEnum(_)
-        | Request::InterfaceGetInfo(_)
-        | Request::Register(_)
-        | Request::Deregister(_)
-        | Request::Subscribe(_)
-        | Request::Unsubscribe(_) => Role::Monitor,
-        Request::RouterControl(_) | Request::ListSessions(_) => Role::Admin,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,8 +102,8 @@ mod tests {
         }
     }
 
-    fn peer(uid: u32, gid: u32, groups: &[u32]) -> PeerCredentials {
-        PeerCredentials {
+    fn peer(uid: u32, gid: u32, groups: &[u32]) -> Credentials {
+        Credentials {
             pid: 1,
             uid,
             gid,
@@ -200,22 +135,5 @@ mod tests {
             ..AccessConfig::default()
         };
         assert_eq!(Policy::resolve(&config).admin_uids, vec![0, 12345]);
-    }
-
-    #[test]
-    fn calls_need_their_roles() {
-        use ddm_proto::message::*;
-        assert_eq!(
-            required_role(&Request::ServerGetInfo(ServerGetInfo { level: 0 })),
-            Role::Status
-        );
-        assert_eq!(
-            required_role(&Request::Register(Register { event: 1 })),
-            Role::Monitor
-        );
-        assert_eq!(
-            required_role(&Request::RouterControl(RouterControl { run: false })),
-            Role::Admin
-        );
     }
 }

@@ -52,13 +52,24 @@ pub struct Limits {
     pub max_frame_bytes: usize,
     /// Sessions open at once; the next is refused with RPC_S_SERVER_TOO_BUSY.
     pub max_sessions: usize,
+    /// Of those, how many only admin callers may use.
+    pub admin_reserved_sessions: usize,
+    /// Sessions one user (other than an admin) may have open at once.
+    pub max_sessions_per_user: usize,
+    /// Connections (other than an admin's) that may be in their handshake
+    /// at once.
+    pub max_pending_handshakes: usize,
     /// Registrations per session; the next gets ERROR_NOT_ENOUGH_QUOTA.
     pub max_registrations_per_session: usize,
+    /// Typed streams per session; the next gets ERROR_NOT_ENOUGH_QUOTA.
+    pub max_streams_per_session: usize,
     /// Time a new connection has to send its Hello.
     pub handshake_timeout_ms: u64,
     /// Typed events queued per subscribed session before they are counted
     /// as missed.
     pub stream_backlog: usize,
+    /// How long a shutdown waits for sessions to write what they hold.
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -66,9 +77,14 @@ impl Default for Limits {
         Limits {
             max_frame_bytes: ddm_proto::frame::DEFAULT_MAX_FRAME,
             max_sessions: 16_384,
+            admin_reserved_sessions: 16,
+            max_sessions_per_user: 256,
+            max_pending_handshakes: 64,
             max_registrations_per_session: 256,
+            max_streams_per_session: 64,
             handshake_timeout_ms: 5_000,
             stream_backlog: 1_024,
+            shutdown_timeout_ms: 2_000,
         }
     }
 }
@@ -76,6 +92,10 @@ impl Default for Limits {
 impl Limits {
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_millis(self.handshake_timeout_ms)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
     }
 }
 
@@ -149,6 +169,18 @@ impl Config {
                     .into(),
             );
         }
+        if l.admin_reserved_sessions >= l.max_sessions {
+            return Err(format!(
+                "limits: admin_reserved_sessions ({}) must be less than max_sessions ({})",
+                l.admin_reserved_sessions, l.max_sessions
+            ));
+        }
+        if l.max_sessions_per_user == 0 || l.max_pending_handshakes == 0 {
+            return Err(
+                "limits: max_sessions_per_user and max_pending_handshakes must be at least 1"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }
@@ -167,8 +199,8 @@ mod tests {
 
     #[test]
     fn a_file_overrides_only_what_it_names() {
-        let c = Config::parse("[limits]\nmax_sessions = 3\n[links]\nexclude = [\"lo\"]").unwrap();
-        assert_eq!(c.limits.max_sessions, 3);
+        let c = Config::parse("[limits]\nmax_sessions = 300\n[links]\nexclude = [\"lo\"]").unwrap();
+        assert_eq!(c.limits.max_sessions, 300);
         assert_eq!(c.limits.max_frame_bytes, 65536);
         assert_eq!(c.links.exclude, vec!["lo"]);
     }
@@ -179,5 +211,7 @@ mod tests {
         assert!(Config::parse("[access]\ndefault_role = \"admin\"").is_err());
         assert!(Config::parse("[links]\ninclude = [\"[\"]").is_err());
         assert!(Config::parse("[limits]\nmax_frame_bytes = 10").is_err());
+        assert!(Config::parse("[limits]\nmax_sessions = 4\nadmin_reserved_sessions = 4").is_err());
+        assert!(Config::parse("[limits]\nmax_sessions_per_user = 0").is_err());
     }
 }

@@ -31,7 +31,7 @@ pub fn main(config_path: Option<PathBuf>, socket: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let socket = ddm_proto::endpoint::socket_path(socket.or_else(|| config.socket.clone()));
+    let socket = ddm_proto::endpoint::service_socket_path(socket.or_else(|| config.socket.clone()));
     match crate::run(config, socket) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -1,6 +1,8 @@
 //! The ddm service (the DDM, demand-dial manager) as a library.
 //!
-//! [`run`] is `ddm serve`. The pieces, in the order a change travels:
+//! [`run`] is `ddm serve`; [`service::serve`] builds and runs the service,
+//! for the daemon, the fuzz target and the tests alike. The pieces, in the
+//! order a change travels:
 //!
 //! * [`links`]: kernel links over rtnetlink (dump, then the link group;
 //!   dump again after an overrun);
@@ -8,38 +10,50 @@
 //!   connection transitions;
 //! * [`router`]: the one task that owns all state, commits transitions with
 //!   a sequence number and signals every registration;
-//! * [`notify`]: registered eventfds, and how they are signaled;
-//! * [`outbox`]: per-session bounded queue of typed events;
-//! * [`memory`]: free memory given back after a crowd of clients leaves;
-//! * [`session`]: one client connection: handshake, frames, replies;
-//! * [`scm`]: bytes and descriptors from a socket, never leaking one;
-//! * [`listen`]: the Unix socket and the session limit;
-//! * [`access`]: peer credentials to roles; [`config`]: settings;
+//! * [`notify`]: registrations and their targets (an eventfd, or the
+//!   session), and how they are signaled;
+//! * [`outbox`]: per-session bounded queue of typed events and signals;
+//! * [`session`]: one client session over any transport: handshake,
+//!   requests, replies, shutdown;
+//! * [`requests`]: the request table: each request's role, whether it
+//!   needs the DDM, and its handler;
+//! * [`transport`]: frames (and, on a Unix socket, descriptors) to and from
+//!   the peer; [`scm`]: descriptors received without ever leaking one;
+//! * [`peer`]: who the peer is and its role; [`access`]: the policy that
+//!   gives the role;
+//! * [`listen`]: the Unix socket; [`admission`]: session limits, in all,
+//!   per user and in the handshake;
+//! * [`service`]: everything above put together, and its shutdown;
+//!   [`in_process`]: the service in a thread, for tests;
+//! * [`config`]: settings; [`memory`]: free memory given back after a crowd
+//!   of clients leaves; [`throttle`]: rate-limited log lines;
 //! * [`daemon`]: `ddm serve` itself: logging, configuration, exit status.
 
 pub mod access;
+pub mod admission;
 pub mod config;
 pub mod daemon;
+pub mod in_process;
 pub mod links;
 pub mod listen;
 pub mod memory;
 pub mod notify;
 pub mod outbox;
+pub mod peer;
+pub mod requests;
 pub mod router;
 pub mod scm;
+pub mod service;
 pub mod session;
 pub mod table;
+pub mod throttle;
+pub mod transport;
 
-use access::Policy;
 use config::Config;
 use listen::LocalEndpoint;
-use router::Router;
-use session::SessionContext;
+use service::LinkSource;
 use std::path::PathBuf;
-use std::sync::Arc;
-use table::{InterfaceTable, LinkFilter};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -60,54 +74,25 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Runs the service until SIGINT or SIGTERM, on the calling thread.
+/// Runs the service on the calling thread until SIGINT or SIGTERM, then
+/// shuts it down cleanly.
 pub fn run(config: Config, socket: PathBuf) -> Result<(), ServeError> {
     raise_descriptor_limit();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(serve(config, socket))
-}
-
-async fn serve(config: Config, socket: PathBuf) -> Result<(), ServeError> {
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let endpoint = LocalEndpoint::bind(&socket)?;
-
-    let (link_events, link_receiver) = mpsc::unbounded_channel();
-    let (commands, command_receiver) = mpsc::unbounded_channel();
-    let (ready, first_dump) = oneshot::channel();
-    let filter = LinkFilter::new(&config.links.include, &config.links.exclude);
-    let router = Router::new(InterfaceTable::new(filter), config.limits.clone(), ready);
-    tokio::spawn(router.run(command_receiver, link_receiver));
-    let links_config = config.links.clone();
-    let mut monitor = tokio::spawn(async move { links::monitor(&links_config, link_events).await });
-
-    let monitor_failed = |joined: Result<std::io::Result<()>, tokio::task::JoinError>| {
-        ServeError::Links(match joined {
-            Ok(Err(e)) => e,
-            Ok(Ok(())) => std::io::Error::other("stopped"),
-            Err(e) => std::io::Error::other(e),
+        .block_on(async {
+            let mut sigterm = signal(SignalKind::terminate())?;
+            let mut sigint = signal(SignalKind::interrupt())?;
+            let termination = async move {
+                tokio::select! {
+                    _ = sigterm.recv() => tracing::info!("SIGTERM"),
+                    _ = sigint.recv() => tracing::info!("SIGINT"),
+                }
+            };
+            let endpoint = LocalEndpoint::bind(&socket)?;
+            service::serve(config, endpoint, LinkSource::Kernel, termination).await
         })
-    };
-    tokio::select! {
-        _ = first_dump => {}
-        joined = &mut monitor => return Err(monitor_failed(joined)),
-    }
-
-    let context = Arc::new(SessionContext {
-        policy: Policy::resolve(&config.access),
-        limits: config.limits,
-        router: commands,
-    });
-    tracing::info!(socket = %endpoint.path().display(), "ddm serving");
-    tokio::select! {
-        () = endpoint.serve(context) => {}
-        joined = &mut monitor => return Err(monitor_failed(joined)),
-        _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
-    }
-    Ok(())
 }
 
 /// Each session and registration holds a descriptor: use all we may. A

@@ -2,21 +2,24 @@
 //!
 //! Mode 0666 on purpose: what a client may do is decided from its
 //! credentials (see `access`), never from file modes. A socket file left by
-//! a crashed service is replaced; a live service's is never taken over.
-//! Sessions beyond the configured limit are told RPC_S_SERVER_TOO_BUSY and
-//! closed, so the limit costs the service nothing but a short write.
+//! a crashed service is replaced; a live service's is never taken over, and
+//! the file is removed when the endpoint is dropped. Each accepted
+//! connection is admitted or refused (see `admission`) before it costs the
+//! service anything but a short write.
 
-use crate::session::{self, write_all, SessionContext};
+use crate::peer::{Credentials, Identity, Peer};
+use crate::session::{self, refusal_frame, SessionContext};
+use crate::throttle::Throttle;
+use crate::transport::UnixTransport;
 use crate::ServeError;
-use ddm_proto::frame::encode_frame;
-use ddm_proto::message::{Push, Reply, ServiceMessage};
 use ddm_proto::WinError;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
 
 pub struct LocalEndpoint {
     listener: UnixListener,
@@ -68,10 +71,10 @@ impl LocalEndpoint {
         &self.path
     }
 
-    /// Accepts connections forever, one task a session.
-    pub async fn serve(&self, context: Arc<SessionContext>) {
-        let slots = Arc::new(Semaphore::new(context.limits.max_sessions));
-        let mut next_id = 0u64;
+    /// Accepts connections until dropped, one task a session, each tracked
+    /// by `sessions`.
+    pub async fn serve(&self, context: &Arc<SessionContext>, sessions: &TaskTracker) {
+        let mut refusals = Throttle::default();
         loop {
             let stream = match self.listener.accept().await {
                 Ok((stream, _)) => stream,
@@ -82,22 +85,34 @@ impl LocalEndpoint {
                     continue;
                 }
             };
-            match slots.clone().try_acquire_owned() {
-                Ok(slot) => {
-                    next_id += 1;
-                    let context = context.clone();
-                    let id = next_id;
-                    tokio::spawn(async move {
-                        session::run(stream, id, context).await;
-                        drop(slot);
-                    });
+            let credentials = match Credentials::of(stream.as_fd()) {
+                Ok(credentials) => credentials,
+                Err(e) => {
+                    tracing::warn!("cannot read a peer's credentials: {e}");
+                    continue;
                 }
-                Err(_) => {
-                    tracing::warn!(
-                        limit = context.limits.max_sessions,
-                        "refused a session: too many sessions"
-                    );
-                    tokio::spawn(refuse_busy(stream));
+            };
+            let role = context.policy.role_of(&credentials);
+            match context.admission.admit(credentials.uid, role) {
+                Ok(ticket) => {
+                    let peer = Peer {
+                        identity: Identity::Local(credentials),
+                        role,
+                    };
+                    let transport = UnixTransport::new(stream, context.limits.max_frame_bytes);
+                    sessions.spawn(session::run(transport, peer, ticket, context.clone()));
+                }
+                Err(refusal) => {
+                    if let Some(suppressed) = refusals.allow(Instant::now()) {
+                        tracing::warn!(
+                            uid = credentials.uid,
+                            pid = credentials.pid,
+                            suppressed,
+                            "refused a session: {}",
+                            refusal.reason()
+                        );
+                    }
+                    refuse_busy(&stream);
                 }
             }
         }
@@ -110,14 +125,9 @@ impl Drop for LocalEndpoint {
     }
 }
 
-async fn refuse_busy(stream: UnixStream) {
-    let refusal = ServiceMessage {
-        body: Some(Push::Reply(Reply {
-            id: 0,
-            error: WinError::RPC_S_SERVER_TOO_BUSY.0,
-            result: None,
-        })),
-    };
-    let frame = encode_frame(&refusal, usize::MAX).expect("an error reply always fits");
-    let _ = tokio::time::timeout(Duration::from_secs(1), write_all(&stream, &frame)).await;
+/// Tells a refused connection why, without waiting: a fresh socket has
+/// room for a few bytes, and a peer that does not read loses only the
+/// explanation.
+fn refuse_busy(stream: &UnixStream) {
+    let _ = stream.try_write(&refusal_frame(0, WinError::RPC_S_SERVER_TOO_BUSY));
 }

@@ -1,16 +1,23 @@
 //! Registered events, and how the service signals them.
 //!
-//! A local client hands the service its event's eventfd (SCM_RIGHTS) when it
-//! registers. The service keeps that descriptor per session and, when a
-//! connection event is committed, adds 1 to it: the waiting thread wakes
-//! straight from the kernel, with no hop through the client's I/O thread.
-//! The write can never block the router: the descriptor is switched to
-//! non-blocking on receipt, and a saturated counter (EAGAIN) is still a
-//! signaled event, which is all a level-triggered event needs (coalescing,
-//! never loss). Dropping a registration closes the descriptor, so nothing
-//! the service holds can signal it afterwards (G2), and dropping a session
-//! drops all of its registrations at once (G3).
+//! A registration has one of two targets. A local client hands the service
+//! its event's eventfd (SCM_RIGHTS) when it registers. The service keeps
+//! that descriptor per session and, when a connection event is committed,
+//! adds 1 to it: the waiting thread wakes straight from the kernel, with no
+//! hop through the client's I/O thread. The write can never block the
+//! router: the descriptor is switched to non-blocking on receipt, and a
+//! saturated counter (EAGAIN) is still a signaled event, which is all a
+//! level-triggered event needs (coalescing, never loss). Over a transport
+//! that carries no descriptors the target is the session itself: a Signal
+//! frame naming the event goes into the session's outbox, where pending
+//! signals coalesce as well.
+//!
+//! Dropping a registration closes the descriptor, or withdraws a signal
+//! still queued for it, so nothing the service holds can signal it
+//! afterwards (G2); dropping a session drops all of its registrations at
+//! once (G3).
 
+use crate::outbox::Outbox;
 use ddm_proto::WinError;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use std::collections::HashMap;
@@ -30,42 +37,63 @@ pub fn accept_eventfd(fd: OwnedFd) -> Result<OwnedFd, WinError> {
     Ok(fd)
 }
 
+/// Where a registration's signal goes.
+#[derive(Debug)]
+pub enum Target {
+    /// The client's eventfd, written by the service.
+    Eventfd(OwnedFd),
+    /// A Signal frame on the session.
+    Session,
+}
+
 /// One session's registrations, keyed by the client's name for the event.
 #[derive(Debug, Default)]
 pub struct Registrations {
-    events: HashMap<u64, OwnedFd>,
+    events: HashMap<u64, Target>,
 }
 
 impl Registrations {
     /// Adds a registration. The same event twice is one registration (the
     /// second descriptor is closed); past `limit` the answer is
     /// `ERROR_NOT_ENOUGH_QUOTA`.
-    pub fn insert(&mut self, event: u64, fd: OwnedFd, limit: usize) -> Result<(), WinError> {
+    pub fn insert(&mut self, event: u64, target: Target, limit: usize) -> Result<(), WinError> {
         if self.events.contains_key(&event) {
             return Ok(());
         }
         if self.events.len() >= limit {
             return Err(WinError::ERROR_NOT_ENOUGH_QUOTA);
         }
-        self.events.insert(event, fd);
+        self.events.insert(event, target);
         Ok(())
     }
 
-    /// Removes a registration and closes its descriptor; false if there
-    /// was none.
-    pub fn remove(&mut self, event: u64) -> bool {
-        self.events.remove(&event).is_some()
-    }
-
-    /// Signals every registered event.
-    pub fn signal_all(&self) {
-        for fd in self.events.values() {
-            signal(fd.as_fd());
+    /// Removes a registration: its descriptor is closed and a signal still
+    /// queued for it is withdrawn. False if there was none.
+    pub fn remove(&mut self, event: u64, outbox: &Outbox) -> bool {
+        match self.events.remove(&event) {
+            Some(Target::Session) => {
+                outbox.withdraw_signal(event);
+                true
+            }
+            Some(Target::Eventfd(_)) => true,
+            None => false,
         }
     }
 
-    /// Drops every registration, closing the descriptors.
-    pub fn clear(&mut self) {
+    /// Signals every registered event.
+    pub fn signal_all(&self, outbox: &Outbox) {
+        for (event, target) in &self.events {
+            match target {
+                Target::Eventfd(fd) => signal(fd.as_fd()),
+                Target::Session => outbox.push_signal(*event),
+            }
+        }
+    }
+
+    /// Signals every registered event one last time, then drops every
+    /// registration (the DDM is stopping).
+    pub fn signal_and_drop_all(&mut self, outbox: &Outbox) {
+        self.signal_all(outbox);
         self.events.clear();
     }
 
@@ -107,18 +135,47 @@ mod tests {
         );
     }
 
+    fn target(fd: OwnedFd) -> Target {
+        Target::Eventfd(accept_eventfd(fd).unwrap())
+    }
+
     #[test]
     fn signal_adds_and_remove_closes() {
+        let outbox = Outbox::new(4);
         let (event, dup) = eventfd();
         let mut r = Registrations::default();
-        r.insert(7, accept_eventfd(dup).unwrap(), 4).unwrap();
-        r.signal_all();
-        r.signal_all();
+        r.insert(7, target(dup), 4).unwrap();
+        r.signal_all(&outbox);
+        r.signal_all(&outbox);
         assert_eq!(event.read().unwrap(), 2);
-        assert!(r.remove(7));
-        assert!(!r.remove(7));
-        r.signal_all();
+        assert!(r.remove(7, &outbox));
+        assert!(!r.remove(7, &outbox));
+        r.signal_all(&outbox);
         assert!(event.read().is_err(), "nothing signals after remove");
+    }
+
+    #[test]
+    fn session_targets_coalesce_in_the_outbox_and_are_withdrawn_on_remove() {
+        use ddm_proto::message::{Push, Signal};
+        let outbox = Outbox::new(4);
+        let mut r = Registrations::default();
+        r.insert(1, Target::Session, 4).unwrap();
+        r.insert(2, Target::Session, 4).unwrap();
+        r.signal_all(&outbox);
+        r.signal_all(&outbox);
+        assert_eq!(
+            outbox.take(),
+            vec![
+                Push::Signal(Signal { event: 1 }),
+                Push::Signal(Signal { event: 2 })
+            ]
+        );
+        r.signal_all(&outbox);
+        assert!(r.remove(1, &outbox));
+        assert_eq!(outbox.take(), vec![Push::Signal(Signal { event: 2 })]);
+        r.signal_and_drop_all(&outbox);
+        assert!(r.is_empty());
+        assert_eq!(outbox.take(), vec![Push::Signal(Signal { event: 2 })]);
     }
 
     #[test]
@@ -127,19 +184,23 @@ mod tests {
         let (_a, a) = eventfd();
         let (_a2, a2) = eventfd();
         let (_b, b) = eventfd();
-        r.insert(1, a, 1).unwrap();
-        r.insert(1, a2, 1).unwrap();
+        r.insert(1, Target::Eventfd(a), 1).unwrap();
+        r.insert(1, Target::Eventfd(a2), 1).unwrap();
         assert_eq!(r.len(), 1);
-        assert_eq!(r.insert(2, b, 1), Err(WinError::ERROR_NOT_ENOUGH_QUOTA));
+        assert_eq!(
+            r.insert(2, Target::Eventfd(b), 1),
+            Err(WinError::ERROR_NOT_ENOUGH_QUOTA)
+        );
     }
 
     #[test]
     fn a_saturated_counter_does_not_block() {
+        let outbox = Outbox::new(4);
         let (event, dup) = eventfd();
         event.write(u64::MAX - 1).unwrap();
         let mut r = Registrations::default();
-        r.insert(1, accept_eventfd(dup).unwrap(), 1).unwrap();
-        r.signal_all(); // would block a blocking eventfd forever
+        r.insert(1, target(dup), 1).unwrap();
+        r.signal_all(&outbox); // would block a blocking eventfd forever
         assert_eq!(event.read().unwrap(), u64::MAX - 1);
     }
 }

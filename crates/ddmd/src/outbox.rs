@@ -1,12 +1,16 @@
 //! A session's queue of frames the service sends unasked.
 //!
-//! The router pushes typed events here and moves on; it never waits for a
-//! socket. The session's task drains the outbox when woken and writes the
-//! frames. The queue is a [`Backlog`], so a client that reads too slowly
-//! costs bounded memory and is told how many events it missed.
+//! The router pushes typed events and signals here and moves on; it never
+//! waits for a socket. The session's task drains the outbox when woken and
+//! writes the frames. Events queue in a [`Backlog`], so a client that reads
+//! too slowly costs bounded memory and is told how many events it missed
+//! and which (the last missed sequence number of each gap). Signals for
+//! registrations whose target is the session are a set: an event is a
+//! level, so a signal already pending absorbs the next.
 
 use ddm_proto::backlog::{Backlog, Entry};
-use ddm_proto::message::{ConnectionEvent, Missed, Push, StreamEnd};
+use ddm_proto::message::{ConnectionEvent, Missed, Push, Signal, StreamEnd};
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use tokio::sync::Notify;
 
@@ -19,7 +23,10 @@ pub struct Outbox {
 #[derive(Debug)]
 struct State {
     events: Backlog<ConnectionEvent>,
+    /// The sequence number of the newest event the backlog dropped.
+    last_dropped: u64,
     end: Option<u32>,
+    signals: BTreeSet<u64>,
 }
 
 impl Outbox {
@@ -27,7 +34,9 @@ impl Outbox {
         Outbox {
             state: Mutex::new(State {
                 events: Backlog::new(capacity),
+                last_dropped: 0,
                 end: None,
+                signals: BTreeSet::new(),
             }),
             wake: Notify::new(),
         }
@@ -40,15 +49,36 @@ impl Outbox {
 
     /// Queues a typed event (or counts it as missed).
     pub fn push_event(&self, event: ConnectionEvent) {
-        self.update(|s| s.events.push(event));
+        self.update(|s| {
+            let seq = event.seq;
+            if !s.events.push(event) {
+                s.last_dropped = seq;
+            }
+        });
     }
 
-    /// Ends the typed stream with `error`, after what is queued.
+    /// Queues a Signal frame for `event`, unless one is already queued.
+    pub fn push_signal(&self, event: u64) {
+        self.update(|s| {
+            s.signals.insert(event);
+        });
+    }
+
+    /// Withdraws a queued Signal for `event` (its registration ended).
+    pub fn withdraw_signal(&self, event: u64) {
+        self.state
+            .lock()
+            .expect("outbox lock poisoned")
+            .signals
+            .remove(&event);
+    }
+
+    /// Ends every typed stream with `error`, after what is queued.
     pub fn end_stream(&self, error: u32) {
         self.update(|s| s.end = Some(error));
     }
 
-    /// Starts the stream afresh: nothing queued, no end.
+    /// Starts the streams afresh: no event queued, no end.
     pub fn restart(&self, capacity: usize) {
         self.update(|s| {
             s.events = Backlog::new(capacity);
@@ -59,12 +89,30 @@ impl Outbox {
     /// Takes everything queued, in order, as frames to send.
     pub fn take(&self) -> Vec<Push> {
         let mut state = self.state.lock().expect("outbox lock poisoned");
-        let mut out: Vec<Push> = std::iter::from_fn(|| state.events.pop())
-            .map(|entry| match entry {
-                Entry::Item(event) => Push::Event(event),
-                Entry::Missed(count) => Push::Missed(Missed { count }),
-            })
+        let last_dropped = state.last_dropped;
+        let mut out: Vec<Push> = std::mem::take(&mut state.signals)
+            .into_iter()
+            .map(|event| Push::Signal(Signal { event }))
             .collect();
+        let mut gap = None;
+        while let Some(entry) = state.events.pop() {
+            match entry {
+                Entry::Missed(count) => gap = Some(count),
+                Entry::Item(event) => {
+                    if let Some(count) = gap.take() {
+                        let last_seq = event.seq - 1;
+                        out.push(Push::Missed(Missed { count, last_seq }));
+                    }
+                    out.push(Push::Event(event));
+                }
+            }
+        }
+        if let Some(count) = gap {
+            out.push(Push::Missed(Missed {
+                count,
+                last_seq: last_dropped,
+            }));
+        }
         if let Some(error) = state.end.take() {
             out.push(Push::StreamEnd(StreamEnd { error }));
         }
@@ -74,5 +122,72 @@ impl Outbox {
     /// Resolves when something was queued since the last wait.
     pub async fn wait(&self) {
         self.wake.notified().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: u64) -> ConnectionEvent {
+        ConnectionEvent {
+            seq,
+            ..ConnectionEvent::default()
+        }
+    }
+
+    #[test]
+    fn a_gap_says_how_many_and_which_events_were_missed() {
+        let outbox = Outbox::new(3);
+        (1..=6).for_each(|seq| outbox.push_event(event(seq)));
+        let first = outbox.take();
+        assert_eq!(
+            first,
+            vec![
+                Push::Event(event(1)),
+                Push::Event(event(2)),
+                Push::Event(event(3)),
+                Push::Missed(Missed {
+                    count: 3,
+                    last_seq: 6
+                }),
+            ]
+        );
+        (7..=12).for_each(|seq| outbox.push_event(event(seq)));
+        outbox.end_stream(903);
+        let second = outbox.take();
+        assert_eq!(
+            second,
+            vec![
+                Push::Event(event(7)),
+                Push::Event(event(8)),
+                Push::Event(event(9)),
+                Push::Missed(Missed {
+                    count: 3,
+                    last_seq: 12
+                }),
+                Push::StreamEnd(StreamEnd { error: 903 }),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_gap_in_the_middle_ends_before_the_next_event() {
+        let outbox = Outbox::new(4);
+        (1..=6).for_each(|seq| outbox.push_event(event(seq)));
+        // 1..4 queued, 5 and 6 dropped: the gap comes out after 4.
+        let mut taken = outbox.take();
+        outbox.push_event(event(7));
+        taken.extend(outbox.take());
+        assert_eq!(
+            taken[4..],
+            [
+                Push::Missed(Missed {
+                    count: 2,
+                    last_seq: 6
+                }),
+                Push::Event(event(7))
+            ]
+        );
     }
 }

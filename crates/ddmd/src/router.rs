@@ -1,72 +1,76 @@
 //! The router: the one task that owns the DDM's state.
 //!
 //! Interfaces, the DDM's running flag, the sequence number, every session's
-//! registrations and stream: all of it lives here and nowhere else, and
+//! registrations and streams: all of it lives here and nowhere else, and
 //! everything else talks to it by message. A transition is committed and
 //! signaled in one step, so a Deregister handled after it cannot miss it
 //! (G1) and a change handled after a Deregister cannot reach it (G2).
-//! Nothing here waits on a client: eventfd writes do not block and typed
-//! events go to bounded outboxes.
+//! Nothing here waits on a client: eventfd writes do not block and frames
+//! go to bounded outboxes. Requests are checked against the request table
+//! (`requests`) and run by their handlers.
 
-use crate::access::PeerCredentials;
 use crate::config::Limits;
 use crate::links::LinkEvent;
 use crate::memory::Trimmer;
-use crate::notify::{accept_eventfd, Registrations};
+use crate::notify::Registrations;
 use crate::outbox::Outbox;
+use crate::peer::Peer;
+use crate::requests::{self, Call, Outcome};
 use crate::table::{InterfaceTable, Transition};
-use ddm_proto::message::*;
-use ddm_proto::prost::Message as _;
+use crate::throttle::Throttle;
+use crate::transport::Attachment;
+use ddm_proto::message::{ConnectionEvent, Reply, Request};
 use ddm_proto::WinError;
-use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
-/// A session as the router knows it.
-#[derive(Debug)]
-pub struct SessionHandle {
-    pub id: u64,
-    pub peer: PeerCredentials,
-    pub role: Role,
-    pub outbox: Arc<Outbox>,
-}
-
-/// What sessions ask of the router.
+/// What sessions (and the service) ask of the router.
 #[derive(Debug)]
 pub enum Command {
-    Open(SessionHandle),
+    /// A session finished its handshake.
+    Open {
+        session: u64,
+        peer: Peer,
+        outbox: Arc<Outbox>,
+    },
+    /// A session ended: its registrations and streams go with it (G3).
     Close(u64),
     Call {
         session: u64,
         id: u64,
         request: Request,
-        /// The descriptor that came with the frame (Register only).
-        eventfd: Option<OwnedFd>,
+        attachment: Attachment,
         reply: oneshot::Sender<Reply>,
     },
+    /// The service is stopping: end every stream, signal and drop every
+    /// registration, refuse every later call; answer when done.
+    Shutdown(oneshot::Sender<()>),
 }
 
-struct Session {
-    handle: SessionHandle,
-    registrations: Registrations,
-    subscribed: bool,
+/// A session as the router knows it.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub(crate) peer: Peer,
+    pub(crate) outbox: Arc<Outbox>,
+    pub(crate) registrations: Registrations,
+    /// The session's open typed streams, by the client's ids.
+    pub(crate) streams: HashSet<u64>,
 }
 
 pub struct Router {
-    table: InterfaceTable,
-    running: bool,
-    started: Instant,
-    seq: u64,
-    sessions: HashMap<u64, Session>,
-    limits: Limits,
+    pub(crate) table: InterfaceTable,
+    pub(crate) running: bool,
+    shutting_down: bool,
+    pub(crate) started: Instant,
+    pub(crate) seq: u64,
+    pub(crate) sessions: HashMap<u64, Session>,
+    pub(crate) limits: Limits,
     ready: Option<oneshot::Sender<()>>,
     trimmer: Trimmer,
+    refusals: Throttle,
 }
-
-/// Room kept in a frame for everything but the interface entries.
-const REPLY_OVERHEAD: usize = 64;
 
 impl Router {
     /// `ready` fires once the first link dump is in the table.
@@ -74,16 +78,18 @@ impl Router {
         Router {
             table,
             running: true,
+            shutting_down: false,
             started: Instant::now(),
             seq: 0,
             sessions: HashMap::new(),
             limits,
             ready: Some(ready),
             trimmer: Trimmer::default(),
+            refusals: Throttle::default(),
         }
     }
 
-    /// Serves until every session sender and the link monitor are gone.
+    /// Serves until every command sender is gone.
     pub async fn run(
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
@@ -126,10 +132,10 @@ impl Router {
     }
 
     /// Commits one connect or disconnect: a new sequence number, every
-    /// registered event signaled, every stream told.
+    /// registered event signaled, every stream told. The log line comes
+    /// last: waiters are not kept waiting for it.
     fn commit(&mut self, t: Transition) {
         self.seq += 1;
-        tracing::info!(seq = self.seq, interface = %t.name, from = t.from.name(), to = t.to.name(), "connection event");
         let event = ConnectionEvent {
             seq: self.seq,
             handle: t.handle,
@@ -141,33 +147,39 @@ impl Router {
                 .map_or(0, |d| d.as_nanos() as u64),
         };
         for session in self.sessions.values() {
-            session.registrations.signal_all();
-            if session.subscribed {
-                session.handle.outbox.push_event(event.clone());
+            session.registrations.signal_all(&session.outbox);
+        }
+        for session in self.sessions.values() {
+            if !session.streams.is_empty() {
+                session.outbox.push_event(event.clone());
             }
         }
+        tracing::info!(seq = event.seq, interface = %event.name, from = t.from.name(), to = t.to.name(), "connection event");
     }
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Open(handle) => {
-                let id = handle.id;
-                let session = Session {
-                    handle,
+            Command::Open {
+                session,
+                peer,
+                outbox,
+            } => {
+                let state = Session {
+                    peer,
+                    outbox,
                     registrations: Registrations::default(),
-                    subscribed: false,
+                    streams: HashSet::new(),
                 };
-                self.sessions.insert(id, session);
+                self.sessions.insert(session, state);
                 self.trimmer.sessions_now(self.sessions.len());
             }
             Command::Close(id) => {
                 let closed = self.sessions.remove(&id);
                 self.trimmer.sessions_now(self.sessions.len());
                 if let Some(session) = closed {
-                    let n = session.registrations.len();
                     tracing::debug!(
                         session = id,
-                        registrations = n,
+                        registrations = session.registrations.len(),
                         "session's registrations dropped"
                     );
                 }
@@ -176,153 +188,64 @@ impl Router {
                 session,
                 id,
                 request,
-                eventfd,
+                attachment,
                 reply,
             } => {
-                let (error, result) = match self.call(session, request, eventfd) {
-                    Ok(result) => (WinError::NO_ERROR, result),
-                    Err((error, result)) => (error, result),
-                };
+                let outcome = self.call(session, request, attachment);
                 let _ = reply.send(Reply {
                     id,
-                    error: error.0,
-                    result,
+                    error: outcome.error.0,
+                    result: outcome.result,
                 });
+            }
+            Command::Shutdown(done) => {
+                self.set_running(false);
+                self.shutting_down = true;
+                let _ = done.send(());
             }
         }
     }
 
-    /// Carries out one call. An error may still carry a result
-    /// (ERROR_MORE_DATA with the first entries).
-    fn call(
+    /// Checks a request against its description, then runs its handler.
+    pub(crate) fn call(
         &mut self,
         session: u64,
         request: Request,
-        eventfd: Option<OwnedFd>,
-    ) -> Result<Option<ReplyResult>, (WinError, Option<ReplyResult>)> {
-        let fail = |e: WinError| Err((e, None));
-        let needs_ddm = !matches!(
+        attachment: Attachment,
+    ) -> Outcome {
+        let spec = requests::spec(&request);
+        let Some(role) = self.sessions.get(&session).map(|s| s.peer.role) else {
+            return WinError::RPC_S_PROTOCOL_ERROR.into();
+        };
+        if role < spec.role {
+            if let Some(suppressed) = self.refusals.allow(Instant::now()) {
+                tracing::info!(
+                    session,
+                    role = role.name(),
+                    request = spec.name,
+                    suppressed,
+                    "refused: access denied"
+                );
+            }
+            return WinError::ERROR_ACCESS_DENIED.into();
+        }
+        if self.shutting_down || (spec.needs_ddm && !self.running) {
+            return WinError::ERROR_DDM_NOT_RUNNING.into();
+        }
+        requests::handle(
             request,
-            Request::ServerGetInfo(_) | Request::RouterControl(_) | Request::ListSessions(_)
-        );
-        if needs_ddm && !self.running {
-            return fail(WinError::ERROR_DDM_NOT_RUNNING);
-        }
-        let Some(state) = self.sessions.get_mut(&session) else {
-            return fail(WinError::RPC_S_PROTOCOL_ERROR);
-        };
-        match request {
-            Request::ServerGetInfo(ServerGetInfo { level: 0 }) => {
-                Ok(Some(ReplyResult::ServerInfo(ServerInfo {
-                    lan_only_mode: !self.running,
-                    up_time: self.started.elapsed().as_secs() as u32,
-                    total_ports: 0,
-                    ports_in_use: 0,
-                })))
-            }
-            Request::InterfaceEnum(InterfaceEnum {
-                level: 0,
-                max_entries,
-                resume_handle,
-            }) => self.enumerate(max_entries, resume_handle),
-            Request::InterfaceGetInfo(InterfaceGetInfo { level: 0, handle }) => {
-                match self.table.get(handle) {
-                    Some(interface) => Ok(Some(ReplyResult::Interface(interface))),
-                    None => fail(WinError::ERROR_INVALID_HANDLE),
-                }
-            }
-            Request::ServerGetInfo(_)
-            | Request::InterfaceEnum(_)
-            | Request::InterfaceGetInfo(_) => fail(WinError::ERROR_NOT_SUPPORTED),
-            Request::Register(Register { event }) => {
-                let fd = eventfd.ok_or((WinError::ERROR_INVALID_PARAMETER, None))?;
-                let fd = accept_eventfd(fd).map_err(|e| (e, None))?;
-                let limit = self.limits.max_registrations_per_session;
-                state
-                    .registrations
-                    .insert(event, fd, limit)
-                    .map_err(|e| (e, None))?;
-                Ok(None)
-            }
-            Request::Deregister(Deregister { event }) => {
-                if state.registrations.remove(event) {
-                    Ok(None)
-                } else {
-                    fail(WinError::ERROR_INVALID_PARAMETER)
-                }
-            }
-            Request::Subscribe(_) => {
-                state.subscribed = true;
-                state.handle.outbox.restart(self.limits.stream_backlog);
-                Ok(Some(ReplyResult::Snapshot(Snapshot {
-                    seq: self.seq,
-                    interfaces: self.table.interfaces(),
-                })))
-            }
-            Request::Unsubscribe(_) => {
-                state.subscribed = false;
-                state.handle.outbox.restart(self.limits.stream_backlog);
-                Ok(None)
-            }
-            Request::RouterControl(RouterControl { run }) => {
-                self.set_running(run);
-                Ok(None)
-            }
-            Request::ListSessions(_) => Ok(Some(ReplyResult::Sessions(self.list_sessions()))),
-            Request::Hello(_) => fail(WinError::RPC_S_PROTOCOL_ERROR),
-        }
-    }
-
-    /// Interfaces after `resume_handle`, as many as were asked for and fit
-    /// in one frame; ERROR_MORE_DATA and a resume handle when some remain.
-    fn enumerate(
-        &self,
-        max_entries: u32,
-        resume_handle: u32,
-    ) -> Result<Option<ReplyResult>, (WinError, Option<ReplyResult>)> {
-        let all = self.table.interfaces();
-        let total_entries = all.len() as u32;
-        let remaining: Vec<Interface> = all
-            .into_iter()
-            .filter(|i| i.handle > resume_handle)
-            .collect();
-        let wanted = if max_entries == 0 {
-            usize::MAX
-        } else {
-            max_entries as usize
-        };
-        let mut budget = self.limits.max_frame_bytes - REPLY_OVERHEAD;
-        let mut page = Vec::new();
-        for interface in &remaining {
-            let size = interface.encoded_len() + 4;
-            if page.len() == wanted || size > budget {
-                break;
-            }
-            budget -= size;
-            page.push(interface.clone());
-        }
-        let more = page.len() < remaining.len();
-        let list = InterfaceList {
-            resume_handle: if more {
-                page.last().map_or(resume_handle, |i| i.handle)
-            } else {
-                0
+            self,
+            Call {
+                session,
+                attachment,
             },
-            interfaces: page,
-            total_entries,
-        };
-        let result = Some(ReplyResult::Interfaces(list));
-        if more {
-            Err((WinError::ERROR_MORE_DATA, result))
-        } else {
-            Ok(result)
-        }
+        )
     }
 
     /// Stopping the DDM signals every registered event once (what a waiter
     /// then calls returns ERROR_DDM_NOT_RUNNING), drops every registration
     /// and ends every stream. Starting it again is what it sounds like.
-    fn set_running(&mut self, run: bool) {
+    pub(crate) fn set_running(&mut self, run: bool) {
         if run == self.running {
             return;
         }
@@ -333,31 +256,167 @@ impl Router {
         }
         tracing::info!("DDM stopped; registrations dropped, streams ended");
         for session in self.sessions.values_mut() {
-            session.registrations.signal_all();
-            session.registrations.clear();
-            if std::mem::take(&mut session.subscribed) {
-                session
-                    .handle
-                    .outbox
-                    .end_stream(WinError::ERROR_DDM_NOT_RUNNING.0);
+            session.registrations.signal_and_drop_all(&session.outbox);
+            if !session.streams.is_empty() {
+                session.streams.clear();
+                session.outbox.end_stream(WinError::ERROR_DDM_NOT_RUNNING.0);
             }
         }
     }
+}
 
-    fn list_sessions(&self) -> SessionList {
-        let mut sessions: Vec<SessionEntry> = self
-            .sessions
-            .values()
-            .map(|s| SessionEntry {
-                session: s.handle.id,
-                pid: s.handle.peer.pid,
-                uid: s.handle.peer.uid,
-                role: s.handle.role as i32,
-                registrations: s.registrations.len() as u32,
-                subscribed: s.subscribed,
-            })
-            .collect();
-        sessions.sort_by_key(|s| s.session);
-        SessionList { sessions }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::{Credentials, Identity};
+    use crate::table::{LinkFilter, LinkState};
+    use ddm_proto::message::*;
+    use ddm_proto::model::ConnectionState;
+
+    fn router() -> Router {
+        let table = InterfaceTable::new(LinkFilter::new(&["*".into()], &[]));
+        Router::new(table, Limits::default(), oneshot::channel().0)
+    }
+
+    fn open(router: &mut Router, session: u64, role: Role) -> Arc<Outbox> {
+        let outbox = Arc::new(Outbox::new(16));
+        let peer = Peer {
+            identity: Identity::Local(Credentials {
+                pid: 1,
+                uid: 1000,
+                gid: 1000,
+                groups: vec![],
+            }),
+            role,
+        };
+        router.on_command(Command::Open {
+            session,
+            peer,
+            outbox: outbox.clone(),
+        });
+        outbox
+    }
+
+    fn call(router: &mut Router, session: u64, request: Request) -> Outcome {
+        router.call(session, request, Attachment::None)
+    }
+
+    fn link(index: u32, connected: bool) -> LinkEvent {
+        LinkEvent::Changed(LinkState {
+            index,
+            name: format!("eth{index}"),
+            flags: (libc::IFF_UP | if connected { libc::IFF_RUNNING } else { 0 }) as u32,
+            operstate: if connected { 6 } else { 2 },
+        })
+    }
+
+    #[test]
+    fn a_call_above_the_role_is_refused_and_changes_nothing() {
+        let mut r = router();
+        open(&mut r, 1, Role::Status);
+        let info = call(
+            &mut r,
+            1,
+            Request::ServerGetInfo(ServerGetInfo { level: 0 }),
+        );
+        assert_eq!(info.error, WinError::NO_ERROR);
+        let listing = Request::InterfaceEnum(InterfaceEnum::default());
+        assert_eq!(
+            call(&mut r, 1, listing).error,
+            WinError::ERROR_ACCESS_DENIED
+        );
+        let stop = Request::RouterControl(RouterControl { run: false });
+        assert_eq!(call(&mut r, 1, stop).error, WinError::ERROR_ACCESS_DENIED);
+        assert!(r.running, "the refused stop stopped nothing");
+    }
+
+    #[test]
+    fn a_stopped_ddm_refuses_what_needs_it() {
+        let mut r = router();
+        open(&mut r, 1, Role::Admin);
+        let stop = Request::RouterControl(RouterControl { run: false });
+        assert_eq!(call(&mut r, 1, stop).error, WinError::NO_ERROR);
+        let listing = Request::InterfaceEnum(InterfaceEnum::default());
+        assert_eq!(
+            call(&mut r, 1, listing).error,
+            WinError::ERROR_DDM_NOT_RUNNING
+        );
+        let info = call(
+            &mut r,
+            1,
+            Request::ServerGetInfo(ServerGetInfo { level: 0 }),
+        );
+        match info.result {
+            Some(ReplyResult::ServerInfo(info)) => assert!(info.lan_only_mode),
+            other => panic!("server info: {other:?}"),
+        }
+        let sessions = call(&mut r, 1, Request::ListSessions(ListSessions {}));
+        assert_eq!(sessions.error, WinError::NO_ERROR);
+    }
+
+    #[test]
+    fn commits_reach_every_stream_of_a_session_once() {
+        let mut r = router();
+        let outbox = open(&mut r, 1, Role::Monitor);
+        for stream in [1, 2] {
+            let opened = call(&mut r, 1, Request::Subscribe(Subscribe { stream }));
+            assert_eq!(opened.error, WinError::NO_ERROR);
+        }
+        r.on_link(link(2, true));
+        let pushes = outbox.take();
+        assert_eq!(pushes.len(), 1, "one event a session: {pushes:?}");
+        let unsubscribe = |stream| Request::Unsubscribe(Unsubscribe { stream });
+        assert_eq!(call(&mut r, 1, unsubscribe(1)).error, WinError::NO_ERROR);
+        r.on_link(link(2, false));
+        match &outbox.take()[..] {
+            [Push::Event(e)] => assert_eq!(
+                (e.from, e.to),
+                (
+                    ConnectionState::Connected as u32,
+                    ConnectionState::Disconnected as u32
+                )
+            ),
+            other => panic!("the other stream goes on: {other:?}"),
+        }
+        assert_eq!(
+            call(&mut r, 1, unsubscribe(7)).error,
+            WinError::ERROR_INVALID_PARAMETER
+        );
+    }
+
+    #[test]
+    fn the_number_of_streams_is_limited() {
+        let mut r = router();
+        r.limits.max_streams_per_session = 2;
+        open(&mut r, 1, Role::Monitor);
+        let subscribe = |stream| Request::Subscribe(Subscribe { stream });
+        assert_eq!(call(&mut r, 1, subscribe(1)).error, WinError::NO_ERROR);
+        assert_eq!(call(&mut r, 1, subscribe(2)).error, WinError::NO_ERROR);
+        assert_eq!(call(&mut r, 1, subscribe(2)).error, WinError::NO_ERROR);
+        assert_eq!(
+            call(&mut r, 1, subscribe(3)).error,
+            WinError::ERROR_NOT_ENOUGH_QUOTA
+        );
+    }
+
+    #[test]
+    fn shutdown_ends_streams_and_refuses_every_later_call() {
+        let mut r = router();
+        let outbox = open(&mut r, 1, Role::Admin);
+        call(&mut r, 1, Request::Subscribe(Subscribe { stream: 1 }));
+        let (done, acked) = oneshot::channel();
+        r.on_command(Command::Shutdown(done));
+        assert!(matches!(acked.blocking_recv(), Ok(())));
+        assert_eq!(
+            outbox.take(),
+            vec![Push::StreamEnd(StreamEnd {
+                error: WinError::ERROR_DDM_NOT_RUNNING.0
+            })]
+        );
+        let start = Request::RouterControl(RouterControl { run: true });
+        assert_eq!(
+            call(&mut r, 1, start).error,
+            WinError::ERROR_DDM_NOT_RUNNING
+        );
     }
 }

@@ -1,117 +1,114 @@
-//! One client connection, from handshake to close.
+//! One client session, from handshake to close, over any transport.
 //!
-//! A session reads frames (and the eventfds that travel with Register
-//! frames), checks each request against the peer's role, hands it to the
-//! router and writes the reply; between requests it flushes its outbox. It
-//! handles one request at a time, so replies keep request order and a
-//! client that stops reading stalls only itself. Any protocol fault (bytes
-//! that are not a frame, a frame over the limit, a request before Hello,
-//! a descriptor without a Register) gets an error reply where one can be
-//! sent, and then the session is closed; the service carries on.
+//! A session reads messages, hands each request to the router (which
+//! checks it against the request table and the peer's role) and writes the
+//! reply; between requests it flushes its outbox. It handles one request
+//! at a time, so replies keep request order and a client that stops
+//! reading stalls only itself. Any protocol fault (bytes that are not a
+//! frame, a frame over the limit, a request before Hello, a descriptor
+//! without a Register) gets an error reply where one can be sent, and then
+//! the session is closed; the service carries on. When the service shuts
+//! down, the session writes what its outbox holds (the end of its streams)
+//! and closes.
 
-use crate::access::{required_role, PeerCredentials, Policy};
+use crate::access::Policy;
+use crate::admission::{Admission, Ticket};
 use crate::config::Limits;
 use crate::outbox::Outbox;
-use crate::router::{Command, SessionHandle};
-use crate::scm;
-use ddm_proto::frame::{encode_frame, FrameDecoder, PROTOCOL_VERSION};
+use crate::peer::Peer;
+use crate::router::Command;
+use crate::transport::{Attachment, Fault, Transport};
+use ddm_proto::frame::{encode_frame, PROTOCOL_VERSION};
 use ddm_proto::message::*;
 use ddm_proto::WinError;
-use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::io::Interest;
-use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
-/// What every session shares.
+/// What every session, of every listener, shares.
 pub struct SessionContext {
     pub policy: Policy,
     pub limits: Limits,
+    pub admission: Arc<Admission>,
     pub router: mpsc::UnboundedSender<Command>,
+    /// Fires when the service shuts down.
+    pub shutdown: CancellationToken,
+    last_id: AtomicU64,
 }
 
-/// Why a session ended early; logged, and answered when possible.
-#[derive(Debug)]
-enum Fault {
-    /// The peer closed or the socket failed: nothing to answer.
-    Gone(io::Error),
-    /// A protocol fault: answer with this error, then close.
-    Protocol(WinError, String),
-}
+impl SessionContext {
+    pub fn new(
+        policy: Policy,
+        limits: Limits,
+        router: mpsc::UnboundedSender<Command>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        SessionContext {
+            policy,
+            admission: Admission::new(&limits),
+            limits,
+            router,
+            shutdown,
+            last_id: AtomicU64::new(0),
+        }
+    }
 
-impl From<io::Error> for Fault {
-    fn from(e: io::Error) -> Self {
-        Fault::Gone(e)
+    /// A session id, unique among all sessions of the service.
+    fn new_session_id(&self) -> u64 {
+        self.last_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 
-const READ_CHUNK: usize = 16 * 1024;
-
-thread_local! {
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
-}
-
-struct Session {
+struct Session<T> {
     id: u64,
-    /// Fixed at connection time from the peer's credentials.
-    role: Role,
-    stream: UnixStream,
-    decoder: FrameDecoder,
-    fds: VecDeque<OwnedFd>,
-    /// The kernel could not hand over a descriptor (the service is out of
-    /// them): the Register it came with is refused with a quota error.
-    descriptor_dropped: bool,
+    peer: Peer,
+    transport: T,
     context: Arc<SessionContext>,
     outbox: Arc<Outbox>,
 }
 
-/// Runs a session to its end.
-pub async fn run(stream: UnixStream, id: u64, context: Arc<SessionContext>) {
-    let peer = match PeerCredentials::of(stream.as_fd()) {
-        Ok(peer) => peer,
-        Err(e) => {
-            tracing::warn!(session = id, "cannot read peer credentials: {e}");
-            return;
-        }
-    };
-    let role = context.policy.role_of(&peer);
+/// Runs a session to its end. `ticket` is its place among the admitted.
+pub async fn run<T: Transport>(
+    transport: T,
+    peer: Peer,
+    mut ticket: Ticket,
+    context: Arc<SessionContext>,
+) {
+    let id = context.new_session_id();
     let mut session = Session {
         id,
-        role,
-        stream,
-        decoder: FrameDecoder::new(context.limits.max_frame_bytes),
-        fds: VecDeque::new(),
-        descriptor_dropped: false,
+        peer,
+        transport,
         outbox: Arc::new(Outbox::new(context.limits.stream_backlog)),
         context,
     };
-    let opened = match session.handshake(&peer).await {
+    let outcome = match session.handshake().await {
         Ok(()) => {
+            ticket.established();
             tracing::info!(
                 session = id,
-                pid = peer.pid,
-                uid = peer.uid,
-                role = role.name(),
+                pid = session.peer.pid(),
+                uid = session.peer.uid(),
+                role = session.peer.role.name(),
                 "session opened"
             );
             session.serve().await
         }
         Err(fault) => Err(fault),
     };
-    if let Err(fault) = opened {
+    if let Err(fault) = outcome {
         session.close_with(fault).await;
     }
     let _ = session.context.router.send(Command::Close(id));
     tracing::info!(session = id, "session closed");
 }
 
-impl Session {
-    async fn handshake(&mut self, peer: &PeerCredentials) -> Result<(), Fault> {
-        let role = self.role;
+impl<T: Transport> Session<T> {
+    async fn handshake(&mut self) -> Result<(), Fault> {
         let timeout = self.context.limits.handshake_timeout();
-        let first = match tokio::time::timeout(timeout, self.next_message()).await {
+        let (hello, _) = match tokio::time::timeout(timeout, self.transport.read()).await {
             Ok(message) => message?,
             Err(_) => {
                 return Err(Fault::Gone(io::Error::new(
@@ -120,8 +117,6 @@ impl Session {
                 )))
             }
         };
-        let (_, hello) = first;
-        let id = hello.id;
         match hello.body {
             Some(Request::Hello(Hello { version })) if version == PROTOCOL_VERSION => {}
             Some(Request::Hello(Hello { version })) => {
@@ -137,43 +132,52 @@ impl Session {
                 ))
             }
         }
-        if role == Role::None {
-            tracing::info!(uid = peer.uid, pid = peer.pid, "refused: peer has no role");
+        if self.peer.role == Role::None {
+            tracing::info!(
+                uid = self.peer.uid(),
+                pid = self.peer.pid(),
+                "refused: peer has no role"
+            );
             return Err(Fault::Protocol(
                 WinError::ERROR_ACCESS_DENIED,
                 "peer has no role".into(),
             ));
         }
-        let handle = SessionHandle {
-            id: self.id,
-            peer: peer.clone(),
-            role,
-            outbox: self.outbox.clone(),
-        };
         self.context
             .router
-            .send(Command::Open(handle))
+            .send(Command::Open {
+                session: self.id,
+                peer: self.peer.clone(),
+                outbox: self.outbox.clone(),
+            })
             .map_err(|_| io::Error::other("router has stopped"))?;
         let welcome = Welcome {
             version: PROTOCOL_VERSION,
-            role: role as i32,
+            role: self.peer.role as i32,
             session: self.id,
             max_frame: self.context.limits.max_frame_bytes as u32,
         };
-        self.reply(id, WinError::NO_ERROR, Some(ReplyResult::Welcome(welcome)))
-            .await
+        self.reply(
+            hello.id,
+            WinError::NO_ERROR,
+            Some(ReplyResult::Welcome(welcome)),
+        )
+        .await
     }
 
-    /// Answers requests and flushes pushes until the peer leaves.
+    /// Answers requests and flushes pushes until the peer leaves or the
+    /// service shuts down.
     async fn serve(&mut self) -> Result<(), Fault> {
         let outbox = self.outbox.clone();
+        let shutdown = self.context.shutdown.clone();
         loop {
             tokio::select! {
-                message = self.next_message() => {
-                    let (eventfd, message) = message?;
-                    self.handle(message, eventfd).await?;
+                message = self.transport.read() => {
+                    let (message, attachment) = message?;
+                    self.handle(message, attachment).await?;
                 }
                 () = outbox.wait() => {}
+                () = shutdown.cancelled() => return self.flush_outbox().await,
             }
             // Also after a request: a Subscribe's events follow its snapshot.
             self.flush_outbox().await?;
@@ -183,10 +187,8 @@ impl Session {
     async fn handle(
         &mut self,
         message: ClientMessage,
-        eventfd: Option<OwnedFd>,
+        attachment: Attachment,
     ) -> Result<(), Fault> {
-        let role = self.role;
-        let id = message.id;
         let request = match message.body {
             Some(Request::Hello(_)) | None => {
                 return Err(Fault::Protocol(
@@ -196,40 +198,17 @@ impl Session {
             }
             Some(request) => request,
         };
-        if matches!(request, Request::Register(_))
-            && eventfd.is_none()
-            && std::mem::take(&mut self.descriptor_dropped)
-        {
-            tracing::warn!(
-                session = self.id,
-                "refused a registration: the service is out of descriptors"
-            );
-            return self.reply(id, WinError::ERROR_NOT_ENOUGH_QUOTA, None).await;
-        }
-        if role < required_role(&request) {
-            tracing::info!(
-                session = self.id,
-                role = role.name(),
-                request = request_name(&request),
-                "refused: access denied"
-            );
-            return self.reply(id, WinError::ERROR_ACCESS_DENIED, None).await;
-        }
         let (reply_to, reply) = oneshot::channel();
         let call = Command::Call {
             session: self.id,
-            id,
+            id: message.id,
             request,
-            eventfd,
+            attachment,
             reply: reply_to,
         };
-        self.context
-            .router
-            .send(call)
-            .map_err(|_| io::Error::other("router has stopped"))?;
-        let reply = reply
-            .await
-            .map_err(|_| io::Error::other("router has stopped"))?;
+        let gone = |_| Fault::Gone(io::Error::other("router has stopped"));
+        self.context.router.send(call).map_err(|_| gone(()))?;
+        let reply = reply.await.map_err(|_| gone(()))?;
         self.write(Push::Reply(reply)).await
     }
 
@@ -266,91 +245,11 @@ impl Session {
                     Some(Push::Reply(r)) => r.id,
                     _ => 0,
                 };
-                let refusal = ServiceMessage {
-                    body: Some(Push::Reply(Reply {
-                        id,
-                        error: WinError::ERROR_NOT_ENOUGH_MEMORY.0,
-                        result: None,
-                    })),
-                };
-                encode_frame(&refusal, usize::MAX).expect("an error reply always fits")
+                refusal_frame(id, WinError::ERROR_NOT_ENOUGH_MEMORY)
             }
         };
-        write_all(&self.stream, &frame).await?;
+        self.transport.write(&frame).await?;
         Ok(())
-    }
-
-    /// The next message, with the eventfd that came with it if it is a
-    /// Register.
-    async fn next_message(&mut self) -> Result<(Option<OwnedFd>, ClientMessage), Fault> {
-        loop {
-            let decoded = self
-                .decoder
-                .next_message::<ClientMessage>()
-                .map_err(|e| Fault::Protocol(WinError::RPC_S_PROTOCOL_ERROR, e.to_string()))?;
-            if let Some(message) = decoded {
-                let eventfd = match message.body {
-                    Some(Request::Register(_)) => self.fds.pop_front(),
-                    _ => None,
-                };
-                self.check_descriptors()?;
-                return Ok((eventfd, message));
-            }
-            self.check_descriptors()?;
-            if self.receive().await? == 0 {
-                let how = if self.decoder.is_at_boundary() {
-                    "peer closed"
-                } else {
-                    "peer closed in the middle of a frame"
-                };
-                return Err(Fault::Gone(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    how,
-                )));
-            }
-        }
-    }
-
-    /// A descriptor may wait only for the rest of its Register frame.
-    fn check_descriptors(&self) -> Result<(), Fault> {
-        if self.fds.len() > 1 || (!self.fds.is_empty() && self.decoder.is_at_boundary()) {
-            return Err(Fault::Protocol(
-                WinError::RPC_S_PROTOCOL_ERROR,
-                "file descriptor sent without a Register".into(),
-            ));
-        }
-        Ok(())
-    }
-
-    /// recvmsg: bytes into the decoder, descriptors into `self.fds`; the
-    /// number of bytes, 0 at the end of the stream. Reads land in a buffer
-    /// shared by every session of the thread, so an idle session holds no
-    /// read buffer of its own.
-    async fn receive(&mut self) -> Result<usize, Fault> {
-        loop {
-            self.stream.readable().await?;
-            let (fds, decoder, dropped) = (
-                &mut self.fds,
-                &mut self.decoder,
-                &mut self.descriptor_dropped,
-            );
-            let raw = self.stream.as_raw_fd();
-            let result = self.stream.try_io(Interest::READABLE, || {
-                SCRATCH.with_borrow_mut(|chunk| {
-                    let got = scm::receive(raw, chunk, fds)?;
-                    // Out of descriptors (EMFILE): the kernel dropped one,
-                    // and the Register it came with will be refused.
-                    *dropped |= got.truncated;
-                    decoder.extend(&chunk[..got.bytes]);
-                    Ok(got.bytes)
-                })
-            });
-            match result {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(Fault::Gone(e)),
-            }
-        }
     }
 
     /// Logs why the session ends and, for a protocol fault, tells the peer.
@@ -369,30 +268,129 @@ impl Session {
     }
 }
 
-/// Writes all of `bytes`, waiting for room as needed.
-pub(crate) async fn write_all(stream: &UnixStream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        stream.writable().await?;
-        match stream.try_write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+/// A reply frame that carries only an error.
+pub fn refusal_frame(id: u64, error: WinError) -> Vec<u8> {
+    let refusal = ServiceMessage {
+        body: Some(Push::Reply(Reply {
+            id,
+            error: error.0,
+            result: None,
+        })),
+    };
+    encode_frame(&refusal, usize::MAX).expect("an error reply always fits")
 }
 
-fn request_name(request: &Request) -> &'static str {
-    match request {
-        Request::Hello(_) => "Hello",
-        Request::ServerGetInfo(_) => "ServerGetInfo",
-        Request::InterfaceEnum(_) => "InterfaceEnum",
-        Request::InterfaceGetInfo(_) => "InterfaceGetInfo",
-        Request::Register(_) => "Register",
-        Request::Deregister(_) => "Deregister",
-        Request::RouterControl(_) => "RouterControl",
-        Request::ListSessions(_) => "ListSessions",
-        Request::Subscribe(_) => "Subscribe",
-        Request::Unsubscribe(_) => "Unsubscribe",
+#[cfg(test)]
+mod tests {
+    //! A session over an in-memory transport that carries no descriptors,
+    //! as a remote one will: its registrations are signaled by frames.
+
+    use super::*;
+    use crate::links::LinkEvent;
+    use crate::peer::{Credentials, Identity};
+    use crate::router::Router;
+    use crate::table::{InterfaceTable, LinkFilter, LinkState};
+    use ddm_proto::frame::FrameDecoder;
+    use std::time::Duration;
+
+    struct MemoryTransport {
+        incoming: mpsc::UnboundedReceiver<ClientMessage>,
+        outgoing: mpsc::UnboundedSender<ServiceMessage>,
+    }
+
+    impl Transport for MemoryTransport {
+        async fn read(&mut self) -> Result<(ClientMessage, Attachment), Fault> {
+            match self.incoming.recv().await {
+                Some(message) => Ok((message, Attachment::NotCarried)),
+                None => Err(Fault::Gone(io::ErrorKind::UnexpectedEof.into())),
+            }
+        }
+
+        async fn write(&mut self, frame: &[u8]) -> io::Result<()> {
+            let mut decoder = FrameDecoder::new(usize::MAX);
+            decoder.extend(frame);
+            let message = decoder.next_message().map_err(io::Error::other)?;
+            let _ = self.outgoing.send(message.expect("one whole frame"));
+            Ok(())
+        }
+    }
+
+    fn request(id: u64, request: Request) -> ClientMessage {
+        ClientMessage {
+            id,
+            body: Some(request),
+        }
+    }
+
+    async fn next(pushes: &mut mpsc::UnboundedReceiver<ServiceMessage>) -> Push {
+        tokio::time::timeout(Duration::from_secs(5), pushes.recv())
+            .await
+            .expect("a frame in time")
+            .and_then(|m| m.body)
+            .expect("a frame")
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn registrations_without_descriptors_are_signaled_on_the_session() {
+        let limits = Limits::default();
+        let (commands, command_receiver) = mpsc::unbounded_channel();
+        let (links, link_receiver) = mpsc::unbounded_channel();
+        let table = InterfaceTable::new(LinkFilter::new(&["*".into()], &[]));
+        let router = Router::new(table, limits.clone(), oneshot::channel().0);
+        tokio::spawn(router.run(command_receiver, link_receiver));
+        let context = Arc::new(SessionContext::new(
+            Policy::resolve(&crate::config::AccessConfig::default()),
+            limits,
+            commands,
+            CancellationToken::new(),
+        ));
+        let (to_session, incoming) = mpsc::unbounded_channel();
+        let (outgoing, mut pushes) = mpsc::unbounded_channel();
+        let peer = Peer {
+            identity: Identity::Local(Credentials {
+                pid: 1,
+                uid: 1000,
+                gid: 1000,
+                groups: vec![],
+            }),
+            role: Role::Monitor,
+        };
+        let ticket = context.admission.admit(1000, Role::Monitor).unwrap();
+        let transport = MemoryTransport { incoming, outgoing };
+        tokio::spawn(run(transport, peer, ticket, context.clone()));
+
+        to_session
+            .send(request(1, Request::Hello(Hello { version: 1 })))
+            .unwrap();
+        assert!(matches!(next(&mut pushes).await, Push::Reply(r) if r.error == 0));
+        to_session
+            .send(request(2, Request::Register(Register { event: 42 })))
+            .unwrap();
+        assert!(matches!(next(&mut pushes).await, Push::Reply(r) if r.id == 2 && r.error == 0));
+
+        let up = LinkState {
+            index: 2,
+            name: "eth0".into(),
+            flags: (libc::IFF_UP | libc::IFF_RUNNING) as u32,
+            operstate: 6,
+        };
+        links.send(LinkEvent::Changed(up)).unwrap();
+        assert_eq!(next(&mut pushes).await, Push::Signal(Signal { event: 42 }));
+
+        to_session
+            .send(request(3, Request::Deregister(Deregister { event: 42 })))
+            .unwrap();
+        assert!(matches!(next(&mut pushes).await, Push::Reply(r) if r.id == 3 && r.error == 0));
+        links.send(LinkEvent::Deleted(2)).unwrap();
+        to_session
+            .send(request(
+                4,
+                Request::ServerGetInfo(ServerGetInfo { level: 0 }),
+            ))
+            .unwrap();
+        assert!(
+            matches!(next(&mut pushes).await, Push::Reply(r) if r.id == 4),
+            "no signal after Deregister"
+        );
     }
 }

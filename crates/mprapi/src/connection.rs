@@ -15,7 +15,7 @@
 //! ERROR_DDM_NOT_RUNNING; a service that stops answering is given up on
 //! after the call timeout, with the same error.
 
-use crate::stream::StreamState;
+use crate::subscriptions::Subscriptions;
 use ddm_proto::frame::{encode_frame, FrameDecoder, PROTOCOL_VERSION};
 use ddm_proto::message::*;
 use ddm_proto::prost::Message as _;
@@ -44,7 +44,7 @@ pub(crate) struct Shared {
     pending: Mutex<Pending>,
     /// Rung when the connection closes.
     closed: Condvar,
-    pub(crate) stream: StreamState,
+    subscriptions: Subscriptions,
     /// The read side: whoever holds it reads the socket.
     reader: Mutex<FrameDecoder>,
     /// Rung when a calling thread stops reading, for the I/O thread.
@@ -65,7 +65,7 @@ impl Shared {
         pending.waiters.clear();
         drop(pending);
         self.closed.notify_all();
-        self.stream.end(WinError::ERROR_DDM_NOT_RUNNING);
+        self.subscriptions.end(WinError::ERROR_DDM_NOT_RUNNING);
     }
 
     /// Hands every whole frame in `decoder` to its owner; false when the
@@ -86,8 +86,8 @@ impl Shared {
     fn dispatch(&self, message: ServiceMessage) {
         match message.body {
             Some(Push::Reply(reply)) => {
-                if matches!(reply.result, Some(ReplyResult::Snapshot(_))) {
-                    self.stream.activate();
+                if let Some(ReplyResult::Snapshot(snapshot)) = &reply.result {
+                    self.subscriptions.snapshot(snapshot.stream, snapshot.seq);
                 }
                 let waiter = self
                     .pending
@@ -99,10 +99,14 @@ impl Shared {
                     let _ = waiter.try_send(reply);
                 }
             }
-            Some(Push::Event(event)) => self.stream.push(event),
-            Some(Push::Missed(Missed { count })) => self.stream.missed(count),
-            Some(Push::StreamEnd(StreamEnd { error })) => self.stream.end(WinError(error)),
-            None => {}
+            Some(Push::Event(event)) => self.subscriptions.event(&event),
+            Some(Push::Missed(Missed { count, last_seq })) => {
+                self.subscriptions.missed(count, last_seq)
+            }
+            Some(Push::StreamEnd(StreamEnd { error })) => self.subscriptions.end(WinError(error)),
+            // Signals are for transports without descriptors; a Unix
+            // connection's registrations carry their eventfds.
+            Some(Push::Signal(_)) | None => {}
         }
     }
 }
@@ -112,7 +116,7 @@ pub(crate) struct Connection {
     /// reads from it.
     stream: Arc<tokio::net::UnixStream>,
     write_lock: Mutex<()>,
-    pub(crate) shared: Arc<Shared>,
+    shared: Arc<Shared>,
     next_id: AtomicU64,
     max_frame: usize,
     timeout: Duration,
@@ -143,7 +147,7 @@ impl Connection {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             closed: Condvar::new(),
-            stream: StreamState::default(),
+            subscriptions: Subscriptions::default(),
             reader: Mutex::new(FrameDecoder::new(max_frame)),
             released: tokio::sync::Notify::new(),
         });
@@ -257,6 +261,11 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// The connection's typed streams.
+    pub(crate) fn subscriptions(&self) -> &Subscriptions {
+        &self.shared.subscriptions
     }
 
     /// Waits up to `timeout` for the connection to close; true if it has.

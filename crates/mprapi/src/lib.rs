@@ -38,6 +38,7 @@ pub mod event;
 mod reconnect;
 mod server;
 mod stream;
+mod subscriptions;
 mod types;
 
 pub use ddm_proto::message::Role;

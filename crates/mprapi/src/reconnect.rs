@@ -9,7 +9,7 @@
 
 use crate::event::Event;
 use crate::server::{Result, Server};
-use ddm_proto::endpoint::default_socket_path;
+use ddm_proto::endpoint::client_socket_path;
 use ddm_proto::WinError;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -49,7 +49,7 @@ impl ReconnectingServer {
     /// Connects like [`Server::connect`]; the first connection must succeed.
     pub fn connect(server_name: Option<&str>) -> Result<ReconnectingServer> {
         match server_name {
-            None => Self::connect_socket(&default_socket_path()),
+            None => Self::connect_socket(&client_socket_path(None)),
             Some(_) => Err(WinError::ERROR_NOT_SUPPORTED),
         }
     }

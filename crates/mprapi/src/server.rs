@@ -4,7 +4,7 @@ use crate::connection::{Connection, DEFAULT_CALL_TIMEOUT};
 use crate::event::Event;
 use crate::stream::{EventStream, Snapshot, STREAM_CAPACITY};
 use crate::types::{InterfaceInfo, InterfacePage, ServerInfo, SessionInfo};
-use ddm_proto::endpoint::default_socket_path;
+use ddm_proto::endpoint::client_socket_path;
 use ddm_proto::message::*;
 use ddm_proto::WinError;
 use std::os::fd::AsFd;
@@ -28,7 +28,7 @@ impl Server {
     /// `ERROR_NOT_SUPPORTED`.
     pub fn connect(server_name: Option<&str>) -> Result<Server> {
         match server_name {
-            None => Self::connect_socket(&default_socket_path()),
+            None => Self::connect_socket(&client_socket_path(None)),
             Some(_) => Err(WinError::ERROR_NOT_SUPPORTED),
         }
     }
@@ -156,17 +156,25 @@ impl Server {
     /// [`Server::subscribe`], holding at most `capacity` unread events;
     /// past that, a [`StreamItem::Missed`](crate::StreamItem) marker counts
     /// what was dropped.
+    /// Each stream has its own snapshot, backlog and end; dropping one
+    /// leaves the others as they were.
     pub fn subscribe_bounded(&self, capacity: usize) -> Result<EventStream> {
-        self.connection.shared.stream.prepare(capacity);
-        match self.call(Request::Subscribe(Subscribe {}))? {
-            Some(ReplyResult::Snapshot(s)) => Ok(EventStream::new(
+        let subscriptions = self.connection.subscriptions();
+        let (stream, subscription) = subscriptions.open(capacity);
+        match self.call(Request::Subscribe(Subscribe { stream })) {
+            Ok(Some(ReplyResult::Snapshot(s))) => Ok(EventStream::new(
                 self.connection.clone(),
+                stream,
+                subscription,
                 Snapshot {
                     seq: s.seq,
                     interfaces: s.interfaces.into_iter().map(Into::into).collect(),
                 },
             )),
-            _ => Err(WinError::RPC_S_PROTOCOL_ERROR),
+            outcome => {
+                subscriptions.close(stream);
+                Err(outcome.err().unwrap_or(WinError::RPC_S_PROTOCOL_ERROR))
+            }
         }
     }
 

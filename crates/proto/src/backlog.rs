@@ -34,20 +34,21 @@ impl<T> Backlog<T> {
         }
     }
 
-    /// Queues `item`, or counts it as missed when full.
-    pub fn push(&mut self, item: T) {
+    /// Queues `item`, or counts it as missed when full; true if queued.
+    pub fn push(&mut self, item: T) -> bool {
         // A pending gap is marked first, so the marker and the item must
         // both fit.
         let needed = if self.missed > 0 { 2 } else { 1 };
         if self.entries.len() + needed > self.capacity {
             self.missed += 1;
-            return;
+            return false;
         }
         if self.missed > 0 {
             self.entries
                 .push_back(Entry::Missed(std::mem::take(&mut self.missed)));
         }
         self.entries.push_back(Entry::Item(item));
+        true
     }
 
     /// Records that `count` items were dropped upstream, at this point.
@@ -78,7 +79,9 @@ mod tests {
     #[test]
     fn keeps_order_under_capacity() {
         let mut b = Backlog::new(4);
-        (1..=3).for_each(|i| b.push(i));
+        (1..=3).for_each(|i| {
+            b.push(i);
+        });
         assert_eq!(
             drain(&mut b),
             vec![Entry::Item(1), Entry::Item(2), Entry::Item(3)]
@@ -89,7 +92,9 @@ mod tests {
     #[test]
     fn marks_the_gap_where_it_happened() {
         let mut b = Backlog::new(3);
-        (1..=5).for_each(|i| b.push(i));
+        (1..=5).for_each(|i| {
+            b.push(i);
+        });
         assert_eq!(b.pop(), Some(Entry::Item(1)));
         b.push(6); // no room for a marker and 6: 6 is missed too
         assert_eq!(b.pop(), Some(Entry::Item(2)));
@@ -103,7 +108,9 @@ mod tests {
     #[test]
     fn a_trailing_gap_is_reported() {
         let mut b = Backlog::new(1);
-        (1..=3).for_each(|i| b.push(i));
+        (1..=3).for_each(|i| {
+            b.push(i);
+        });
         assert_eq!(drain(&mut b), vec![Entry::Item(1), Entry::Missed(2)]);
     }
 

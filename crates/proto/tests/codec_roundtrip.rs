@@ -56,8 +56,8 @@ fn request() -> impl Strategy<Value = Request> {
         any::<u64>().prop_map(|event| Request::Deregister(Deregister { event })),
         any::<bool>().prop_map(|run| Request::RouterControl(RouterControl { run })),
         Just(Request::ListSessions(ListSessions {})),
-        Just(Request::Subscribe(Subscribe {})),
-        Just(Request::Unsubscribe(Unsubscribe {})),
+        any::<u64>().prop_map(|stream| Request::Subscribe(Subscribe { stream })),
+        any::<u64>().prop_map(|stream| Request::Unsubscribe(Unsubscribe { stream })),
     ]
 }
 
@@ -90,8 +90,10 @@ fn push() -> impl Strategy<Value = Push> {
                 })
             }
         ),
-        any::<u64>().prop_map(|count| Push::Missed(Missed { count })),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(count, last_seq)| Push::Missed(Missed { count, last_seq })),
         any::<u32>().prop_map(|error| Push::StreamEnd(StreamEnd { error })),
+        any::<u64>().prop_map(|event| Push::Signal(Signal { event })),
     ]
 }
 

@@ -149,7 +149,7 @@ fn a_reader_that_stops_reading_gets_a_missed_marker_from_the_service() {
     stream.set_read_timeout(Some(QUIET)).unwrap();
     for (id, request) in [
         (1, Request::Hello(Hello { version: 1 })),
-        (2, Request::Subscribe(Subscribe {})),
+        (2, Request::Subscribe(Subscribe { stream: 1 })),
     ] {
         stream
             .write_all(
@@ -175,6 +175,7 @@ fn a_reader_that_stops_reading_gets_a_missed_marker_from_the_service() {
     let mut chunk = vec![0u8; 65536];
     let mut pushes = Vec::new();
     let mut snapshot_seq = None;
+    let mut gap_ends = Vec::new();
     while let Ok(n) = stream.read(&mut chunk) {
         if n == 0 {
             break;
@@ -187,9 +188,21 @@ fn a_reader_that_stops_reading_gets_a_missed_marker_from_the_service() {
                     ..
                 }) => snapshot_seq = Some(s.seq),
                 Push::Event(e) => pushes.push(StreamItem::Event(e.into())),
-                Push::Missed(m) => pushes.push(StreamItem::Missed(m.count)),
+                Push::Missed(m) => {
+                    gap_ends.push((pushes.len(), m.last_seq));
+                    pushes.push(StreamItem::Missed(m.count));
+                }
                 _ => {}
             }
+        }
+    }
+    for (at, last_seq) in gap_ends {
+        if let Some(StreamItem::Event(next)) = pushes.get(at + 1) {
+            assert_eq!(
+                last_seq + 1,
+                next.seq,
+                "a marker names its gap's last event"
+            );
         }
     }
     let first = snapshot_seq.expect("a snapshot") + 1;

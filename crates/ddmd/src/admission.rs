@@ -1,0 +1,195 @@
+//! Who may open a session, decided when a connection is accepted.
+//!
+//! Anyone on the machine may connect (the socket is 0666), so one user
+//! must not be able to take every session. As dbus-daemon does for the
+//! system bus, there are three limits: sessions in all, sessions per user,
+//! and connections still in their handshake (the cheapest to open and
+//! hold). A number of sessions is kept for administrators, whom neither the
+//! per-user nor the handshake limit applies to, and root always gets in.
+//! A refused connection is told RPC_S_SERVER_TOO_BUSY and closed.
+
+use crate::config::Limits;
+use ddm_proto::message::Role;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// All sessions open to the caller's role are taken.
+    Sessions,
+    /// The caller's user has its most sessions open.
+    PerUser,
+    /// Too many connections have not finished their handshake.
+    Handshakes,
+}
+
+impl Refusal {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::Sessions => "too many sessions",
+            Refusal::PerUser => "too many sessions for this user",
+            Refusal::Handshakes => "too many connections in the handshake",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    total: usize,
+    handshaking: usize,
+    per_uid: HashMap<u32, usize>,
+}
+
+/// The session counts, shared by every listener.
+#[derive(Debug)]
+pub struct Admission {
+    limits: Limits,
+    counts: Mutex<Counts>,
+}
+
+impl Admission {
+    pub fn new(limits: &Limits) -> Arc<Self> {
+        Arc::new(Admission {
+            limits: limits.clone(),
+            counts: Mutex::new(Counts::default()),
+        })
+    }
+
+    /// Admits a connection from `uid` with `role`, or says why not. The
+    /// ticket holds its place until it is dropped.
+    pub fn admit(self: &Arc<Self>, uid: u32, role: Role) -> Result<Ticket, Refusal> {
+        let limits = &self.limits;
+        let mut counts = self.lock();
+        if uid != 0 {
+            if role == Role::Admin {
+                if counts.total >= limits.max_sessions {
+                    return Err(Refusal::Sessions);
+                }
+            } else {
+                let open_to_others = limits
+                    .max_sessions
+                    .saturating_sub(limits.admin_reserved_sessions);
+                if counts.total >= open_to_others {
+                    return Err(Refusal::Sessions);
+                }
+                if counts.per_uid.get(&uid).copied().unwrap_or(0) >= limits.max_sessions_per_user {
+                    return Err(Refusal::PerUser);
+                }
+                if counts.handshaking >= limits.max_pending_handshakes {
+                    return Err(Refusal::Handshakes);
+                }
+            }
+        }
+        counts.total += 1;
+        counts.handshaking += 1;
+        *counts.per_uid.entry(uid).or_default() += 1;
+        Ok(Ticket {
+            admission: self.clone(),
+            uid,
+            handshaking: true,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// An admitted connection's place; given back on drop.
+#[derive(Debug)]
+pub struct Ticket {
+    admission: Arc<Admission>,
+    uid: u32,
+    handshaking: bool,
+}
+
+impl Ticket {
+    /// The handshake is done: the connection no longer counts as pending.
+    pub fn established(&mut self) {
+        if std::mem::take(&mut self.handshaking) {
+            self.admission.lock().handshaking -= 1;
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut counts = self.admission.lock();
+        counts.total -= 1;
+        if self.handshaking {
+            counts.handshaking -= 1;
+        }
+        if let Some(n) = counts.per_uid.get_mut(&self.uid) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_uid.remove(&self.uid);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admission() -> Arc<Admission> {
+        Admission::new(&Limits {
+            max_sessions: 10,
+            admin_reserved_sessions: 2,
+            max_sessions_per_user: 5,
+            max_pending_handshakes: 3,
+            ..Limits::default()
+        })
+    }
+
+    #[test]
+    fn handshakes_are_limited_until_established() {
+        let a = admission();
+        let mut held: Vec<Ticket> = (0..3).map(|_| a.admit(7, Role::Status).unwrap()).collect();
+        assert_eq!(a.admit(8, Role::Monitor).unwrap_err(), Refusal::Handshakes);
+        held[0].established();
+        let another = a.admit(8, Role::Monitor).unwrap();
+        drop(held.pop());
+        drop(another);
+        assert!(a.admit(8, Role::Monitor).is_ok());
+    }
+
+    #[test]
+    fn one_user_cannot_take_more_than_its_share() {
+        let a = admission();
+        let mut held = Vec::new();
+        for _ in 0..5 {
+            let mut t = a.admit(7, Role::Status).unwrap();
+            t.established();
+            held.push(t);
+        }
+        assert_eq!(a.admit(7, Role::Status).unwrap_err(), Refusal::PerUser);
+        assert!(
+            a.admit(8, Role::Status).is_ok(),
+            "another user still gets in"
+        );
+    }
+
+    #[test]
+    fn the_reserve_is_for_administrators_and_root_always_gets_in() {
+        let a = admission();
+        let mut held = Vec::new();
+        for uid in 0..8 {
+            let mut t = a.admit(100 + uid, Role::Status).unwrap();
+            t.established();
+            held.push(t);
+        }
+        assert_eq!(a.admit(200, Role::Monitor).unwrap_err(), Refusal::Sessions);
+        for _ in 0..2 {
+            let mut t = a.admit(300, Role::Admin).unwrap();
+            t.established();
+            held.push(t);
+        }
+        assert_eq!(a.admit(300, Role::Admin).unwrap_err(), Refusal::Sessions);
+        assert!(a.admit(0, Role::Admin).is_ok(), "root always gets in");
+        held.truncate(0);
+        assert_eq!(a.lock().total, 0);
+        assert!(a.lock().per_uid.is_empty());
+    }
+}

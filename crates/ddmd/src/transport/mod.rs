@@ -1,0 +1,56 @@
+//! Transports: how a session's frames travel, apart from what they say.
+//!
+//! A transport turns a byte stream into whole client messages and writes
+//! the service's frames back. It may also carry descriptors (the Unix
+//! socket does, for the eventfd of a Register); what came with a message is
+//! its [`Attachment`]. The session speaks the protocol over any transport,
+//! and knows its peer only as a [`Peer`](crate::peer::Peer).
+
+mod unix;
+
+pub use unix::UnixTransport;
+
+use ddm_proto::message::ClientMessage;
+use ddm_proto::WinError;
+use std::future::Future;
+use std::io;
+use std::os::fd::OwnedFd;
+
+/// What came with a message besides its bytes.
+#[derive(Debug)]
+pub enum Attachment {
+    /// Nothing.
+    None,
+    /// A descriptor (the eventfd of a Register).
+    Descriptor(OwnedFd),
+    /// A descriptor was sent but the service could not take it: it is out
+    /// of descriptors.
+    Dropped,
+    /// The transport carries no descriptors: a Register is signaled by a
+    /// frame on the session.
+    NotCarried,
+}
+
+/// Why a transport could not deliver the next message.
+#[derive(Debug)]
+pub enum Fault {
+    /// The peer closed or the connection failed: nothing to answer.
+    Gone(io::Error),
+    /// A protocol fault: answer with this error, then close.
+    Protocol(WinError, String),
+}
+
+impl From<io::Error> for Fault {
+    fn from(e: io::Error) -> Self {
+        Fault::Gone(e)
+    }
+}
+
+/// A session's connection to its peer.
+pub trait Transport: Send {
+    /// The next whole message, and what came with it.
+    fn read(&mut self) -> impl Future<Output = Result<(ClientMessage, Attachment), Fault>> + Send;
+
+    /// Writes one whole frame.
+    fn write(&mut self, frame: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
+}

@@ -1,0 +1,131 @@
+//! The local transport: a Unix stream socket, with descriptors.
+//!
+//! A Register frame carries its eventfd as SCM_RIGHTS on its first byte.
+//! Descriptors queue here until the Register they came with is decoded; a
+//! descriptor with no Register to go with it is a protocol fault. Reads
+//! land in a buffer shared by every session of the thread, so an idle
+//! session holds no read buffer of its own.
+
+use super::{Attachment, Fault, Transport};
+use crate::scm;
+use ddm_proto::frame::FrameDecoder;
+use ddm_proto::message::{ClientMessage, Request};
+use ddm_proto::WinError;
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use tokio::io::Interest;
+use tokio::net::UnixStream;
+
+const READ_CHUNK: usize = 16 * 1024;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; READ_CHUNK]);
+}
+
+pub struct UnixTransport {
+    stream: UnixStream,
+    decoder: FrameDecoder,
+    fds: VecDeque<OwnedFd>,
+    /// The kernel could not hand over a descriptor (the service is out of
+    /// them): the Register it came with is told so.
+    descriptor_dropped: bool,
+}
+
+impl UnixTransport {
+    /// A transport over `stream`, refusing frames over `max_frame` bytes.
+    pub fn new(stream: UnixStream, max_frame: usize) -> Self {
+        UnixTransport {
+            stream,
+            decoder: FrameDecoder::new(max_frame),
+            fds: VecDeque::new(),
+            descriptor_dropped: false,
+        }
+    }
+
+    /// A descriptor may wait only for the rest of its Register frame.
+    fn check_descriptors(&self) -> Result<(), Fault> {
+        if self.fds.len() > 1 || (!self.fds.is_empty() && self.decoder.is_at_boundary()) {
+            return Err(Fault::Protocol(
+                WinError::RPC_S_PROTOCOL_ERROR,
+                "file descriptor sent without a Register".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// recvmsg: bytes into the decoder, descriptors into `self.fds`; the
+    /// number of bytes, 0 at the end of the stream.
+    async fn receive(&mut self) -> Result<usize, Fault> {
+        loop {
+            self.stream.readable().await?;
+            let (fds, decoder, dropped) = (
+                &mut self.fds,
+                &mut self.decoder,
+                &mut self.descriptor_dropped,
+            );
+            let raw = self.stream.as_raw_fd();
+            let result = self.stream.try_io(Interest::READABLE, || {
+                SCRATCH.with_borrow_mut(|chunk| {
+                    let got = scm::receive(raw, chunk, fds)?;
+                    // Out of descriptors (EMFILE): the kernel dropped one.
+                    *dropped |= got.truncated;
+                    decoder.extend(&chunk[..got.bytes]);
+                    Ok(got.bytes)
+                })
+            });
+            match result {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(Fault::Gone(e)),
+            }
+        }
+    }
+}
+
+impl Transport for UnixTransport {
+    async fn read(&mut self) -> Result<(ClientMessage, Attachment), Fault> {
+        loop {
+            let decoded = self
+                .decoder
+                .next_message::<ClientMessage>()
+                .map_err(|e| Fault::Protocol(WinError::RPC_S_PROTOCOL_ERROR, e.to_string()))?;
+            if let Some(message) = decoded {
+                let attachment = match message.body {
+                    Some(Request::Register(_)) => match self.fds.pop_front() {
+                        Some(fd) => Attachment::Descriptor(fd),
+                        None if std::mem::take(&mut self.descriptor_dropped) => Attachment::Dropped,
+                        None => Attachment::None,
+                    },
+                    _ => Attachment::None,
+                };
+                self.check_descriptors()?;
+                return Ok((message, attachment));
+            }
+            self.check_descriptors()?;
+            if self.receive().await? == 0 {
+                let how = if self.decoder.is_at_boundary() {
+                    "peer closed"
+                } else {
+                    "peer closed in the middle of a frame"
+                };
+                return Err(Fault::Gone(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    how,
+                )));
+            }
+        }
+    }
+
+    async fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            self.stream.writable().await?;
+            match self.stream.try_write(bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
