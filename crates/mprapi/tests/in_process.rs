@@ -1,0 +1,171 @@
+//! The client library against the real service running in this process
+//! (links from a channel, no root, no namespace): typed streams, paging,
+//! a service that goes away and the handle that reconnects.
+
+use ddmd::config::Config;
+use ddmd::in_process::InProcess;
+use mprapi::{ConnectionState, Event, ReconnectingServer, Server, StreamItem, WinError};
+use std::path::Path;
+use std::time::Duration;
+
+const PATIENCE: Duration = Duration::from_secs(5);
+const QUIET: Duration = Duration::from_millis(200);
+
+fn start(dir: &Path) -> InProcess {
+    InProcess::start(Config::default(), &dir.join("ddm.sock")).unwrap()
+}
+
+/// Flips link 2 `count` times, starting with a connect, then connects the
+/// link "marker" (index 3): `count + 1` events.
+fn flips_then_marker(service: &InProcess, count: usize) {
+    for n in 0..count {
+        service.set_link(2, "eth0", n % 2 == 0);
+    }
+    service.set_link(3, "marker", true);
+}
+
+/// Every event a stream yields up to the marker's connect, by sequence.
+fn events_to_marker(stream: &mprapi::EventStream) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    loop {
+        match stream.next_timeout(PATIENCE).expect("an item in time") {
+            StreamItem::Event(e) => {
+                seqs.push(e.seq);
+                if e.interface == "marker" {
+                    return seqs;
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn dropping_one_stream_leaves_the_other_every_later_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = start(dir.path());
+    let server = Server::connect_socket(service.socket()).unwrap();
+    let first = server.subscribe().unwrap();
+    let second = server.subscribe().unwrap();
+    service.set_link(4, "eth4", true);
+    assert!(matches!(
+        first.next_timeout(PATIENCE),
+        Some(StreamItem::Event(_))
+    ));
+    drop(first);
+    flips_then_marker(&service, 20);
+    let seqs = events_to_marker(&second);
+    let start = second.snapshot().seq + 1;
+    let expected: Vec<u64> = (start..start + 22).collect();
+    assert_eq!(seqs, expected, "every event after its snapshot, in order");
+}
+
+#[test]
+fn ten_streams_on_one_handle_see_the_same_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = start(dir.path());
+    let server = Server::connect_socket(service.socket()).unwrap();
+    let streams: Vec<_> = (0..10).map(|_| server.subscribe().unwrap()).collect();
+    flips_then_marker(&service, 50);
+    let sequences: Vec<Vec<u64>> = streams.iter().map(events_to_marker).collect();
+    assert_eq!(sequences[0].len(), 51);
+    assert!(sequences.iter().all(|s| *s == sequences[0]));
+}
+
+#[test]
+fn a_stream_opened_later_starts_after_its_own_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = start(dir.path());
+    let server = Server::connect_socket(service.socket()).unwrap();
+    let early = server.subscribe().unwrap();
+    flips_then_marker(&service, 10);
+    events_to_marker(&early);
+    let late = server.subscribe().unwrap();
+    assert_eq!(late.snapshot().seq, 11);
+    let marker = late
+        .snapshot()
+        .interfaces
+        .iter()
+        .find(|i| i.name == "marker");
+    assert_eq!(marker.map(|i| i.state), Some(ConnectionState::Connected));
+    service.set_link(3, "marker", false);
+    match late.next_timeout(PATIENCE) {
+        Some(StreamItem::Event(e)) => assert_eq!(e.seq, 12),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        late.next_timeout(QUIET),
+        None,
+        "nothing older than the snapshot"
+    );
+}
+
+#[test]
+fn enumeration_pages_with_more_data_and_a_resume_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = start(dir.path());
+    for index in 2..7 {
+        service.set_link(index, &format!("eth{index}"), false);
+    }
+    let server = Server::connect_socket(service.socket()).unwrap();
+    let mut names = Vec::new();
+    let mut resume = 0;
+    let mut pages = 0;
+    while names.len() < 5 {
+        let page = server.interface_enum(2, resume).unwrap();
+        assert_eq!(page.total_entries, 5);
+        names.extend(page.interfaces.into_iter().map(|i| i.name));
+        pages += 1;
+        match page.resume_handle {
+            Some(next) => resume = next,
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(names, ["eth2", "eth3", "eth4", "eth5", "eth6"]);
+    assert_eq!(
+        server.interface(9999).err(),
+        Some(WinError::ERROR_INVALID_HANDLE)
+    );
+}
+
+#[test]
+fn a_service_that_goes_away_fails_calls_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = start(dir.path());
+    let server = Server::connect_socket(service.socket()).unwrap();
+    let stream = server.subscribe().unwrap();
+    service.stop().unwrap();
+    assert!(server.wait_closed(PATIENCE));
+    assert_eq!(server.interfaces(), Err(WinError::ERROR_DDM_NOT_RUNNING));
+    assert_eq!(
+        stream.next_timeout(PATIENCE),
+        Some(StreamItem::End(WinError::ERROR_DDM_NOT_RUNNING))
+    );
+}
+
+#[test]
+fn the_reconnecting_handle_registers_again_and_signals_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = start(dir.path());
+    let handle = ReconnectingServer::connect_socket(service.socket()).unwrap();
+    let event = Event::auto().unwrap();
+    handle.register_connection_notification(&event).unwrap();
+    service.stop().unwrap();
+    // The shutdown signals registered events: a waiter wakes to learn it.
+    assert!(event.wait(Some(PATIENCE)));
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while handle.is_connected() {
+        assert!(std::time::Instant::now() < deadline, "the loss is seen");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(handle.server().err(), Some(WinError::ERROR_DDM_NOT_RUNNING));
+
+    let service = start(dir.path());
+    assert!(handle.wait_connected(PATIENCE));
+    assert!(event.wait(Some(PATIENCE)), "signaled once on reconnecting");
+    assert!(!event.wait(Some(QUIET)), "and only once");
+    service.set_link(2, "eth0", true);
+    assert!(event.wait(Some(PATIENCE)), "registered again");
+    handle.deregister_connection_notification(&event).unwrap();
+}
