@@ -385,7 +385,9 @@ fn handshake(socket: &UnixStream, timeout: Duration) -> Result<Welcome, WinError
         })),
     };
     let frame = encode_frame(&hello, usize::MAX).expect("a Hello always fits");
-    (&*socket).write_all(&frame).map_err(unavailable)?;
+    // A service that refuses the connection (too busy) writes why and
+    // closes, perhaps before the Hello is written: read its answer anyway.
+    let _ = (&*socket).write_all(&frame);
     let mut header = [0u8; 4];
     (&*socket).read_exact(&mut header).map_err(unavailable)?;
     let len = u32::from_be_bytes(header) as usize;

@@ -21,13 +21,13 @@ fn library_dir() -> PathBuf {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Build {
+pub enum Build {
     Plain,
     AddressSanitizer,
 }
 
 /// Compiles one C program against include/mprapi.h and libmprapi.so.
-fn compile(source: &str, build: Build) -> PathBuf {
+pub fn compile(source: &str, build: Build) -> PathBuf {
     let repo = repository();
     let name = Path::new(source).file_stem().unwrap().to_str().unwrap();
     let dir = Path::new(DDM).parent().unwrap().join("c-tests");

@@ -2,6 +2,7 @@
 //! private network namespaces. They need root (see `support::require_root`).
 
 mod access;
+mod admission;
 mod c_abi;
 mod cli;
 mod faults;
@@ -10,3 +11,4 @@ mod notify;
 mod protocol;
 mod stream;
 mod support;
+mod system_socket;
