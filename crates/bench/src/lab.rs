@@ -209,6 +209,11 @@ impl Lab {
         }
     }
 
+    /// dbus-daemon's process id.
+    pub fn bus_pid(&self) -> i32 {
+        self._bus.pid()
+    }
+
     /// Kills the service (SIGKILL) and starts a new one on the same socket.
     pub fn restart_service(&mut self) {
         let _ = self.service.0.kill();

@@ -110,6 +110,7 @@ fn main() -> ExitCode {
         Some("__serve") => return ddmd::daemon::main(None, argv.get(2).map(PathBuf::from)),
         Some("__dbus-publisher") => dbus_anchor::publisher_main(&argv[2]),
         Some("__echo") => workloads::registration::echo_main(),
+        Some("__echo-fd") => workloads::registration::echo_fd_main(),
         Some("__relay") => {
             netlink::relay_main(argv[2].parse().expect("link index"), argv[3] == "up")
         }

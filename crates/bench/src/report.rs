@@ -23,6 +23,8 @@ pub struct Target {
 pub struct Report {
     pub rows: Vec<Row>,
     pub targets: Vec<Target>,
+    /// Derived figures worth a line of their own.
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -74,6 +76,10 @@ impl Report {
         });
     }
 
+    pub fn note(&mut self, line: String) {
+        self.notes.push(line);
+    }
+
     pub fn print(&self) {
         println!(
             "{:<34} {:<28} {:>6} {:>10} {:>10} {:>10} {:>10} {:>6}  ratio (p50) to anchor",
@@ -91,6 +97,12 @@ impl Report {
             );
         }
         println!();
+        for note in &self.notes {
+            println!("{note}");
+        }
+        if !self.notes.is_empty() {
+            println!();
+        }
         for t in &self.targets {
             let verdict = if t.met { "met    " } else { "NOT MET" };
             println!("[{verdict}] {}: {}", t.goal, t.measured);
@@ -115,6 +127,6 @@ impl Report {
             .iter()
             .map(|t| json!({"goal": t.goal, "measured": t.measured, "met": t.met}))
             .collect();
-        json!({"machine": machine, "quick": quick, "rows": rows, "targets": targets})
+        json!({"machine": machine, "quick": quick, "rows": rows, "targets": targets, "notes": self.notes})
     }
 }

@@ -1,19 +1,25 @@
-//! One session with a service: requests written from the calling thread,
-//! replies and pushes read on the process's single I/O thread.
+//! One session with a service: requests written and replies read by the
+//! calling thread; pushes read by the process's I/O thread while a typed
+//! stream needs them.
 //!
 //! A call writes its frame itself (with the eventfd attached, for a
 //! Register), then waits for the reply with its id. Whoever holds the
 //! reader lock reads the socket and hands every frame to its owner: a
-//! calling thread that finds the lock free reads for itself (its reply
-//! then costs no extra thread wake-up, as with libdbus), and otherwise the
-//! holder delivers the reply through a channel. Between calls the
-//! process's I/O thread reads, so typed events and the end of the service
-//! are seen at once. That thread is a one-thread tokio runtime started on
-//! first use and shared by every connection in the process; users see only
-//! blocking calls, and no runtime is imposed on them. When the service goes
-//! away the reader sees the socket close and fails every waiting call with
-//! ERROR_DDM_NOT_RUNNING; a service that stops answering is given up on
-//! after the call timeout, with the same error.
+//! calling thread that finds the lock free reads for itself, and otherwise
+//! the holder delivers the reply through a channel. So a plain call costs
+//! the caller's own wake-up and nothing else, as with libdbus.
+//!
+//! The process's I/O thread (a one-thread tokio runtime started on first
+//! use, shared by every connection) watches a connection's socket only
+//! while something is [`watch`](Connection::watch)ing it, a typed stream:
+//! then events and the end of the service are seen at once, between calls.
+//! Unwatched, the socket wakes no one but the caller reading its reply;
+//! registrations need no reader at all, since the service writes their
+//! eventfds itself. When the service goes away, whoever reads sees the
+//! socket close and every waiting call fails with ERROR_DDM_NOT_RUNNING; a
+//! service that stops answering is given up on after the call timeout,
+//! with the same error. Users see only blocking calls, and no runtime is
+//! imposed on them.
 
 use crate::subscriptions::Subscriptions;
 use ddm_proto::frame::{encode_frame, FrameDecoder, PROTOCOL_VERSION};
@@ -25,13 +31,15 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{recv, sendmsg, ControlMessage, MsgFlags};
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// How long a call waits for its reply before the service counts as gone.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -112,15 +120,45 @@ impl Shared {
 }
 
 pub(crate) struct Connection {
-    /// One descriptor, shared: the caller writes to it, the I/O thread
-    /// reads from it.
-    stream: Arc<tokio::net::UnixStream>,
+    /// Non-blocking; callers write to it and read their replies from it.
+    socket: UnixStream,
     write_lock: Mutex<()>,
     shared: Arc<Shared>,
+    watchers: Mutex<Watchers>,
     next_id: AtomicU64,
     max_frame: usize,
     timeout: Duration,
     pub(crate) welcome: Welcome,
+}
+
+/// Who needs the I/O thread to read between calls, and its reading task.
+#[derive(Default)]
+struct Watchers {
+    count: usize,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Keeps the I/O thread reading a connection until dropped.
+pub(crate) struct Watch {
+    connection: Arc<Connection>,
+}
+
+impl Watch {
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.connection
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut watchers = self.connection.lock_watchers();
+        watchers.count -= 1;
+        if watchers.count == 0 {
+            if let Some(task) = watchers.task.take() {
+                task.abort();
+            }
+        }
+    }
 }
 
 impl Connection {
@@ -138,12 +176,6 @@ impl Connection {
         socket
             .set_nonblocking(true)
             .map_err(|_| WinError::RPC_S_SERVER_UNAVAILABLE)?;
-        let stream = {
-            let _runtime = io_runtime().enter();
-            tokio::net::UnixStream::from_std(socket)
-                .map_err(|_| WinError::RPC_S_SERVER_UNAVAILABLE)?
-        };
-        let stream = Arc::new(stream);
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             closed: Condvar::new(),
@@ -151,20 +183,48 @@ impl Connection {
             reader: Mutex::new(FrameDecoder::new(max_frame)),
             released: tokio::sync::Notify::new(),
         });
-        let (reader, for_reader) = (stream.clone(), shared.clone());
-        io_runtime().spawn(async move {
-            read_loop(&reader, &for_reader).await;
-            for_reader.close();
-        });
         Ok(Connection {
-            stream,
+            socket,
             write_lock: Mutex::new(()),
             shared,
+            watchers: Mutex::new(Watchers::default()),
             next_id: AtomicU64::new(1),
             max_frame,
             timeout,
             welcome,
         })
+    }
+
+    fn lock_watchers(&self) -> std::sync::MutexGuard<'_, Watchers> {
+        self.watchers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Has the I/O thread read this connection between calls until the
+    /// returned guard is dropped.
+    pub(crate) fn watch(self: &Arc<Self>) -> Watch {
+        let mut watchers = self.lock_watchers();
+        watchers.count += 1;
+        if watchers.task.is_none() {
+            let watched = self.socket.as_fd().try_clone_to_owned().and_then(|fd| {
+                let _runtime = io_runtime().enter();
+                // SAFETY: an OwnedFd stays open, and is the same
+                // descriptor, for as long as the AsyncFd owns it.
+                unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+                    .map_err(io::Error::from)
+            });
+            match watched {
+                Ok(fd) => {
+                    let shared = self.shared.clone();
+                    watchers.task = Some(io_runtime().spawn(read_loop(fd, shared)));
+                }
+                // Out of descriptors: the connection is unusable anyway.
+                Err(_) => self.shared.close(),
+            }
+        }
+        drop(watchers);
+        Watch {
+            connection: self.clone(),
+        }
     }
 
     /// Sends a request and waits for its reply. The reply's own error is
@@ -247,8 +307,8 @@ impl Connection {
                 Err(TryRecvError::Disconnected) => return gone,
                 Err(TryRecvError::Empty) => {}
             }
-            wait_ready(self.stream.as_fd(), PollFlags::POLLIN, deadline)?;
-            match recv(self.stream.as_raw_fd(), &mut chunk, MsgFlags::MSG_DONTWAIT) {
+            wait_ready(self.socket.as_fd(), PollFlags::POLLIN, deadline)?;
+            match recv(self.socket.as_raw_fd(), &mut chunk, MsgFlags::MSG_DONTWAIT) {
                 Ok(0) => {
                     self.shared.close();
                     return gone;
@@ -269,18 +329,33 @@ impl Connection {
     }
 
     /// Waits up to `timeout` for the connection to close; true if it has.
+    /// It watches for the service's hang-up alone, so the replies and
+    /// events that arrive meanwhile do not wake it.
     pub(crate) fn wait_closed(&self, timeout: Duration) -> bool {
-        let pending = self
-            .shared
+        if self.is_closed() {
+            return true;
+        }
+        let mut hang_up = libc::pollfd {
+            fd: self.socket.as_raw_fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd, for the duration of the call. (nix's
+        // PollFlags cannot carry POLLRDHUP.)
+        let ready = unsafe { libc::poll(&mut hang_up, 1, ms) };
+        if ready > 0 {
+            self.shared.close();
+        }
+        self.is_closed()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.shared
             .pending
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let (pending, _) = self
-            .shared
+            .unwrap_or_else(|p| p.into_inner())
             .closed
-            .wait_timeout_while(pending, timeout, |p| !p.closed)
-            .unwrap_or_else(|p| p.into_inner());
-        pending.closed
     }
 
     /// Sends a request whose reply nobody waits for.
@@ -311,7 +386,7 @@ impl Connection {
         deadline: Instant,
     ) -> Result<(), WinError> {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let socket = self.stream.as_raw_fd();
+        let socket = self.socket.as_raw_fd();
         let mut fd_pending = eventfd.map(|fd| [fd.as_raw_fd()]);
         while !frame.is_empty() {
             let rights: Vec<ControlMessage<'_>> = fd_pending
@@ -332,7 +407,7 @@ impl Connection {
                     fd_pending = None;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    wait_ready(self.stream.as_fd(), PollFlags::POLLOUT, deadline)?;
+                    wait_ready(self.socket.as_fd(), PollFlags::POLLOUT, deadline)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Err(WinError::ERROR_DDM_NOT_RUNNING),
@@ -347,7 +422,7 @@ impl Drop for Connection {
         // The reader sees the end, fails any waiter and exits; the service
         // drops every registration of this session.
         let _ =
-            nix::sys::socket::shutdown(self.stream.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+            nix::sys::socket::shutdown(self.socket.as_raw_fd(), nix::sys::socket::Shutdown::Both);
     }
 }
 
@@ -409,36 +484,39 @@ fn handshake(socket: &UnixStream, timeout: Duration) -> Result<Welcome, WinError
     }
 }
 
-/// The I/O thread's part: read whenever no calling thread does.
-async fn read_loop(socket: &tokio::net::UnixStream, shared: &Shared) {
+/// The I/O thread's part, while the connection is watched: read whenever
+/// no calling thread does.
+async fn read_loop(socket: AsyncFd<OwnedFd>, shared: Arc<Shared>) {
     let mut chunk = vec![0u8; READ_CHUNK];
     loop {
-        if socket.readable().await.is_err() {
-            return;
-        }
-        match read_once(socket, shared, &mut chunk) {
+        let Ok(mut ready) = socket.readable().await else {
+            return shared.close();
+        };
+        match read_once(socket.get_ref(), &shared, &mut chunk) {
             Turn::Read => {}
+            Turn::Drained => ready.clear_ready(),
             // A caller is reading; it rings when it lets go.
             Turn::Busy => shared.released.notified().await,
-            Turn::End => return,
+            Turn::End => return shared.close(),
         }
     }
 }
 
 enum Turn {
     Read,
+    Drained,
     Busy,
     End,
 }
 
 /// One read and its dispatch, if no calling thread is reading.
-fn read_once(socket: &tokio::net::UnixStream, shared: &Shared, chunk: &mut [u8]) -> Turn {
+fn read_once(socket: &OwnedFd, shared: &Shared, chunk: &mut [u8]) -> Turn {
     let mut decoder = match shared.reader.try_lock() {
         Ok(decoder) => decoder,
         Err(TryLockError::WouldBlock) => return Turn::Busy,
         Err(TryLockError::Poisoned(_)) => return Turn::End,
     };
-    match socket.try_read(chunk) {
+    match recv(socket.as_raw_fd(), chunk, MsgFlags::MSG_DONTWAIT) {
         Ok(0) => Turn::End,
         Ok(n) => {
             decoder.extend(&chunk[..n]);
@@ -448,7 +526,8 @@ fn read_once(socket: &tokio::net::UnixStream, shared: &Shared, chunk: &mut [u8])
                 Turn::End
             }
         }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Turn::Read,
+        Err(Errno::EAGAIN) => Turn::Drained,
+        Err(Errno::EINTR) => Turn::Read,
         Err(_) => Turn::End,
     }
 }

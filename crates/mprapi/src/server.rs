@@ -161,9 +161,10 @@ impl Server {
     pub fn subscribe_bounded(&self, capacity: usize) -> Result<EventStream> {
         let subscriptions = self.connection.subscriptions();
         let (stream, subscription) = subscriptions.open(capacity);
+        let watch = self.connection.watch();
         match self.call(Request::Subscribe(Subscribe { stream })) {
             Ok(Some(ReplyResult::Snapshot(s))) => Ok(EventStream::new(
-                self.connection.clone(),
+                watch,
                 stream,
                 subscription,
                 Snapshot {

@@ -8,7 +8,7 @@
 //! library hold a bounded number of events for it. A server handle may
 //! have any number of streams, each with its own snapshot, backlog and end.
 
-use crate::connection::Connection;
+use crate::connection::Watch;
 use crate::subscriptions::Subscription;
 use crate::types::{ConnectionEvent, InterfaceInfo};
 use ddm_proto::message::{Request, Unsubscribe};
@@ -39,7 +39,8 @@ pub struct Snapshot {
 
 /// A server handle's typed event stream. Dropping it unsubscribes.
 pub struct EventStream {
-    connection: Arc<Connection>,
+    /// The connection, read by the I/O thread while the stream lives.
+    watch: Watch,
     id: u64,
     subscription: Arc<Subscription>,
     snapshot: Snapshot,
@@ -49,13 +50,13 @@ pub struct EventStream {
 
 impl EventStream {
     pub(crate) fn new(
-        connection: Arc<Connection>,
+        watch: Watch,
         id: u64,
         subscription: Arc<Subscription>,
         snapshot: Snapshot,
     ) -> Self {
         EventStream {
-            connection,
+            watch,
             id,
             subscription,
             snapshot,
@@ -97,8 +98,8 @@ impl Iterator for EventStream {
 
 impl Drop for EventStream {
     fn drop(&mut self) {
-        self.connection.subscriptions().close(self.id);
-        self.connection
-            .notify(Request::Unsubscribe(Unsubscribe { stream: self.id }));
+        let connection = self.watch.connection();
+        connection.subscriptions().close(self.id);
+        connection.notify(Request::Unsubscribe(Unsubscribe { stream: self.id }));
     }
 }

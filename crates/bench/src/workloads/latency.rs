@@ -68,21 +68,30 @@ pub fn run(lab: &Lab, rounds: usize, flips_per_round: usize, report: &mut Report
     for dir in ["connect", "disconnect"] {
         let workload = format!("latency: {dir}");
         report.relate(&workload, Mechanism::Kernel.name());
-        let (Some(floor), Some(ddm)) = (
-            report
-                .find(&workload, Mechanism::Kernel.name())
-                .map(|r| r.summary),
-            report
-                .find(&workload, Mechanism::DdmEvent.name())
-                .map(|r| r.summary),
+        let p50 = |m: Mechanism| report.find(&workload, m.name()).map(|r| r.summary.p50);
+        let (Some(floor), Some(relay), Some(dbus), Some(ddm)) = (
+            p50(Mechanism::Kernel),
+            p50(Mechanism::Relay),
+            p50(Mechanism::DBus),
+            p50(Mechanism::DdmEvent),
         ) else {
             continue;
         };
-        let (p50, p99) = (ddm.p50 / floor.p50, ddm.p99 / floor.p99);
+        report.note(format!(
+            "{dir} latency p50: ddm {:.2}x the kernel floor, {:.2}x the bare relay, {:.2}x D-Bus",
+            ddm / floor,
+            ddm / relay,
+            ddm / dbus
+        ));
         report.target(
-            format!("{dir} latency p50 within 1.3x, p99 within 2x of the kernel floor"),
-            format!("p50 {p50:.2}x, p99 {p99:.2}x"),
-            p50 <= 1.3 && p99 <= 2.0,
+            format!("{dir} latency p50 within 1.15x of the bare relay"),
+            format!("{:.2}x", ddm / relay),
+            ddm <= 1.15 * relay,
+        );
+        report.target(
+            format!("{dir} latency p50 ahead of D-Bus"),
+            format!("{ddm:.1} us against {dbus:.1} us"),
+            ddm < dbus,
         );
     }
 }
