@@ -35,7 +35,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
@@ -50,8 +49,9 @@ const READ_CHUNK: usize = 16 * 1024;
 /// What the reader and the callers share.
 pub(crate) struct Shared {
     pending: Mutex<Pending>,
-    /// Rung when the connection closes.
-    closed: Condvar,
+    /// Rung when a reply arrives, a reader lets go, or the connection
+    /// closes.
+    changed: Condvar,
     subscriptions: Subscriptions,
     /// The read side: whoever holds it reads the socket.
     reader: Mutex<FrameDecoder>,
@@ -62,18 +62,42 @@ pub(crate) struct Shared {
 #[derive(Default)]
 struct Pending {
     closed: bool,
-    waiters: HashMap<u64, SyncSender<Reply>>,
+    /// The calls waiting, by request id; a reply once it is in.
+    replies: HashMap<u64, Option<Reply>>,
+    /// How many times a reading caller has let go: a caller waiting for
+    /// its reply then reads in its place.
+    releases: u64,
 }
 
 impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The connection is gone: fail every waiting call and end the stream.
     fn close(&self) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.closed = true;
-        pending.waiters.clear();
-        drop(pending);
-        self.closed.notify_all();
+        self.lock().closed = true;
+        self.changed.notify_all();
         self.subscriptions.end(WinError::ERROR_DDM_NOT_RUNNING);
+    }
+
+    /// A reading caller let go of the reader.
+    fn release_reader(&self) {
+        self.lock().releases += 1;
+        self.changed.notify_all();
+        self.released.notify_one();
+    }
+
+    /// Call `id`'s reply if it is in (and forgets the call), the end of the
+    /// connection, or `None` to wait on.
+    fn take_reply(&self, id: u64) -> Option<Result<Reply, WinError>> {
+        let mut pending = self.lock();
+        if let Some(Some(_)) = pending.replies.get(&id) {
+            return pending.replies.remove(&id).flatten().map(Ok);
+        }
+        pending
+            .closed
+            .then_some(Err(WinError::ERROR_DDM_NOT_RUNNING))
     }
 
     /// Hands every whole frame in `decoder` to its owner; false when the
@@ -97,14 +121,9 @@ impl Shared {
                 if let Some(ReplyResult::Snapshot(snapshot)) = &reply.result {
                     self.subscriptions.snapshot(snapshot.stream, snapshot.seq);
                 }
-                let waiter = self
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .waiters
-                    .remove(&reply.id);
-                if let Some(waiter) = waiter {
-                    let _ = waiter.try_send(reply);
+                if let Some(slot) = self.lock().replies.get_mut(&reply.id) {
+                    *slot = Some(reply);
+                    self.changed.notify_all();
                 }
             }
             Some(Push::Event(event)) => self.subscriptions.event(&event),
@@ -178,7 +197,7 @@ impl Connection {
             .map_err(|_| WinError::RPC_S_SERVER_UNAVAILABLE)?;
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
-            closed: Condvar::new(),
+            changed: Condvar::new(),
             subscriptions: Subscriptions::default(),
             reader: Mutex::new(FrameDecoder::new(max_frame)),
             released: tokio::sync::Notify::new(),
@@ -235,17 +254,12 @@ impl Connection {
         eventfd: Option<BorrowedFd<'_>>,
     ) -> Result<Reply, WinError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (reply_to, reply) = sync_channel(1);
         {
-            let mut pending = self
-                .shared
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut pending = self.shared.lock();
             if pending.closed {
                 return Err(WinError::ERROR_DDM_NOT_RUNNING);
             }
-            pending.waiters.insert(id, reply_to);
+            pending.replies.insert(id, None);
         }
         let message = ClientMessage {
             id,
@@ -259,32 +273,45 @@ impl Connection {
             self.forget(id);
             return Err(e);
         }
-        let waited = self.wait_for_reply(&reply, deadline);
+        let waited = self.wait_for_reply(id, deadline);
         if waited.is_err() {
             self.forget(id);
         }
         waited
     }
 
-    /// Reads for itself when nobody else is reading; otherwise waits for
-    /// the reader to deliver.
-    fn wait_for_reply(
-        &self,
-        reply: &Receiver<Reply>,
-        deadline: Instant,
-    ) -> Result<Reply, WinError> {
+    /// Reads for itself when nobody else is reading; otherwise waits until
+    /// the reader delivers its reply or lets go, and then reads itself.
+    fn wait_for_reply(&self, id: u64, deadline: Instant) -> Result<Reply, WinError> {
         let gone = WinError::ERROR_DDM_NOT_RUNNING;
-        match self.shared.reader.try_lock() {
-            Ok(mut decoder) => {
-                let outcome = self.read_until_reply(&mut decoder, reply, deadline);
-                drop(decoder);
-                self.shared.released.notify_one();
-                outcome
+        loop {
+            if let Some(outcome) = self.shared.take_reply(id) {
+                return outcome;
             }
-            Err(TryLockError::Poisoned(_)) => Err(gone),
-            Err(TryLockError::WouldBlock) => reply
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .map_err(|_| gone),
+            match self.shared.reader.try_lock() {
+                Ok(mut decoder) => {
+                    let outcome = self.read_until_reply(&mut decoder, id, deadline);
+                    drop(decoder);
+                    self.shared.release_reader();
+                    return outcome;
+                }
+                Err(TryLockError::Poisoned(_)) => return Err(gone),
+                Err(TryLockError::WouldBlock) => {}
+            }
+            let pending = self.shared.lock();
+            let releases = pending.releases;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (pending, waited) = self
+                .shared
+                .changed
+                .wait_timeout_while(pending, left, |p| {
+                    !p.closed && p.releases == releases && matches!(p.replies.get(&id), Some(None))
+                })
+                .unwrap_or_else(|p| p.into_inner());
+            drop(pending);
+            if waited.timed_out() {
+                return Err(gone);
+            }
         }
     }
 
@@ -293,7 +320,7 @@ impl Connection {
     fn read_until_reply(
         &self,
         decoder: &mut FrameDecoder,
-        reply: &Receiver<Reply>,
+        id: u64,
         deadline: Instant,
     ) -> Result<Reply, WinError> {
         let gone = Err(WinError::ERROR_DDM_NOT_RUNNING);
@@ -302,10 +329,8 @@ impl Connection {
             if !self.shared.dispatch_all(decoder) {
                 return gone;
             }
-            match reply.try_recv() {
-                Ok(reply) => return Ok(reply),
-                Err(TryRecvError::Disconnected) => return gone,
-                Err(TryRecvError::Empty) => {}
+            if let Some(outcome) = self.shared.take_reply(id) {
+                return outcome;
             }
             wait_ready(self.socket.as_fd(), PollFlags::POLLIN, deadline)?;
             match recv(self.socket.as_raw_fd(), &mut chunk, MsgFlags::MSG_DONTWAIT) {
@@ -351,11 +376,7 @@ impl Connection {
     }
 
     fn is_closed(&self) -> bool {
-        self.shared
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .closed
+        self.shared.lock().closed
     }
 
     /// Sends a request whose reply nobody waits for.
@@ -370,12 +391,7 @@ impl Connection {
     }
 
     fn forget(&self, id: u64) {
-        self.shared
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .waiters
-            .remove(&id);
+        self.shared.lock().replies.remove(&id);
     }
 
     /// Writes one whole frame, the eventfd riding on its first byte.

@@ -169,3 +169,23 @@ fn the_reconnecting_handle_registers_again_and_signals_once() {
     assert!(event.wait(Some(PATIENCE)), "registered again");
     handle.deregister_connection_notification(&event).unwrap();
 }
+
+#[test]
+fn threads_calling_on_one_handle_each_get_their_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = start(dir.path());
+    let server = Server::connect_socket(service.socket()).unwrap();
+    // A call left waiting for a reply nobody reads fails with 903 after the
+    // call timeout: every one must succeed.
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                let event = Event::auto().unwrap();
+                for _ in 0..200 {
+                    server.register_connection_notification(&event).unwrap();
+                    server.deregister_connection_notification(&event).unwrap();
+                }
+            });
+        }
+    });
+}
