@@ -39,6 +39,20 @@ impl Peer {
     }
 }
 
+/// A local peer with `role`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_peer(role: Role) -> Peer {
+    Peer {
+        identity: Identity::Local(Credentials {
+            pid: 1,
+            uid: 1000,
+            gid: 1000,
+            groups: vec![],
+        }),
+        role,
+    }
+}
+
 /// What the kernel says about the process at the other end of a Unix
 /// socket (SO_PEERCRED, SO_PEERGROUPS).
 #[derive(Debug, Clone, PartialEq, Eq)]

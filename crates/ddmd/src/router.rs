@@ -268,7 +268,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::{Credentials, Identity};
+    use crate::peer::test_peer;
     use crate::table::{LinkFilter, LinkState};
     use ddm_proto::message::*;
     use ddm_proto::model::ConnectionState;
@@ -280,15 +280,7 @@ mod tests {
 
     fn open(router: &mut Router, session: u64, role: Role) -> Arc<Outbox> {
         let outbox = Arc::new(Outbox::new(16));
-        let peer = Peer {
-            identity: Identity::Local(Credentials {
-                pid: 1,
-                uid: 1000,
-                gid: 1000,
-                groups: vec![],
-            }),
-            role,
-        };
+        let peer = test_peer(role);
         router.on_command(Command::Open {
             session,
             peer,

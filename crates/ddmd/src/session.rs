@@ -287,7 +287,7 @@ mod tests {
 
     use super::*;
     use crate::links::LinkEvent;
-    use crate::peer::{Credentials, Identity};
+    use crate::peer::test_peer;
     use crate::router::Router;
     use crate::table::{InterfaceTable, LinkFilter, LinkState};
     use ddm_proto::frame::FrameDecoder;
@@ -346,15 +346,7 @@ mod tests {
         ));
         let (to_session, incoming) = mpsc::unbounded_channel();
         let (outgoing, mut pushes) = mpsc::unbounded_channel();
-        let peer = Peer {
-            identity: Identity::Local(Credentials {
-                pid: 1,
-                uid: 1000,
-                gid: 1000,
-                groups: vec![],
-            }),
-            role: Role::Monitor,
-        };
+        let peer = test_peer(Role::Monitor);
         let ticket = context.admission.admit(1000, Role::Monitor).unwrap();
         let transport = MemoryTransport { incoming, outgoing };
         tokio::spawn(run(transport, peer, ticket, context.clone()));

@@ -47,11 +47,7 @@ fn echo_peer(role: &str) -> (UnixStream, Process) {
 pub fn echo_fd_main() -> ! {
     use nix::fcntl::{fcntl, FcntlArg, OFlag};
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let stdin = std::io::stdin()
-        .as_fd()
-        .try_clone_to_owned()
-        .expect("stdin");
-    let mut socket = UnixStream::from(stdin);
+    let mut socket = stdin_socket();
     let mut byte = [0u8; 1];
     loop {
         let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
@@ -104,13 +100,18 @@ fn ping_with_fd(socket: &mut UnixStream, fd: std::os::fd::RawFd) {
     socket.read_exact(&mut back).expect("pong");
 }
 
-/// The echo process (`ddm-bench __echo`): returns every byte on stdin.
-pub fn echo_main() -> ! {
+/// An echo process's standard input: its end of the socket pair.
+fn stdin_socket() -> UnixStream {
     let stdin = std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
         .expect("stdin");
-    let mut socket = UnixStream::from(stdin);
+    UnixStream::from(stdin)
+}
+
+/// The echo process (`ddm-bench __echo`): returns every byte on stdin.
+pub fn echo_main() -> ! {
+    let mut socket = stdin_socket();
     let mut byte = [0u8; 1];
     while socket.read_exact(&mut byte).is_ok() && socket.write_all(&byte).is_ok() {}
     std::process::exit(0)
