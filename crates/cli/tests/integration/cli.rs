@@ -227,3 +227,32 @@ fn a_socket_directory_owned_by_another_user_is_refused() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("belongs to another user"));
 }
+
+#[test]
+fn sigterm_ends_streams_wakes_waiters_and_exits_cleanly() {
+    let mut lab = Lab::new();
+    let server = lab.service.connect();
+    let stream = server.subscribe().unwrap();
+    let event = mprapi::Event::manual().unwrap();
+    server.register_connection_notification(&event).unwrap();
+    let socket = lab.service.socket.clone();
+    let status = lab.service.stop_with(Signal::SIGTERM);
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(
+        stream.next_timeout(PATIENCE),
+        Some(mprapi::StreamItem::End(
+            mprapi::WinError::ERROR_DDM_NOT_RUNNING
+        ))
+    );
+    expect_signal(&event, "the shutdown wakes registered waiters");
+    assert!(!socket.exists());
+    assert_eq!(
+        server.interfaces().err(),
+        Some(mprapi::WinError::ERROR_DDM_NOT_RUNNING)
+    );
+    let log = lab.service.log();
+    assert!(
+        log.contains("shutting down") && log.contains("stopped"),
+        "{log}"
+    );
+}
