@@ -158,7 +158,8 @@ pub fn run(lab: &Lab, iterations: usize, duration: Duration, report: &mut Report
 }
 
 /// Every mechanism's round trip, interleaved one of each per iteration:
-/// this machine's noise then falls on every mechanism alike.
+/// this machine's noise then falls on every mechanism alike. (A register
+/// is followed by its deregister, an AddMatch by its RemoveMatch.)
 fn round_trips(lab: &Lab, iterations: usize, workload: &str, report: &mut Report) {
     let (mut socket, _echo) = echo_peer("__echo");
     let (mut fd_socket, _fd_echo) = echo_peer("__echo-fd");
@@ -166,27 +167,37 @@ fn round_trips(lab: &Lab, iterations: usize, workload: &str, report: &mut Report
     let event = mprapi::Event::auto().expect("eventfd");
     let bus = dbus_anchor::client(&lab.bus_address);
     let mut samples: [Vec<Duration>; 6] = Default::default();
-    for _ in 0..iterations {
-        samples[0].push(timed(|| ping(&mut socket)));
-        samples[1].push(timed(|| ping_with_fd(&mut fd_socket, event.as_raw_fd())));
-        samples[2].push(timed(|| {
-            server
-                .register_connection_notification(&event)
-                .expect("register")
-        }));
-        samples[3].push(timed(|| {
-            server
-                .deregister_connection_notification(&event)
-                .expect("deregister")
-        }));
-        samples[4].push(timed(|| {
-            bus.add_match_no_cb(dbus_anchor::MATCH_RULE)
-                .expect("AddMatch")
-        }));
-        samples[5].push(timed(|| {
-            bus.remove_match_no_cb(dbus_anchor::MATCH_RULE)
-                .expect("RemoveMatch")
-        }));
+    for i in 0..iterations {
+        // Each goes first in turn: the first call after a pause pays for
+        // waking an idle CPU, and every mechanism should pay it as often.
+        for turn in 0..4 {
+            match (i + turn) % 4 {
+                0 => samples[0].push(timed(|| ping(&mut socket))),
+                1 => samples[1].push(timed(|| ping_with_fd(&mut fd_socket, event.as_raw_fd()))),
+                2 => {
+                    samples[2].push(timed(|| {
+                        server
+                            .register_connection_notification(&event)
+                            .expect("register")
+                    }));
+                    samples[3].push(timed(|| {
+                        server
+                            .deregister_connection_notification(&event)
+                            .expect("deregister")
+                    }));
+                }
+                _ => {
+                    samples[4].push(timed(|| {
+                        bus.add_match_no_cb(dbus_anchor::MATCH_RULE)
+                            .expect("AddMatch")
+                    }));
+                    samples[5].push(timed(|| {
+                        bus.remove_match_no_cb(dbus_anchor::MATCH_RULE)
+                            .expect("RemoveMatch")
+                    }));
+                }
+            }
+        }
     }
     let mechanisms = [
         PING_PONG,
