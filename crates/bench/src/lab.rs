@@ -209,11 +209,6 @@ impl Lab {
         }
     }
 
-    /// dbus-daemon's process id.
-    pub fn bus_pid(&self) -> i32 {
-        self._bus.pid()
-    }
-
     /// Kills the service (SIGKILL) and starts a new one on the same socket.
     pub fn restart_service(&mut self) {
         let _ = self.service.0.kill();
@@ -322,4 +317,57 @@ impl Link {
         self.flipper.set_up(self.connected).expect("flip the link");
         start
     }
+}
+
+/// Runs `f` with every thread of this process, and of every process it
+/// started, on CPU 0 (what they start meanwhile inherits it), and puts them
+/// all back on every CPU after. On a virtual machine a wake-up that crosses
+/// CPUs can cost tens of microseconds, and comes and goes from run to run;
+/// on one CPU what is measured is the work each mechanism does.
+pub fn on_one_cpu<T>(f: impl FnOnce() -> T) -> T {
+    use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+    use nix::unistd::Pid;
+    let all = sched_getaffinity(Pid::from_raw(0)).expect("affinity");
+    let mut one = CpuSet::new();
+    one.set(0).expect("CPU 0");
+    let set = |cpus: &CpuSet| {
+        for task in lab_threads() {
+            let _ = sched_setaffinity(Pid::from_raw(task), cpus);
+        }
+    };
+    set(&one);
+    let outcome = f();
+    set(&all);
+    outcome
+}
+
+/// The threads of this process and of its children.
+fn lab_threads() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let children = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| parent_of(*pid) == Some(me));
+    std::iter::once(me)
+        .chain(children)
+        .flat_map(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/task"))
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        })
+        .collect()
+}
+
+/// The parent process id in /proc/PID/stat (after the command's closing
+/// parenthesis: state, then ppid).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }

@@ -12,7 +12,7 @@
 //! mechanism does, and that is what the targets judge.
 
 use crate::dbus_anchor;
-use crate::lab::{Lab, Process};
+use crate::lab::{on_one_cpu, Lab, Process};
 use crate::report::Report;
 use crate::stats::Summary;
 use std::io::{Read, Write};
@@ -131,7 +131,7 @@ fn timed(mut f: impl FnMut()) -> Duration {
 
 pub fn run(lab: &Lab, iterations: usize, duration: Duration, report: &mut Report) {
     round_trips(lab, iterations, WORKLOAD, report);
-    on_one_cpu(lab, || round_trips(lab, iterations, ONE_CPU, report));
+    on_one_cpu(|| round_trips(lab, iterations, ONE_CPU, report));
     for call in ["ddm Register", "ddm Deregister"] {
         if let (Some(row), Some(floor)) =
             (report.find(ONE_CPU, call), report.find(ONE_CPU, PING_PONG))
@@ -211,41 +211,6 @@ fn round_trips(lab: &Lab, iterations: usize, workload: &str, report: &mut Report
         report.add(workload, mechanism, "us", Summary::of_durations(values));
     }
     report.relate(workload, PING_PONG);
-}
-
-/// Runs `f` with this thread, the processes it starts, the service and
-/// dbus-daemon on one CPU, and puts them back on every CPU after.
-fn on_one_cpu<T>(lab: &Lab, f: impl FnOnce() -> T) -> T {
-    use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
-    use nix::unistd::Pid;
-    let all = sched_getaffinity(Pid::from_raw(0)).expect("affinity");
-    let mut one = CpuSet::new();
-    one.set(0).expect("CPU 0");
-    let processes = [0, lab.service.pid(), lab.bus_pid()];
-    let set = |cpus: &CpuSet| {
-        for pid in processes {
-            for task in threads_of(pid) {
-                let _ = sched_setaffinity(Pid::from_raw(task), cpus);
-            }
-        }
-    };
-    set(&one);
-    let outcome = f();
-    set(&all);
-    outcome
-}
-
-/// The threads of process `pid` (0: this thread alone).
-fn threads_of(pid: i32) -> Vec<i32> {
-    if pid == 0 {
-        return vec![0];
-    }
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|dir| {
-            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Calls per second over 16 sessions at once, each doing `pair` (two
