@@ -47,5 +47,7 @@ pub use ddm_proto::WinError;
 pub use event::{wait_for_multiple, Event, MAXIMUM_WAIT_OBJECTS};
 pub use reconnect::{ReconnectingServer, RECONNECT_INTERVAL};
 pub use server::{error_string, is_service_running, Result, Server, CALL_TIMEOUT};
-pub use stream::{EventStream, Snapshot, StreamItem, STREAM_CAPACITY};
-pub use types::{ConnectionEvent, InterfaceInfo, InterfacePage, ServerInfo, SessionInfo};
+pub use stream::{EventStream, Snapshot, STREAM_CAPACITY};
+pub use types::{
+    ConnectionEvent, InterfaceInfo, InterfacePage, ServerInfo, SessionInfo, StreamItem,
+};

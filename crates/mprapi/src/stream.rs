@@ -10,25 +10,13 @@
 
 use crate::connection::Watch;
 use crate::subscriptions::Subscription;
-use crate::types::{ConnectionEvent, InterfaceInfo};
+use crate::types::{InterfaceInfo, StreamItem};
 use ddm_proto::message::{Request, Unsubscribe};
-use ddm_proto::WinError;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Events this library holds for a stream before it counts them missed.
 pub const STREAM_CAPACITY: usize = 4096;
-
-/// What a stream yields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StreamItem {
-    Event(ConnectionEvent),
-    /// This many events were dropped here, because the consumer was slow.
-    Missed(u64),
-    /// The stream is over: ERROR_DDM_NOT_RUNNING when the DDM stopped or
-    /// the service went away. Every later call to `next` says the same.
-    End(WinError),
-}
 
 /// The table at the moment the stream began.
 #[derive(Debug, Clone, PartialEq, Eq)]

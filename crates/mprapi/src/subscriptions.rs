@@ -8,7 +8,7 @@
 //! snapshot and counts what a Missed marker says it lost, exactly. Dropping
 //! one stream leaves the others as they were.
 
-use crate::stream::StreamItem;
+use crate::types::StreamItem;
 use ddm_proto::backlog::{Backlog, Entry};
 use ddm_proto::message::ConnectionEvent;
 use ddm_proto::WinError;

@@ -2,6 +2,7 @@
 
 use ddm_proto::message::{self, Role};
 use ddm_proto::model::ConnectionState;
+use ddm_proto::WinError;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `MPR_SERVER_0`.
@@ -113,4 +114,15 @@ impl From<message::ConnectionEvent> for ConnectionEvent {
             time: UNIX_EPOCH + Duration::from_nanos(m.time_unix_ns),
         }
     }
+}
+
+/// What a stream yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamItem {
+    Event(ConnectionEvent),
+    /// This many events were dropped here, because the consumer was slow.
+    Missed(u64),
+    /// The stream is over: ERROR_DDM_NOT_RUNNING when the DDM stopped or
+    /// the service went away. Every later call to `next` says the same.
+    End(WinError),
 }
