@@ -1,7 +1,7 @@
 //! The service in a thread of the calling process, on a socket the caller
 //! names, with links the caller makes up.
 //!
-//! This is the real service (the same [`serve`](crate::service::serve),
+//! This is the real service (the same [`serve`](crate::service::serve()),
 //! sessions, router and socket) with one thing swapped: its links come from
 //! a channel instead of the kernel. It needs no root and no namespace, so
 //! the tests of the router, the sessions and the client library that do not

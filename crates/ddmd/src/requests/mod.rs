@@ -3,7 +3,7 @@
 //! whether it needs the DDM running) and one handler, in a file of its
 //! own. The router checks the description and runs the handler; nothing
 //! else knows what a request is. Adding a request means the schema
-//! (`ddm.proto`), a handler file and a line in [`table!`], and the client's
+//! (`ddm.proto`), a handler file and a line in `table!` below, and the client's
 //! call.
 
 use crate::router::Router;
