@@ -148,6 +148,7 @@ typedef void *LPSECURITY_ATTRIBUTES;
 #define RPC_S_SERVER_UNAVAILABLE                 1722
 #define RPC_S_SERVER_TOO_BUSY                    1723
 #define RPC_S_PROTOCOL_ERROR                     1728
+#define RPC_X_NULL_REF_POINTER                   1780
 #define ERROR_NOT_ENOUGH_QUOTA                   1816
 
 /* ---- router types (mprapi.h) ----------------------------------------- */
@@ -211,6 +212,11 @@ DWORD APIENTRY MprAdminServerGetInfo(MPR_SERVER_HANDLE hMprServer, DWORD dwLevel
 DWORD APIENTRY MprAdminInterfaceEnum(MPR_SERVER_HANDLE hMprServer, DWORD dwLevel, LPBYTE *lplpbBuffer,
                                      DWORD dwPrefMaxLen, LPDWORD lpdwEntriesRead,
                                      LPDWORD lpdwTotalEntries, LPDWORD lpdwResumeHandle);
+/* fIncludeClientInterfaces is accepted and changes nothing: ddm has no
+ * dial-in client interfaces. Names compare exactly (Linux link names are
+ * case-sensitive). */
+DWORD APIENTRY MprAdminInterfaceGetHandle(MPR_SERVER_HANDLE hMprServer, LPWSTR lpwsInterfaceName,
+                                          HANDLE *phInterface, BOOL fIncludeClientInterfaces);
 DWORD APIENTRY MprAdminInterfaceGetInfo(MPR_SERVER_HANDLE hMprServer, HANDLE hInterface, DWORD dwLevel,
                                         LPBYTE *lplpbBuffer);
 DWORD APIENTRY MprAdminRegisterConnectionNotification(MPR_SERVER_HANDLE hMprServer, HANDLE hEventNotification);

@@ -115,6 +115,20 @@ static void interface_info(MPR_SERVER_HANDLE server, HANDLE va) {
         MprAdminBufferFree(buffer);
     }
     CHECK_EQ(MprAdminInterfaceGetInfo(server, (HANDLE)999999, 0, &buffer), ERROR_INVALID_HANDLE);
+
+    HANDLE found = NULL;
+    CHECK_EQ(MprAdminInterfaceGetHandle(server, (LPWSTR)u"va", &found, FALSE), NO_ERROR);
+    CHECK(found == va);
+    found = NULL;
+    CHECK_EQ(MprAdminInterfaceGetHandle(server, (LPWSTR)u"va", &found, TRUE), NO_ERROR);
+    CHECK(found == va);
+    CHECK_EQ(MprAdminInterfaceGetHandle(server, (LPWSTR)u"VA", &found, FALSE), ERROR_NO_SUCH_INTERFACE);
+    CHECK_EQ(MprAdminInterfaceGetHandle(server, (LPWSTR)u"no-such", &found, FALSE), ERROR_NO_SUCH_INTERFACE);
+    CHECK_EQ(MprAdminInterfaceGetHandle(server, NULL, &found, FALSE), RPC_X_NULL_REF_POINTER);
+    CHECK_EQ(MprAdminInterfaceGetHandle(server, (LPWSTR)u"va", NULL, FALSE), RPC_X_NULL_REF_POINTER);
+    CHECK_EQ(MprAdminInterfaceGetHandle(NULL, (LPWSTR)u"va", &found, FALSE), RPC_S_INVALID_BINDING);
+    CHECK_EQ(MprAdminInterfaceGetHandle((MPR_SERVER_HANDLE)0x1234567, (LPWSTR)u"va", &found, FALSE),
+             RPC_S_INVALID_BINDING);
     CHECK_EQ(MprAdminInterfaceGetInfo(server, va, 1, &buffer), ERROR_NOT_SUPPORTED);
     CHECK_EQ(MprAdminInterfaceGetInfo(server, va, 0, NULL), ERROR_INVALID_PARAMETER);
 }
@@ -225,6 +239,9 @@ static void ddm_calls_refused(MPR_SERVER_HANDLE server, BOOL lan_only, DWORD ref
     HANDLE event = CreateEvent(NULL, FALSE, FALSE, NULL);
     server_info(server, lan_only);
     CHECK_EQ(MprAdminInterfaceEnum(server, 0, &buffer, (DWORD)-1, &read, &total, &resume), refusal);
+    HANDLE found = NULL;
+    CHECK_EQ(MprAdminInterfaceGetHandle(server, (LPWSTR)u"va", &found, FALSE), refusal);
+    CHECK(found == NULL);
     CHECK_EQ(MprAdminRegisterConnectionNotification(server, event), refusal);
     CHECK_EQ(MprAdminDeregisterConnectionNotification(server, event), refusal);
     CloseHandle(event);

@@ -195,6 +195,14 @@ impl InterfaceTable {
         all
     }
 
+    /// The handle of the interface named exactly `name`.
+    pub fn handle_of(&self, name: &str) -> Option<u32> {
+        self.by_index
+            .values()
+            .find(|e| e.link.name == name)
+            .map(|e| e.handle)
+    }
+
     pub fn get(&self, handle: u32) -> Option<Interface> {
         self.by_index
             .values()
@@ -314,6 +322,8 @@ mod tests {
         let a = t.interfaces()[0].handle;
         t.update(link(2, "a-renamed", true, false));
         assert_eq!(t.get(a).unwrap().name, "a-renamed");
+        assert_eq!(t.handle_of("a-renamed"), Some(a));
+        assert_eq!(t.handle_of("a"), None, "the old name is gone");
         t.remove(2);
         t.update(link(2, "a", false, false));
         assert!(t.interfaces().iter().all(|i| i.handle != a));

@@ -130,6 +130,19 @@ impl Server {
         }
     }
 
+    /// `MprAdminInterfaceGetHandle`: the handle of the interface named
+    /// exactly `name`; `ERROR_NO_SUCH_INTERFACE` when there is none.
+    pub fn interface_handle(&self, name: &str) -> Result<u32> {
+        let request = Request::InterfaceGetHandle(InterfaceGetHandle {
+            name: name.to_owned(),
+            include_client_interfaces: false,
+        });
+        match self.call(request)? {
+            Some(ReplyResult::InterfaceHandle(InterfaceHandle { handle })) => Ok(handle),
+            _ => Err(WinError::RPC_S_PROTOCOL_ERROR),
+        }
+    }
+
     /// `MprAdminRegisterConnectionNotification`: from when this returns,
     /// `event` is signaled after every connect or disconnect the DDM
     /// commits, until it is deregistered or this handle is dropped.

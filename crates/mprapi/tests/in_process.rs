@@ -101,7 +101,7 @@ fn a_stream_opened_later_starts_after_its_own_snapshot() {
 }
 
 #[test]
-fn enumeration_pages_with_more_data_and_a_resume_handle() {
+fn enumeration_pages_and_names_find_handles() {
     let dir = tempfile::tempdir().unwrap();
     let service = start(dir.path());
     for index in 2..7 {
@@ -123,6 +123,16 @@ fn enumeration_pages_with_more_data_and_a_resume_handle() {
     }
     assert_eq!(pages, 3);
     assert_eq!(names, ["eth2", "eth3", "eth4", "eth5", "eth6"]);
+    let handle = server.interface_handle("eth4").unwrap();
+    assert_eq!(server.interface(handle).unwrap().name, "eth4");
+    assert_eq!(
+        server.interface_handle("ETH4"),
+        Err(WinError::ERROR_NO_SUCH_INTERFACE)
+    );
+    assert_eq!(
+        server.interface_handle(""),
+        Err(WinError::ERROR_NO_SUCH_INTERFACE)
+    );
     assert_eq!(
         server.interface(9999).err(),
         Some(WinError::ERROR_INVALID_HANDLE)

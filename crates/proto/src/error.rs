@@ -97,6 +97,7 @@ win32_errors! {
     RPC_S_SERVER_UNAVAILABLE = 1722, "The RPC server is unavailable.";
     RPC_S_SERVER_TOO_BUSY = 1723, "The RPC server is too busy to complete this operation.";
     RPC_S_PROTOCOL_ERROR = 1728, "A remote procedure call (RPC) protocol error occurred.";
+    RPC_X_NULL_REF_POINTER = 1780, "A null reference pointer was passed to the stub.";
     ERROR_NOT_ENOUGH_QUOTA = 1816, "Not enough quota is available to process this command.";
 }
 

@@ -102,6 +102,7 @@ table! {
     ServerGetInfo => server_get_info,
     InterfaceEnum => interface_enum,
     InterfaceGetInfo => interface_get_info,
+    InterfaceGetHandle => interface_get_handle,
     Register => register,
     Deregister => deregister,
     Subscribe => subscribe,
@@ -130,6 +131,11 @@ mod tests {
             ),
             (
                 Request::InterfaceGetInfo(InterfaceGetInfo::default()),
+                Role::Monitor,
+                true,
+            ),
+            (
+                Request::InterfaceGetHandle(InterfaceGetHandle::default()),
                 Role::Monitor,
                 true,
             ),

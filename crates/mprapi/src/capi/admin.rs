@@ -217,6 +217,33 @@ pub unsafe extern "C" fn MprAdminInterfaceGetInfo(
     })())
 }
 
+/// `MprAdminInterfaceGetHandle`. `include_client_interfaces` changes
+/// nothing: ddm has no dial-in client interfaces.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated UTF-16 string; `interface` is NULL or
+/// valid for writing a HANDLE.
+#[no_mangle]
+pub unsafe extern "C" fn MprAdminInterfaceGetHandle(
+    handle: *mut c_void,
+    name: *const u16,
+    interface: *mut *mut c_void,
+    _include_client_interfaces: i32,
+) -> u32 {
+    status((|| {
+        let server = server(handle)?;
+        // SAFETY: a non-NULL name is a NUL-terminated UTF-16 string.
+        let name = unsafe { from_c_wide_string(name) };
+        let (Some(name), false) = (name, interface.is_null()) else {
+            return Err(WinError::RPC_X_NULL_REF_POINTER);
+        };
+        let found = server.interface_handle(&name)?;
+        // SAFETY: checked non-NULL; the caller passes a writable HANDLE.
+        unsafe { interface.write(found as usize as *mut c_void) };
+        Ok(())
+    })())
+}
+
 /// Runs a registration call on a server handle and an event handle; an
 /// event handle that is NULL, closed or forged is ERROR_INVALID_PARAMETER.
 fn with_event(
