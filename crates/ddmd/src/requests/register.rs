@@ -1,9 +1,10 @@
 //! MprAdminRegisterConnectionNotification. Locally the event's eventfd
-//! came with the request and becomes the registration's target; over a
-//! transport without descriptors the session is the target.
+//! came with the request (checked by the transport) and becomes the
+//! registration's target; over a transport without descriptors the session
+//! is the target.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::notify::{accept_eventfd, Target};
+use crate::notify::Target;
 use crate::router::Router;
 use crate::transport::Attachment;
 use ddm_proto::message::{Register, Role};
@@ -18,12 +19,11 @@ impl Handler for Register {
 
     fn handle(self, router: &mut Router, call: Call) -> Outcome {
         let target = match call.attachment {
-            Attachment::Descriptor(fd) => match accept_eventfd(fd) {
-                Ok(fd) => Target::Eventfd(fd),
-                Err(e) => return e.into(),
-            },
+            Attachment::Eventfd(fd) => Target::Eventfd(fd),
             Attachment::NotCarried => Target::Session,
-            Attachment::None => return WinError::ERROR_INVALID_PARAMETER.into(),
+            Attachment::None | Attachment::NotAnEventfd => {
+                return WinError::ERROR_INVALID_PARAMETER.into()
+            }
             Attachment::Dropped => {
                 tracing::warn!(
                     session = call.session,

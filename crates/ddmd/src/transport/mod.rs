@@ -21,8 +21,11 @@ use std::os::fd::OwnedFd;
 pub enum Attachment {
     /// Nothing.
     None,
-    /// A descriptor (the eventfd of a Register).
-    Descriptor(OwnedFd),
+    /// The eventfd of a Register, checked and made non-blocking (see
+    /// `notify::accept_eventfd`).
+    Eventfd(OwnedFd),
+    /// A descriptor that is not an eventfd.
+    NotAnEventfd,
     /// A descriptor was sent but the service could not take it: it is out
     /// of descriptors.
     Dropped,

@@ -2,11 +2,14 @@
 //!
 //! A Register frame carries its eventfd as SCM_RIGHTS on its first byte.
 //! Descriptors queue here until the Register they came with is decoded; a
-//! descriptor with no Register to go with it is a protocol fault. Reads
+//! descriptor with no Register to go with it is a protocol fault. The
+//! descriptor is checked here (is it an eventfd?) and made non-blocking, in
+//! the session's task, so the router never touches the file system. Reads
 //! land in a buffer shared by every session of the thread, so an idle
 //! session holds no read buffer of its own.
 
 use super::{Attachment, Fault, Transport};
+use crate::notify::accept_eventfd;
 use crate::scm;
 use ddm_proto::frame::FrameDecoder;
 use ddm_proto::message::{ClientMessage, Request};
@@ -93,7 +96,10 @@ impl Transport for UnixTransport {
             if let Some(message) = decoded {
                 let attachment = match message.body {
                     Some(Request::Register(_)) => match self.fds.pop_front() {
-                        Some(fd) => Attachment::Descriptor(fd),
+                        Some(fd) => match accept_eventfd(fd) {
+                            Ok(fd) => Attachment::Eventfd(fd),
+                            Err(_) => Attachment::NotAnEventfd,
+                        },
                         None if std::mem::take(&mut self.descriptor_dropped) => Attachment::Dropped,
                         None => Attachment::None,
                     },
