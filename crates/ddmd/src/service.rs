@@ -18,7 +18,6 @@ use crate::ServeError;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Where the interface table's news of links comes from.
@@ -72,7 +71,6 @@ pub async fn serve(
         Policy::resolve(&config.access),
         config.limits.clone(),
         commands.clone(),
-        CancellationToken::new(),
     ));
     let sessions = TaskTracker::new();
     tracing::info!(socket = %endpoint.path().display(), "ddm serving");

@@ -39,18 +39,13 @@ pub struct SessionContext {
 }
 
 impl SessionContext {
-    pub fn new(
-        policy: Policy,
-        limits: Limits,
-        router: mpsc::UnboundedSender<Command>,
-        shutdown: CancellationToken,
-    ) -> Self {
+    pub fn new(policy: Policy, limits: Limits, router: mpsc::UnboundedSender<Command>) -> Self {
         SessionContext {
             policy,
             admission: Admission::new(&limits),
             limits,
             router,
-            shutdown,
+            shutdown: CancellationToken::new(),
             last_id: AtomicU64::new(0),
         }
     }
@@ -342,7 +337,6 @@ mod tests {
             Policy::resolve(&crate::config::AccessConfig::default()),
             limits,
             commands,
-            CancellationToken::new(),
         ));
         let (to_session, incoming) = mpsc::unbounded_channel();
         let (outgoing, mut pushes) = mpsc::unbounded_channel();
