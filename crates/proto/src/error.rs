@@ -27,6 +27,7 @@ macro_rules! win32_errors {
 
 win32_errors! {
     NO_ERROR = 0, "The operation completed successfully.";
+    ERROR_FILE_NOT_FOUND = 2, "The system cannot find the file specified.";
     ERROR_ACCESS_DENIED = 5, "Access is denied.";
     ERROR_INVALID_HANDLE = 6, "The handle is invalid.";
     ERROR_NOT_ENOUGH_MEMORY = 8, "Not enough memory resources are available to process this command.";
@@ -36,6 +37,9 @@ win32_errors! {
     WAIT_TIMEOUT = 258, "The wait operation timed out.";
     ERROR_MR_MID_NOT_FOUND = 317, "The system cannot find message text for message number 0x%1 in the message file for %2.";
     PENDING = 600, "An operation is pending.";
+    ERROR_REMOTE_DISCONNECTION = 629, "The connection was closed by the remote computer.";
+    ERROR_FROM_DEVICE = 651, "The modem (or other connecting device) has reported an error.";
+    ERROR_NO_ANSWER = 678, "The remote computer did not respond.";
     ERROR_ROUTER_STOPPED = 900, "The router is not running.";
     ERROR_ALREADY_CONNECTED = 901, "The interface is already connected.";
     ERROR_UNKNOWN_PROTOCOL_ID = 902, "The specified protocol identifier is not known to the router.";
@@ -92,6 +96,8 @@ win32_errors! {
     ERROR_INVALID_PACKET = 954, "Received invalid packet from RADIUS server.";
     ERROR_AUTHENTICATOR_MISMATCH = 955, "Authenticator does not match in packet from RADIUS server.";
     ERROR_REMOTEACCESS_NOT_CONFIGURED = 956, "Routing and Remote access server is either not configured or not running.";
+    ERROR_PROCESS_ABORTED = 1067, "The process terminated unexpectedly.";
+    ERROR_BAD_CONFIGURATION = 1610, "The configuration data for this product is corrupt. Contact your support personnel.";
     RPC_S_INVALID_BINDING = 1702, "The binding handle is invalid.";
     RPC_S_UNKNOWN_IF = 1717, "The interface is unknown.";
     RPC_S_SERVER_UNAVAILABLE = 1722, "The RPC server is unavailable.";

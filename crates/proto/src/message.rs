@@ -22,3 +22,16 @@ impl Role {
         }
     }
 }
+
+impl DialMode {
+    /// Lower-case name, as the configuration spells it ("" for a kernel
+    /// link, which ddm does not dial).
+    pub fn name(self) -> &'static str {
+        match self {
+            DialMode::DialNone => "",
+            DialMode::DialManual => "manual",
+            DialMode::DialDemand => "demand",
+            DialMode::DialPersistent => "persistent",
+        }
+    }
+}

@@ -70,3 +70,7 @@ pub mod unreachability {
     pub const NO_MEDIA_SENSE: u32 = 0x20;
     pub const NO_DEVICE: u32 = 0x40;
 }
+
+/// The longest `connect_timeout_secs` a declared interface may have: it
+/// bounds how long a synchronous Connect can wait.
+pub const MAX_CONNECT_TIMEOUT_SECS: u64 = 600;

@@ -25,6 +25,7 @@ fn interface() -> impl Strategy<Value = Interface> {
                 unreachability_reasons,
                 last_error,
             )| Interface {
+                link: name.clone(),
                 name,
                 handle,
                 enabled,
@@ -32,6 +33,7 @@ fn interface() -> impl Strategy<Value = Interface> {
                 connection_state,
                 unreachability_reasons,
                 last_error,
+                dial: (handle % 4) as i32,
             },
         )
 }
@@ -58,6 +60,23 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::ListSessions(ListSessions {})),
         any::<u64>().prop_map(|stream| Request::Subscribe(Subscribe { stream })),
         any::<u64>().prop_map(|stream| Request::Unsubscribe(Unsubscribe { stream })),
+        (any::<u32>(), any::<u64>(), any::<bool>()).prop_map(|(handle, event, synchronous)| {
+            Request::InterfaceConnect(InterfaceConnect {
+                handle,
+                event,
+                synchronous,
+            })
+        }),
+        any::<u32>()
+            .prop_map(|handle| Request::InterfaceDisconnect(InterfaceDisconnect { handle })),
+        (any::<u32>(), any::<bool>()).prop_map(|(handle, enabled)| {
+            Request::InterfaceSetInfo(InterfaceSetInfo {
+                level: 0,
+                handle,
+                enabled,
+            })
+        }),
+        Just(Request::ServiceReload(ServiceReload {})),
     ]
 }
 
@@ -78,8 +97,15 @@ fn push() -> impl Strategy<Value = Push> {
                     resume_handle,
                 })),
             })),
-        (any::<u64>(), any::<u64>(), ".{0,20}", 0u32..4, 0u32..4).prop_map(
-            |(seq, time_unix_ns, name, from, to)| {
+        (
+            any::<u64>(),
+            any::<u64>(),
+            ".{0,20}",
+            0u32..4,
+            0u32..4,
+            any::<u32>()
+        )
+            .prop_map(|(seq, time_unix_ns, name, from, to, last_error)| {
                 Push::Event(ConnectionEvent {
                     seq,
                     handle: 1,
@@ -87,9 +113,9 @@ fn push() -> impl Strategy<Value = Push> {
                     from,
                     to,
                     time_unix_ns,
+                    last_error,
                 })
-            }
-        ),
+            }),
         (any::<u64>(), any::<u64>())
             .prop_map(|(count, last_seq)| Push::Missed(Missed { count, last_seq })),
         any::<u32>().prop_map(|error| Push::StreamEnd(StreamEnd { error })),
