@@ -5,7 +5,9 @@
 //! file needs to name only what it changes. Unknown keys are an error: a
 //! misspelt limit must not be silently ignored.
 
+use crate::dial::declaration::{self, Declaration};
 use serde::Deserialize;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -17,6 +19,12 @@ pub struct Config {
     pub access: AccessConfig,
     pub limits: Limits,
     pub links: LinksConfig,
+    /// Demand-dial interfaces (`[[interface]]` tables).
+    #[serde(rename = "interface")]
+    pub interfaces: Vec<Declaration>,
+    /// The file it was read from, read again by `ddm reload` and SIGHUP.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
 /// Who gets which role. Users and groups are names or numeric ids. Root and
@@ -131,6 +139,8 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("{path} declares dial commands, so it must be owned by root or by the service's user and not writable by others")]
+    Unsafe { path: PathBuf },
 }
 
 impl Config {
@@ -140,14 +150,22 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(&text).map_err(|message| ConfigError::Parse {
+        let mut config = Self::parse(&text).map_err(|message| ConfigError::Parse {
             path: path.to_owned(),
             message,
-        })
+        })?;
+        config.path = Some(path.to_owned());
+        if !config.interfaces.is_empty() && !is_trusted(path) {
+            return Err(ConfigError::Unsafe {
+                path: path.to_owned(),
+            });
+        }
+        Ok(config)
     }
 
     fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        declaration::check_all(&mut config.interfaces)?;
         config.validate()?;
         Ok(config)
     }
@@ -185,6 +203,14 @@ impl Config {
     }
 }
 
+/// A file whose commands the service may run: owned by root or by the
+/// service's user, and not writable by others.
+fn is_trusted(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| {
+        (m.uid() == 0 || m.uid() == nix::unistd::geteuid().as_raw()) && m.mode() & 0o002 == 0
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +239,22 @@ mod tests {
         assert!(Config::parse("[limits]\nmax_frame_bytes = 10").is_err());
         assert!(Config::parse("[limits]\nmax_sessions = 4\nadmin_reserved_sessions = 4").is_err());
         assert!(Config::parse("[limits]\nmax_sessions_per_user = 0").is_err());
+    }
+
+    #[test]
+    fn dial_commands_come_only_from_a_file_others_cannot_write() {
+        use std::os::unix::fs::PermissionsExt;
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(
+            &mut file,
+            b"[[interface]]\nname = \"a\"\nlink = \"l\"\nconnect = [\"true\"]\n",
+        )
+        .unwrap();
+        assert_eq!(Config::load(file.path()).unwrap().interfaces.len(), 1);
+        std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(matches!(
+            Config::load(file.path()),
+            Err(ConfigError::Unsafe { .. })
+        ));
     }
 }

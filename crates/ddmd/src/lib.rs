@@ -8,6 +8,9 @@
 //!   dump again after an overrun);
 //! * [`table`]: the interface table, which turns link states into
 //!   connection transitions;
+//! * [`dial`]: declared (demand-dial) interfaces: their state machines,
+//!   kept by the router, and the supervisor tasks that dial, hang up, move
+//!   routes and hold packets on a trigger device;
 //! * [`router`]: the one task that owns all state, commits transitions with
 //!   a sequence number and signals every registration;
 //! * [`notify`]: registrations and their targets (an eventfd, or the
@@ -33,6 +36,7 @@ pub mod access;
 pub mod admission;
 pub mod config;
 pub mod daemon;
+pub mod dial;
 pub mod in_process;
 pub mod links;
 pub mod listen;

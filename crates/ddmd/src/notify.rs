@@ -106,6 +106,11 @@ impl Registrations {
     }
 }
 
+/// Signals an event once (a Connect's, when its attempt completes).
+pub fn signal_once(fd: &OwnedFd) {
+    signal(fd.as_fd());
+}
+
 fn signal(fd: std::os::fd::BorrowedFd<'_>) {
     match nix::unistd::write(fd, &1u64.to_ne_bytes()) {
         Ok(_) | Err(nix::errno::Errno::EAGAIN) => {}

@@ -10,6 +10,9 @@
 //! (`requests`) and run by their handlers.
 
 use crate::config::Limits;
+use crate::dial::declaration::Declaration;
+use crate::dial::supervisor::Reported;
+use crate::dial::{Dialed, LocalClock};
 use crate::links::LinkEvent;
 use crate::memory::Trimmer;
 use crate::notify::Registrations;
@@ -19,7 +22,8 @@ use crate::requests::{self, Call, Outcome};
 use crate::table::{InterfaceTable, Transition};
 use crate::throttle::Throttle;
 use crate::transport::Attachment;
-use ddm_proto::message::{ConnectionEvent, Reply, Request};
+use ddm_proto::message::{ConnectionEvent, Interface, Reply, Request};
+use ddm_proto::model::ConnectionState;
 use ddm_proto::WinError;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -42,12 +46,32 @@ pub enum Command {
         id: u64,
         request: Request,
         attachment: Attachment,
-        reply: oneshot::Sender<Reply>,
+        reply: oneshot::Sender<Answer>,
+    },
+    /// The configuration file was read again (by the reloader): apply its
+    /// interfaces, or keep the old ones if it was not valid, and answer
+    /// the Reload request that asked for it, if one did.
+    Reload {
+        interfaces: Result<Vec<Declaration>, String>,
+        reply: Option<oneshot::Sender<Outcome>>,
     },
     /// The service is stopping: end every stream, signal and drop every
-    /// registration, refuse every later call; answer when done.
-    Shutdown(oneshot::Sender<()>),
+    /// registration, hang up every declared interface, refuse every later
+    /// call; answer with what fires as each supervisor is done.
+    Shutdown(oneshot::Sender<Vec<oneshot::Receiver<()>>>),
 }
+
+/// The router's answer to a call.
+#[derive(Debug)]
+pub enum Answer {
+    Now(Reply),
+    /// The outcome comes when something completes (a synchronous Connect,
+    /// a Reload); the session goes on meanwhile.
+    Later(oneshot::Receiver<Outcome>),
+}
+
+/// Asks the reloader to read the configuration file again.
+pub type Reloader = mpsc::UnboundedSender<Option<oneshot::Sender<Outcome>>>;
 
 /// A session as the router knows it.
 #[derive(Debug)]
@@ -61,6 +85,9 @@ pub(crate) struct Session {
 
 pub struct Router {
     pub(crate) table: InterfaceTable,
+    pub(crate) dialed: Dialed,
+    reports: Option<mpsc::Receiver<Reported>>,
+    pub(crate) reloader: Option<Reloader>,
     pub(crate) running: bool,
     shutting_down: bool,
     pub(crate) started: Instant,
@@ -77,6 +104,12 @@ impl Router {
     pub fn new(table: InterfaceTable, limits: Limits, ready: oneshot::Sender<()>) -> Self {
         Router {
             table,
+            dialed: Dialed::new(
+                Box::new(|_, _| mpsc::unbounded_channel().0),
+                Box::new(LocalClock),
+            ),
+            reports: None,
+            reloader: None,
             running: true,
             shutting_down: false,
             started: Instant::now(),
@@ -89,51 +122,98 @@ impl Router {
         }
     }
 
+    /// Declared interfaces: their machines (`dialed`), and the reports of
+    /// their supervisors; `reloader` reads the configuration again.
+    pub fn dialing(
+        mut self,
+        dialed: Dialed,
+        reports: mpsc::Receiver<Reported>,
+        reloader: Option<Reloader>,
+    ) -> Self {
+        self.dialed = dialed;
+        self.reports = Some(reports);
+        self.reloader = reloader;
+        self
+    }
+
+    /// Declares interfaces, with handles from the table's counter.
+    pub fn declare(&mut self, declarations: Vec<Declaration>) {
+        let table = &mut self.table;
+        self.dialed
+            .declare(declarations, || table.allocate_handle());
+    }
+
     /// Serves until every command sender is gone.
     pub async fn run(
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut links: mpsc::UnboundedReceiver<LinkEvent>,
     ) {
+        let mut reports = self.reports.take();
         loop {
+            let deadline = self.dialed.deadline();
             tokio::select! {
                 biased;
                 Some(event) = links.recv() => self.on_link(event),
+                Some(reported) = async { reports.as_mut()?.recv().await } => {
+                    let transitions = self.dialed.report(reported);
+                    self.commit_all(transitions);
+                }
                 command = commands.recv() => match command {
                     Some(command) => self.on_command(command),
                     None => return,
                 },
+                () = crate::dial::sleep_until(deadline) => {
+                    let transitions = self.dialed.tick();
+                    self.commit_all(transitions);
+                }
             }
         }
     }
 
-    fn on_link(&mut self, event: LinkEvent) {
+    pub(crate) fn on_link(&mut self, event: LinkEvent) {
         match event {
-            LinkEvent::DumpBegin => self.table.begin_reconcile(),
+            LinkEvent::DumpBegin => {
+                self.table.begin_reconcile();
+                self.dialed.begin_reconcile();
+            }
             LinkEvent::DumpEnd => {
-                for transition in self.table.end_reconcile() {
-                    self.commit(transition);
-                }
+                let gone = self.table.end_reconcile();
+                self.commit_all(gone);
+                self.dialed.end_reconcile();
                 if let Some(ready) = self.ready.take() {
+                    let started = self.dialed.start();
+                    self.commit_all(started);
                     let _ = ready.send(());
                 }
             }
             LinkEvent::Changed(link) => {
-                if let Some(transition) = self.table.update(link) {
-                    self.commit(transition);
-                }
+                let transition = if self.dialed.link_changed(&link) {
+                    self.table.remove(link.index)
+                } else {
+                    self.table.update(link)
+                };
+                self.commit_all(transition);
             }
             LinkEvent::Deleted(index) => {
-                if let Some(transition) = self.table.remove(index) {
-                    self.commit(transition);
+                if !self.dialed.link_deleted(index) {
+                    let transition = self.table.remove(index);
+                    self.commit_all(transition);
                 }
             }
         }
     }
 
-    /// Commits one connect or disconnect: a new sequence number, every
-    /// registered event signaled, every stream told. The log line comes
-    /// last: waiters are not kept waiting for it.
+    pub(crate) fn commit_all(&mut self, transitions: impl IntoIterator<Item = Transition>) {
+        for transition in transitions {
+            self.commit(transition);
+        }
+    }
+
+    /// Commits one change of state: a new sequence number, every stream
+    /// told, and, for a connect or disconnect, every registered event
+    /// signaled (first: waiters are not kept waiting for the rest). The
+    /// log line comes last.
     fn commit(&mut self, t: Transition) {
         self.seq += 1;
         let event = ConnectionEvent {
@@ -145,16 +225,19 @@ impl Router {
             time_unix_ns: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
+            last_error: t.last_error,
         };
-        for session in self.sessions.values() {
-            session.registrations.signal_all(&session.outbox);
+        if t.from == ConnectionState::Connected || t.to == ConnectionState::Connected {
+            for session in self.sessions.values() {
+                session.registrations.signal_all(&session.outbox);
+            }
         }
         for session in self.sessions.values() {
             if !session.streams.is_empty() {
                 session.outbox.push_event(event.clone());
             }
         }
-        tracing::info!(seq = event.seq, interface = %event.name, from = t.from.name(), to = t.to.name(), "connection event");
+        tracing::info!(seq = event.seq, interface = %event.name, from = t.from.name(), to = t.to.name(), last_error = t.last_error, "connection event");
     }
 
     fn on_command(&mut self, command: Command) {
@@ -164,6 +247,7 @@ impl Router {
                 peer,
                 outbox,
             } => {
+                self.dialed.session_opened(session, outbox.clone());
                 let state = Session {
                     peer,
                     outbox,
@@ -174,6 +258,7 @@ impl Router {
                 self.trimmer.sessions_now(self.sessions.len());
             }
             Command::Close(id) => {
+                self.dialed.session_closed(id);
                 let closed = self.sessions.remove(&id);
                 self.trimmer.sessions_now(self.sessions.len());
                 if let Some(session) = closed {
@@ -192,18 +277,58 @@ impl Router {
                 reply,
             } => {
                 let outcome = self.call(session, request, attachment);
-                let _ = reply.send(Reply {
-                    id,
-                    error: outcome.error.0,
-                    result: outcome.result,
+                let _ = reply.send(match outcome.later {
+                    Some(later) => Answer::Later(later),
+                    None => Answer::Now(Reply {
+                        id,
+                        error: outcome.error.0,
+                        result: outcome.result,
+                    }),
                 });
+            }
+            Command::Reload { interfaces, reply } => {
+                let outcome = match interfaces {
+                    Ok(declarations) => {
+                        let table = &mut self.table;
+                        let transitions =
+                            self.dialed.reload(declarations, || table.allocate_handle());
+                        self.commit_all(transitions);
+                        tracing::info!("configuration reloaded");
+                        Outcome::done()
+                    }
+                    Err(why) => {
+                        tracing::error!("reload refused, the configuration is unchanged: {why}");
+                        WinError::ERROR_BAD_CONFIGURATION.into()
+                    }
+                };
+                if let Some(reply) = reply {
+                    let _ = reply.send(outcome);
+                }
             }
             Command::Shutdown(done) => {
                 self.set_running(false);
                 self.shutting_down = true;
-                let _ = done.send(());
+                let _ = done.send(self.dialed.stop_all());
             }
         }
+    }
+
+    /// Every interface, kernel links and declared ones, in handle order.
+    pub(crate) fn interfaces(&self) -> Vec<Interface> {
+        let mut all = self.table.interfaces();
+        all.extend(self.dialed.interfaces());
+        all.sort_by_key(|i| i.handle);
+        all
+    }
+
+    pub(crate) fn interface(&self, handle: u32) -> Option<Interface> {
+        self.table.get(handle).or_else(|| self.dialed.get(handle))
+    }
+
+    pub(crate) fn handle_of(&self, name: &str) -> Option<u32> {
+        self.table
+            .handle_of(name)
+            .or_else(|| self.dialed.handle_of(name))
     }
 
     /// Checks a request against its description, then runs its handler.
@@ -250,6 +375,8 @@ impl Router {
             return;
         }
         self.running = run;
+        let transitions = self.dialed.pause(!run);
+        self.commit_all(transitions);
         if run {
             tracing::info!("DDM started");
             return;
@@ -398,7 +525,7 @@ mod tests {
         call(&mut r, 1, Request::Subscribe(Subscribe { stream: 1 }));
         let (done, acked) = oneshot::channel();
         r.on_command(Command::Shutdown(done));
-        assert!(matches!(acked.blocking_recv(), Ok(())));
+        assert!(matches!(acked.blocking_recv(), Ok(stopping) if stopping.is_empty()));
         assert_eq!(
             outbox.take(),
             vec![Push::StreamEnd(StreamEnd {

@@ -9,6 +9,9 @@
 
 use crate::access::Policy;
 use crate::config::Config;
+use crate::dial::net::Net;
+use crate::dial::supervisor;
+use crate::dial::{Dialed, LocalClock};
 use crate::links::{self, LinkEvent};
 use crate::listen::LocalEndpoint;
 use crate::router::{Command, Router};
@@ -16,9 +19,17 @@ use crate::session::SessionContext;
 use crate::table::{InterfaceTable, LinkFilter};
 use crate::ServeError;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
+
+/// Reports queued from supervisors to the router; a supervisor waits when
+/// it is full (the router never does).
+const SUPERVISOR_REPORTS: usize = 1024;
+/// How long a shutdown waits for declared interfaces to hang up.
+const SUPERVISOR_STOP_LIMIT: Duration = Duration::from_secs(10);
 
 /// Where the interface table's news of links comes from.
 pub enum LinkSource {
@@ -40,7 +51,32 @@ pub async fn serve(
     let (commands, command_receiver) = mpsc::unbounded_channel();
     let (ready, first_dump) = oneshot::channel();
     let filter = LinkFilter::new(&config.links.include, &config.links.exclude);
-    let router = Router::new(InterfaceTable::new(filter), config.limits.clone(), ready);
+    let supervisors = TaskTracker::new();
+    let (reports, report_receiver) = mpsc::channel(SUPERVISOR_REPORTS);
+    let net = Net::connect()?;
+    let spawner = {
+        let supervisors = supervisors.clone();
+        Box::new(move |handle, declaration| {
+            supervisor::spawn(
+                handle,
+                declaration,
+                net.clone(),
+                reports.clone(),
+                &supervisors,
+            )
+        })
+    };
+    let reloader = config
+        .path
+        .clone()
+        .map(|path| spawn_reloader(path, commands.clone()));
+    let mut router = Router::new(InterfaceTable::new(filter), config.limits.clone(), ready)
+        .dialing(
+            Dialed::new(spawner, Box::new(LocalClock)),
+            report_receiver,
+            reloader,
+        );
+    router.declare(config.interfaces.clone());
     let (link_receiver, monitor) = match links {
         LinkSource::Channel(receiver) => (receiver, None),
         LinkSource::Kernel => {
@@ -85,7 +121,17 @@ pub async fn serve(
     drop(endpoint);
     let (done, router_done) = oneshot::channel();
     if commands.send(Command::Shutdown(done)).is_ok() {
-        let _ = router_done.await;
+        if let Ok(stopping) = router_done.await {
+            let all = futures_util::future::join_all(stopping);
+            if tokio::time::timeout(SUPERVISOR_STOP_LIMIT, all)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "declared interfaces still hanging up at the limit; their processes are killed"
+                );
+            }
+        }
     }
     context.shutdown.cancel();
     sessions.close();
@@ -98,4 +144,42 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The reloader: reads the configuration file again when a Reload request
+/// or SIGHUP asks, off the router, and hands the router the result.
+fn spawn_reloader(
+    path: PathBuf,
+    router: mpsc::UnboundedSender<Command>,
+) -> crate::router::Reloader {
+    let (asks, mut asked) =
+        mpsc::unbounded_channel::<Option<oneshot::Sender<crate::requests::Outcome>>>();
+    let hangups = asks.clone();
+    tokio::spawn(async move {
+        let Ok(mut sighup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while sighup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            if hangups.send(None).is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(reply) = asked.recv().await {
+            let file = path.clone();
+            let read = tokio::task::spawn_blocking(move || Config::load(&file)).await;
+            let interfaces = match read {
+                Ok(Ok(config)) => Ok(config.interfaces),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if router.send(Command::Reload { interfaces, reply }).is_err() {
+                return;
+            }
+        }
+    });
+    asks
 }

@@ -16,7 +16,7 @@ use crate::admission::{Admission, Ticket};
 use crate::config::Limits;
 use crate::outbox::Outbox;
 use crate::peer::Peer;
-use crate::router::Command;
+use crate::router::{Answer, Command};
 use crate::transport::{Attachment, Fault, Transport};
 use ddm_proto::frame::{encode_frame, PROTOCOL_VERSION};
 use ddm_proto::message::*;
@@ -62,6 +62,9 @@ struct Session<T> {
     transport: T,
     context: Arc<SessionContext>,
     outbox: Arc<Outbox>,
+    /// Replies that come later (a synchronous Connect), in the order they
+    /// complete.
+    late: (mpsc::UnboundedSender<Reply>, mpsc::UnboundedReceiver<Reply>),
 }
 
 /// Runs a session to its end. `ticket` is its place among the admitted.
@@ -78,6 +81,7 @@ pub async fn run<T: Transport>(
         transport,
         outbox: Arc::new(Outbox::new(context.limits.stream_backlog)),
         context,
+        late: mpsc::unbounded_channel(),
     };
     let outcome = match session.handshake().await {
         Ok(()) => {
@@ -172,6 +176,7 @@ impl<T: Transport> Session<T> {
                     self.handle(message, attachment).await?;
                 }
                 () = outbox.wait() => {}
+                Some(reply) = self.late.1.recv() => self.write(Push::Reply(reply)).await?,
                 () = shutdown.cancelled() => return self.flush_outbox().await,
             }
             // Also after a request: a Subscribe's events follow its snapshot.
@@ -203,8 +208,25 @@ impl<T: Transport> Session<T> {
         };
         let gone = |_| Fault::Gone(io::Error::other("router has stopped"));
         self.context.router.send(call).map_err(|_| gone(()))?;
-        let reply = reply.await.map_err(|_| gone(()))?;
-        self.write(Push::Reply(reply)).await
+        match reply.await.map_err(|_| gone(()))? {
+            Answer::Now(reply) => self.write(Push::Reply(reply)).await,
+            Answer::Later(outcome) => {
+                let (id, late) = (message.id, self.late.0.clone());
+                tokio::spawn(async move {
+                    // A dropped promise (the interface went away) is an
+                    // answer too.
+                    let outcome = outcome
+                        .await
+                        .unwrap_or_else(|_| WinError::ERROR_DDM_NOT_RUNNING.into());
+                    let _ = late.send(Reply {
+                        id,
+                        error: outcome.error.0,
+                        result: outcome.result,
+                    });
+                });
+                Ok(())
+            }
+        }
     }
 
     async fn reply(

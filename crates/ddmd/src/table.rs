@@ -62,6 +62,8 @@ pub struct Transition {
     pub name: String,
     pub from: ConnectionState,
     pub to: ConnectionState,
+    /// The interface's last error after it (always 0 for kernel links).
+    pub last_error: u32,
 }
 
 #[derive(Debug)]
@@ -98,7 +100,9 @@ impl LinkFilter {
     }
 }
 
-/// The router's interfaces, keyed by kernel link index.
+/// The kernel links that are router interfaces, keyed by link index.
+/// Declared interfaces live beside them (`dial::Dialed`), with handles
+/// from the same counter.
 #[derive(Debug)]
 pub struct InterfaceTable {
     by_index: BTreeMap<u32, Entry>,
@@ -138,16 +142,17 @@ impl InterfaceTable {
                     name: entry.link.name.clone(),
                     from,
                     to,
+                    last_error: 0,
                 })
             }
             None => {
-                let handle = self.next_handle;
-                self.next_handle = self.next_handle.wrapping_add(1).max(1);
+                let handle = self.allocate_handle();
                 let transition = link.is_connected().then(|| Transition {
                     handle,
                     name: link.name.clone(),
                     from: ConnectionState::Unreachable,
                     to: ConnectionState::Connected,
+                    last_error: 0,
                 });
                 self.by_index.insert(link.index, Entry { handle, link });
                 transition
@@ -166,7 +171,16 @@ impl InterfaceTable {
             name: entry.link.name,
             from: ConnectionState::Connected,
             to: ConnectionState::Unreachable,
+            last_error: 0,
         })
+    }
+
+    /// A handle no interface has had since the service started, for a
+    /// kernel link or a declared interface.
+    pub fn allocate_handle(&mut self) -> u32 {
+        let handle = self.next_handle;
+        self.next_handle = self.next_handle.wrapping_add(1).max(1);
+        handle
     }
 
     /// A full dump is starting: from now on, track which links it reports.
@@ -233,6 +247,8 @@ fn to_interface(entry: &Entry) -> Interface {
         connection_state: link.state() as u32,
         unreachability_reasons: link.unreachability_reasons(),
         last_error: 0,
+        dial: ddm_proto::message::DialMode::DialNone as i32,
+        link: link.name.clone(),
     }
 }
 

@@ -22,7 +22,7 @@ impl Handler for InterfaceEnum {
         if self.level != 0 {
             return WinError::ERROR_NOT_SUPPORTED.into();
         }
-        let all = router.table.interfaces();
+        let all = router.interfaces();
         let total_entries = all.len() as u32;
         let remaining: Vec<Interface> = all
             .into_iter()
@@ -53,6 +53,7 @@ impl Handler for InterfaceEnum {
             total_entries,
         };
         Outcome {
+            later: None,
             error: if more {
                 WinError::ERROR_MORE_DATA
             } else {

@@ -13,7 +13,7 @@ impl Handler for InterfaceGetHandle {
     };
 
     fn handle(self, router: &mut Router, _: Call) -> Outcome {
-        match router.table.handle_of(&self.name) {
+        match router.handle_of(&self.name) {
             Some(handle) => Outcome::ok(ReplyResult::InterfaceHandle(InterfaceHandle { handle })),
             None => WinError::ERROR_NO_SUCH_INTERFACE.into(),
         }

@@ -16,7 +16,7 @@ impl Handler for InterfaceGetInfo {
         if self.level != 0 {
             return WinError::ERROR_NOT_SUPPORTED.into();
         }
-        match router.table.get(self.handle) {
+        match router.interface(self.handle) {
             Some(interface) => Outcome::ok(ReplyResult::Interface(interface)),
             None => WinError::ERROR_INVALID_HANDLE.into(),
         }

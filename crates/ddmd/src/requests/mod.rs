@@ -10,6 +10,7 @@ use crate::router::Router;
 use crate::transport::Attachment;
 use ddm_proto::message::{ReplyResult, Request, Role};
 use ddm_proto::WinError;
+use tokio::sync::oneshot;
 
 /// What the service needs to know of a request before it runs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,11 +24,14 @@ pub struct Spec {
 }
 
 /// A handler's answer: a Win32 error number and, for some calls, a result
-/// (ERROR_MORE_DATA carries one too).
-#[derive(Debug, Clone, PartialEq)]
+/// (ERROR_MORE_DATA carries one too); or the promise of one, for a call
+/// that completes later.
+#[derive(Debug)]
 pub struct Outcome {
     pub error: WinError,
     pub result: Option<ReplyResult>,
+    /// The real outcome comes through this (a synchronous Connect).
+    pub later: Option<oneshot::Receiver<Outcome>>,
 }
 
 impl Outcome {
@@ -41,6 +45,16 @@ impl Outcome {
         Outcome {
             error: WinError::NO_ERROR,
             result: Some(result),
+            later: None,
+        }
+    }
+
+    /// The outcome will come through `later`.
+    pub fn later(later: oneshot::Receiver<Outcome>) -> Self {
+        Outcome {
+            error: WinError::PENDING,
+            result: None,
+            later: Some(later),
         }
     }
 }
@@ -50,6 +64,7 @@ impl From<WinError> for Outcome {
         Outcome {
             error,
             result: None,
+            later: None,
         }
     }
 }
@@ -107,7 +122,11 @@ table! {
     Deregister => deregister,
     Subscribe => subscribe,
     Unsubscribe => unsubscribe,
+    InterfaceConnect => interface_connect,
+    InterfaceDisconnect => interface_disconnect,
+    InterfaceSetInfo => interface_set_info,
     RouterControl => router_control,
+    ServiceReload => service_reload,
     ListSessions => list_sessions,
 }
 
@@ -165,6 +184,22 @@ mod tests {
                 false,
             ),
             (Request::ListSessions(ListSessions {}), Role::Admin, false),
+            (
+                Request::InterfaceConnect(InterfaceConnect::default()),
+                Role::Admin,
+                true,
+            ),
+            (
+                Request::InterfaceDisconnect(InterfaceDisconnect::default()),
+                Role::Admin,
+                true,
+            ),
+            (
+                Request::InterfaceSetInfo(InterfaceSetInfo::default()),
+                Role::Admin,
+                true,
+            ),
+            (Request::ServiceReload(ServiceReload {}), Role::Admin, false),
         ];
         for (request, role, needs_ddm) in cases {
             let spec = spec(&request);

@@ -31,7 +31,7 @@ impl Handler for Subscribe {
         session.streams.insert(self.stream);
         Outcome::ok(ReplyResult::Snapshot(Snapshot {
             seq,
-            interfaces: router.table.interfaces(),
+            interfaces: router.interfaces(),
             stream: self.stream,
         }))
     }

@@ -1,8 +1,9 @@
 //! The local transport: a Unix stream socket, with descriptors.
 //!
-//! A Register frame carries its eventfd as SCM_RIGHTS on its first byte.
-//! Descriptors queue here until the Register they came with is decoded; a
-//! descriptor with no Register to go with it is a protocol fault. The
+//! A Register frame (and a Connect with an event) carries its eventfd as
+//! SCM_RIGHTS on its first byte. Descriptors queue here until the request
+//! they came with is decoded; a descriptor with no such request to go with
+//! it is a protocol fault. The
 //! descriptor is checked here (is it an eventfd?) and made non-blocking, in
 //! the session's task, so the router never touches the file system. Reads
 //! land in a buffer shared by every session of the thread, so an idle
@@ -51,7 +52,7 @@ impl UnixTransport {
         if self.fds.len() > 1 || (!self.fds.is_empty() && self.decoder.is_at_boundary()) {
             return Err(Fault::Protocol(
                 WinError::RPC_S_PROTOCOL_ERROR,
-                "file descriptor sent without a Register".into(),
+                "file descriptor sent without a Register or a Connect with an event".into(),
             ));
         }
         Ok(())
@@ -94,8 +95,13 @@ impl Transport for UnixTransport {
                 .next_message::<ClientMessage>()
                 .map_err(|e| Fault::Protocol(WinError::RPC_S_PROTOCOL_ERROR, e.to_string()))?;
             if let Some(message) = decoded {
-                let attachment = match message.body {
-                    Some(Request::Register(_)) => match self.fds.pop_front() {
+                let carries_event = match &message.body {
+                    Some(Request::Register(_)) => true,
+                    Some(Request::InterfaceConnect(connect)) => connect.event != 0,
+                    _ => false,
+                };
+                let attachment = match carries_event {
+                    true => match self.fds.pop_front() {
                         Some(fd) => match accept_eventfd(fd) {
                             Ok(fd) => Attachment::Eventfd(fd),
                             Err(_) => Attachment::NotAnEventfd,
@@ -103,7 +109,7 @@ impl Transport for UnixTransport {
                         None if std::mem::take(&mut self.descriptor_dropped) => Attachment::Dropped,
                         None => Attachment::None,
                     },
-                    _ => Attachment::None,
+                    false => Attachment::None,
                 };
                 self.check_descriptors()?;
                 return Ok((message, attachment));

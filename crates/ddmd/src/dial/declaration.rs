@@ -1,0 +1,371 @@
+//! A demand-dial interface as the configuration file declares it
+//! (`[[interface]]`), checked before the service uses it.
+//!
+//! Only this file's commands are ever run: no client can name one. Every
+//! key but `name`, `link` and `connect` has a default; the README lists
+//! them all.
+
+use super::hours::DialoutHours;
+use ddm_proto::model::MAX_CONNECT_TIMEOUT_SECS;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// How ddm knows an attempt has connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ready {
+    /// The link is up and running.
+    #[default]
+    Link,
+    /// The link is up and a handshake with its WireGuard peer happened
+    /// after the attempt began.
+    Wireguard,
+}
+
+/// When the interface dials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DialMode {
+    /// Only when an administrator connects it.
+    #[default]
+    Manual,
+    /// When traffic to its routes arrives.
+    Demand,
+    /// Always up: dialed at start and redialed when lost.
+    Persistent,
+}
+
+impl DialMode {
+    pub fn wire(self) -> ddm_proto::message::DialMode {
+        use ddm_proto::message::DialMode as Wire;
+        match self {
+            DialMode::Manual => Wire::DialManual,
+            DialMode::Demand => Wire::DialDemand,
+            DialMode::Persistent => Wire::DialPersistent,
+        }
+    }
+}
+
+/// One `[[interface]]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Declaration {
+    /// Its name in ddm.
+    pub name: String,
+    /// The kernel link that exists while it is connected.
+    pub link: String,
+    /// argv, run without a shell.
+    pub connect: Vec<String>,
+    /// argv; empty: the connect process is the connection, ended with
+    /// SIGTERM to hang up.
+    pub disconnect: Vec<String>,
+    pub ready: Ready,
+    pub dial: DialMode,
+    /// IPv4 prefixes ddm routes to the interface.
+    pub routes: Vec<String>,
+    /// Demand interfaces: hang up after this long without traffic; 0 never.
+    pub idle_disconnect_secs: u64,
+    pub connect_timeout_secs: u64,
+    pub redial_attempts: u32,
+    pub redial_pause_secs: u64,
+    /// UNREACHABLE retries: the first after this long...
+    pub unreachable_retry_secs: u64,
+    /// ...each next one this much later than the one before...
+    pub unreachable_retry_step_secs: u64,
+    /// ...and never more than this apart.
+    pub unreachable_retry_max_secs: u64,
+    /// Windows of local time in which it may dial; empty: always.
+    pub dialout_hours: Vec<String>,
+    /// fEnabled at start.
+    pub enabled: bool,
+    /// Demand interfaces: the tun that holds the routes while
+    /// disconnected; default `ddm-` and the start of the name.
+    pub trigger_device: String,
+    /// Demand interfaces: the source address of packets routed to the
+    /// trigger (given to the trigger device and to the routes).
+    pub trigger_src: Option<Ipv4Addr>,
+    /// Demand interfaces: packets kept while dialing; more are dropped and
+    /// counted.
+    pub hold_packets: usize,
+}
+
+impl Default for Declaration {
+    fn default() -> Self {
+        Declaration {
+            name: String::new(),
+            link: String::new(),
+            connect: Vec::new(),
+            disconnect: Vec::new(),
+            ready: Ready::Link,
+            dial: DialMode::Manual,
+            routes: Vec::new(),
+            idle_disconnect_secs: 300,
+            connect_timeout_secs: 30,
+            redial_attempts: 3,
+            redial_pause_secs: 5,
+            unreachable_retry_secs: 600,
+            unreachable_retry_step_secs: 600,
+            unreachable_retry_max_secs: 6 * 3600,
+            dialout_hours: Vec::new(),
+            enabled: true,
+            trigger_device: String::new(),
+            trigger_src: None,
+            hold_packets: 32,
+        }
+    }
+}
+
+/// An IPv4 prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Route {
+    pub fn parse(text: &str) -> Option<Route> {
+        let (address, prefix) = text.split_once('/').unwrap_or((text, "32"));
+        let address: Ipv4Addr = address.parse().ok()?;
+        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32)?;
+        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+        (u32::from(address) & !mask == 0).then_some(Route { address, prefix })
+    }
+
+    pub fn contains(&self, address: Ipv4Addr) -> bool {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0);
+        u32::from(address) & mask == u32::from(self.address)
+    }
+}
+
+/// The longest kernel link name (IFNAMSIZ - 1).
+const MAX_LINK_NAME: usize = 15;
+/// The longest interface name (MAX_INTERFACE_NAME_LEN).
+const MAX_NAME: usize = 256;
+
+impl Declaration {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+
+    pub fn routes(&self) -> Vec<Route> {
+        self.routes.iter().filter_map(|r| Route::parse(r)).collect()
+    }
+
+    pub fn hours(&self) -> DialoutHours {
+        DialoutHours::parse(&self.dialout_hours).unwrap_or_default()
+    }
+
+    /// Supervised: the connect process is the connection.
+    pub fn is_supervised(&self) -> bool {
+        self.disconnect.is_empty()
+    }
+
+    /// Fills the defaults that depend on other keys.
+    fn complete(&mut self) {
+        if self.trigger_device.is_empty() {
+            self.trigger_device = format!("ddm-{}", self.name)
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                .take(MAX_LINK_NAME)
+                .collect();
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let name = &self.name;
+        let fail = |what: String| Err(format!("interface {name:?}: {what}"));
+        if name.is_empty() || name.chars().count() > MAX_NAME {
+            return Err(format!(
+                "interface name {name:?} must have 1 to {MAX_NAME} characters"
+            ));
+        }
+        for (key, link) in [
+            ("link", &self.link),
+            ("trigger_device", &self.trigger_device),
+        ] {
+            if link.is_empty() || link.len() > MAX_LINK_NAME || link.contains(['/', ' ', '\0']) {
+                return fail(format!("{key} {link:?} is not a kernel link name (1 to {MAX_LINK_NAME} bytes, no '/' or spaces)"));
+            }
+        }
+        if self.link == self.trigger_device {
+            return fail("link and trigger_device must differ".into());
+        }
+        if self
+            .connect
+            .first()
+            .is_none_or(|program| program.is_empty())
+        {
+            return fail("connect must name a program (an argv list)".into());
+        }
+        if let Some(bad) = self.routes.iter().find(|r| Route::parse(r).is_none()) {
+            return fail(format!(
+                "route {bad:?} is not an IPv4 prefix like \"192.168.20.0/24\""
+            ));
+        }
+        if self.dial == DialMode::Demand && self.routes.is_empty() {
+            return fail("dial = \"demand\" needs routes".into());
+        }
+        if !(1..=MAX_CONNECT_TIMEOUT_SECS).contains(&self.connect_timeout_secs) {
+            return fail(format!(
+                "connect_timeout_secs must be 1 to {MAX_CONNECT_TIMEOUT_SECS}"
+            ));
+        }
+        if self.unreachable_retry_secs == 0
+            || self.unreachable_retry_max_secs < self.unreachable_retry_secs
+        {
+            return fail(
+                "unreachable_retry_secs must be at least 1 and at most unreachable_retry_max_secs"
+                    .into(),
+            );
+        }
+        if !(1..=4096).contains(&self.hold_packets) {
+            return fail("hold_packets must be 1 to 4096".into());
+        }
+        DialoutHours::parse(&self.dialout_hours).map_err(|e| format!("interface {name:?}: {e}"))?;
+        Ok(())
+    }
+}
+
+/// Completes and checks every declaration, and that names, links and
+/// trigger devices are not shared.
+pub fn check_all(declarations: &mut [Declaration]) -> Result<(), String> {
+    let mut names = HashSet::new();
+    let mut links = HashSet::new();
+    for d in declarations.iter_mut() {
+        d.complete();
+        d.check()?;
+        if !names.insert(d.name.clone()) {
+            return Err(format!("interface {:?} is declared twice", d.name));
+        }
+        for link in [&d.link, &d.trigger_device] {
+            if !links.insert(link.clone()) {
+                return Err(format!(
+                    "interface {:?}: link {link:?} is used twice",
+                    d.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn declared(toml_text: &str) -> Result<Vec<Declaration>, String> {
+        #[derive(Deserialize)]
+        struct File {
+            interface: Vec<Declaration>,
+        }
+        let mut file: File = toml::from_str(toml_text).map_err(|e| e.to_string())?;
+        check_all(&mut file.interface)?;
+        Ok(file.interface)
+    }
+
+    const BRANCH: &str = r#"
+        [[interface]]
+        name = "branch"
+        link = "wg-branch"
+        connect = ["/etc/ddm/branch-up"]
+        disconnect = ["ip", "link", "del", "wg-branch"]
+        ready = "wireguard"
+        dial = "demand"
+        routes = ["192.168.20.0/24"]
+        idle_disconnect_secs = 300
+        connect_timeout_secs = 30
+        redial_attempts = 3
+        redial_pause_secs = 5
+    "#;
+
+    #[test]
+    fn the_issue_example_reads_with_defaults_for_the_rest() {
+        let d = &declared(BRANCH).unwrap()[0];
+        assert_eq!(d.ready, Ready::Wireguard);
+        assert_eq!(d.dial, DialMode::Demand);
+        assert_eq!(
+            d.routes(),
+            vec![Route {
+                address: Ipv4Addr::new(192, 168, 20, 0),
+                prefix: 24
+            }]
+        );
+        assert_eq!(d.trigger_device, "ddm-branch");
+        assert_eq!(d.unreachable_retry_secs, 600);
+        assert!(d.enabled && !d.is_supervised());
+        let route = d.routes()[0];
+        assert!(route.contains(Ipv4Addr::new(192, 168, 20, 77)));
+        assert!(!route.contains(Ipv4Addr::new(192, 168, 21, 1)));
+        assert!(Route::parse("0.0.0.0/0")
+            .unwrap()
+            .contains(Ipv4Addr::new(1, 2, 3, 4)));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let cases = [
+            (
+                r#"name = "a"
+                connect = ["x"]"#,
+                "link",
+            ),
+            (
+                r#"name = "a"
+                link = "this-name-is-too-long"
+                connect = ["x"]"#,
+                "link",
+            ),
+            (
+                r#"name = "a"
+                link = "l"
+                connect = []"#,
+                "connect",
+            ),
+            (
+                r#"name = "a"
+                link = "l"
+                connect = ["x"]
+                dial = "demand""#,
+                "routes",
+            ),
+            (
+                r#"name = "a"
+                link = "l"
+                connect = ["x"]
+                routes = ["10.0.0.1/24"]"#,
+                "route",
+            ),
+            (
+                r#"name = "a"
+                link = "l"
+                connect = ["x"]
+                dial = "sometimes""#,
+                "sometimes",
+            ),
+            (
+                r#"name = "a"
+                link = "l"
+                connect = ["x"]
+                dialout_hours = ["soon"]"#,
+                "dialout_hours",
+            ),
+            (
+                r#"name = "a"
+                link = "l"
+                connect = ["x"]
+                connect_timeout_secs = 0"#,
+                "connect_timeout_secs",
+            ),
+        ];
+        for (body, needle) in cases {
+            let error = declared(&format!("[[interface]]\n{body}")).unwrap_err();
+            assert!(error.contains(needle), "{error} should name {needle}");
+        }
+        let twice = format!("{BRANCH}{BRANCH}");
+        assert!(declared(&twice).unwrap_err().contains("twice"));
+    }
+}

@@ -1,0 +1,571 @@
+//! The router's side of the declared interfaces: their machines, their
+//! kernel links, the callers waiting for an attempt, and the orders that
+//! go to their supervisors. The router calls in with what happened and
+//! commits the transitions that come back.
+
+use super::declaration::Declaration;
+use super::hours::{DialoutHours, WeekTime};
+use super::machine::{Action, Connecting, Machine};
+use super::supervisor::{Order, Report, Reported};
+use crate::notify::Target;
+use crate::outbox::Outbox;
+use crate::requests::Outcome;
+use crate::table::{LinkState, Transition};
+use ddm_proto::message::{Interface, InterfaceConnect};
+use ddm_proto::model::{interface_type, ConnectionState};
+use ddm_proto::WinError;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+
+/// Starts the supervisor of an interface and returns its order queue.
+pub type Spawner = Box<dyn FnMut(u32, Arc<Declaration>) -> mpsc::UnboundedSender<Order> + Send>;
+
+/// The local time, for dial-out hours.
+pub trait Clock: Send {
+    fn week_time(&self) -> WeekTime;
+}
+
+/// The system's local time.
+pub struct LocalClock;
+
+impl Clock for LocalClock {
+    fn week_time(&self) -> WeekTime {
+        WeekTime::now()
+    }
+}
+
+/// Someone waiting for an attempt to complete.
+pub enum Waiter {
+    /// A Connect's event: signaled once.
+    Event {
+        session: u64,
+        event: u64,
+        target: Target,
+    },
+    /// A synchronous Connect's reply.
+    Reply {
+        session: u64,
+        reply: oneshot::Sender<Outcome>,
+    },
+}
+
+struct DialedInterface {
+    handle: u32,
+    declaration: Arc<Declaration>,
+    hours: DialoutHours,
+    machine: Machine,
+    orders: mpsc::UnboundedSender<Order>,
+    link: Option<LinkState>,
+    waiters: Vec<Waiter>,
+}
+
+impl DialedInterface {
+    fn order(&self, order: Order) {
+        let _ = self.orders.send(order);
+    }
+
+    fn apply(&self, actions: Vec<Action>) {
+        for action in actions {
+            self.order(match action {
+                Action::Dial(attempt) => Order::Dial(attempt),
+                Action::HangUp => Order::HangUp,
+                Action::Discard => Order::Discard,
+            });
+        }
+    }
+
+    fn to_interface(&self) -> Interface {
+        Interface {
+            name: self.declaration.name.clone(),
+            handle: self.handle,
+            enabled: self.machine.enabled(),
+            if_type: interface_type::FULL_ROUTER,
+            connection_state: self.machine.state() as u32,
+            unreachability_reasons: self.machine.unreachability_reasons(),
+            last_error: self.machine.last_error().0,
+            dial: self.declaration.dial.wire() as i32,
+            link: self.declaration.link.clone(),
+        }
+    }
+}
+
+pub struct Dialed {
+    interfaces: BTreeMap<u32, DialedInterface>,
+    spawn: Spawner,
+    clock: Box<dyn Clock>,
+    /// Link and trigger names: not kernel-link interfaces of their own.
+    claimed: HashSet<String>,
+    started: bool,
+    /// During a link dump: the indexes of claimed links it reported.
+    reconciling: Option<HashSet<u32>>,
+    /// Sessions' outboxes, for Connect events signaled by frame.
+    outboxes: BTreeMap<u64, Arc<Outbox>>,
+}
+
+impl Dialed {
+    pub fn new(spawn: Spawner, clock: Box<dyn Clock>) -> Self {
+        Dialed {
+            interfaces: BTreeMap::new(),
+            spawn,
+            clock,
+            claimed: HashSet::new(),
+            started: false,
+            reconciling: None,
+            outboxes: BTreeMap::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.interfaces.is_empty()
+    }
+
+    /// Adds declared interfaces with the handles `handle` gives.
+    pub fn declare(&mut self, declarations: Vec<Declaration>, mut handle: impl FnMut() -> u32) {
+        let now = Instant::now();
+        for declaration in declarations {
+            let handle = handle();
+            self.add(handle, Arc::new(declaration));
+            if self.started {
+                self.start_one(handle, now);
+            }
+        }
+    }
+
+    fn add(&mut self, handle: u32, declaration: Arc<Declaration>) {
+        self.claimed.insert(declaration.link.clone());
+        self.claimed.insert(declaration.trigger_device.clone());
+        let hours = declaration.hours();
+        let machine = Machine::new(&declaration, hours.allows(self.clock.week_time()));
+        let orders = (self.spawn)(handle, declaration.clone());
+        self.interfaces.insert(
+            handle,
+            DialedInterface {
+                handle,
+                declaration,
+                hours,
+                machine,
+                orders,
+                link: None,
+                waiters: Vec::new(),
+            },
+        );
+    }
+
+    /// True for the names of declared links and trigger devices.
+    pub fn claims(&self, link_name: &str) -> bool {
+        self.claimed.contains(link_name)
+    }
+
+    /// A link changed; true if it belongs to a declared interface (then it
+    /// is not an interface of its own).
+    pub fn link_changed(&mut self, link: &LinkState) -> bool {
+        if let Some(seen) = &mut self.reconciling {
+            seen.insert(link.index);
+        }
+        for d in self.interfaces.values_mut() {
+            let is_ours = d.declaration.link == link.name;
+            let was_ours = d.link.as_ref().is_some_and(|l| l.index == link.index);
+            if is_ours || was_ours {
+                d.link = is_ours.then(|| link.clone());
+                d.order(Order::Link(d.link.clone()));
+            }
+        }
+        self.claims(&link.name)
+    }
+
+    /// A link was deleted; true if it belonged to a declared interface.
+    pub fn link_deleted(&mut self, index: u32) -> bool {
+        let mut ours = false;
+        for d in self.interfaces.values_mut() {
+            if d.link.as_ref().is_some_and(|l| l.index == index) {
+                d.link = None;
+                d.order(Order::Link(None));
+                ours = true;
+            }
+        }
+        ours
+    }
+
+    pub fn begin_reconcile(&mut self) {
+        self.reconciling = Some(HashSet::new());
+    }
+
+    /// The dump is complete: declared links it did not report are gone.
+    pub fn end_reconcile(&mut self) {
+        let Some(seen) = self.reconciling.take() else {
+            return;
+        };
+        let gone: Vec<u32> = self
+            .interfaces
+            .values()
+            .filter_map(|d| d.link.as_ref().map(|l| l.index))
+            .filter(|index| !seen.contains(index))
+            .collect();
+        for index in gone {
+            self.link_deleted(index);
+        }
+    }
+
+    /// The first link dump is in: adopt links found up (after a crash),
+    /// start the rest.
+    pub fn start(&mut self) -> Vec<Transition> {
+        self.started = true;
+        let now = Instant::now();
+        let handles: Vec<u32> = self.interfaces.keys().copied().collect();
+        handles
+            .into_iter()
+            .flat_map(|h| self.start_one(h, now))
+            .collect()
+    }
+
+    fn start_one(&mut self, handle: u32, now: Instant) -> Vec<Transition> {
+        self.step(handle, |d| {
+            let adoptable = d.link.as_ref().is_some_and(LinkState::is_connected)
+                && !d.declaration.is_supervised()
+                && d.machine.may_dial_now();
+            if adoptable {
+                d.machine.adopt();
+                d.order(Order::Start {
+                    adopt: Some(d.machine.attempt()),
+                });
+                Vec::new()
+            } else {
+                d.order(Order::Start { adopt: None });
+                d.machine.start(now)
+            }
+        })
+    }
+
+    /// Runs `f` on one interface's machine, sends the orders it gives, and
+    /// returns the transitions to commit; completes the waiters of an
+    /// attempt that ended.
+    fn step(
+        &mut self,
+        handle: u32,
+        f: impl FnOnce(&mut DialedInterface) -> Vec<Action>,
+    ) -> Vec<Transition> {
+        let Some(d) = self.interfaces.get_mut(&handle) else {
+            return Vec::new();
+        };
+        let mut from = d.machine.state();
+        let actions = f(d);
+        d.apply(actions);
+        let last_error = d.machine.last_error();
+        let mut transitions = Vec::new();
+        for to in d.machine.take_entered() {
+            if from == ConnectionState::Connecting && to != ConnectionState::Connecting {
+                let result = if to == ConnectionState::Connected {
+                    WinError::NO_ERROR
+                } else {
+                    last_error
+                };
+                complete(std::mem::take(&mut d.waiters), result, &self.outboxes);
+            }
+            transitions.push(Transition {
+                handle,
+                name: d.declaration.name.clone(),
+                from,
+                to,
+                last_error: last_error.0,
+            });
+            from = to;
+        }
+        transitions
+    }
+
+    /// A supervisor's report.
+    pub fn report(&mut self, reported: Reported) -> Vec<Transition> {
+        let now = Instant::now();
+        self.step(reported.handle, |d| match reported.report {
+            Report::Demand => d.machine.demand(now),
+            Report::Ready(attempt) => {
+                d.machine.connected(attempt);
+                Vec::new()
+            }
+            Report::Failed(attempt, error) => d.machine.failed(attempt, error, now),
+            Report::Idle(attempt) => d.machine.idle(attempt),
+        })
+    }
+
+    pub fn owns(&self, handle: u32) -> bool {
+        self.interfaces.contains_key(&handle)
+    }
+
+    /// MprAdminInterfaceConnect of a declared interface. `waiter` is
+    /// told when the attempt completes (not when there is none to wait
+    /// for).
+    pub fn connect(
+        &mut self,
+        request: &InterfaceConnect,
+        waiter: Option<Waiter>,
+    ) -> (Result<Connecting, WinError>, Vec<Transition>) {
+        let now = Instant::now();
+        let mut result = Err(WinError::ERROR_INVALID_HANDLE);
+        let transitions = self.step(request.handle, |d| match d.machine.connect(now) {
+            Ok((connecting, actions)) => {
+                result = Ok(connecting);
+                if connecting == Connecting::Started {
+                    d.waiters.extend(waiter);
+                }
+                actions
+            }
+            Err(e) => {
+                result = Err(e);
+                Vec::new()
+            }
+        });
+        (result, transitions)
+    }
+
+    pub fn disconnect(&mut self, handle: u32) -> (Result<(), WinError>, Vec<Transition>) {
+        let mut result = Err(WinError::ERROR_INVALID_HANDLE);
+        let transitions = self.step(handle, |d| match d.machine.disconnect() {
+            Ok(actions) => {
+                result = Ok(());
+                actions
+            }
+            Err(e) => {
+                result = Err(e);
+                Vec::new()
+            }
+        });
+        (result, transitions)
+    }
+
+    pub fn set_enabled(&mut self, handle: u32, enabled: bool) -> Vec<Transition> {
+        let now = Instant::now();
+        self.step(handle, |d| d.machine.set_enabled(enabled, now))
+    }
+
+    /// The DDM stopped (hang everything up, dial nothing) or started.
+    pub fn pause(&mut self, paused: bool) -> Vec<Transition> {
+        let now = Instant::now();
+        let handles: Vec<u32> = self.interfaces.keys().copied().collect();
+        handles
+            .into_iter()
+            .flat_map(|h| self.step(h, |d| d.machine.pause(paused, now)))
+            .collect()
+    }
+
+    /// When `tick` must next run: a machine's timer, or the next minute
+    /// for interfaces with dial-out hours.
+    pub fn deadline(&self) -> Option<Instant> {
+        let timers = self
+            .interfaces
+            .values()
+            .filter_map(|d| d.machine.deadline());
+        let minute = self
+            .interfaces
+            .values()
+            .any(|d| !d.hours.is_always())
+            .then(next_minute);
+        timers.chain(minute).min()
+    }
+
+    /// Timers due and dial-out windows opening or closing.
+    pub fn tick(&mut self) -> Vec<Transition> {
+        let now = Instant::now();
+        let week_time = self.clock.week_time();
+        let handles: Vec<u32> = self.interfaces.keys().copied().collect();
+        let mut transitions = Vec::new();
+        for handle in handles {
+            transitions.extend(self.step(handle, |d| {
+                let mut actions = d.machine.window(d.hours.allows(week_time), now);
+                actions.extend(d.machine.tick(now));
+                actions
+            }));
+        }
+        transitions
+    }
+
+    pub fn interfaces(&self) -> impl Iterator<Item = Interface> + '_ {
+        self.interfaces.values().map(DialedInterface::to_interface)
+    }
+
+    pub fn get(&self, handle: u32) -> Option<Interface> {
+        self.interfaces
+            .get(&handle)
+            .map(DialedInterface::to_interface)
+    }
+
+    pub fn handle_of(&self, name: &str) -> Option<u32> {
+        self.interfaces
+            .values()
+            .find(|d| d.declaration.name == name)
+            .map(|d| d.handle)
+    }
+
+    /// A session opened: its outbox carries the signals of its Connect
+    /// events made without descriptors.
+    pub fn session_opened(&mut self, session: u64, outbox: Arc<Outbox>) {
+        self.outboxes.insert(session, outbox);
+    }
+
+    /// A session closed: its waiters go with it (their descriptors are
+    /// closed).
+    pub fn session_closed(&mut self, session: u64) {
+        self.outboxes.remove(&session);
+        for d in self.interfaces.values_mut() {
+            d.waiters.retain(|w| match w {
+                Waiter::Event { session: s, .. } | Waiter::Reply { session: s, .. } => {
+                    *s != session
+                }
+            });
+        }
+    }
+
+    /// A new configuration: interfaces whose declaration did not change
+    /// are left alone; changed ones start again with the new one (same
+    /// handle); removed ones go (their supervisor hangs up and ends); new
+    /// ones are added.
+    pub fn reload(
+        &mut self,
+        declarations: Vec<Declaration>,
+        mut handle: impl FnMut() -> u32,
+    ) -> Vec<Transition> {
+        let now = Instant::now();
+        let mut transitions = Vec::new();
+        let mut kept = HashSet::new();
+        let mut added = Vec::new();
+        for declaration in declarations {
+            kept.insert(declaration.name.clone());
+            match self.handle_of(&declaration.name) {
+                Some(h) if *self.interfaces[&h].declaration == declaration => {}
+                Some(h) => {
+                    transitions.extend(self.replace(h, Arc::new(declaration), now));
+                }
+                None => added.push(declaration),
+            }
+        }
+        let removed: Vec<u32> = self
+            .interfaces
+            .values()
+            .filter(|d| !kept.contains(&d.declaration.name))
+            .map(|d| d.handle)
+            .collect();
+        for h in removed {
+            transitions.extend(self.remove(h));
+        }
+        self.reclaim();
+        for declaration in added {
+            let h = handle();
+            self.add(h, Arc::new(declaration));
+            transitions.extend(self.start_one(h, now));
+        }
+        transitions
+    }
+
+    fn replace(
+        &mut self,
+        handle: u32,
+        declaration: Arc<Declaration>,
+        now: Instant,
+    ) -> Vec<Transition> {
+        let week_time = self.clock.week_time();
+        let Some(d) = self.interfaces.get_mut(&handle) else {
+            return Vec::new();
+        };
+        let from = d.machine.state();
+        if d.declaration.link != declaration.link {
+            d.link = None;
+        }
+        d.hours = declaration.hours();
+        d.machine = Machine::new(&declaration, d.hours.allows(week_time));
+        d.declaration = declaration.clone();
+        d.order(Order::Replace(declaration));
+        let waiters = std::mem::take(&mut d.waiters);
+        complete(
+            waiters,
+            WinError::ERROR_INTERFACE_DISCONNECTED,
+            &self.outboxes,
+        );
+        let mut transitions = Vec::new();
+        if from != ConnectionState::Disconnected {
+            transitions.push(Transition {
+                handle,
+                name: d.declaration.name.clone(),
+                from,
+                to: ConnectionState::Disconnected,
+                last_error: 0,
+            });
+        }
+        transitions.extend(self.start_one(handle, now));
+        transitions
+    }
+
+    fn remove(&mut self, handle: u32) -> Vec<Transition> {
+        let Some(d) = self.interfaces.remove(&handle) else {
+            return Vec::new();
+        };
+        let (done, _) = oneshot::channel();
+        d.order(Order::Stop(done));
+        complete(d.waiters, WinError::ERROR_NO_SUCH_INTERFACE, &self.outboxes);
+        let from = d.machine.state();
+        (from != ConnectionState::Unreachable)
+            .then(|| Transition {
+                handle,
+                name: d.declaration.name.clone(),
+                from,
+                to: ConnectionState::Unreachable,
+                last_error: d.machine.last_error().0,
+            })
+            .into_iter()
+            .collect()
+    }
+
+    fn reclaim(&mut self) {
+        self.claimed = self
+            .interfaces
+            .values()
+            .flat_map(|d| {
+                [
+                    d.declaration.link.clone(),
+                    d.declaration.trigger_device.clone(),
+                ]
+            })
+            .collect();
+    }
+
+    /// Stops every supervisor (after a hang-up); the receivers fire as
+    /// each is done.
+    pub fn stop_all(&mut self) -> Vec<oneshot::Receiver<()>> {
+        self.interfaces
+            .values()
+            .map(|d| {
+                let (done, stopped) = oneshot::channel();
+                d.order(Order::Stop(done));
+                stopped
+            })
+            .collect()
+    }
+}
+
+/// Tells every waiter the attempt is over, with `result`.
+fn complete(waiters: Vec<Waiter>, result: WinError, outboxes: &BTreeMap<u64, Arc<Outbox>>) {
+    for waiter in waiters {
+        match waiter {
+            Waiter::Reply { reply, .. } => {
+                let _ = reply.send(result.into());
+            }
+            Waiter::Event {
+                session,
+                event,
+                target,
+            } => match (target, outboxes.get(&session)) {
+                (Target::Eventfd(fd), _) => crate::notify::signal_once(&fd),
+                (Target::Session, Some(outbox)) => outbox.push_signal(event),
+                (Target::Session, None) => {}
+            },
+        }
+    }
+}
+
+/// The start of the next minute of the wall clock.
+fn next_minute() -> Instant {
+    let into_minute = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() % 60_000) as u64;
+    Instant::now() + Duration::from_millis(60_000 - into_minute)
+}

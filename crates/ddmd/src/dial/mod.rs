@@ -1,0 +1,29 @@
+//! Demand-dial interfaces: declared in the configuration, dialed, watched,
+//! hung up and redialed by the DDM.
+//!
+//! The router owns their state ([`machine`], one per interface, kept in
+//! [`Dialed`]); one supervisor task per interface ([`supervisor`]) carries
+//! out what it decides (run the [`command`]s, move the routes with [`net`],
+//! hold packets on the [`trigger`], read [`wireguard`] handshakes and idle
+//! counters) and reports back as inputs. Nothing here waits inside the
+//! router.
+
+pub mod command;
+pub mod declaration;
+mod dialed;
+pub mod hours;
+pub mod machine;
+pub mod net;
+pub mod supervisor;
+pub mod trigger;
+pub mod wireguard;
+
+pub use dialed::{Clock, Dialed, LocalClock, Spawner, Waiter};
+
+/// Sleeps until `deadline`; forever when there is none.
+pub(crate) async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}

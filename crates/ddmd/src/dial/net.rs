@@ -1,0 +1,154 @@
+//! What dialing changes in the kernel, through rtnetlink: routes moved
+//! between the trigger device and the link, the trigger brought up with
+//! its source address, and a link's packet counters for idle time.
+//!
+//! One rtnetlink connection task for the service, and a cloneable handle
+//! (`Net`) in every supervisor; the router never waits on any of it.
+
+use super::declaration::Route;
+use futures_util::TryStreamExt;
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+
+#[derive(Clone)]
+pub struct Net {
+    handle: Handle,
+}
+
+fn to_io(e: rtnetlink::Error) -> io::Error {
+    match e {
+        rtnetlink::Error::NetlinkError(message) => match message.code {
+            Some(code) => io::Error::from_raw_os_error(-code.get()),
+            None => io::Error::other("netlink error without a code"),
+        },
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+fn is_errno(e: &io::Error, errno: i32) -> bool {
+    e.raw_os_error() == Some(errno)
+}
+
+impl Net {
+    /// Opens the connection; its task runs on the current runtime.
+    pub fn connect() -> io::Result<Net> {
+        let (connection, handle, _) = rtnetlink::new_connection()?;
+        tokio::spawn(connection);
+        Ok(Net { handle })
+    }
+
+    async fn link(&self, name: &str) -> io::Result<Option<LinkMessage>> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_owned())
+            .execute();
+        match links.try_next().await {
+            Ok(link) => Ok(link),
+            Err(e) => {
+                let e = to_io(e);
+                if is_errno(&e, libc::ENODEV) {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// The index of the link named `name`, if it exists.
+    pub async fn index_of(&self, name: &str) -> io::Result<Option<u32>> {
+        Ok(self.link(name).await?.map(|l| l.header.index))
+    }
+
+    /// Packets received and sent by the link, if it exists.
+    pub async fn packets(&self, name: &str) -> io::Result<Option<u64>> {
+        Ok(self.link(name).await?.and_then(|link| {
+            link.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Stats64(s) => Some(s.rx_packets + s.tx_packets),
+                _ => None,
+            })
+        }))
+    }
+
+    pub async fn set_up(&self, index: u32) -> io::Result<()> {
+        let message = LinkUnspec::new_with_index(index).up().build();
+        self.handle
+            .link()
+            .set(message)
+            .execute()
+            .await
+            .map_err(to_io)
+    }
+
+    /// Gives the link `address`/32; having it already is fine.
+    pub async fn add_address(&self, index: u32, address: Ipv4Addr) -> io::Result<()> {
+        match self
+            .handle
+            .address()
+            .add(index, IpAddr::V4(address), 32)
+            .execute()
+            .await
+            .map_err(to_io)
+        {
+            Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
+            other => other,
+        }
+    }
+
+    fn route(
+        route: &Route,
+        index: u32,
+        src: Option<Ipv4Addr>,
+    ) -> netlink_packet_route::route::RouteMessage {
+        let mut builder = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(route.address, route.prefix)
+            .output_interface(index);
+        if let Some(src) = src {
+            builder = builder.pref_source(src);
+        }
+        builder.build()
+    }
+
+    /// Routes every prefix through the link `index` (replacing the routes
+    /// ddm had through another device).
+    pub async fn route_via(
+        &self,
+        routes: &[Route],
+        index: u32,
+        src: Option<Ipv4Addr>,
+    ) -> io::Result<()> {
+        for route in routes {
+            self.handle
+                .route()
+                .add(Self::route(route, index, src))
+                .replace()
+                .execute()
+                .await
+                .map_err(to_io)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the routes through link `index`; routes already gone (with
+    /// their link) are fine.
+    pub async fn delete_routes(&self, routes: &[Route], index: u32) -> io::Result<()> {
+        for route in routes {
+            match self
+                .handle
+                .route()
+                .del(Self::route(route, index, None))
+                .execute()
+                .await
+                .map_err(to_io)
+            {
+                Err(e) if is_errno(&e, libc::ESRCH) || is_errno(&e, libc::ENODEV) => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+}

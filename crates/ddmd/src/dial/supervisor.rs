@@ -1,0 +1,604 @@
+//! One supervisor task per declared interface: it carries out what the
+//! router decides (dial, hang up) and reports what happens (traffic on
+//! the trigger, ready, failed, lost, idle) as inputs. It owns the
+//! interface's processes, trigger device and routes; the router owns its
+//! state. Orders are handled one at a time, so a dial ordered after a
+//! hang-up starts once the hang-up is done.
+//!
+//! An attempt: the connect command starts; when the link is up the routes
+//! move to it and held packets are sent again; with `ready = "link"` that
+//! is CONNECTED, with `ready = "wireguard"` CONNECTED waits for a
+//! handshake newer than the attempt (provoked by one datagram when no held
+//! packet does it). Not ready in `connect_timeout_secs`: ERROR_NO_ANSWER.
+//! A failure or loss is only reported: the router answers with a hang-up,
+//! which ends the processes (SIGTERM for a supervised one, else the
+//! disconnect command) and moves the routes back to the trigger.
+
+use super::command;
+use super::declaration::{Declaration, DialMode, Ready, Route};
+use super::net::Net;
+use super::trigger::Trigger;
+use super::wireguard;
+use crate::table::LinkState;
+use ddm_proto::WinError;
+use std::future::pending;
+use std::io;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::process::Child;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
+
+/// How often readiness is polled while waiting for a WireGuard handshake.
+const HANDSHAKE_POLL: Duration = Duration::from_millis(5);
+/// How long a supervised connection has to end after SIGTERM.
+const TERMINATE_GRACE: Duration = Duration::from_secs(5);
+
+/// What the router orders.
+#[derive(Debug)]
+pub enum Order {
+    /// The first link dump is in: set up the trigger and its routes, and
+    /// adopt the link as connection `adopt` (found up after a restart), or
+    /// clean up a link left behind.
+    Start {
+        adopt: Option<u64>,
+    },
+    Dial(u64),
+    HangUp,
+    /// Drop the held packets: no dial will come.
+    Discard,
+    /// The interface's kernel link changed or went away.
+    Link(Option<LinkState>),
+    /// A new declaration (after a reload): hang up, take down the
+    /// trigger, and wait for `Start`.
+    Replace(Arc<Declaration>),
+    /// Hang up, remove the routes and the trigger, and end.
+    Stop(oneshot::Sender<()>),
+}
+
+/// What a supervisor reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// A packet for the routes arrived on the trigger.
+    Demand,
+    Ready(u64),
+    /// The attempt failed, or the connection was lost.
+    Failed(u64, WinError),
+    Idle(u64),
+}
+
+#[derive(Debug)]
+pub struct Reported {
+    pub handle: u32,
+    pub report: Report,
+}
+
+/// Starts the supervisor of interface `handle`.
+pub fn spawn(
+    handle: u32,
+    declaration: Arc<Declaration>,
+    net: Net,
+    reports: mpsc::Sender<Reported>,
+    tasks: &TaskTracker,
+) -> mpsc::UnboundedSender<Order> {
+    let (orders, receiver) = mpsc::unbounded_channel();
+    let supervisor = Supervisor {
+        handle,
+        routes: declaration.routes(),
+        declaration,
+        net,
+        reports,
+        trigger: None,
+        trigger_index: None,
+        link: None,
+        phase: Phase::Idle,
+    };
+    tasks.spawn(supervisor.run(receiver));
+    orders
+}
+
+struct Supervisor {
+    handle: u32,
+    declaration: Arc<Declaration>,
+    routes: Vec<Route>,
+    net: Net,
+    reports: mpsc::Sender<Reported>,
+    trigger: Option<Trigger>,
+    trigger_index: Option<u32>,
+    link: Option<LinkState>,
+    phase: Phase,
+}
+
+enum Phase {
+    Idle,
+    Dialing(Dialing),
+    Up(Up),
+}
+
+struct Dialing {
+    attempt: u64,
+    child: Option<Child>,
+    started: SystemTime,
+    deadline: Instant,
+    /// The routes point at the link.
+    routed: bool,
+    probed: bool,
+    /// A failure was reported; waiting for the hang-up.
+    reported: bool,
+}
+
+struct Up {
+    attempt: u64,
+    child: Option<Child>,
+    packets: Option<u64>,
+    quiet_since: Instant,
+    reported: bool,
+}
+
+/// What woke the supervisor.
+enum Wake {
+    Order(Option<Order>),
+    Packet(io::Result<()>),
+    Exited(io::Result<ExitStatus>),
+    Timeout,
+    Poll,
+    IdleCheck,
+}
+
+async fn exit_of(child: Option<&mut Child>) -> io::Result<ExitStatus> {
+    match child {
+        Some(child) => child.wait().await,
+        None => pending().await,
+    }
+}
+
+async fn catch(trigger: Option<&mut Trigger>) -> io::Result<()> {
+    match trigger {
+        Some(trigger) => trigger.catch().await,
+        None => pending().await,
+    }
+}
+
+impl Supervisor {
+    fn name(&self) -> &str {
+        &self.declaration.name
+    }
+
+    fn link_up(&self) -> bool {
+        self.link.as_ref().is_some_and(LinkState::is_connected)
+    }
+
+    async fn report(&self, report: Report) {
+        let _ = self
+            .reports
+            .send(Reported {
+                handle: self.handle,
+                report,
+            })
+            .await;
+    }
+
+    async fn run(mut self, mut orders: mpsc::UnboundedReceiver<Order>) {
+        loop {
+            match self.next(&mut orders).await {
+                Wake::Order(Some(Order::Stop(done))) => {
+                    self.stop().await;
+                    let _ = done.send(());
+                    return;
+                }
+                Wake::Order(None) => {
+                    self.stop().await;
+                    return;
+                }
+                Wake::Order(Some(order)) => self.on_order(order).await,
+                Wake::Packet(caught) => self.on_packet(caught).await,
+                Wake::Exited(status) => self.on_exit(status).await,
+                Wake::Timeout => self.fail(WinError::ERROR_NO_ANSWER).await,
+                Wake::Poll => self.poll_handshake().await,
+                Wake::IdleCheck => self.check_idle().await,
+            }
+        }
+    }
+
+    async fn next(&mut self, orders: &mut mpsc::UnboundedReceiver<Order>) -> Wake {
+        let declaration = &self.declaration;
+        let link_up = self.link.as_ref().is_some_and(LinkState::is_connected);
+        let catching = !matches!(self.phase, Phase::Up(_));
+        let (child, timeout, poll, idle_check) = match &mut self.phase {
+            Phase::Idle => (None, None, false, None),
+            Phase::Dialing(d) => (
+                d.child.as_mut(),
+                (!d.reported).then_some(d.deadline),
+                !d.reported && d.routed && link_up && declaration.ready == Ready::Wireguard,
+                None,
+            ),
+            Phase::Up(u) => (
+                u.child.as_mut(),
+                None,
+                false,
+                (!u.reported
+                    && declaration.dial == DialMode::Demand
+                    && declaration.idle_disconnect_secs > 0)
+                    .then(|| Instant::now() + idle_interval(declaration)),
+            ),
+        };
+        let trigger = self.trigger.as_mut().filter(|_| catching);
+        tokio::select! {
+            biased;
+            order = orders.recv() => Wake::Order(order),
+            status = exit_of(child) => Wake::Exited(status),
+            () = super::sleep_until(timeout) => Wake::Timeout,
+            caught = catch(trigger) => Wake::Packet(caught),
+            () = tokio::time::sleep(HANDSHAKE_POLL), if poll => Wake::Poll,
+            () = super::sleep_until(idle_check) => Wake::IdleCheck,
+        }
+    }
+
+    async fn on_order(&mut self, order: Order) {
+        match order {
+            Order::Start { adopt } => self.start(adopt).await,
+            Order::Dial(attempt) => self.dial(attempt).await,
+            Order::HangUp => self.hang_up().await,
+            Order::Discard => {
+                if let Some(trigger) = &mut self.trigger {
+                    trigger.discard();
+                }
+            }
+            Order::Link(link) => {
+                self.link = link;
+                self.progress().await;
+            }
+            Order::Replace(declaration) => {
+                self.stop().await;
+                if declaration.link != self.declaration.link {
+                    self.link = None;
+                }
+                self.routes = declaration.routes();
+                self.declaration = declaration;
+            }
+            Order::Stop(_) => unreachable!("handled by run"),
+        }
+    }
+
+    async fn start(&mut self, adopt: Option<u64>) {
+        if self.declaration.dial == DialMode::Demand {
+            if let Err(e) = self.set_up_trigger().await {
+                tracing::error!(
+                    interface = self.name(),
+                    "cannot set up the trigger device {}: {e}",
+                    self.declaration.trigger_device
+                );
+            }
+        }
+        match adopt {
+            Some(attempt) => {
+                tracing::info!(interface = self.name(), link = %self.declaration.link, "adopted the link, found up");
+                self.phase = Phase::Up(Up {
+                    attempt,
+                    child: None,
+                    packets: None,
+                    quiet_since: Instant::now(),
+                    reported: false,
+                });
+                self.route_to_link().await;
+            }
+            None if self.link.is_some() => {
+                tracing::info!(interface = self.name(), link = %self.declaration.link, "cleaning up the link left behind");
+                self.disconnect_command().await;
+            }
+            None => {}
+        }
+    }
+
+    async fn set_up_trigger(&mut self) -> io::Result<()> {
+        let declaration = self.declaration.clone();
+        let trigger = Trigger::create(
+            &declaration.trigger_device,
+            self.routes.clone(),
+            declaration.hold_packets,
+        )?;
+        let index = self
+            .net
+            .index_of(&declaration.trigger_device)
+            .await?
+            .ok_or_else(|| io::Error::other("the tun vanished"))?;
+        self.net.set_up(index).await?;
+        if let Some(src) = declaration.trigger_src {
+            self.net.add_address(index, src).await?;
+        }
+        self.net
+            .route_via(&self.routes, index, declaration.trigger_src)
+            .await?;
+        self.trigger = Some(trigger);
+        self.trigger_index = Some(index);
+        Ok(())
+    }
+
+    async fn dial(&mut self, attempt: u64) {
+        if !matches!(self.phase, Phase::Idle) {
+            self.hang_up().await;
+        }
+        let name = self.declaration.name.clone();
+        match command::start(&name, "connect", &self.declaration.connect) {
+            Ok(child) => {
+                self.phase = Phase::Dialing(Dialing {
+                    attempt,
+                    child: Some(child),
+                    started: SystemTime::now(),
+                    deadline: Instant::now() + self.declaration.connect_timeout(),
+                    routed: false,
+                    probed: false,
+                    reported: false,
+                });
+                self.progress().await;
+            }
+            Err(error) => {
+                self.phase = Phase::Dialing(Dialing {
+                    attempt,
+                    child: None,
+                    started: SystemTime::now(),
+                    deadline: Instant::now(),
+                    routed: false,
+                    probed: false,
+                    reported: true,
+                });
+                self.report(Report::Failed(attempt, error)).await;
+            }
+        }
+    }
+
+    /// Acts on the link's state: routes and readiness while dialing, loss
+    /// while up.
+    async fn progress(&mut self) {
+        let link_up = self.link_up();
+        match &mut self.phase {
+            Phase::Dialing(d) if !d.reported && link_up => {
+                let attempt = d.attempt;
+                if !d.routed {
+                    d.routed = true;
+                    self.route_to_link().await;
+                }
+                if self.declaration.ready == Ready::Link {
+                    self.become_up(attempt).await;
+                }
+            }
+            Phase::Up(u) if !u.reported && !link_up => {
+                u.reported = true;
+                let attempt = u.attempt;
+                tracing::info!(interface = self.name(), "link lost");
+                self.report(Report::Failed(
+                    attempt,
+                    WinError::ERROR_REMOTE_DISCONNECTION,
+                ))
+                .await;
+            }
+            _ => {}
+        }
+    }
+
+    async fn become_up(&mut self, attempt: u64) {
+        let child = match &mut self.phase {
+            Phase::Dialing(d) => d.child.take(),
+            _ => None,
+        };
+        let packets = self
+            .net
+            .packets(&self.declaration.link)
+            .await
+            .ok()
+            .flatten();
+        self.phase = Phase::Up(Up {
+            attempt,
+            child,
+            packets,
+            quiet_since: Instant::now(),
+            reported: false,
+        });
+        self.report(Report::Ready(attempt)).await;
+    }
+
+    /// Routes to the link and sends the held packets.
+    async fn route_to_link(&mut self) {
+        let Some(index) = self.link.as_ref().map(|l| l.index) else {
+            return;
+        };
+        if let Err(e) = self
+            .net
+            .route_via(&self.routes, index, self.declaration.trigger_src)
+            .await
+        {
+            tracing::warn!(
+                interface = self.name(),
+                "cannot route through the link: {e}"
+            );
+        }
+        if let Some(trigger) = &mut self.trigger {
+            match trigger.release() {
+                Ok(0) => {}
+                Ok(sent) => {
+                    if let Phase::Dialing(d) = &mut self.phase {
+                        d.probed = true;
+                    }
+                    tracing::debug!(interface = %self.declaration.name, sent, "held packets sent again");
+                }
+                Err(e) => {
+                    tracing::warn!(interface = %self.declaration.name, "cannot send held packets: {e}")
+                }
+            }
+        }
+    }
+
+    async fn poll_handshake(&mut self) {
+        let Phase::Dialing(d) = &self.phase else {
+            return;
+        };
+        let (attempt, started, probed) = (d.attempt, d.started, d.probed);
+        let link = self.declaration.link.clone();
+        let peers = tokio::task::spawn_blocking(move || wireguard::peers(&link)).await;
+        let Ok(Ok(peers)) = peers else {
+            return;
+        };
+        if wireguard::handshake_since(&peers, started) {
+            self.become_up(attempt).await;
+            return;
+        }
+        if !probed {
+            if let Phase::Dialing(d) = &mut self.phase {
+                d.probed = true;
+            }
+            if let Some(to) = peers.probe {
+                if let Err(e) = wireguard::provoke_handshake(&self.declaration.link, to) {
+                    tracing::debug!(interface = self.name(), "cannot provoke a handshake: {e}");
+                }
+            }
+        }
+    }
+
+    async fn check_idle(&mut self) {
+        let packets = self
+            .net
+            .packets(&self.declaration.link)
+            .await
+            .ok()
+            .flatten();
+        let idle = Duration::from_secs(self.declaration.idle_disconnect_secs);
+        let Phase::Up(u) = &mut self.phase else {
+            return;
+        };
+        if packets != u.packets {
+            u.packets = packets;
+            u.quiet_since = Instant::now();
+        } else if u.quiet_since.elapsed() >= idle {
+            u.reported = true;
+            let attempt = u.attempt;
+            tracing::info!(interface = self.name(), "idle");
+            self.report(Report::Idle(attempt)).await;
+        }
+    }
+
+    async fn on_packet(&mut self, caught: io::Result<()>) {
+        if let Err(e) = caught {
+            tracing::error!(
+                interface = self.name(),
+                "the trigger device failed: {e}; demand dialing stops"
+            );
+            self.trigger = None;
+            return;
+        }
+        let first = self.trigger.as_ref().is_some_and(|t| t.held_count() == 1);
+        if matches!(self.phase, Phase::Idle) && first {
+            self.report(Report::Demand).await;
+        }
+    }
+
+    async fn on_exit(&mut self, status: io::Result<ExitStatus>) {
+        let error = status.map_or(WinError::ERROR_PROCESS_ABORTED, command::error_of);
+        let supervised = self.declaration.is_supervised();
+        match &mut self.phase {
+            Phase::Dialing(d) => {
+                d.child = None;
+                if supervised || !error.is_ok() {
+                    d.reported = true;
+                    let attempt = d.attempt;
+                    let error = if error.is_ok() {
+                        WinError::ERROR_FROM_DEVICE
+                    } else {
+                        error
+                    };
+                    tracing::info!(
+                        interface = self.name(),
+                        code = error.0,
+                        "connect command ended before ready"
+                    );
+                    self.report(Report::Failed(attempt, error)).await;
+                }
+            }
+            Phase::Up(u) => {
+                u.child = None;
+                if !u.reported {
+                    u.reported = true;
+                    let attempt = u.attempt;
+                    tracing::info!(interface = self.name(), "connection process ended");
+                    self.report(Report::Failed(
+                        attempt,
+                        WinError::ERROR_REMOTE_DISCONNECTION,
+                    ))
+                    .await;
+                }
+            }
+            Phase::Idle => {}
+        }
+    }
+
+    async fn fail(&mut self, error: WinError) {
+        if let Phase::Dialing(d) = &mut self.phase {
+            d.reported = true;
+            let attempt = d.attempt;
+            tracing::info!(interface = self.name(), "not ready in time");
+            self.report(Report::Failed(attempt, error)).await;
+        }
+    }
+
+    async fn disconnect_command(&self) {
+        if !self.declaration.disconnect.is_empty() {
+            command::run(
+                &self.declaration.name,
+                "disconnect",
+                &self.declaration.disconnect,
+                self.declaration.connect_timeout(),
+            )
+            .await;
+        }
+    }
+
+    /// Ends the attempt or connection and puts the routes back.
+    async fn hang_up(&mut self) {
+        let child = match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Idle => return,
+            Phase::Dialing(d) => d.child,
+            Phase::Up(u) => u.child,
+        };
+        if let Some(mut child) = child {
+            command::terminate(&self.declaration.name, &mut child, TERMINATE_GRACE).await;
+        }
+        match self.trigger_index {
+            Some(trigger) => {
+                if let Err(e) = self
+                    .net
+                    .route_via(&self.routes, trigger, self.declaration.trigger_src)
+                    .await
+                {
+                    tracing::warn!(
+                        interface = self.name(),
+                        "cannot route back to the trigger: {e}"
+                    );
+                }
+            }
+            None => {
+                if let Some(link) = &self.link {
+                    let _ = self.net.delete_routes(&self.routes, link.index).await;
+                }
+            }
+        }
+        self.disconnect_command().await;
+        if let Some(trigger) = &mut self.trigger {
+            trigger.discard();
+        }
+        tracing::info!(interface = self.name(), "hung up");
+    }
+
+    async fn stop(&mut self) {
+        self.hang_up().await;
+        if let Some(index) = self.trigger_index.take() {
+            let _ = self.net.delete_routes(&self.routes, index).await;
+        }
+        self.trigger = None;
+    }
+}
+
+/// How often a connected demand interface's counters are read.
+fn idle_interval(declaration: &Declaration) -> Duration {
+    (Duration::from_secs(declaration.idle_disconnect_secs) / 5)
+        .clamp(Duration::from_millis(100), Duration::from_secs(5))
+}

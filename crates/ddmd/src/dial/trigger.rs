@@ -1,0 +1,201 @@
+//! The trigger device of a demand interface: a tun the service owns,
+//! holding the interface's routes while it is disconnected.
+//!
+//! The first packet routed to it dials. Packets that arrive while dialing
+//! are held (up to `hold_packets`; the rest are dropped and counted) and,
+//! once the routes point at the link, sent again through a raw socket with
+//! their own IP header, so the kernel routes them anew: the first ping and
+//! the first TCP SYN are not lost. The tun is not persistent: it and its
+//! routes vanish with the service's descriptor, even after a SIGKILL.
+
+use super::declaration::Route;
+use nix::fcntl::{open, OFlag};
+use nix::sys::stat::Mode;
+use std::collections::VecDeque;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
+
+const MAX_PACKET: usize = 65_535;
+
+pub struct Trigger {
+    tun: AsyncFd<OwnedFd>,
+    /// Only packets to these dial (the kernel also sends the tun its own,
+    /// such as IPv6 router solicitations).
+    routes: Vec<Route>,
+    held: VecDeque<Vec<u8>>,
+    limit: usize,
+    /// Packets dropped since the service started: over the limit, or held
+    /// for a dial that failed.
+    pub dropped: u64,
+}
+
+impl Trigger {
+    /// Creates the tun `name` (IFF_TUN, no packet information), catching
+    /// packets to `routes`.
+    pub fn create(name: &str, routes: Vec<Route>, limit: usize) -> io::Result<Trigger> {
+        let fd = open(
+            "/dev/net/tun",
+            OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        // SAFETY: an all-zero ifreq is valid; the name fits (checked by
+        // the configuration: at most 15 bytes) and stays NUL-terminated.
+        let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (slot, byte) in request.ifr_name.iter_mut().zip(name.bytes()) {
+            *slot = byte as libc::c_char;
+        }
+        request.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+        // SAFETY: TUNSETIFF reads and writes the ifreq it is given.
+        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut request) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the OwnedFd stays open, and the same descriptor, for as
+        // long as the AsyncFd owns it.
+        let tun = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+            .map_err(io::Error::from)?;
+        Ok(Trigger {
+            tun,
+            routes,
+            held: VecDeque::new(),
+            limit,
+            dropped: 0,
+        })
+    }
+
+    /// Waits for the next packet to the routes and holds it (or counts it
+    /// dropped); other packets are ignored.
+    pub async fn catch(&mut self) -> io::Result<()> {
+        let mut buffer = vec![0; MAX_PACKET];
+        loop {
+            buffer.resize(MAX_PACKET, 0);
+            let mut ready = self.tun.readable().await?;
+            match ready
+                .try_io(|fd| nix::unistd::read(fd.get_ref(), &mut buffer).map_err(io::Error::from))
+            {
+                Ok(Ok(n)) => {
+                    buffer.truncate(n);
+                    let ours = ipv4_destination(&buffer)
+                        .is_some_and(|to| self.routes.iter().any(|r| r.contains(to)));
+                    if ours {
+                        buffer.shrink_to_fit();
+                        break;
+                    }
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+        if self.held.len() < self.limit {
+            self.held.push_back(buffer);
+        } else {
+            self.dropped += 1;
+        }
+        Ok(())
+    }
+
+    pub fn held_count(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Drops what it holds (the dial will not happen, or failed).
+    pub fn discard(&mut self) {
+        self.dropped += self.held.len() as u64;
+        self.held.clear();
+    }
+
+    /// Sends every held IPv4 packet again, routed by the kernel from
+    /// scratch; returns how many went out.
+    pub fn release(&mut self) -> io::Result<usize> {
+        if self.held.is_empty() {
+            return Ok(0);
+        }
+        let raw = raw_socket()?;
+        let mut sent = 0;
+        for packet in self.held.drain(..) {
+            let Some(destination) = ipv4_destination(&packet) else {
+                self.dropped += 1;
+                continue;
+            };
+            match send_to(&raw, &packet, destination) {
+                Ok(()) => sent += 1,
+                Err(e) => {
+                    self.dropped += 1;
+                    tracing::debug!("re-sending a held packet failed: {e}");
+                }
+            }
+        }
+        Ok(sent)
+    }
+}
+
+/// AF_INET/SOCK_RAW/IPPROTO_RAW: the packet carries its own header.
+fn raw_socket() -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_RAW,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a new descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// sendto(2) of a whole IPv4 packet to `destination`.
+fn send_to(raw: &OwnedFd, packet: &[u8], destination: Ipv4Addr) -> io::Result<()> {
+    let to = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(destination).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: the buffer and the address are valid for the lengths given.
+    let sent = unsafe {
+        libc::sendto(
+            raw.as_raw_fd(),
+            packet.as_ptr().cast(),
+            packet.len(),
+            libc::MSG_DONTWAIT,
+            std::ptr::from_ref(&to).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The destination of an IPv4 packet; None for anything else.
+pub fn ipv4_destination(packet: &[u8]) -> Option<Ipv4Addr> {
+    let header = packet.get(..20)?;
+    (header[0] >> 4 == 4).then(|| Ipv4Addr::new(header[16], header[17], header[18], header[19]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_ipv4_packets_have_a_destination() {
+        let mut packet = [0u8; 20];
+        packet[0] = 0x45;
+        packet[16..20].copy_from_slice(&[192, 168, 20, 1]);
+        assert_eq!(
+            ipv4_destination(&packet),
+            Some(Ipv4Addr::new(192, 168, 20, 1))
+        );
+        packet[0] = 0x60;
+        assert_eq!(ipv4_destination(&packet), None);
+        assert_eq!(ipv4_destination(&[0x45; 10]), None);
+    }
+}

@@ -1,0 +1,33 @@
+//! MprAdminInterfaceDisconnect: hangs up a declared interface, or cancels
+//! its attempt; its last error becomes ERROR_INTERFACE_DISCONNECTED. A
+//! kernel link is not hung up by ddm: ERROR_NOT_SUPPORTED when connected,
+//! ERROR_INTERFACE_NOT_CONNECTED when not.
+
+use super::{Call, Handler, Outcome, Spec};
+use crate::router::Router;
+use ddm_proto::message::{InterfaceDisconnect, Role};
+use ddm_proto::model::ConnectionState;
+use ddm_proto::WinError;
+
+impl Handler for InterfaceDisconnect {
+    const SPEC: Spec = Spec {
+        name: "InterfaceDisconnect",
+        role: Role::Admin,
+        needs_ddm: true,
+    };
+
+    fn handle(self, router: &mut Router, _: Call) -> Outcome {
+        if !router.dialed.owns(self.handle) {
+            return match router.table.get(self.handle) {
+                Some(i) if i.connection_state == ConnectionState::Connected as u32 => {
+                    WinError::ERROR_NOT_SUPPORTED.into()
+                }
+                Some(_) => WinError::ERROR_INTERFACE_NOT_CONNECTED.into(),
+                None => WinError::ERROR_INVALID_HANDLE.into(),
+            };
+        }
+        let (result, transitions) = router.dialed.disconnect(self.handle);
+        router.commit_all(transitions);
+        result.into()
+    }
+}

@@ -1,0 +1,33 @@
+//! MprAdminInterfaceSetInfo, level 0: applies fEnabled to a declared
+//! interface (disabling a connected one hangs it up). Other levels:
+//! ERROR_NOT_SUPPORTED; a kernel link's state is the kernel's: setting it
+//! to what it is is NO_ERROR, anything else ERROR_NOT_SUPPORTED.
+
+use super::{Call, Handler, Outcome, Spec};
+use crate::router::Router;
+use ddm_proto::message::{InterfaceSetInfo, Role};
+use ddm_proto::WinError;
+
+impl Handler for InterfaceSetInfo {
+    const SPEC: Spec = Spec {
+        name: "InterfaceSetInfo",
+        role: Role::Admin,
+        needs_ddm: true,
+    };
+
+    fn handle(self, router: &mut Router, _: Call) -> Outcome {
+        if self.level != 0 {
+            return WinError::ERROR_NOT_SUPPORTED.into();
+        }
+        if !router.dialed.owns(self.handle) {
+            return match router.table.get(self.handle) {
+                Some(i) if i.enabled == self.enabled => Outcome::done(),
+                Some(_) => WinError::ERROR_NOT_SUPPORTED.into(),
+                None => WinError::ERROR_INVALID_HANDLE.into(),
+            };
+        }
+        let transitions = router.dialed.set_enabled(self.handle, self.enabled);
+        router.commit_all(transitions);
+        Outcome::done()
+    }
+}
