@@ -78,6 +78,7 @@ typedef void *LPSECURITY_ATTRIBUTES;
 #define ERROR_SUCCESS                            0
 #define ROUTEBASE                                900
 #define ROUTEBASEEND                             957
+#define ERROR_FILE_NOT_FOUND                     2
 #define ERROR_ACCESS_DENIED                      5
 #define ERROR_INVALID_HANDLE                     6
 #define ERROR_NOT_ENOUGH_MEMORY                  8
@@ -87,6 +88,9 @@ typedef void *LPSECURITY_ATTRIBUTES;
 #define WAIT_TIMEOUT                             258
 #define ERROR_MR_MID_NOT_FOUND                   317
 #define PENDING                                  600
+#define ERROR_REMOTE_DISCONNECTION               629
+#define ERROR_FROM_DEVICE                        651
+#define ERROR_NO_ANSWER                          678
 #define ERROR_ROUTER_STOPPED                     900
 #define ERROR_ALREADY_CONNECTED                  901
 #define ERROR_UNKNOWN_PROTOCOL_ID                902
@@ -143,6 +147,8 @@ typedef void *LPSECURITY_ATTRIBUTES;
 #define ERROR_INVALID_PACKET                     954
 #define ERROR_AUTHENTICATOR_MISMATCH             955
 #define ERROR_REMOTEACCESS_NOT_CONFIGURED        956
+#define ERROR_PROCESS_ABORTED                    1067
+#define ERROR_BAD_CONFIGURATION                  1610
 #define RPC_S_INVALID_BINDING                    1702
 #define RPC_S_UNKNOWN_IF                         1717
 #define RPC_S_SERVER_UNAVAILABLE                 1722
@@ -219,6 +225,24 @@ DWORD APIENTRY MprAdminInterfaceGetHandle(MPR_SERVER_HANDLE hMprServer, LPWSTR l
                                           HANDLE *phInterface, BOOL fIncludeClientInterfaces);
 DWORD APIENTRY MprAdminInterfaceGetInfo(MPR_SERVER_HANDLE hMprServer, HANDLE hInterface, DWORD dwLevel,
                                         LPBYTE *lplpbBuffer);
+/* Dials a declared interface. hEvent given: PENDING, and hEvent is set
+ * when the attempt completes, either way (read dwLastError with GetInfo).
+ * hEvent NULL, fSynchronous TRUE: returns when the attempt completes,
+ * NO_ERROR or its failure. NULL and FALSE: PENDING. An interface already
+ * connected: NO_ERROR. A kernel link interface is not dialed by ddm:
+ * NO_ERROR when connected, ERROR_NOT_SUPPORTED when not. */
+DWORD APIENTRY MprAdminInterfaceConnect(MPR_SERVER_HANDLE hMprServer, HANDLE hInterface, HANDLE hEvent,
+                                        BOOL fSynchronous);
+/* Hangs up a declared interface or cancels its attempt; dwLastError becomes
+ * ERROR_INTERFACE_DISCONNECTED. ERROR_INTERFACE_NOT_CONNECTED when there is
+ * neither. */
+DWORD APIENTRY MprAdminInterfaceDisconnect(MPR_SERVER_HANDLE hMprServer, HANDLE hInterface);
+/* Level 0: fEnabled of the MPR_INTERFACE_0 is applied to a declared
+ * interface (disabling a connected one hangs it up); the other fields are
+ * ignored. A kernel link's fEnabled is the kernel's: ERROR_NOT_SUPPORTED
+ * unless unchanged. */
+DWORD APIENTRY MprAdminInterfaceSetInfo(MPR_SERVER_HANDLE hMprServer, HANDLE hInterface, DWORD dwLevel,
+                                        LPBYTE lpbBuffer);
 DWORD APIENTRY MprAdminRegisterConnectionNotification(MPR_SERVER_HANDLE hMprServer, HANDLE hEventNotification);
 DWORD APIENTRY MprAdminDeregisterConnectionNotification(MPR_SERVER_HANDLE hMprServer, HANDLE hEventNotification);
 DWORD APIENTRY MprAdminBufferFree(LPVOID pBuffer);

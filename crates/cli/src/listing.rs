@@ -47,6 +47,14 @@ pub fn info(server: &Server, json: bool) -> Result<(), WinError> {
     Ok(())
 }
 
+/// `NAME (number)` of a Win32 error, `-` for none.
+pub fn error_name(code: u32) -> String {
+    match WinError(code) {
+        WinError::NO_ERROR => "-".into(),
+        error => format!("{} ({code})", error.name()),
+    }
+}
+
 fn interface_json(i: &InterfaceInfo) -> serde_json::Value {
     json!({
         "name": i.name,
@@ -56,6 +64,9 @@ fn interface_json(i: &InterfaceInfo) -> serde_json::Value {
         "state": i.state.name(),
         "unreachability_reasons": i.unreachability_reasons,
         "last_error": i.last_error,
+        "last_error_name": WinError(i.last_error).name(),
+        "dial": i.dial.name(),
+        "link": i.link,
     })
 }
 
@@ -67,18 +78,22 @@ pub fn interfaces(server: &Server, json: bool) -> Result<(), WinError> {
         return Ok(());
     }
     println!(
-        "{:>6}  {:<16} {:<10} {:<7} {:<13} LAST_ERROR",
-        "HANDLE", "NAME", "TYPE", "ENABLED", "STATE"
+        "{:>6}  {:<16} {:<11} {:<7} {:<13} {:<10} LAST_ERROR",
+        "HANDLE", "NAME", "TYPE", "ENABLED", "STATE", "DIAL"
     );
     for i in &interfaces {
         println!(
-            "{:>6}  {:<16} {:<10} {:<7} {:<13} {}",
+            "{:>6}  {:<16} {:<11} {:<7} {:<13} {:<10} {}",
             i.handle,
             i.name,
             interface_type::name(i.if_type),
             if i.enabled { "yes" } else { "no" },
             i.state.name(),
-            i.last_error
+            match i.dial.name() {
+                "" => "-",
+                mode => mode,
+            },
+            error_name(i.last_error)
         );
     }
     Ok(())

@@ -4,6 +4,7 @@
 //! library, exactly as any other program would. Errors go to stderr as
 //! `NAME (number): text` with a non-zero exit status.
 
+mod dialing;
 mod listing;
 mod watch;
 
@@ -92,6 +93,40 @@ enum Command {
         #[command(flatten)]
         endpoint: Endpoint,
     },
+    /// Dial a declared interface (admin); with --wait, until the attempt
+    /// completes.
+    Connect {
+        name: String,
+        /// Wait for the attempt: exit 0 once connected, 1 with its error.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Hang up a declared interface, or cancel its attempt (admin).
+    Disconnect {
+        name: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Enable a declared interface (admin).
+    Enable {
+        name: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Disable a declared interface, hanging it up (admin).
+    Disable {
+        name: String,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Have the service read its configuration file again (admin; SIGHUP
+    /// does the same).
+    Reload {
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
     /// List the sessions and their registrations (admin).
     Registrations {
         #[arg(long)]
@@ -134,6 +169,23 @@ fn main() -> ExitCode {
         Command::Router { action, endpoint } => endpoint
             .connect()
             .and_then(|s| s.set_router_running(matches!(action, RouterAction::Start))),
+        Command::Connect {
+            name,
+            wait,
+            endpoint,
+        } => endpoint
+            .connect()
+            .and_then(|s| dialing::connect(&s, &name, wait)),
+        Command::Disconnect { name, endpoint } => endpoint
+            .connect()
+            .and_then(|s| dialing::disconnect(&s, &name)),
+        Command::Enable { name, endpoint } => endpoint
+            .connect()
+            .and_then(|s| dialing::set_enabled(&s, &name, true)),
+        Command::Disable { name, endpoint } => endpoint
+            .connect()
+            .and_then(|s| dialing::set_enabled(&s, &name, false)),
+        Command::Reload { endpoint } => endpoint.connect().and_then(|s| s.reload()),
         Command::Registrations { json, endpoint } => endpoint
             .connect()
             .and_then(|s| listing::registrations(&s, json)),

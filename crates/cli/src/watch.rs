@@ -82,17 +82,22 @@ fn print_event(out: &mut impl Write, event: &ConnectionEvent, as_json: bool) {
             "from": event.from.name(),
             "to": event.to.name(),
             "time": time.to_string(),
+            "last_error": event.last_error,
         });
         writeln!(out, "{line}")
     } else {
-        let what = if event.to == mprapi::ConnectionState::Connected {
-            "connected"
-        } else {
+        let what = if event.from == mprapi::ConnectionState::Connected {
             "disconnected"
+        } else {
+            event.to.name()
+        };
+        let error = match event.last_error {
+            0 => String::new(),
+            code => format!("  last error {}", crate::listing::error_name(code)),
         };
         writeln!(
             out,
-            "{time}  #{:<5} {:<16} {what} ({} -> {})",
+            "{time}  #{:<5} {:<16} {what} ({} -> {}){error}",
             event.seq,
             event.interface,
             event.from.name(),

@@ -253,6 +253,17 @@ impl Connection {
         request: Request,
         eventfd: Option<BorrowedFd<'_>>,
     ) -> Result<Reply, WinError> {
+        self.call_within(request, eventfd, self.timeout)
+    }
+
+    /// `call`, waiting up to `timeout` for the reply (a synchronous
+    /// Connect waits for its attempt).
+    pub(crate) fn call_within(
+        &self,
+        request: Request,
+        eventfd: Option<BorrowedFd<'_>>,
+        timeout: Duration,
+    ) -> Result<Reply, WinError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         {
             let mut pending = self.shared.lock();
@@ -265,7 +276,7 @@ impl Connection {
             id,
             body: Some(request),
         };
-        let deadline = Instant::now() + self.timeout;
+        let deadline = Instant::now() + timeout;
         let sent = encode_frame(&message, self.max_frame)
             .map_err(|_| WinError::ERROR_INVALID_PARAMETER)
             .and_then(|frame| self.send(&frame, eventfd, deadline));

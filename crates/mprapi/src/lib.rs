@@ -49,5 +49,5 @@ pub use reconnect::{ReconnectingServer, RECONNECT_INTERVAL};
 pub use server::{error_string, is_service_running, Result, Server, CALL_TIMEOUT};
 pub use stream::{EventStream, Snapshot, STREAM_CAPACITY};
 pub use types::{
-    ConnectionEvent, InterfaceInfo, InterfacePage, ServerInfo, SessionInfo, StreamItem,
+    Connect, ConnectionEvent, InterfaceInfo, InterfacePage, ServerInfo, SessionInfo, StreamItem,
 };

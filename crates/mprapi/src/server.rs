@@ -3,9 +3,10 @@
 use crate::connection::{Connection, DEFAULT_CALL_TIMEOUT};
 use crate::event::Event;
 use crate::stream::{EventStream, Snapshot, STREAM_CAPACITY};
-use crate::types::{InterfaceInfo, InterfacePage, ServerInfo, SessionInfo};
+use crate::types::{Connect, InterfaceInfo, InterfacePage, ServerInfo, SessionInfo};
 use ddm_proto::endpoint::client_socket_path;
 use ddm_proto::message::*;
+use ddm_proto::model::MAX_CONNECT_TIMEOUT_SECS;
 use ddm_proto::WinError;
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -141,6 +142,80 @@ impl Server {
             Some(ReplyResult::InterfaceHandle(InterfaceHandle { handle })) => Ok(handle),
             _ => Err(WinError::RPC_S_PROTOCOL_ERROR),
         }
+    }
+
+    /// `MprAdminInterfaceConnect` with no event, not synchronous: starts
+    /// dialing a declared interface and returns at once.
+    /// `ERROR_ALREADY_CONNECTING`, `ERROR_INTERFACE_DISABLED`,
+    /// `ERROR_DIALOUT_HOURS_RESTRICTION`, `ERROR_INVALID_HANDLE`, and
+    /// `ERROR_NOT_SUPPORTED` for a kernel link that is not connected.
+    pub fn interface_connect(&self, handle: u32) -> Result<Connect> {
+        self.connect_call(handle, None, false, CALL_TIMEOUT)
+    }
+
+    /// `MprAdminInterfaceConnect` with an event: as `interface_connect`,
+    /// and `event` is signaled once when the attempt completes, either way
+    /// (read the outcome with `interface`).
+    pub fn interface_connect_signaling(&self, handle: u32, event: &Event) -> Result<Connect> {
+        self.connect_call(handle, Some(event), false, CALL_TIMEOUT)
+    }
+
+    /// `MprAdminInterfaceConnect`, synchronous: returns when the attempt
+    /// completes, `Ok` when connected or the attempt's error. The service
+    /// bounds an attempt by the interface's connect timeout (600 s at the
+    /// most).
+    pub fn interface_connect_wait(&self, handle: u32) -> Result<()> {
+        let limit = Duration::from_secs(MAX_CONNECT_TIMEOUT_SECS) + CALL_TIMEOUT;
+        self.connect_call(handle, None, true, limit).map(drop)
+    }
+
+    fn connect_call(
+        &self,
+        handle: u32,
+        event: Option<&Event>,
+        synchronous: bool,
+        timeout: Duration,
+    ) -> Result<Connect> {
+        let request = Request::InterfaceConnect(InterfaceConnect {
+            handle,
+            event: event.map_or(0, Event::id),
+            synchronous,
+        });
+        let reply = self
+            .connection
+            .call_within(request, event.map(|e| e.as_fd()), timeout)?;
+        match WinError(reply.error) {
+            WinError::NO_ERROR => Ok(Connect::Connected),
+            WinError::PENDING => Ok(Connect::Pending),
+            error => Err(error),
+        }
+    }
+
+    /// `MprAdminInterfaceDisconnect`: hangs up a declared interface, or
+    /// cancels its attempt. `ERROR_INTERFACE_NOT_CONNECTED` when there is
+    /// neither.
+    pub fn interface_disconnect(&self, handle: u32) -> Result<()> {
+        self.call(Request::InterfaceDisconnect(InterfaceDisconnect { handle }))
+            .map(drop)
+    }
+
+    /// `MprAdminInterfaceSetInfo`, level 0, fEnabled: enables or disables
+    /// a declared interface (disabling a connected one hangs it up).
+    pub fn interface_set_enabled(&self, handle: u32, enabled: bool) -> Result<()> {
+        self.call(Request::InterfaceSetInfo(InterfaceSetInfo {
+            level: 0,
+            handle,
+            enabled,
+        }))
+        .map(drop)
+    }
+
+    /// Has the service read its configuration file again and apply what
+    /// changed. `ERROR_BAD_CONFIGURATION` when the file is not valid (the
+    /// service keeps what it had; its log says why). Admin only.
+    pub fn reload(&self) -> Result<()> {
+        self.call(Request::ServiceReload(ServiceReload {}))
+            .map(drop)
     }
 
     /// `MprAdminRegisterConnectionNotification`: from when this returns,

@@ -40,11 +40,18 @@ pub struct InterfaceInfo {
     /// `MPR_INTERFACE_*` bits (see `ddm_proto::model::unreachability`).
     pub unreachability_reasons: u32,
     pub last_error: u32,
+    /// How a declared interface dials; `DialMode::DialNone` for a kernel
+    /// link.
+    pub dial: message::DialMode,
+    /// The kernel link (a kernel link's own name).
+    pub link: String,
 }
 
 impl From<message::Interface> for InterfaceInfo {
     fn from(m: message::Interface) -> Self {
         InterfaceInfo {
+            dial: message::DialMode::try_from(m.dial).unwrap_or(message::DialMode::DialNone),
+            link: m.link,
             state: ConnectionState::from_u32(m.connection_state),
             name: m.name,
             handle: m.handle,
@@ -89,7 +96,9 @@ impl From<message::SessionEntry> for SessionInfo {
     }
 }
 
-/// One connect (`to == Connected`) or disconnect (`from == Connected`).
+/// One change of an interface's state: a connect (`to == Connected`), a
+/// disconnect (`from == Connected`), or for a declared interface any other
+/// (CONNECTING, a failed attempt, UNREACHABLE).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionEvent {
     /// The service's commit sequence number: consecutive, no gaps but those
@@ -101,6 +110,8 @@ pub struct ConnectionEvent {
     pub to: ConnectionState,
     /// When the service committed it.
     pub time: SystemTime,
+    /// The interface's last error after the change.
+    pub last_error: u32,
 }
 
 impl From<message::ConnectionEvent> for ConnectionEvent {
@@ -112,8 +123,18 @@ impl From<message::ConnectionEvent> for ConnectionEvent {
             from: ConnectionState::from_u32(m.from),
             to: ConnectionState::from_u32(m.to),
             time: UNIX_EPOCH + Duration::from_nanos(m.time_unix_ns),
+            last_error: m.last_error,
         }
     }
+}
+
+/// What `Server::interface_connect` started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connect {
+    /// The interface was connected already.
+    Connected,
+    /// An attempt is under way (PENDING).
+    Pending,
 }
 
 /// What a stream yields.

@@ -3,7 +3,7 @@
 use super::events::event;
 use super::handles::HandleTable;
 use super::memory::{fill_wide, free, from_c_wide_string, to_c_array, to_c_wide_string};
-use crate::{InterfaceInfo, Server};
+use crate::{Connect, InterfaceInfo, Server};
 use ddm_proto::WinError;
 use std::ffi::c_void;
 use std::sync::Arc;
@@ -210,9 +210,7 @@ pub unsafe extern "C" fn MprAdminInterfaceGetInfo(
 ) -> u32 {
     status((|| {
         let server = getter(handle, level, buffer)?;
-        let handle =
-            u32::try_from(interface as usize).map_err(|_| WinError::ERROR_INVALID_HANDLE)?;
-        let info = server.interface(handle)?;
+        let info = server.interface(interface_handle(interface)?)?;
         put(buffer, to_c_array(&[MprInterface0::from(&info)]).cast())
     })())
 }
@@ -241,6 +239,77 @@ pub unsafe extern "C" fn MprAdminInterfaceGetHandle(
         // SAFETY: checked non-NULL; the caller passes a writable HANDLE.
         unsafe { interface.write(found as usize as *mut c_void) };
         Ok(())
+    })())
+}
+
+/// The interface handle behind a C HANDLE (the handle number itself).
+fn interface_handle(interface: *mut c_void) -> Result<u32, WinError> {
+    u32::try_from(interface as usize).map_err(|_| WinError::ERROR_INVALID_HANDLE)
+}
+
+/// `MprAdminInterfaceConnect`. With `event`: PENDING, and the event is set
+/// when the attempt completes, either way. Without, synchronous: the
+/// attempt's own result. Without, not synchronous: PENDING. NO_ERROR when
+/// already connected.
+#[no_mangle]
+pub extern "C" fn MprAdminInterfaceConnect(
+    handle: *mut c_void,
+    interface: *mut c_void,
+    event_handle: *mut c_void,
+    synchronous: i32,
+) -> u32 {
+    let started = server(handle).and_then(|server| {
+        let interface = interface_handle(interface)?;
+        if event_handle.is_null() {
+            if synchronous != 0 {
+                return server
+                    .interface_connect_wait(interface)
+                    .map(|()| Connect::Connected);
+            }
+            return server.interface_connect(interface);
+        }
+        let event = event(event_handle).ok_or(WinError::ERROR_INVALID_PARAMETER)?;
+        server.interface_connect_signaling(interface, &event)
+    });
+    match started {
+        Ok(Connect::Connected) => WinError::NO_ERROR.0,
+        Ok(Connect::Pending) => WinError::PENDING.0,
+        Err(e) => e.0,
+    }
+}
+
+/// `MprAdminInterfaceDisconnect`.
+#[no_mangle]
+pub extern "C" fn MprAdminInterfaceDisconnect(handle: *mut c_void, interface: *mut c_void) -> u32 {
+    status(
+        server(handle).and_then(|server| server.interface_disconnect(interface_handle(interface)?)),
+    )
+}
+
+/// `MprAdminInterfaceSetInfo`, level 0: `fEnabled` of the MPR_INTERFACE_0
+/// at `buffer` is applied; its other fields are not settable.
+///
+/// # Safety
+/// `buffer` is NULL or points to an MPR_INTERFACE_0.
+#[no_mangle]
+pub unsafe extern "C" fn MprAdminInterfaceSetInfo(
+    handle: *mut c_void,
+    interface: *mut c_void,
+    level: u32,
+    buffer: *const u8,
+) -> u32 {
+    status((|| {
+        let server = server(handle)?;
+        if level != 0 {
+            return Err(WinError::ERROR_NOT_SUPPORTED);
+        }
+        if buffer.is_null() {
+            return Err(WinError::ERROR_INVALID_PARAMETER);
+        }
+        // SAFETY: a non-NULL buffer points to an MPR_INTERFACE_0, which may
+        // not be aligned.
+        let info = unsafe { buffer.cast::<MprInterface0>().read_unaligned() };
+        server.interface_set_enabled(interface_handle(interface)?, info.enabled != 0)
     })())
 }
 
