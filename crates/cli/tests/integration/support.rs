@@ -175,6 +175,12 @@ impl Service {
         self.child.as_ref().unwrap().id() as i32
     }
 
+    /// The configuration file it was started with (`ddm reload` reads it
+    /// again).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("ddm.toml")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("ddm.log")).unwrap_or_default()
     }

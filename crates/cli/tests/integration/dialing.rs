@@ -1,0 +1,556 @@
+//! Demand-dial interfaces against real WireGuard tunnels (wireguard-go)
+//! between namespaces: the three Connect modes, failures and redial,
+//! UNREACHABLE and recovery, demand dialing with the first packet
+//! delivered, idle hang-up, enable and disable, dial-out hours, reload,
+//! refused callers, the DDM stopped, and clean and unclean stops.
+
+use crate::support::{expect_signal, wait_until, PATIENCE};
+use crate::wireguard_lab::{WgLab, FAR_LAN};
+use mprapi::{unreachability, Connect, ConnectionState, Event, Server, WinError};
+use std::time::Duration;
+use ConnectionState::*;
+
+fn handle(server: &Server, name: &str) -> u32 {
+    server.interface_handle(name).unwrap()
+}
+
+fn wait_state(server: &Server, handle: u32, state: ConnectionState) {
+    wait_until(&format!("interface {handle} is {}", state.name()), || {
+        server.interface(handle).unwrap().state == state
+    });
+}
+
+#[test]
+fn the_three_connect_modes_and_disconnect() {
+    let mut lab = WgLab::new();
+    let config = lab.interface(
+        "branch",
+        "dial = \"manual\"\nroutes = [\"192.168.20.0/24\"]\nconnect_timeout_secs = 5",
+    );
+    lab.start(&config);
+    let server = lab.service().connect();
+    let branch = handle(&server, "branch");
+    let info = server.interface(branch).unwrap();
+    assert_eq!(
+        (info.state, info.if_type),
+        (Disconnected, mprapi::interface_type::FULL_ROUTER)
+    );
+    assert!(
+        lab.route_device().is_none(),
+        "a manual interface holds no routes while down"
+    );
+
+    // hEvent given: PENDING at once, the event set when the attempt completes.
+    let done = Event::manual().unwrap();
+    assert_eq!(
+        server.interface_connect_signaling(branch, &done),
+        Ok(Connect::Pending)
+    );
+    expect_signal(&done, "the attempt completed");
+    assert_eq!(server.interface(branch).unwrap().state, Connected);
+    assert!(lab.ping(2), "traffic flows through the tunnel");
+    assert_eq!(lab.route_device().as_deref(), Some(lab.link.as_str()));
+    assert_eq!(
+        server.interface_connect(branch),
+        Ok(Connect::Connected),
+        "connected: NO_ERROR"
+    );
+
+    // Disconnect, then again: not connected.
+    assert_eq!(server.interface_disconnect(branch), Ok(()));
+    let info = server.interface(branch).unwrap();
+    assert_eq!((info.state, info.last_error), (Disconnected, 929));
+    lab.wait_link_gone();
+    assert_eq!(
+        server.interface_disconnect(branch),
+        Err(WinError::ERROR_INTERFACE_NOT_CONNECTED)
+    );
+
+    // Synchronous: returns when connected.
+    assert_eq!(server.interface_connect_wait(branch), Ok(()));
+    assert_eq!(server.interface(branch).unwrap().state, Connected);
+    server.interface_disconnect(branch).unwrap();
+    lab.wait_link_gone();
+
+    // Neither: PENDING at once; CONNECTING is visible while a slow dial
+    // runs, a second Connect is ERROR_ALREADY_CONNECTING, and a Disconnect
+    // cancels the attempt.
+    lab.slow_dials(1.0);
+    assert_eq!(server.interface_connect(branch), Ok(Connect::Pending));
+    assert_eq!(server.interface(branch).unwrap().state, Connecting);
+    assert_eq!(
+        server.interface_connect(branch),
+        Err(WinError::ERROR_ALREADY_CONNECTING)
+    );
+    assert_eq!(server.interface_disconnect(branch), Ok(()));
+    assert_eq!(server.interface(branch).unwrap().state, Disconnected);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        server.interface(branch).unwrap().state,
+        Disconnected,
+        "the cancelled attempt stays cancelled"
+    );
+    assert!(!lab.link_exists(), "the cancelled dial left no tunnel");
+}
+
+#[test]
+fn a_far_end_that_does_not_answer_fails_redials_turns_unreachable_and_recovers() {
+    let mut lab = WgLab::new();
+    let config = lab.interface(
+        "branch",
+        "dial = \"manual\"\nconnect_timeout_secs = 1\nredial_attempts = 1\nredial_pause_secs = 0\n\
+         unreachable_retry_secs = 2\nunreachable_retry_step_secs = 2\nunreachable_retry_max_secs = 4",
+    );
+    lab.start(&config);
+    let server = lab.service().connect();
+    let branch = handle(&server, "branch");
+    let stream = server.subscribe().unwrap();
+    let registered = Event::auto().unwrap();
+    server
+        .register_connection_notification(&registered)
+        .unwrap();
+    lab.far_answers(false);
+
+    assert_eq!(
+        server.interface_connect_wait(branch),
+        Err(WinError::ERROR_NO_ANSWER)
+    );
+    assert_eq!(
+        server.interface(branch).unwrap().last_error,
+        WinError::ERROR_NO_ANSWER.0
+    );
+    // One redial, which fails too: UNREACHABLE.
+    wait_state(&server, branch, Unreachable);
+    let info = server.interface(branch).unwrap();
+    assert_eq!(info.last_error, WinError::ERROR_NO_ANSWER.0);
+    assert_eq!(
+        info.unreachability_reasons,
+        unreachability::CONNECTION_FAILURE
+    );
+    assert_eq!(lab.dials(), 2, "one attempt and one redial");
+    assert!(!lab.link_exists(), "failed attempts are cleaned up");
+    assert!(
+        !registered.is_set(),
+        "no connect or disconnect happened: nothing signaled"
+    );
+    // The typed stream saw every step, with the last error.
+    let seen: Vec<(ConnectionState, u32)> = (0..4)
+        .map(|_| match stream.next_timeout(PATIENCE) {
+            Some(mprapi::StreamItem::Event(e)) => (e.to, e.last_error),
+            other => panic!("expected an event, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (Connecting, 0),
+            (Disconnected, 678),
+            (Connecting, 678),
+            (Unreachable, 678)
+        ]
+    );
+
+    // The retry interval passes: reachable (DISCONNECTED) again.
+    wait_state(&server, branch, Disconnected);
+    lab.far_answers(true);
+    assert_eq!(server.interface_connect_wait(branch), Ok(()));
+    expect_signal(&registered, "the connect");
+    let info = server.interface(branch).unwrap();
+    assert_eq!(
+        (info.state, info.last_error, info.unreachability_reasons),
+        (Connected, 0, 0)
+    );
+}
+
+#[test]
+fn demand_dials_on_the_first_ping_delivers_it_and_hangs_up_when_idle() {
+    let mut lab = WgLab::new();
+    let config = lab.interface(
+        "branch",
+        "dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\ntrigger_src = \"10.9.0.1\"\nidle_disconnect_secs = 2",
+    );
+    lab.start(&config);
+    let server = lab.service().connect();
+    let branch = handle(&server, "branch");
+    let trigger = lab.route_device().expect("the routes are held");
+    assert_ne!(
+        trigger, lab.link,
+        "on the trigger device while disconnected"
+    );
+    let registered = Event::auto().unwrap();
+    server
+        .register_connection_notification(&registered)
+        .unwrap();
+
+    assert!(lab.ping(5), "the first ping, which dials, is answered");
+    wait_state(&server, branch, Connected);
+    expect_signal(&registered, "the demand dial connected");
+    assert_eq!(
+        lab.route_device().as_deref(),
+        Some(lab.link.as_str()),
+        "the routes moved to the link"
+    );
+
+    // No traffic: hung up with ERROR_IDLE_DISCONNECTED, routes back.
+    wait_until("idle hang-up", || {
+        server.interface(branch).unwrap().state == Disconnected
+    });
+    expect_signal(&registered, "the idle hang-up");
+    assert_eq!(
+        server.interface(branch).unwrap().last_error,
+        WinError::ERROR_IDLE_DISCONNECTED.0
+    );
+    lab.wait_link_gone();
+    assert_eq!(
+        lab.route_device(),
+        Some(trigger),
+        "the routes are back on the trigger"
+    );
+    assert_eq!(lab.dials(), 1);
+}
+
+#[test]
+fn demand_dialing_by_tcp_delivers_the_first_syn() {
+    let mut lab = WgLab::new();
+    let config = lab.interface(
+        "branch",
+        "dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\ntrigger_src = \"10.9.0.1\"\nidle_disconnect_secs = 0",
+    );
+    lab.start(&config);
+    let far = lab.far.name.clone();
+    let listener = std::thread::spawn(move || {
+        enter(&far);
+        let listener = std::net::TcpListener::bind((FAR_LAN, 7070)).unwrap();
+        listener.accept().map(drop)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let router = lab.router.name.clone();
+    let retransmits = std::thread::spawn(move || {
+        enter(&router);
+        let stream = std::net::TcpStream::connect_timeout(
+            &(FAR_LAN.parse::<std::net::IpAddr>().unwrap(), 7070).into(),
+            PATIENCE,
+        )
+        .expect("the connection through the demand-dialed tunnel");
+        total_retransmits(&stream)
+    })
+    .join()
+    .unwrap();
+    listener.join().unwrap().unwrap();
+    assert_eq!(
+        retransmits, 0,
+        "the first SYN was held and delivered, not retransmitted"
+    );
+}
+
+/// Moves the calling thread into network namespace `name`.
+fn enter(name: &str) {
+    let file = std::fs::File::open(format!("/var/run/netns/{name}")).unwrap();
+    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+}
+
+/// tcpi_total_retrans of a TCP socket.
+fn total_retransmits(stream: &std::net::TcpStream) -> u32 {
+    use std::os::fd::AsRawFd;
+    // SAFETY: getsockopt writes at most `len` bytes of tcp_info.
+    unsafe {
+        let mut info: libc::tcp_info = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let got = libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            std::ptr::from_mut(&mut info).cast(),
+            &mut len,
+        );
+        assert_eq!(got, 0);
+        info.tcpi_total_retrans
+    }
+}
+
+#[test]
+fn a_persistent_interface_dials_at_start_and_redials_a_dropped_link() {
+    let mut lab = WgLab::new();
+    let config = lab.interface(
+        "branch",
+        "dial = \"persistent\"\nroutes = [\"192.168.20.0/24\"]",
+    );
+    lab.start(&config);
+    let server = lab.service().connect();
+    let branch = handle(&server, "branch");
+    wait_state(&server, branch, Connected);
+    let registered = Event::auto().unwrap();
+    server
+        .register_connection_notification(&registered)
+        .unwrap();
+    let stream = server.subscribe().unwrap();
+
+    let link = lab.link.clone();
+    lab.router.ip(&["link", "del", &link]);
+    let mut states = Vec::new();
+    while states.last() != Some(&Connected) {
+        match stream.next_timeout(PATIENCE) {
+            Some(mprapi::StreamItem::Event(e)) => states.push(e.to),
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+    assert_eq!(states, vec![Disconnected, Connecting, Connected]);
+    expect_signal(&registered, "the loss and the redial");
+    assert!(lab.ping(2));
+    assert_eq!(lab.dials(), 2);
+}
+
+#[test]
+fn disabled_interfaces_hang_up_and_refuse_connect() {
+    let mut lab = WgLab::new();
+    let config = lab.interface("branch", "dial = \"persistent\"");
+    lab.start(&config);
+    let server = lab.service().connect();
+    let branch = handle(&server, "branch");
+    wait_state(&server, branch, Connected);
+
+    server.interface_set_enabled(branch, false).unwrap();
+    let info = server.interface(branch).unwrap();
+    assert_eq!((info.state, info.enabled), (Disconnected, false));
+    assert_eq!(
+        info.unreachability_reasons & unreachability::ADMIN_DISABLED,
+        unreachability::ADMIN_DISABLED
+    );
+    lab.wait_link_gone();
+    assert_eq!(
+        server.interface_connect(branch),
+        Err(WinError::ERROR_INTERFACE_DISABLED)
+    );
+
+    server.interface_set_enabled(branch, true).unwrap();
+    wait_state(&server, branch, Connected);
+}
+
+#[test]
+fn outside_its_dialout_hours_an_interface_is_unreachable_and_refuses_connect() {
+    let mut lab = WgLab::new();
+    // A window on a day that is not today.
+    let tomorrow = ["Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "Mon"][weekday_today()];
+    let config = lab.interface(
+        "branch",
+        &format!("dial = \"manual\"\ndialout_hours = [\"{tomorrow} 00:00-24:00\"]"),
+    );
+    lab.start(&config);
+    let server = lab.service().connect();
+    let branch = handle(&server, "branch");
+    let info = server.interface(branch).unwrap();
+    assert_eq!(info.state, Unreachable);
+    assert_eq!(
+        info.unreachability_reasons,
+        unreachability::DIALOUT_HOURS_RESTRICTION
+    );
+    assert_eq!(
+        server.interface_connect(branch),
+        Err(WinError::ERROR_DIALOUT_HOURS_RESTRICTION)
+    );
+    assert_eq!(lab.dials(), 0);
+}
+
+/// 0 is Monday, in local time.
+fn weekday_today() -> usize {
+    let out = std::process::Command::new("date")
+        .arg("+%u")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse::<usize>()
+        .unwrap()
+        - 1
+}
+
+#[test]
+fn the_ddm_stopped_hangs_up_and_started_dials_again() {
+    let mut lab = WgLab::new();
+    let config = lab.interface("branch", "dial = \"persistent\"");
+    lab.start(&config);
+    let server = lab.service().connect();
+    let branch = handle(&server, "branch");
+    wait_state(&server, branch, Connected);
+    server.set_router_running(false).unwrap();
+    lab.wait_link_gone();
+    assert_eq!(
+        server.interface_connect(branch),
+        Err(WinError::ERROR_DDM_NOT_RUNNING)
+    );
+    server.set_router_running(true).unwrap();
+    wait_state(&server, branch, Connected);
+}
+
+#[test]
+fn callers_below_admin_may_look_but_not_dial() {
+    let mut lab = WgLab::new();
+    let config = format!(
+        "[access]\nmonitor_users = [\"nobody\"]\n{}",
+        lab.interface("branch", "dial = \"manual\"")
+    );
+    lab.start(&config);
+    let service = lab.service();
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--", crate::support::DDM])
+            .args(args)
+            .arg("--socket")
+            .arg(&service.socket)
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["connect", "branch"][..],
+        &["disconnect", "branch"],
+        &["disable", "branch"],
+        &["reload"],
+    ] {
+        let out = as_nobody(args);
+        assert!(!out.status.success(), "{args:?} by a monitor");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("ERROR_ACCESS_DENIED"),
+            "{args:?}"
+        );
+    }
+    let listing = as_nobody(&["interfaces"]);
+    assert!(String::from_utf8_lossy(&listing.stdout).contains("branch"));
+    assert_eq!(lab.dials(), 0);
+}
+
+#[test]
+fn the_cli_connects_waits_disconnects_and_lists_dial_modes_and_errors() {
+    let mut lab = WgLab::new();
+    let config = lab.interface("branch", "dial = \"manual\"");
+    lab.start(&config);
+    let service = lab.service();
+    let ddm = |args: &[&str]| service.ddm(args).output().unwrap();
+    let connected = ddm(&["connect", "branch", "--wait"]);
+    assert!(
+        connected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&connected.stderr)
+    );
+    assert!(ddm(&["disconnect", "branch"]).status.success());
+    let listing = String::from_utf8(ddm(&["interfaces"]).stdout).unwrap();
+    let row = listing.lines().find(|l| l.contains("branch")).unwrap();
+    assert!(
+        row.contains("manual") && row.contains("ERROR_INTERFACE_DISCONNECTED (929)"),
+        "{row}"
+    );
+    let again = ddm(&["disconnect", "branch"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("ERROR_INTERFACE_NOT_CONNECTED"));
+    assert!(ddm(&["disable", "branch"]).status.success());
+    let refused = ddm(&["connect", "branch"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("ERROR_INTERFACE_DISABLED"));
+    assert!(ddm(&["enable", "branch"]).status.success());
+    let missing = ddm(&["connect", "nowhere"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("ERROR_NO_SUCH_INTERFACE"));
+}
+
+#[test]
+fn reload_applies_what_changed_and_leaves_the_rest_alone() {
+    let mut lab = WgLab::new();
+    let branch_decl = lab.interface("branch", "dial = \"persistent\"");
+    lab.start(&branch_decl);
+    let service = lab.service();
+    let server = service.connect();
+    let branch = handle(&server, "branch");
+    wait_state(&server, branch, Connected);
+    let stream = server.subscribe().unwrap();
+
+    let config_path = lab.service().config_path();
+    let spare = "[[interface]]\nname = \"spare\"\nlink = \"spare0\"\nconnect = [\"true\"]\n";
+    std::fs::write(&config_path, format!("{branch_decl}{spare}")).unwrap();
+    let out = service.ddm(&["reload"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        server.interface_handle("spare").is_ok(),
+        "the new interface is there"
+    );
+    assert_eq!(server.interface(branch).unwrap().state, Connected);
+    assert!(
+        stream.next_timeout(Duration::from_millis(300)).is_none(),
+        "the unchanged interface was not touched"
+    );
+    assert_eq!(lab.dials(), 1);
+
+    // A file that is not valid changes nothing.
+    std::fs::write(&config_path, "[[interface]]\nname = \"broken\"\n").unwrap();
+    let out = service.ddm(&["reload"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ERROR_BAD_CONFIGURATION"));
+    assert!(server.interface_handle("spare").is_ok());
+
+    // SIGHUP reloads too: the interface removed goes, the tunnel with it.
+    std::fs::write(&config_path, spare).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(service.pid()),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    wait_until("branch is gone", || {
+        server.interface_handle("branch") == Err(WinError::ERROR_NO_SUCH_INTERFACE)
+    });
+    lab.wait_link_gone();
+}
+
+#[test]
+fn a_clean_stop_leaves_nothing_and_a_restart_after_sigkill_adopts_the_tunnel() {
+    let mut lab = WgLab::new();
+    let config = lab.interface(
+        "branch",
+        "dial = \"persistent\"\nroutes = [\"192.168.20.0/24\"]",
+    );
+    lab.start(&config);
+    let server = lab.service().connect();
+    wait_state(&server, handle(&server, "branch"), Connected);
+    drop(server);
+
+    // SIGKILL: the tunnel stays up; the next start adopts it, no dial.
+    lab.service.as_mut().unwrap().restart();
+    let server = lab.service().connect();
+    let branch = handle(&server, "branch");
+    assert_eq!(
+        server.interface(branch).unwrap().state,
+        Connected,
+        "adopted"
+    );
+    assert_eq!(lab.dials(), 1, "no second dial");
+    assert!(lab.ping(2));
+    drop(server);
+
+    // A clean stop hangs up: no tunnel, no route, no trigger, no process.
+    let status = lab
+        .service
+        .as_mut()
+        .unwrap()
+        .stop_with(nix::sys::signal::Signal::SIGTERM);
+    assert!(status.success());
+    assert!(!lab.link_exists());
+    assert_eq!(lab.route_device(), None);
+    wait_until("no tunnel process is left", || lab.tunnel_processes() == 0);
+}
+
+#[test]
+fn after_sigkill_a_demand_interface_leaves_no_trigger_or_route_behind() {
+    let mut lab = WgLab::new();
+    let config = lab.interface(
+        "branch",
+        "dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\ntrigger_src = \"10.9.0.1\"",
+    );
+    lab.start(&config);
+    assert!(lab.route_device().is_some());
+    lab.service.as_mut().unwrap().kill();
+    assert_eq!(
+        lab.route_device(),
+        None,
+        "the trigger and its routes died with the service"
+    );
+    let links = lab.router_ip(&["-o", "link"]);
+    assert!(!links.contains("ddm-branch"), "{links}");
+}
