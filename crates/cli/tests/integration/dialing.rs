@@ -554,3 +554,38 @@ fn after_sigkill_a_demand_interface_leaves_no_trigger_or_route_behind() {
     let links = lab.router_ip(&["-o", "link"]);
     assert!(!links.contains("ddm-branch"), "{links}");
 }
+
+#[test]
+fn the_c_library_dials_as_the_windows_documentation_says() {
+    use crate::c_abi::{compile, Build};
+    let mut lab = WgLab::new();
+    let config = format!(
+        "[access]\nmonitor_users = [\"nobody\"]\n{}",
+        lab.interface("branch", "dial = \"manual\"")
+    );
+    lab.start(&config);
+    let run = |program: &std::path::Path, args: &[&str], as_nobody: bool| {
+        use std::os::unix::process::CommandExt;
+        let mut command = std::process::Command::new(program);
+        command
+            .args(args)
+            .env("DDM_SOCKET", &lab.service().socket)
+            .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0");
+        if as_nobody {
+            command.uid(65534).gid(65534);
+        }
+        let out = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(" passed, 0 failed"),
+            "{args:?}:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for build in [Build::Plain, Build::AddressSanitizer] {
+        let program = compile("tests/c/dialing.c", build);
+        run(&program, &["branch"], false);
+        lab.wait_link_gone();
+        run(&program, &["branch", "monitor"], true);
+    }
+}
