@@ -538,4 +538,176 @@ mod tests {
             WinError::ERROR_DDM_NOT_RUNNING
         );
     }
+
+    /// A router with one declared manual interface "branch", started (its
+    /// first link dump is in); its supervisor's orders come out of the
+    /// receiver.
+    fn dialing_router() -> (
+        Router,
+        u32,
+        mpsc::UnboundedReceiver<crate::dial::supervisor::Order>,
+    ) {
+        use std::sync::{Arc, Mutex};
+        let orders = Arc::new(Mutex::new(None));
+        let slot = orders.clone();
+        let spawner: crate::dial::Spawner = Box::new(move |_, _| {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            *slot.lock().unwrap() = Some(receiver);
+            sender
+        });
+        let dialed = Dialed::new(spawner, Box::new(LocalClock));
+        let (_, reports) = mpsc::channel(1);
+        let mut r = router().dialing(dialed, reports, None);
+        r.declare(vec![Declaration {
+            name: "branch".into(),
+            link: "wg0".into(),
+            connect: vec!["up".into()],
+            trigger_device: "ddm-branch".into(),
+            ..Declaration::default()
+        }]);
+        r.on_link(LinkEvent::DumpBegin);
+        r.on_link(LinkEvent::DumpEnd);
+        let mut receiver = orders.lock().unwrap().take().unwrap();
+        assert!(matches!(
+            receiver.try_recv(),
+            Ok(crate::dial::supervisor::Order::Start { adopt: None })
+        ));
+        let handle = r.handle_of("branch").unwrap();
+        (r, handle, receiver)
+    }
+
+    fn report(r: &mut Router, handle: u32, report: crate::dial::supervisor::Report) {
+        let transitions = r
+            .dialed
+            .report(crate::dial::supervisor::Reported { handle, report });
+        r.commit_all(transitions);
+    }
+
+    fn connect(handle: u32, event: u64, synchronous: bool) -> Request {
+        Request::InterfaceConnect(InterfaceConnect {
+            handle,
+            event,
+            synchronous,
+        })
+    }
+
+    #[test]
+    fn a_connect_event_is_signaled_once_when_the_attempt_completes() {
+        use crate::dial::supervisor::{Order, Report};
+        let (mut r, branch, mut orders) = dialing_router();
+        let outbox = open(&mut r, 1, Role::Admin);
+        let outcome = r.call(1, connect(branch, 9, false), Attachment::NotCarried);
+        assert_eq!(outcome.error, WinError::PENDING);
+        assert!(matches!(orders.try_recv(), Ok(Order::Dial(1))));
+        assert_eq!(
+            r.interface(branch).unwrap().connection_state,
+            ConnectionState::Connecting as u32
+        );
+        assert_eq!(outbox.take(), vec![], "nothing yet");
+        report(&mut r, branch, Report::Ready(1));
+        assert_eq!(outbox.take(), vec![Push::Signal(Signal { event: 9 })]);
+        report(
+            &mut r,
+            branch,
+            Report::Failed(1, WinError::ERROR_REMOTE_DISCONNECTION),
+        );
+        assert_eq!(outbox.take(), vec![], "signaled once, not again");
+    }
+
+    #[test]
+    fn a_synchronous_connect_answers_with_the_attempts_outcome() {
+        use crate::dial::supervisor::Report;
+        let (mut r, branch, _orders) = dialing_router();
+        open(&mut r, 1, Role::Admin);
+        let mut outcome = r.call(1, connect(branch, 0, true), Attachment::None);
+        let mut later = outcome.later.take().expect("the reply comes later");
+        assert!(later.try_recv().is_err(), "not yet");
+        assert_eq!(
+            r.call(1, connect(branch, 0, false), Attachment::None).error,
+            WinError::ERROR_ALREADY_CONNECTING
+        );
+        report(&mut r, branch, Report::Failed(1, WinError::ERROR_NO_ANSWER));
+        assert_eq!(later.try_recv().unwrap().error, WinError::ERROR_NO_ANSWER);
+    }
+
+    #[test]
+    fn a_closed_session_takes_its_waiters_with_it() {
+        let (mut r, branch, _orders) = dialing_router();
+        open(&mut r, 1, Role::Admin);
+        let mut outcome = r.call(1, connect(branch, 0, true), Attachment::None);
+        let mut later = outcome.later.take().unwrap();
+        r.on_command(Command::Close(1));
+        assert!(matches!(
+            later.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        ));
+    }
+
+    #[test]
+    fn only_connects_and_disconnects_signal_but_streams_see_every_state() {
+        use crate::dial::supervisor::Report;
+        let (mut r, branch, _orders) = dialing_router();
+        let outbox = open(&mut r, 1, Role::Admin);
+        r.sessions
+            .get_mut(&1)
+            .unwrap()
+            .registrations
+            .insert(5, crate::notify::Target::Session, 8)
+            .unwrap();
+        call(&mut r, 1, Request::Subscribe(Subscribe { stream: 1 }));
+        outbox.take();
+        r.call(1, connect(branch, 0, false), Attachment::None);
+        let pushes = outbox.take();
+        assert!(
+            matches!(&pushes[..], [Push::Event(e)] if e.to == ConnectionState::Connecting as u32),
+            "CONNECTING is streamed, not signaled: {pushes:?}"
+        );
+        report(&mut r, branch, Report::Ready(1));
+        let pushes = outbox.take();
+        assert!(
+            pushes.contains(&Push::Signal(Signal { event: 5 })),
+            "{pushes:?}"
+        );
+    }
+
+    #[test]
+    fn dialing_calls_need_an_admin_and_a_known_handle() {
+        let (mut r, branch, _orders) = dialing_router();
+        open(&mut r, 1, Role::Monitor);
+        open(&mut r, 2, Role::Admin);
+        assert_eq!(
+            call(&mut r, 1, connect(branch, 0, false)).error,
+            WinError::ERROR_ACCESS_DENIED
+        );
+        let disconnect = |handle| Request::InterfaceDisconnect(InterfaceDisconnect { handle });
+        assert_eq!(
+            call(&mut r, 1, disconnect(branch)).error,
+            WinError::ERROR_ACCESS_DENIED
+        );
+        assert_eq!(
+            call(&mut r, 2, connect(999, 0, false)).error,
+            WinError::ERROR_INVALID_HANDLE
+        );
+        assert_eq!(
+            call(&mut r, 2, disconnect(999)).error,
+            WinError::ERROR_INVALID_HANDLE
+        );
+        assert_eq!(
+            call(&mut r, 2, disconnect(branch)).error,
+            WinError::ERROR_INTERFACE_NOT_CONNECTED
+        );
+        let set = |level| {
+            Request::InterfaceSetInfo(InterfaceSetInfo {
+                level,
+                handle: branch,
+                enabled: false,
+            })
+        };
+        assert_eq!(call(&mut r, 2, set(1)).error, WinError::ERROR_NOT_SUPPORTED);
+        assert_eq!(call(&mut r, 2, set(0)).error, WinError::NO_ERROR);
+        assert_eq!(
+            call(&mut r, 2, connect(branch, 0, false)).error,
+            WinError::ERROR_INTERFACE_DISABLED
+        );
+    }
 }
