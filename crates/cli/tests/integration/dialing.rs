@@ -294,10 +294,83 @@ fn a_persistent_interface_dials_at_start_and_redials_a_dropped_link() {
             other => panic!("expected an event, got {other:?}"),
         }
     }
-    assert_eq!(states, vec![Disconnected, Connecting, Connected]);
+    assert_eq!(
+        states,
+        vec![Disconnected, Connecting, Connected],
+        "{}",
+        lab.service().log()
+    );
     expect_signal(&registered, "the loss and the redial");
     assert!(lab.ping(2));
     assert_eq!(lab.dials(), 2);
+}
+
+#[test]
+fn a_supervised_connection_that_ends_is_lost_and_redialed_and_sigterm_hangs_it_up() {
+    let mut lab = WgLab::new();
+    let config = lab.supervised_interface(
+        "branch",
+        "dial = \"persistent\"\nroutes = [\"192.168.20.0/24\"]",
+    );
+    lab.start(&config);
+    let server = lab.service().connect();
+    let branch = handle(&server, "branch");
+    wait_state(&server, branch, Connected);
+    let stream = server.subscribe().unwrap();
+
+    // The tunnel's process dies: a lost connection, redialed.
+    let pattern = format!("wireguard-go -f {}", lab.link);
+    assert!(std::process::Command::new("pkill")
+        .args(["-f", &pattern])
+        .status()
+        .unwrap()
+        .success());
+    let mut seen = Vec::new();
+    while seen.last().map(|(to, _)| *to) != Some(Connected) {
+        match stream.next_timeout(PATIENCE) {
+            Some(mprapi::StreamItem::Event(e)) => seen.push((e.to, e.last_error)),
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        seen[0],
+        (Disconnected, WinError::ERROR_REMOTE_DISCONNECTION.0)
+    );
+    assert_eq!(lab.dials(), 2);
+
+    // Hanging up is SIGTERM to the connect process, which takes its tunnel.
+    server.interface_disconnect(branch).unwrap();
+    lab.wait_link_gone();
+    wait_until("no tunnel process is left", || lab.tunnel_processes() == 0);
+}
+
+#[test]
+fn a_dial_command_that_hangs_is_killed_at_the_connect_timeout() {
+    let mut lab = WgLab::new();
+    let config = lab.interface(
+        "branch",
+        "dial = \"manual\"\nconnect_timeout_secs = 1\nredial_attempts = 0",
+    );
+    lab.start(&config);
+    let server = lab.service().connect();
+    let branch = handle(&server, "branch");
+    lab.slow_dials(30.0);
+    assert_eq!(
+        server.interface_connect_wait(branch),
+        Err(WinError::ERROR_NO_ANSWER)
+    );
+    wait_until("the hung dial command is gone", || {
+        !std::process::Command::new("pgrep")
+            .args(["-f", &lab.up_script().display().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    });
+    assert_eq!(
+        server.interface(branch).unwrap().state,
+        Unreachable,
+        "no redial was allowed"
+    );
 }
 
 #[test]

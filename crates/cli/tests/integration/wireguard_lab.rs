@@ -113,20 +113,45 @@ impl WgLab {
         far.ip(&["link", "set", &far_link, "up"]);
 
         let d = dir.path().display();
+        // A wireguard-go whose tunnel was just deleted takes a moment to
+        // exit and free its API socket; a new one must wait for that.
+        let wait_for_old = format!(
+            "for i in $(seq 100); do [ -S /var/run/wireguard/{link}.sock ] || break; sleep 0.02; done\n"
+        );
         let up = format!(
             "#!/bin/sh\nset -e\n\
              export WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1\n\
              if [ -f {d}/delay ]; then sleep $(cat {d}/delay); fi\n\
              echo dial >> {d}/dials\n\
+             {wait_for_old}\
              wireguard-go {link} 2>/dev/null\n\
              wg set {link} private-key {key} peer {far_pub} endpoint 10.1.0.2:{PORT} allowed-ips 10.9.0.2/32,192.168.20.0/24\n\
              ip addr add 10.9.0.1/24 dev {link}\n\
              ip link set {link} up\n",
             key = near_key.display(),
         );
-        let up_path = dir.path().join("up.sh");
-        std::fs::write(&up_path, up).unwrap();
-        std::fs::set_permissions(&up_path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Supervised: the script is the connection, with wireguard-go in
+        // the foreground under it; SIGTERM ends both.
+        let supervised = format!(
+            "#!/bin/sh\n\
+             export WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1\n\
+             echo dial >> {d}/dials\n\
+             {wait_for_old}\
+             wireguard-go -f {link} >/dev/null 2>&1 &\n\
+             pid=$!\n\
+             trap 'kill $pid; wait $pid; exit 0' TERM\n\
+             while [ ! -S /var/run/wireguard/{link}.sock ]; do sleep 0.01; done\n\
+             wg set {link} private-key {key} peer {far_pub} endpoint 10.1.0.2:{PORT} allowed-ips 10.9.0.2/32,192.168.20.0/24\n\
+             ip addr add 10.9.0.1/24 dev {link}\n\
+             ip link set {link} up\n\
+             wait $pid\n",
+            key = near_key.display(),
+        );
+        for (name, text) in [("up.sh", up), ("supervised.sh", supervised)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
         WgLab {
             service: None,
             router,
@@ -148,6 +173,16 @@ impl WgLab {
              disconnect = [\"ip\", \"link\", \"del\", \"{link}\"]\nready = \"wireguard\"\n{extra}\n",
             link = self.link,
             up = self.up_script().display(),
+        )
+    }
+
+    /// One `[[interface]]` whose connect process is the connection (no
+    /// disconnect command), with `extra` keys.
+    pub fn supervised_interface(&self, name: &str, extra: &str) -> String {
+        format!(
+            "[[interface]]\nname = \"{name}\"\nlink = \"{link}\"\nconnect = [\"{up}\"]\nready = \"wireguard\"\n{extra}\n",
+            link = self.link,
+            up = self.dir.path().join("supervised.sh").display(),
         )
     }
 
