@@ -294,8 +294,8 @@ impl Dialed {
     }
 
     /// MprAdminInterfaceConnect of a declared interface. `waiter` is
-    /// told when the attempt completes (not when there is none to wait
-    /// for).
+    /// told when the attempt completes, at once when it is connected
+    /// already.
     pub fn connect(
         &mut self,
         request: &InterfaceConnect,
@@ -303,11 +303,13 @@ impl Dialed {
     ) -> (Result<Connecting, WinError>, Vec<Transition>) {
         let now = Instant::now();
         let mut result = Err(WinError::ERROR_INVALID_HANDLE);
+        let mut done_already = None;
         let transitions = self.step(request.handle, |d| match d.machine.connect(now) {
             Ok((connecting, actions)) => {
                 result = Ok(connecting);
-                if connecting == Connecting::Started {
-                    d.waiters.extend(waiter);
+                match connecting {
+                    Connecting::Started => d.waiters.extend(waiter),
+                    Connecting::Already => done_already = waiter,
                 }
                 actions
             }
@@ -316,6 +318,12 @@ impl Dialed {
                 Vec::new()
             }
         });
+        // Connected already: the attempt is complete, so to speak.
+        complete(
+            done_already.into_iter().collect(),
+            WinError::NO_ERROR,
+            &self.outboxes,
+        );
         (result, transitions)
     }
 

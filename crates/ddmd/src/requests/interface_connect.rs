@@ -2,7 +2,7 @@
 //! PENDING at once and the event signaled once when the attempt completes;
 //! synchronous without one, the reply waits for the attempt (the session
 //! goes on meanwhile); otherwise PENDING at once. A connected interface is
-//! NO_ERROR at once. A kernel link is not dialed by ddm: NO_ERROR when it
+//! NO_ERROR at once (its event, if any, set at once too). A kernel link is not dialed by ddm: NO_ERROR when it
 //! is connected, ERROR_NOT_SUPPORTED when it is not.
 
 use super::{Call, Handler, Outcome, Spec};
