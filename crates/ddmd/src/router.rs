@@ -27,7 +27,7 @@ use ddm_proto::model::ConnectionState;
 use ddm_proto::WinError;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
 /// What sessions (and the service) ask of the router.
@@ -59,6 +59,14 @@ pub enum Command {
     /// registration, hang up every declared interface, refuse every later
     /// call; answer with what fires as each supervisor is done.
     Shutdown(oneshot::Sender<Vec<oneshot::Receiver<()>>>),
+}
+
+/// What woke the router.
+enum Woken {
+    Link(LinkEvent),
+    Report(Reported),
+    Command(Command),
+    Timer,
 }
 
 /// The router's answer to a call.
@@ -97,6 +105,9 @@ pub struct Router {
     ready: Option<oneshot::Sender<()>>,
     trimmer: Trimmer,
     refusals: Throttle,
+    /// The longest time one input took, for the shutdown log line: the
+    /// router must never wait on anything.
+    longest_turn: Duration,
 }
 
 impl Router {
@@ -119,6 +130,7 @@ impl Router {
             ready: Some(ready),
             trimmer: Trimmer::default(),
             refusals: Throttle::default(),
+            longest_turn: Duration::ZERO,
         }
     }
 
@@ -152,22 +164,30 @@ impl Router {
         let mut reports = self.reports.take();
         loop {
             let deadline = self.dialed.deadline();
-            tokio::select! {
+            let woken = tokio::select! {
                 biased;
-                Some(event) = links.recv() => self.on_link(event),
-                Some(reported) = async { reports.as_mut()?.recv().await } => {
+                Some(event) = links.recv() => Woken::Link(event),
+                Some(reported) = async { reports.as_mut()?.recv().await } => Woken::Report(reported),
+                command = commands.recv() => match command {
+                    Some(command) => Woken::Command(command),
+                    None => return,
+                },
+                () = crate::dial::sleep_until(deadline) => Woken::Timer,
+            };
+            let started = Instant::now();
+            match woken {
+                Woken::Link(event) => self.on_link(event),
+                Woken::Report(reported) => {
                     let transitions = self.dialed.report(reported);
                     self.commit_all(transitions);
                 }
-                command = commands.recv() => match command {
-                    Some(command) => self.on_command(command),
-                    None => return,
-                },
-                () = crate::dial::sleep_until(deadline) => {
+                Woken::Command(command) => self.on_command(command),
+                Woken::Timer => {
                     let transitions = self.dialed.tick();
                     self.commit_all(transitions);
                 }
             }
+            self.longest_turn = self.longest_turn.max(started.elapsed());
         }
     }
 
@@ -306,6 +326,10 @@ impl Router {
                 }
             }
             Command::Shutdown(done) => {
+                tracing::info!(
+                    longest_turn_us = self.longest_turn.as_micros() as u64,
+                    "router stopping"
+                );
                 self.set_running(false);
                 self.shutting_down = true;
                 let _ = done.send(self.dialed.stop_all());
