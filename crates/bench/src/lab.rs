@@ -32,7 +32,7 @@ impl Netns {
         Netns { name }
     }
 
-    fn ip(&self, args: &[&str]) {
+    pub fn ip(&self, args: &[&str]) {
         let mut all = vec!["-n", &self.name];
         all.extend_from_slice(args);
         run("ip", &all);
@@ -151,7 +151,9 @@ pub const SPARE_DESCRIPTORS: usize = 256;
 
 pub struct Lab {
     pub router: Netns,
-    _far: Netns,
+    pub far: Netns,
+    /// The service's configuration file, if it has one.
+    config: Option<PathBuf>,
     pub dir: PathBuf,
     pub index: u32,
     pub service: Process,
@@ -162,6 +164,12 @@ pub struct Lab {
 
 impl Lab {
     pub fn new() -> Lab {
+        Self::with_config(|_, _| None)
+    }
+
+    /// A lab whose service reads the configuration `config` returns, given
+    /// the namespaces (to make the links it declares).
+    pub fn with_config(config: impl FnOnce(&Netns, &Netns) -> Option<String>) -> Lab {
         let router = Netns::new("r");
         let far = Netns::new("f");
         // A veth whose peer has its own index is an urgent linkwatch event;
@@ -178,7 +186,12 @@ impl Lab {
         std::fs::create_dir_all(&dir).unwrap();
 
         let socket = dir.join("ddm.sock");
-        let service = start_service(&router, &dir, &socket);
+        let config = config(&router, &far).map(|text| {
+            let path = dir.join("ddm.toml");
+            std::fs::write(&path, text).expect("configuration");
+            path
+        });
+        let service = start_service(&router, &dir, &socket, config.as_deref());
 
         let bus_path = dir.join("bus");
         let bus_address = format!("unix:path={}", bus_path.display());
@@ -199,7 +212,8 @@ impl Lab {
         });
         Lab {
             router,
-            _far: far,
+            far,
+            config,
             dir,
             index,
             service,
@@ -213,7 +227,12 @@ impl Lab {
     pub fn restart_service(&mut self) {
         let _ = self.service.0.kill();
         let _ = self.service.0.wait();
-        self.service = start_service(&self.router, &self.dir, &self.socket);
+        self.service = start_service(
+            &self.router,
+            &self.dir,
+            &self.socket,
+            self.config.as_deref(),
+        );
     }
 
     pub fn flipper(&self) -> Flipper {
@@ -260,17 +279,20 @@ impl Lab {
 }
 
 /// The service, as `ddm serve` runs it, logging into `dir`.
-fn start_service(router: &Netns, dir: &std::path::Path, socket: &std::path::Path) -> Process {
+fn start_service(
+    router: &Netns,
+    dir: &std::path::Path,
+    socket: &std::path::Path,
+    config: Option<&std::path::Path>,
+) -> Process {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("ddm.log"))
         .expect("service log");
-    let service = spawn_self(
-        Some(router),
-        &["__serve", socket.to_str().unwrap()],
-        Stdio::from(log),
-    );
+    let mut args = vec!["__serve", socket.to_str().unwrap()];
+    args.extend(config.and_then(|c| c.to_str()));
+    let service = spawn_self(Some(router), &args, Stdio::from(log));
     wait_for("the service", || {
         mprapi::Server::connect_socket(socket).is_ok()
     });

@@ -11,6 +11,7 @@
 //! `cargo run --release -p ddm-bench -- [--quick] [--json FILE]` (as root)
 
 mod dbus_anchor;
+mod declared;
 mod lab;
 mod listeners;
 mod netlink;
@@ -107,7 +108,12 @@ fn main() -> ExitCode {
     // Helper roles: this executable started again by the lab.
     let argv: Vec<String> = std::env::args().collect();
     match argv.get(1).map(String::as_str) {
-        Some("__serve") => return ddmd::daemon::main(None, argv.get(2).map(PathBuf::from)),
+        Some("__serve") => {
+            return ddmd::daemon::main(
+                argv.get(3).map(PathBuf::from),
+                argv.get(2).map(PathBuf::from),
+            )
+        }
         Some("__dbus-publisher") => dbus_anchor::publisher_main(&argv[2]),
         Some("__echo") => workloads::registration::echo_main(),
         Some("__echo-fd") => workloads::registration::echo_fd_main(),

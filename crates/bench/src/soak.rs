@@ -19,6 +19,12 @@
 //! again a reconnecting handle must come back, register again and signal
 //! its event once. The G3 baseline is then taken again, on the new process.
 //!
+//! Among the flapping link, declared interfaces (`declared`) connect, fail,
+//! time out, turn UNREACHABLE, get connected and disconnected by an
+//! administrator and hang up, so their commits mix with the link's; the
+//! counts cover them as any other change. Before the end measurement their
+//! trouble stops and their attempts settle.
+//!
 //! An eighth of the way through, a client with a registration and a typed
 //! stream is stopped (SIGSTOP) for 30 seconds (a quarter of a shorter run)
 //! while the rounds go on: the service's memory must stay bounded, another
@@ -26,12 +32,43 @@
 //! must find its event signaled and its stream saying how many events it
 //! missed.
 
+use crate::declared;
 use crate::lab::{wait_for, Lab, Link};
 use mprapi::{Event, ReconnectingServer, Server, StreamItem, WinError};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Declared interfaces in the soak.
+const DECLARED: usize = 4;
+/// Random acts on them before each baseline.
+const WARM_UP_STEPS: usize = 200;
+
+/// What the witness saw the declared interfaces do.
+#[derive(Default)]
+struct DialTally {
+    connects: u64,
+    failures: u64,
+    unreachable: u64,
+    hang_ups: u64,
+}
+
+impl DialTally {
+    fn count(&mut self, event: &mprapi::ConnectionEvent) {
+        use mprapi::ConnectionState::*;
+        if !event.interface.starts_with("dial") {
+            return;
+        }
+        match (event.from, event.to) {
+            (_, Connected) => self.connects += 1,
+            (Connecting, Unreachable) => self.unreachable += 1,
+            (Connecting, _) => self.failures += 1,
+            (Connected, _) => self.hang_ups += 1,
+            _ => {}
+        }
+    }
+}
 
 /// Registrations a session holds at most.
 const PER_SESSION: usize = 3;
@@ -257,11 +294,13 @@ fn outage(lab: &mut Lab, workers: &mut [Worker]) -> Outage {
 /// Runs the soak for `minutes` with `sessions` sessions over `processes`
 /// workers; prints the counts; true when nothing was missed, late or leaked.
 pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
-    let mut lab = Lab::new();
+    let mut lab = Lab::with_config(|router, far| Some(declared::declare(router, far, DECLARED)));
+    let mut churn = declared::Churn::new(&lab.far, DECLARED);
     let mut link = Link::new(&lab);
     let per_worker = sessions.div_ceil(processes);
     let mut seed = 1u64;
     let mut witness = lab.connect();
+    churn.exercise(&witness, WARM_UP_STEPS);
     let (mut fds_start, mut rss_start) = warm_up(&lab, &witness, processes, per_worker, &mut seed);
     let mut workers = spawn_workers(&lab.socket, processes, per_worker, &mut seed);
 
@@ -270,6 +309,7 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
     let mut last_seq = first_seq;
     let (mut totals, mut rounds, mut kills, mut changes) = (Counts::default(), 0u64, 0u64, 0u64);
     let mut outage_report = None;
+    let mut tally = DialTally::default();
     let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
     let total = Duration::from_secs_f64(minutes * 60.0);
     let (started, deadline) = (Instant::now(), Instant::now() + total);
@@ -318,8 +358,9 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
             }
         }
         if outage_report.is_none() && started.elapsed() >= total / 2 {
-            changes += last_seq.max(stream_seq(&stream)) - first_seq;
+            changes += last_seq.max(stream_seq(&stream, &mut tally)) - first_seq;
             drop(stream);
+            churn.calm(&witness);
             outage_report = Some(outage(&mut lab, &mut workers));
             witness = lab.connect();
             bystander = lab.connect();
@@ -328,6 +369,7 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
                 .register_connection_notification(&bystander_event)
                 .expect("register");
             drop(workers);
+            churn.exercise(&witness, WARM_UP_STEPS);
             (fds_start, rss_start) = warm_up(&lab, &witness, processes, per_worker, &mut seed);
             workers = spawn_workers(&lab.socket, processes, per_worker, &mut seed);
             stream = witness.subscribe().expect("witness stream");
@@ -339,6 +381,9 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
         let churn_end = Instant::now() + Duration::from_millis(400);
         while Instant::now() < churn_end {
             link.flip();
+            if dice.below(4) == 0 {
+                churn.step(&witness);
+            }
             std::thread::sleep(Duration::from_millis(2 + dice.below(15) as u64));
         }
         for worker in workers.iter_mut() {
@@ -353,7 +398,7 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
         // Checkpoint: once the churn's last changes have landed, drain
         // every registered event, make one change, wait for its commit.
         std::thread::sleep(Duration::from_millis(100));
-        last_seq = last_seq.max(stream_seq(&stream));
+        last_seq = last_seq.max(stream_seq(&stream, &mut tally));
         for reply in all(&mut workers, "arm") {
             totals.late += reply
                 .split_whitespace()
@@ -374,7 +419,7 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
         } else {
             totals.missed += 1;
         }
-        last_seq = wait_for_commit(&stream, last_seq);
+        last_seq = wait_for_commit(&stream, last_seq, &mut tally);
         for reply in all(&mut workers, &format!("verify {VERIFY_MS}")) {
             let c = parse_counts(&reply);
             totals.expected += c.expected;
@@ -384,6 +429,7 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
     }
 
     // The end: every worker gone, nothing left behind.
+    churn.calm(&witness);
     drop(workers);
     drop(stuck);
     drop(bystander);
@@ -398,10 +444,14 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
     let fd_leak = fds_end > fds_start + fds_start / 10;
     let rss_leak = rss_end > rss_start + rss_start / 10;
     let leaks = u64::from(left) + u64::from(fd_leak) + u64::from(rss_leak);
-    changes += stream_seq(&stream).max(last_seq) - first_seq;
+    changes += stream_seq(&stream, &mut tally).max(last_seq) - first_seq;
 
-    println!("soak: {minutes} min, {sessions} sessions in {processes} processes, {rounds} rounds, {kills} workers SIGKILLed");
+    println!("soak: {minutes} min, {sessions} sessions in {processes} processes, {rounds} rounds, {kills} workers SIGKILLed, {DECLARED} declared interfaces dialing among them");
     println!("changes committed:      {changes}");
+    println!(
+        "declared interfaces:    {} connects, {} failed attempts, {} times unreachable, {} hang-ups or losses",
+        tally.connects, tally.failures, tally.unreachable, tally.hang_ups
+    );
     println!("signals expected:       {}", totals.expected);
     println!("signals missed:         {} (must be 0)", totals.missed);
     println!("late signals:           {} (must be 0)", totals.late);
@@ -456,24 +506,26 @@ fn descriptors(lab: &Lab) -> usize {
 }
 
 /// Waits until the witness sees a commit after `seq`; returns the new seq.
-fn wait_for_commit(stream: &mprapi::EventStream, seq: u64) -> u64 {
+fn wait_for_commit(stream: &mprapi::EventStream, seq: u64, tally: &mut DialTally) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut latest = seq;
     while latest <= seq {
         assert!(Instant::now() < deadline, "no commit seen after a flip");
         if let Some(StreamItem::Event(e)) = stream.next_timeout(Duration::from_millis(100)) {
+            tally.count(&e);
             latest = latest.max(e.seq);
         }
     }
     // Take what else is queued, so the next wait starts from the newest.
-    latest.max(stream_seq(stream))
+    latest.max(stream_seq(stream, tally))
 }
 
 /// The newest seq among items already queued on the stream.
-fn stream_seq(stream: &mprapi::EventStream) -> u64 {
+fn stream_seq(stream: &mprapi::EventStream, tally: &mut DialTally) -> u64 {
     let mut latest = 0;
     while let Some(item) = stream.next_timeout(Duration::ZERO) {
         if let StreamItem::Event(e) = item {
+            tally.count(&e);
             latest = latest.max(e.seq);
         }
     }

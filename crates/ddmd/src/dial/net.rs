@@ -6,6 +6,7 @@
 //! (`Net`) in every supervisor; the router never waits on any of it.
 
 use super::declaration::Route;
+use crate::table::LinkState;
 use futures_util::TryStreamExt;
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
@@ -57,6 +58,23 @@ impl Net {
                 }
             }
         }
+    }
+
+    /// What the kernel says of the link named `name` now, if it exists.
+    pub async fn link_state(&self, name: &str) -> io::Result<Option<LinkState>> {
+        Ok(self.link(name).await?.map(|link| LinkState {
+            index: link.header.index,
+            name: name.to_owned(),
+            flags: link.header.flags.bits(),
+            operstate: link
+                .attributes
+                .iter()
+                .find_map(|a| match a {
+                    LinkAttribute::OperState(state) => Some(u8::from(*state)),
+                    _ => None,
+                })
+                .unwrap_or(0),
+        }))
     }
 
     /// The index of the link named `name`, if it exists.

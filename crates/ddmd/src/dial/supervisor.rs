@@ -349,8 +349,16 @@ impl Supervisor {
     }
 
     /// Acts on the link's state: routes and readiness while dialing, loss
-    /// while up.
+    /// while up. The state is read from the kernel afresh: a notification
+    /// queued behind a hang-up and a dial may be older than both, and must
+    /// not make a new attempt look ready (or a new connection look lost).
     async fn progress(&mut self) {
+        if !matches!(self.phase, Phase::Idle) {
+            match self.net.link_state(&self.declaration.link).await {
+                Ok(now) => self.link = now,
+                Err(e) => tracing::debug!(interface = self.name(), "cannot read the link: {e}"),
+            }
+        }
         let link_up = self.link_up();
         match &mut self.phase {
             Phase::Dialing(d) if !d.reported && link_up => {
