@@ -40,9 +40,10 @@ pub struct Churn {
 }
 
 impl Churn {
-    pub fn new(far: &Netns, count: usize) -> Churn {
+    /// Trouble for `count` interfaces whose peers are in namespace `far`.
+    pub fn new(far: &str, count: usize) -> Churn {
         Churn {
-            far: far.name.clone(),
+            far: far.to_owned(),
             count,
             down: vec![false; count],
             state: 0x2545_f491_4f6c_dd1d,

@@ -51,7 +51,22 @@ impl Netns {
 }
 
 impl Drop for Netns {
+    /// Kills what still runs in the namespace (a wireguard-go keeps it,
+    /// and itself, alive), then deletes it.
     fn drop(&mut self) {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                if let Ok(pid) = pid.parse() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+        }
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
@@ -125,6 +140,10 @@ pub fn clean_up_on_interrupt() {
                 .status();
         }
         let _ = std::fs::remove_dir_all(format!("/tmp/ddm-bench-{pid}"));
+        // The dialing workload's wireguard-go daemons left their group.
+        let _ = Command::new("pkill")
+            .args(["-f", "^wireguard-go wgb"])
+            .status();
         eprintln!("ddm-bench: interrupted; the lab is removed");
         let _ = nix::sys::signal::killpg(nix::unistd::getpgrp(), Signal::SIGKILL);
     });
@@ -164,12 +183,15 @@ pub struct Lab {
 
 impl Lab {
     pub fn new() -> Lab {
-        Self::with_config(|_, _| None)
+        Self::with_config(|_, _, _| None)
     }
 
     /// A lab whose service reads the configuration `config` returns, given
-    /// the namespaces (to make the links it declares).
-    pub fn with_config(config: impl FnOnce(&Netns, &Netns) -> Option<String>) -> Lab {
+    /// the namespaces (to make the links it declares) and the lab's
+    /// directory (for its scripts).
+    pub fn with_config(
+        config: impl FnOnce(&Netns, &Netns, &std::path::Path) -> Option<String>,
+    ) -> Lab {
         let router = Netns::new("r");
         let far = Netns::new("f");
         // A veth whose peer has its own index is an urgent linkwatch event;
@@ -186,7 +208,7 @@ impl Lab {
         std::fs::create_dir_all(&dir).unwrap();
 
         let socket = dir.join("ddm.sock");
-        let config = config(&router, &far).map(|text| {
+        let config = config(&router, &far, &dir).map(|text| {
             let path = dir.join("ddm.toml");
             std::fs::write(&path, text).expect("configuration");
             path
@@ -233,6 +255,15 @@ impl Lab {
             &self.socket,
             self.config.as_deref(),
         );
+    }
+
+    /// Stops the service with SIGTERM, as a clean stop, and returns its
+    /// log.
+    pub fn stop_service(&mut self) -> String {
+        let pid = nix::unistd::Pid::from_raw(self.service.pid());
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.service.0.wait();
+        std::fs::read_to_string(self.dir.join("ddm.log")).unwrap_or_default()
     }
 
     pub fn flipper(&self) -> Flipper {
@@ -309,8 +340,12 @@ fn proc_status_kib(pid: i32, field: &str) -> u64 {
 }
 
 impl Drop for Lab {
+    /// Removes the lab's directory, unless DDM_BENCH_KEEP is set (to read
+    /// the service's log after a run).
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::env::var_os("DDM_BENCH_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -18,6 +18,7 @@ mod netlink;
 mod report;
 mod soak;
 mod stats;
+mod tunnel;
 mod wake;
 mod workloads;
 
@@ -65,6 +66,7 @@ enum Workload {
     Fanout,
     Registration,
     Churn,
+    Dialing,
 }
 
 /// How much of each workload to run.
@@ -78,6 +80,8 @@ struct Plan {
     memory_sessions: usize,
     churn_rates: &'static [u32],
     churn_time: Duration,
+    dial_rounds: usize,
+    dial_flips: usize,
 }
 
 const QUICK: Plan = Plan {
@@ -90,6 +94,8 @@ const QUICK: Plan = Plan {
     memory_sessions: 1000,
     churn_rates: &[1000, 10_000],
     churn_time: Duration::from_secs(1),
+    dial_rounds: 5,
+    dial_flips: 20,
 };
 
 const FULL: Plan = Plan {
@@ -102,6 +108,8 @@ const FULL: Plan = Plan {
     memory_sessions: 10_000,
     churn_rates: &[1000, 10_000],
     churn_time: Duration::from_secs(3),
+    dial_rounds: 30,
+    dial_flips: 100,
 };
 
 fn main() -> ExitCode {
@@ -186,8 +194,14 @@ fn main() -> ExitCode {
         step("churn");
         workloads::churn::run(&lab, plan.churn_rates, plan.churn_time, &mut report);
     }
-    step("done");
     drop(lab);
+    // In a lab of its own (tunnels and 100 declared interfaces), made
+    // after the main one is gone: they share namespace names.
+    if wanted(Workload::Dialing) {
+        step("dialing");
+        workloads::dialing::run(plan.dial_rounds, plan.dial_flips, &mut report);
+    }
+    step("done");
 
     report.print();
     if let Some(path) = args.json {

@@ -294,8 +294,8 @@ fn outage(lab: &mut Lab, workers: &mut [Worker]) -> Outage {
 /// Runs the soak for `minutes` with `sessions` sessions over `processes`
 /// workers; prints the counts; true when nothing was missed, late or leaked.
 pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
-    let mut lab = Lab::with_config(|router, far| Some(declared::declare(router, far, DECLARED)));
-    let mut churn = declared::Churn::new(&lab.far, DECLARED);
+    let mut lab = Lab::with_config(|router, far, _| Some(declared::declare(router, far, DECLARED)));
+    let mut churn = declared::Churn::new(&lab.far.name, DECLARED);
     let mut link = Link::new(&lab);
     let per_worker = sessions.div_ceil(processes);
     let mut seed = 1u64;

@@ -82,6 +82,7 @@ pub enum ServeError {
 /// shuts it down cleanly.
 pub fn run(config: Config, socket: PathBuf) -> Result<(), ServeError> {
     raise_descriptor_limit();
+    unblock_stop_signals();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
@@ -97,6 +98,17 @@ pub fn run(config: Config, socket: PathBuf) -> Result<(), ServeError> {
             let endpoint = LocalEndpoint::bind(&socket)?;
             service::serve(config, endpoint, LinkSource::Kernel, termination).await
         })
+}
+
+/// A parent may start the service with signals blocked (the mask is
+/// inherited): SIGTERM, SIGINT and SIGHUP must reach it.
+fn unblock_stop_signals() {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut signals = SigSet::empty();
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        signals.add(signal);
+    }
+    let _ = signals.thread_unblock();
 }
 
 /// Each session and registration holds a descriptor: use all we may. A

@@ -8,7 +8,7 @@
 //! (see `lab::on_one_cpu`).
 
 use super::{say_lost, settle, PATIENCE};
-use crate::lab::{on_one_cpu, Lab, Link};
+use crate::lab::{on_one_cpu, Lab, Link, LINK};
 use crate::listeners::{set_up, Mechanism};
 use crate::report::Report;
 use crate::stats::Summary;
@@ -130,8 +130,13 @@ fn direction(connected: bool) -> &'static str {
     }
 }
 
-/// One flip, timed until a thread blocked on the typed stream sees it.
-fn stream_wake(stream: &EventStream, connected: bool, link: &mut Link) -> Option<Duration> {
+/// One flip, timed until a thread blocked on the typed stream sees it
+/// (the lab's link's event: other interfaces may change meanwhile).
+pub(super) fn stream_wake(
+    stream: &EventStream,
+    connected: bool,
+    link: &mut Link,
+) -> Option<Duration> {
     while stream.next_timeout(Duration::ZERO).is_some() {}
     let wanted = if connected {
         ConnectionState::Connected
@@ -141,7 +146,9 @@ fn stream_wake(stream: &EventStream, connected: bool, link: &mut Link) -> Option
     std::thread::scope(|scope| {
         let waiter = scope.spawn(|| loop {
             match stream.next_timeout(PATIENCE)? {
-                StreamItem::Event(e) if e.to == wanted => return Some(Instant::now()),
+                StreamItem::Event(e) if e.to == wanted && e.interface == LINK => {
+                    return Some(Instant::now())
+                }
                 StreamItem::End(_) => return None,
                 _ => {}
             }

@@ -1,6 +1,7 @@
 //! The benchmark's workloads, each side by side with its anchors.
 
 pub mod churn;
+pub mod dialing;
 pub mod fanout;
 pub mod latency;
 pub mod memory;

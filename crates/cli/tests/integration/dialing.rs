@@ -662,3 +662,35 @@ fn the_c_library_dials_as_the_windows_documentation_says() {
         run(&program, &["branch", "monitor"], true);
     }
 }
+
+#[test]
+fn a_connect_command_still_running_when_the_link_comes_up_is_not_a_loss() {
+    let lab = crate::support::Lab::with_config(Some(
+        "[[interface]]\nname = \"veth-dial\"\nlink = \"vd\"\n\
+         connect = [\"sh\", \"-c\", \"ip link set vd up; sleep 0.3\"]\n\
+         disconnect = [\"ip\", \"link\", \"set\", \"vd\", \"down\"]\nready = \"link\"\n",
+    ));
+    lab.add_link("vd");
+    let server = lab.service.connect();
+    let dial = handle(&server, "veth-dial");
+    assert_eq!(server.interface_connect_wait(dial), Ok(()));
+    std::thread::sleep(Duration::from_millis(600));
+    let info = server.interface(dial).unwrap();
+    assert_eq!(
+        (info.state, info.last_error),
+        (Connected, 0),
+        "the script's end is not a loss"
+    );
+    assert!(
+        lab.interface("vd").is_none(),
+        "a declared interface's link is not listed twice"
+    );
+    server.interface_disconnect(dial).unwrap();
+    wait_until("vd is down", || {
+        let out = std::process::Command::new("ip")
+            .args(["-n", &lab.router.name, "-o", "link", "show", "vd"])
+            .output()
+            .unwrap();
+        !String::from_utf8_lossy(&out.stdout).contains(",UP")
+    });
+}

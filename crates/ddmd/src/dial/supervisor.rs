@@ -524,6 +524,19 @@ impl Supervisor {
             }
             Phase::Up(u) => {
                 u.child = None;
+                // A connect command that sets things up may still be
+                // finishing when the link comes up: only a supervised
+                // process is the connection.
+                if !supervised {
+                    if !error.is_ok() {
+                        tracing::warn!(
+                            interface = self.name(),
+                            code = error.0,
+                            "connect command failed after the link came up"
+                        );
+                    }
+                    return;
+                }
                 if !u.reported {
                     u.reported = true;
                     let attempt = u.attempt;

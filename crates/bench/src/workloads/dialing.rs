@@ -1,0 +1,289 @@
+//! Workload 6, dialing: three figures for demand-dial interfaces, in a lab
+//! of their own (two WireGuard tunnels and 100 declared veth interfaces).
+//!
+//! 1. Demand dial: from the first datagram to a demand interface's route
+//!    until its echo returns through the tunnel ddm dialed for it, against
+//!    the bare dial of the same tunnel in the same run (the same script
+//!    run by hand, a route added, a datagram sent, its echo awaited).
+//!    Target: at most 1.2x the bare dial plus 5 ms.
+//! 2. Redial: a persistent interface's link deleted, until datagrams sent
+//!    every millisecond are echoed again, against the same bare dial.
+//! 3. Flapping: the latency of a link's notification (as workload 1
+//!    measures it) quiet, and while 100 declared interfaces are connected,
+//!    disconnected, lose carrier and redial all along; and the router's
+//!    longest turn over the whole run, from the service's log.
+
+use super::latency::stream_wake;
+use super::{say_lost, settle, PATIENCE};
+use crate::declared;
+use crate::lab::{wait_for, Lab, Link};
+use crate::listeners::{set_up, Mechanism};
+use crate::report::Report;
+use crate::stats::Summary;
+use crate::tunnel::{self, Tunnel};
+use crate::wake::wake_times;
+use mprapi::ConnectionState;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ECHO_PORT: u16 = 7;
+const DECLARED: usize = 100;
+const DEMAND: &str = "demand dial: first datagram to its echo";
+const REDIAL: &str = "redial: link lost to traffic again";
+const BARE: &str = "bare dial (script, route, datagram)";
+
+pub fn run(rounds: usize, flips: usize, report: &mut Report) {
+    let mut tunnels = Vec::new();
+    let mut lab = Lab::with_config(|router, far, dir| {
+        tunnel::underlay(router, far);
+        tunnels = (0..2).map(|n| Tunnel::new(router, far, dir, n)).collect();
+        let mut config =
+            tunnels[0].declaration("demand", "dial = \"demand\"\nidle_disconnect_secs = 0");
+        config += &tunnels[1].declaration("persistent", "dial = \"persistent\"");
+        config += &declared::declare(router, far, DECLARED);
+        Some(config)
+    });
+    let echo = Echo::start(&lab);
+    let server = lab.connect();
+    let client = lab
+        .router
+        .enter(|| UdpSocket::bind("0.0.0.0:0"))
+        .expect("UDP socket");
+    client.set_nonblocking(true).expect("non-blocking");
+
+    let (mut bare, mut demand, mut redial, mut lost) = (Vec::new(), Vec::new(), Vec::new(), 0);
+    let demand_handle = server.interface_handle("demand").expect("demand interface");
+    let persistent = server
+        .interface_handle("persistent")
+        .expect("persistent interface");
+    wait_for("the persistent interface", || {
+        server
+            .interface(persistent)
+            .is_ok_and(|i| i.state == ConnectionState::Connected)
+    });
+    eprintln!("        demand dial and redial, {rounds} rounds");
+    for _ in 0..rounds {
+        let t = &tunnels[0];
+        t.tear_down(&lab.router);
+        let start = Instant::now();
+        t.dial_by_hand(&lab.router);
+        match echo_after(&client, t.bare_lan, start, Duration::from_millis(5)) {
+            Some(d) => bare.push(d),
+            None => lost += 1,
+        }
+        t.tear_down(&lab.router);
+
+        match echo_after(&client, t.lan, Instant::now(), PATIENCE) {
+            Some(d) => demand.push(d),
+            None => lost += 1,
+        }
+        let _ = server.interface_disconnect(demand_handle);
+        wait_for("the demand tunnel to go", || !t.exists(&lab.router));
+        t.tear_down(&lab.router);
+
+        let t = &tunnels[1];
+        let start = Instant::now();
+        t.tear_down_link_only(&lab.router);
+        match echo_after(&client, t.lan, start, Duration::from_millis(1)) {
+            Some(d) => redial.push(d),
+            None => lost += 1,
+        }
+        wait_for("the persistent interface to be back", || {
+            server
+                .interface(persistent)
+                .is_ok_and(|i| i.state == ConnectionState::Connected)
+        });
+    }
+    say_lost("dialing", lost);
+    let ms = |values: &[Duration]| {
+        Summary::of(
+            &values
+                .iter()
+                .map(|d| d.as_secs_f64() * 1e3)
+                .collect::<Vec<_>>(),
+        )
+    };
+    report.add(DEMAND, BARE, "ms", ms(&bare));
+    report.add(DEMAND, "ddm (demand, held and re-sent)", "ms", ms(&demand));
+    report.relate(DEMAND, BARE);
+    report.add(REDIAL, BARE, "ms", ms(&bare));
+    report.add(REDIAL, "ddm (persistent, redialed)", "ms", ms(&redial));
+    report.relate(REDIAL, BARE);
+    if let (Some(b), Some(d)) = (ms(&bare), ms(&demand)) {
+        report.target(
+            "demand dial p50 at most 1.2x the bare dial + 5 ms",
+            format!(
+                "{:.1} ms against {:.1} ms (limit {:.1} ms)",
+                d.p50,
+                b.p50,
+                1.2 * b.p50 + 5.0
+            ),
+            d.p50 <= 1.2 * b.p50 + 5.0,
+        );
+    }
+    drop(echo);
+
+    flapping(&lab, flips, report);
+    drop(server);
+    let log = lab.stop_service();
+    drop(tunnels);
+    if let Some(us) = longest_turn(&log) {
+        report.note(format!(
+            "router's longest turn over the dialing run ({DECLARED} declared interfaces flapping): {us} us"
+        ));
+        report.target(
+            "the router never blocked: longest turn under 10 ms",
+            format!("{us} us"),
+            us < 10_000,
+        );
+    }
+}
+
+/// Sends a datagram to `to` every `every` until one is echoed; the time
+/// since `start`, or None after PATIENCE.
+fn echo_after(
+    client: &UdpSocket,
+    to: Ipv4Addr,
+    start: Instant,
+    every: Duration,
+) -> Option<Duration> {
+    let mut reply = [0u8; 16];
+    while client.recv(&mut reply).is_ok() {}
+    let mut next_send = Instant::now();
+    while start.elapsed() < PATIENCE {
+        if Instant::now() >= next_send {
+            let _ = client.send_to(b"ping", (to, ECHO_PORT));
+            next_send = Instant::now() + every;
+        }
+        if client.recv(&mut reply).is_ok() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    None
+}
+
+/// Notification latency (the kernel floor, and ddm's typed stream, which
+/// names the interface: registered events wake for every interface's
+/// change) with the declared interfaces quiet, then busy.
+fn flapping(lab: &Lab, flips: usize, report: &mut Report) {
+    const WORKLOAD: &str = "latency: connect and disconnect";
+    const STREAM: &str = "ddm (typed stream)";
+    let server = lab.connect();
+    declared::Churn::new(&lab.far.name, DECLARED).calm(&server);
+    let mut link = Link::new(lab);
+    let mut measure = |label: &str, report: &mut Report| {
+        let workload = format!("{WORKLOAD}, {label}");
+        let listeners = set_up(lab, Mechanism::Kernel, 1, link.connected);
+        let mut floor = Vec::new();
+        for _ in 0..flips {
+            listeners.drain();
+            let target = !link.connected;
+            floor.extend(wake_times(&listeners.waiters, target, PATIENCE, || link.flip())[0]);
+            settle();
+        }
+        let stream = server.subscribe().expect("subscribe");
+        let mut ddm = Vec::new();
+        for _ in 0..flips {
+            let target = !link.connected;
+            ddm.extend(stream_wake(&stream, target, &mut link));
+            settle();
+        }
+        report.add(
+            &workload,
+            Mechanism::Kernel.name(),
+            "us",
+            Summary::of_durations(&floor),
+        );
+        report.add(&workload, STREAM, "us", Summary::of_durations(&ddm));
+        report.relate(&workload, Mechanism::Kernel.name());
+    };
+    eprintln!("        notification latency, declared interfaces quiet");
+    measure("declared quiet", report);
+    let busy = Arc::new(AtomicBool::new(true));
+    let trouble = {
+        let (busy, far) = (busy.clone(), lab.far.name.clone());
+        let socket = lab.socket.clone();
+        std::thread::spawn(move || {
+            let server = mprapi::Server::connect_socket(&socket).expect("connect");
+            let mut churn = declared::Churn::new(&far, DECLARED);
+            let mut acts = 0u64;
+            while busy.load(Ordering::Relaxed) {
+                churn.step(&server);
+                acts += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            acts
+        })
+    };
+    let busy_label = format!("{DECLARED} declared flapping");
+    eprintln!("        notification latency, {DECLARED} declared interfaces flapping");
+    measure(&busy_label, report);
+    busy.store(false, Ordering::Relaxed);
+    let acts = trouble.join().expect("flapper");
+    let ratio = |label: &str| {
+        report
+            .find(&format!("{WORKLOAD}, {label}"), STREAM)
+            .and_then(|r| r.ratio.as_ref().map(|(x, _)| *x))
+    };
+    if let (Some(quiet), Some(loaded)) = (ratio("declared quiet"), ratio(&busy_label)) {
+        report.note(format!(
+            "with {DECLARED} declared interfaces flapping ({acts} acts): ddm {loaded:.2}x the kernel floor, quiet {quiet:.2}x"
+        ));
+        report.target(
+            "notification latency unchanged by flapping declared interfaces (ratio to the floor within 1.5x of quiet)",
+            format!("{loaded:.2}x against {quiet:.2}x"),
+            loaded <= 1.5 * quiet,
+        );
+    }
+}
+
+fn longest_turn(log: &str) -> Option<u64> {
+    log.lines()
+        .filter_map(|l| l.split("longest_turn_us=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .max()
+}
+
+/// A UDP echo server in the far namespace, on every address.
+struct Echo {
+    running: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Echo {
+    fn start(lab: &Lab) -> Echo {
+        let socket = lab
+            .far
+            .enter(|| UdpSocket::bind(("0.0.0.0", ECHO_PORT)))
+            .expect("echo socket");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        let running = Arc::new(AtomicBool::new(true));
+        let flag = running.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buffer = [0u8; 1500];
+            while flag.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = socket.recv_from(&mut buffer) {
+                    let _ = socket.send_to(&buffer[..n], from);
+                }
+            }
+        });
+        Echo {
+            running,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.running.store(false, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
