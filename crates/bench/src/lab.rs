@@ -54,22 +54,11 @@ impl Drop for Netns {
     /// Kills what still runs in the namespace (a wireguard-go keeps it,
     /// and itself, alive), then deletes it.
     fn drop(&mut self) {
-        if let Ok(out) = Command::new("ip")
-            .args(["netns", "pids", &self.name])
-            .output()
-        {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                if let Ok(pid) = pid.parse() {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
-                }
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        let script = format!(
+            "ip netns pids {0} | xargs -r kill -9; ip netns del {0}",
+            self.name
+        );
+        let _ = Command::new("sh").args(["-c", &script]).status();
     }
 }
 

@@ -734,4 +734,43 @@ mod tests {
             WinError::ERROR_INTERFACE_DISABLED
         );
     }
+
+    #[test]
+    fn kernel_links_are_not_dialed() {
+        let mut r = router();
+        open(&mut r, 1, Role::Admin);
+        r.on_link(link(2, true));
+        r.on_link(link(3, false));
+        let up = r.handle_of("eth2").unwrap();
+        let down = r.handle_of("eth3").unwrap();
+        let disconnect = |handle| Request::InterfaceDisconnect(InterfaceDisconnect { handle });
+        assert_eq!(
+            call(&mut r, 1, connect(up, 0, true)).error,
+            WinError::NO_ERROR
+        );
+        assert_eq!(
+            call(&mut r, 1, connect(down, 0, false)).error,
+            WinError::ERROR_NOT_SUPPORTED
+        );
+        assert_eq!(
+            call(&mut r, 1, disconnect(up)).error,
+            WinError::ERROR_NOT_SUPPORTED
+        );
+        assert_eq!(
+            call(&mut r, 1, disconnect(down)).error,
+            WinError::ERROR_INTERFACE_NOT_CONNECTED
+        );
+        let set = |handle, enabled| {
+            Request::InterfaceSetInfo(InterfaceSetInfo {
+                level: 0,
+                handle,
+                enabled,
+            })
+        };
+        assert_eq!(call(&mut r, 1, set(up, true)).error, WinError::NO_ERROR);
+        assert_eq!(
+            call(&mut r, 1, set(up, false)).error,
+            WinError::ERROR_NOT_SUPPORTED
+        );
+    }
 }

@@ -29,6 +29,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const ECHO_PORT: u16 = 7;
+/// A pause between dials of one tunnel: WireGuard's responder limits the
+/// handshakes it takes from one address, and refuses an initiation whose
+/// (whitened, 16 ms) timestamp is not newer than the last one's.
+const HANDSHAKE_SPACING: Duration = Duration::from_millis(150);
 const DECLARED: usize = 100;
 const DEMAND: &str = "demand dial: first datagram to its echo";
 const REDIAL: &str = "redial: link lost to traffic again";
@@ -74,6 +78,7 @@ pub fn run(rounds: usize, flips: usize, report: &mut Report) {
             None => lost += 1,
         }
         t.tear_down(&lab.router);
+        std::thread::sleep(HANDSHAKE_SPACING);
 
         match echo_after(&client, t.lan, Instant::now(), PATIENCE) {
             Some(d) => demand.push(d),
@@ -82,6 +87,7 @@ pub fn run(rounds: usize, flips: usize, report: &mut Report) {
         let _ = server.interface_disconnect(demand_handle);
         wait_for("the demand tunnel to go", || !t.exists(&lab.router));
         t.tear_down(&lab.router);
+        std::thread::sleep(HANDSHAKE_SPACING);
 
         let t = &tunnels[1];
         let start = Instant::now();
@@ -95,6 +101,7 @@ pub fn run(rounds: usize, flips: usize, report: &mut Report) {
                 .interface(persistent)
                 .is_ok_and(|i| i.state == ConnectionState::Connected)
         });
+        std::thread::sleep(HANDSHAKE_SPACING);
     }
     say_lost("dialing", lost);
     let ms = |values: &[Duration]| {

@@ -14,6 +14,15 @@ fn handle(server: &Server, name: &str) -> u32 {
     server.interface_handle(name).unwrap()
 }
 
+/// Starts the lab's service with `config` and returns a handle on it with
+/// the handle of its interface "branch".
+fn start_branch(lab: &mut WgLab, config: &str) -> (Server, u32) {
+    lab.start(config);
+    let server = lab.service().connect();
+    let branch = handle(&server, "branch");
+    (server, branch)
+}
+
 fn wait_state(server: &Server, handle: u32, state: ConnectionState) {
     wait_until(&format!("interface {handle} is {}", state.name()), || {
         server.interface(handle).unwrap().state == state
@@ -27,9 +36,7 @@ fn the_three_connect_modes_and_disconnect() {
         "branch",
         "dial = \"manual\"\nroutes = [\"192.168.20.0/24\"]\nconnect_timeout_secs = 5",
     );
-    lab.start(&config);
-    let server = lab.service().connect();
-    let branch = handle(&server, "branch");
+    let (server, branch) = start_branch(&mut lab, &config);
     let info = server.interface(branch).unwrap();
     assert_eq!(
         (info.state, info.if_type),
@@ -101,9 +108,7 @@ fn a_far_end_that_does_not_answer_fails_redials_turns_unreachable_and_recovers()
         "dial = \"manual\"\nconnect_timeout_secs = 1\nredial_attempts = 1\nredial_pause_secs = 0\n\
          unreachable_retry_secs = 2\nunreachable_retry_step_secs = 2\nunreachable_retry_max_secs = 4",
     );
-    lab.start(&config);
-    let server = lab.service().connect();
-    let branch = handle(&server, "branch");
+    let (server, branch) = start_branch(&mut lab, &config);
     let stream = server.subscribe().unwrap();
     let registered = Event::auto().unwrap();
     server
@@ -169,9 +174,7 @@ fn demand_dials_on_the_first_ping_delivers_it_and_hangs_up_when_idle() {
         "branch",
         "dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\ntrigger_src = \"10.9.0.1\"\nidle_disconnect_secs = 2",
     );
-    lab.start(&config);
-    let server = lab.service().connect();
-    let branch = handle(&server, "branch");
+    let (server, branch) = start_branch(&mut lab, &config);
     let trigger = lab.route_device().expect("the routes are held");
     assert_ne!(
         trigger, lab.link,
@@ -217,30 +220,58 @@ fn demand_dialing_by_tcp_delivers_the_first_syn() {
         "dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\ntrigger_src = \"10.9.0.1\"\nidle_disconnect_secs = 0",
     );
     lab.start(&config);
-    let far = lab.far.name.clone();
+    assert_eq!(
+        tcp_retransmits(&lab, 7070),
+        0,
+        "the first SYN was held and delivered, not retransmitted"
+    );
+}
+
+#[test]
+fn demand_without_a_source_address_answers_the_first_ping_and_learns_the_tunnels() {
+    let mut lab = WgLab::new();
+    let config = lab.interface(
+        "branch",
+        "dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\nidle_disconnect_secs = 1",
+    );
+    let (server, branch) = start_branch(&mut lab, &config);
+    // The ping leaves from the veth's address; ddm re-sends it from the
+    // tunnel's, which the far end routes back.
+    assert!(lab.ping(5), "the first ping is answered");
+    wait_state(&server, branch, Connected);
+    wait_state(&server, branch, Disconnected);
+    let route = lab.router_ip(&["route", "show", "192.168.20.0/24"]);
+    assert!(
+        route.contains("src 10.9.0.1"),
+        "the trigger route took the tunnel's address: {route}"
+    );
+    lab.wait_link_gone();
+    // Now even a TCP connection, whose source cannot change, gets through
+    // with its first SYN.
+    assert_eq!(tcp_retransmits(&lab, 7071), 0);
+}
+
+/// Connects from the router to a listener at the far LAN's `port` and
+/// returns how often the connection's packets were retransmitted.
+fn tcp_retransmits(lab: &WgLab, port: u16) -> u32 {
+    let (router, far) = (lab.router.name.clone(), lab.far.name.clone());
     let listener = std::thread::spawn(move || {
         enter(&far);
-        let listener = std::net::TcpListener::bind((FAR_LAN, 7070)).unwrap();
+        let listener = std::net::TcpListener::bind((FAR_LAN, port)).unwrap();
         listener.accept().map(drop)
     });
     std::thread::sleep(Duration::from_millis(200));
-    let router = lab.router.name.clone();
     let retransmits = std::thread::spawn(move || {
         enter(&router);
-        let stream = std::net::TcpStream::connect_timeout(
-            &(FAR_LAN.parse::<std::net::IpAddr>().unwrap(), 7070).into(),
-            PATIENCE,
-        )
-        .expect("the connection through the demand-dialed tunnel");
+        let to = (FAR_LAN.parse::<std::net::IpAddr>().unwrap(), port).into();
+        let stream = std::net::TcpStream::connect_timeout(&to, PATIENCE)
+            .expect("the connection through the demand-dialed tunnel");
         total_retransmits(&stream)
     })
     .join()
     .unwrap();
     listener.join().unwrap().unwrap();
-    assert_eq!(
-        retransmits, 0,
-        "the first SYN was held and delivered, not retransmitted"
-    );
+    retransmits
 }
 
 /// Moves the calling thread into network namespace `name`.
@@ -275,9 +306,7 @@ fn a_persistent_interface_dials_at_start_and_redials_a_dropped_link() {
         "branch",
         "dial = \"persistent\"\nroutes = [\"192.168.20.0/24\"]",
     );
-    lab.start(&config);
-    let server = lab.service().connect();
-    let branch = handle(&server, "branch");
+    let (server, branch) = start_branch(&mut lab, &config);
     wait_state(&server, branch, Connected);
     let registered = Event::auto().unwrap();
     server
@@ -312,9 +341,7 @@ fn a_supervised_connection_that_ends_is_lost_and_redialed_and_sigterm_hangs_it_u
         "branch",
         "dial = \"persistent\"\nroutes = [\"192.168.20.0/24\"]",
     );
-    lab.start(&config);
-    let server = lab.service().connect();
-    let branch = handle(&server, "branch");
+    let (server, branch) = start_branch(&mut lab, &config);
     wait_state(&server, branch, Connected);
     let stream = server.subscribe().unwrap();
 
@@ -351,9 +378,7 @@ fn a_dial_command_that_hangs_is_killed_at_the_connect_timeout() {
         "branch",
         "dial = \"manual\"\nconnect_timeout_secs = 1\nredial_attempts = 0",
     );
-    lab.start(&config);
-    let server = lab.service().connect();
-    let branch = handle(&server, "branch");
+    let (server, branch) = start_branch(&mut lab, &config);
     lab.slow_dials(30.0);
     assert_eq!(
         server.interface_connect_wait(branch),
@@ -377,9 +402,7 @@ fn a_dial_command_that_hangs_is_killed_at_the_connect_timeout() {
 fn disabled_interfaces_hang_up_and_refuse_connect() {
     let mut lab = WgLab::new();
     let config = lab.interface("branch", "dial = \"persistent\"");
-    lab.start(&config);
-    let server = lab.service().connect();
-    let branch = handle(&server, "branch");
+    let (server, branch) = start_branch(&mut lab, &config);
     wait_state(&server, branch, Connected);
 
     server.interface_set_enabled(branch, false).unwrap();
@@ -408,9 +431,7 @@ fn outside_its_dialout_hours_an_interface_is_unreachable_and_refuses_connect() {
         "branch",
         &format!("dial = \"manual\"\ndialout_hours = [\"{tomorrow} 00:00-24:00\"]"),
     );
-    lab.start(&config);
-    let server = lab.service().connect();
-    let branch = handle(&server, "branch");
+    let (server, branch) = start_branch(&mut lab, &config);
     let info = server.interface(branch).unwrap();
     assert_eq!(info.state, Unreachable);
     assert_eq!(
@@ -442,9 +463,7 @@ fn weekday_today() -> usize {
 fn the_ddm_stopped_hangs_up_and_started_dials_again() {
     let mut lab = WgLab::new();
     let config = lab.interface("branch", "dial = \"persistent\"");
-    lab.start(&config);
-    let server = lab.service().connect();
-    let branch = handle(&server, "branch");
+    let (server, branch) = start_branch(&mut lab, &config);
     wait_state(&server, branch, Connected);
     server.set_router_running(false).unwrap();
     lab.wait_link_gone();

@@ -84,7 +84,9 @@ pub struct Declaration {
     /// disconnected; default `ddm-` and the start of the name.
     pub trigger_device: String,
     /// Demand interfaces: the source address of packets routed to the
-    /// trigger (given to the trigger device and to the routes).
+    /// trigger (given to the trigger device and to the routes); `src` is
+    /// another name for it. Without it, the link's address once known.
+    #[serde(alias = "src")]
     pub trigger_src: Option<Ipv4Addr>,
     /// Demand interfaces: packets kept while dialing; more are dropped and
     /// counted.
@@ -307,60 +309,22 @@ mod tests {
 
     #[test]
     fn mistakes_are_named() {
+        // Each case: the keys, and a word the error must contain.
+        let good = "name = \"a\"\nlink = \"l\"\nconnect = [\"x\"]\n";
         let cases = [
+            ("name = \"a\"\nconnect = [\"x\"]".to_string(), "link"),
+            (good.replace("\"l\"", "\"this-name-is-too-long\""), "link"),
+            (good.replace("[\"x\"]", "[]"), "connect"),
+            (format!("{good}dial = \"demand\""), "routes"),
+            (format!("{good}routes = [\"10.0.0.1/24\"]"), "route"),
+            (format!("{good}dial = \"sometimes\""), "sometimes"),
+            (format!("{good}dialout_hours = [\"soon\"]"), "dialout_hours"),
             (
-                r#"name = "a"
-                connect = ["x"]"#,
-                "link",
-            ),
-            (
-                r#"name = "a"
-                link = "this-name-is-too-long"
-                connect = ["x"]"#,
-                "link",
-            ),
-            (
-                r#"name = "a"
-                link = "l"
-                connect = []"#,
-                "connect",
-            ),
-            (
-                r#"name = "a"
-                link = "l"
-                connect = ["x"]
-                dial = "demand""#,
-                "routes",
-            ),
-            (
-                r#"name = "a"
-                link = "l"
-                connect = ["x"]
-                routes = ["10.0.0.1/24"]"#,
-                "route",
-            ),
-            (
-                r#"name = "a"
-                link = "l"
-                connect = ["x"]
-                dial = "sometimes""#,
-                "sometimes",
-            ),
-            (
-                r#"name = "a"
-                link = "l"
-                connect = ["x"]
-                dialout_hours = ["soon"]"#,
-                "dialout_hours",
-            ),
-            (
-                r#"name = "a"
-                link = "l"
-                connect = ["x"]
-                connect_timeout_secs = 0"#,
+                format!("{good}connect_timeout_secs = 0"),
                 "connect_timeout_secs",
             ),
         ];
+        assert!(declared(&format!("[[interface]]\n{good}")).is_ok());
         for (body, needle) in cases {
             let error = declared(&format!("[[interface]]\n{body}")).unwrap_err();
             assert!(error.contains(needle), "{error} should name {needle}");

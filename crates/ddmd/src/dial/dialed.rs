@@ -577,3 +577,100 @@ fn next_minute() -> Instant {
         .map_or(0, |d| d.as_millis() % 60_000) as u64;
     Instant::now() + Duration::from_millis(60_000 - into_minute)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A clock the test moves.
+    struct TestClock(Arc<Mutex<WeekTime>>);
+
+    impl Clock for TestClock {
+        fn week_time(&self) -> WeekTime {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    fn at(weekday: u8, hour: u16) -> WeekTime {
+        WeekTime {
+            weekday,
+            minute: hour * 60,
+        }
+    }
+
+    #[test]
+    fn dialout_hours_open_and_close_with_the_clock() {
+        let clock = Arc::new(Mutex::new(at(0, 9)));
+        let orders = Arc::new(Mutex::new(Vec::new()));
+        let sink = orders.clone();
+        let spawner: Spawner = Box::new(move |_, _| {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            sink.lock().unwrap().push(receiver);
+            sender
+        });
+        let mut dialed = Dialed::new(spawner, Box::new(TestClock(clock.clone())));
+        let declaration = Declaration {
+            name: "metered".into(),
+            link: "ppp0".into(),
+            connect: vec!["up".into()],
+            trigger_device: "ddm-metered".into(),
+            dialout_hours: vec!["Mon-Fri 08:00-18:00".into()],
+            ..Declaration::default()
+        };
+        dialed.declare(vec![declaration], || 7);
+        dialed.start();
+        assert!(dialed.deadline().is_some(), "the next minute is checked");
+        let connect = InterfaceConnect {
+            handle: 7,
+            event: 0,
+            synchronous: false,
+        };
+        let (started, _) = dialed.connect(&connect, None);
+        assert_eq!(started, Ok(Connecting::Started));
+        dialed.report(Reported {
+            handle: 7,
+            report: Report::Ready(1),
+        });
+        assert_eq!(
+            dialed.get(7).unwrap().connection_state,
+            ConnectionState::Connected as u32
+        );
+
+        // 18:00: the window closes on the connection.
+        *clock.lock().unwrap() = at(0, 18);
+        let closed = dialed.tick();
+        assert_eq!(
+            closed
+                .iter()
+                .map(|t| (t.from, t.to, t.last_error))
+                .collect::<Vec<_>>(),
+            vec![(
+                ConnectionState::Connected,
+                ConnectionState::Unreachable,
+                WinError::ERROR_DIALOUT_HOURS_RESTRICTION.0
+            )]
+        );
+        let orders: Vec<Order> =
+            std::iter::from_fn(|| orders.lock().unwrap()[0].try_recv().ok()).collect();
+        assert!(matches!(orders.last(), Some(Order::HangUp)), "{orders:?}");
+        let interface = dialed.get(7).unwrap();
+        assert_eq!(
+            interface.unreachability_reasons,
+            ddm_proto::model::unreachability::DIALOUT_HOURS_RESTRICTION
+        );
+        assert_eq!(
+            dialed.connect(&connect, None).0,
+            Err(WinError::ERROR_DIALOUT_HOURS_RESTRICTION)
+        );
+
+        // Tuesday 08:00: reachable again.
+        *clock.lock().unwrap() = at(1, 8);
+        let opened = dialed.tick();
+        assert_eq!(
+            opened.last().map(|t| t.to),
+            Some(ConnectionState::Disconnected)
+        );
+        assert_eq!(dialed.connect(&connect, None).0, Ok(Connecting::Started));
+    }
+}

@@ -77,6 +77,28 @@ impl Net {
         }))
     }
 
+    /// The link's first IPv4 address, if it has one.
+    pub async fn ipv4_address(&self, index: u32) -> io::Result<Option<Ipv4Addr>> {
+        use netlink_packet_route::address::AddressAttribute;
+        let mut addresses = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        while let Some(message) = addresses.try_next().await.map_err(to_io)? {
+            let found = message.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Local(IpAddr::V4(v4))
+                | AddressAttribute::Address(IpAddr::V4(v4)) => Some(*v4),
+                _ => None,
+            });
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
     /// The index of the link named `name`, if it exists.
     pub async fn index_of(&self, name: &str) -> io::Result<Option<u32>> {
         Ok(self.link(name).await?.map(|l| l.header.index))

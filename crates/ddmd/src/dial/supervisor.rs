@@ -23,6 +23,7 @@ use crate::table::LinkState;
 use ddm_proto::WinError;
 use std::future::pending;
 use std::io;
+use std::net::Ipv4Addr;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -32,6 +33,12 @@ use tokio_util::task::TaskTracker;
 
 /// How often readiness is polled while waiting for a WireGuard handshake.
 const HANDSHAKE_POLL: Duration = Duration::from_millis(5);
+/// How long held packets have to start a WireGuard handshake themselves
+/// before a probe helps: wireguard-go keeps, without sending, a packet
+/// that reaches it before it has finished coming up.
+const HELD_FIRST: Duration = Duration::from_millis(50);
+/// Probes are sent again this often until the handshake comes.
+const PROBE_AGAIN: Duration = Duration::from_secs(1);
 /// How long a supervised connection has to end after SIGTERM.
 const TERMINATE_GRACE: Duration = Duration::from_secs(5);
 
@@ -83,6 +90,7 @@ pub fn spawn(
     tasks: &TaskTracker,
 ) -> mpsc::UnboundedSender<Order> {
     let (orders, receiver) = mpsc::unbounded_channel();
+    let src = declaration.trigger_src;
     let supervisor = Supervisor {
         handle,
         routes: declaration.routes(),
@@ -91,6 +99,7 @@ pub fn spawn(
         reports,
         trigger: None,
         trigger_index: None,
+        src,
         link: None,
         phase: Phase::Idle,
     };
@@ -106,6 +115,9 @@ struct Supervisor {
     reports: mpsc::Sender<Reported>,
     trigger: Option<Trigger>,
     trigger_index: Option<u32>,
+    /// The source address of the trigger route: `trigger_src`, or else the
+    /// link's address once a connection has shown it.
+    src: Option<Ipv4Addr>,
     link: Option<LinkState>,
     phase: Phase,
 }
@@ -123,7 +135,8 @@ struct Dialing {
     deadline: Instant,
     /// The routes point at the link.
     routed: bool,
-    probed: bool,
+    /// When to send the next datagram that provokes a handshake.
+    probe_at: Instant,
     /// A failure was reported; waiting for the hang-up.
     reported: bool,
 }
@@ -240,11 +253,7 @@ impl Supervisor {
             Order::Start { adopt } => self.start(adopt).await,
             Order::Dial(attempt) => self.dial(attempt).await,
             Order::HangUp => self.hang_up().await,
-            Order::Discard => {
-                if let Some(trigger) = &mut self.trigger {
-                    trigger.discard();
-                }
-            }
+            Order::Discard => self.discard_held(),
             Order::Link(link) => {
                 self.link = link;
                 self.progress().await;
@@ -255,6 +264,7 @@ impl Supervisor {
                     self.link = None;
                 }
                 self.routes = declaration.routes();
+                self.src = declaration.trigger_src;
                 self.declaration = declaration;
             }
             Order::Stop(_) => unreachable!("handled by run"),
@@ -304,12 +314,10 @@ impl Supervisor {
             .await?
             .ok_or_else(|| io::Error::other("the tun vanished"))?;
         self.net.set_up(index).await?;
-        if let Some(src) = declaration.trigger_src {
+        if let Some(src) = self.src {
             self.net.add_address(index, src).await?;
         }
-        self.net
-            .route_via(&self.routes, index, declaration.trigger_src)
-            .await?;
+        self.net.route_via(&self.routes, index, self.src).await?;
         self.trigger = Some(trigger);
         self.trigger_index = Some(index);
         Ok(())
@@ -328,7 +336,7 @@ impl Supervisor {
                     started: SystemTime::now(),
                     deadline: Instant::now() + self.declaration.connect_timeout(),
                     routed: false,
-                    probed: false,
+                    probe_at: Instant::now(),
                     reported: false,
                 });
                 self.progress().await;
@@ -340,7 +348,7 @@ impl Supervisor {
                     started: SystemTime::now(),
                     deadline: Instant::now(),
                     routed: false,
-                    probed: false,
+                    probe_at: Instant::now(),
                     reported: true,
                 });
                 self.report(Report::Failed(attempt, error)).await;
@@ -371,18 +379,36 @@ impl Supervisor {
                     self.become_up(attempt).await;
                 }
             }
-            Phase::Up(u) if !u.reported && !link_up => {
-                u.reported = true;
-                let attempt = u.attempt;
-                tracing::info!(interface = self.name(), "link lost");
-                self.report(Report::Failed(
-                    attempt,
-                    WinError::ERROR_REMOTE_DISCONNECTION,
-                ))
-                .await;
-            }
+            Phase::Up(_) if !link_up => self.lost("link lost").await,
             _ => {}
         }
+    }
+
+    /// The connection is lost (`why`): reported once, the hang-up follows.
+    async fn lost(&mut self, why: &str) {
+        let Phase::Up(u) = &mut self.phase else {
+            return;
+        };
+        if u.reported {
+            return;
+        }
+        u.reported = true;
+        let attempt = u.attempt;
+        tracing::info!(interface = self.name(), "{why}");
+        self.report(Report::Failed(
+            attempt,
+            WinError::ERROR_REMOTE_DISCONNECTION,
+        ))
+        .await;
+    }
+
+    /// The link's packet count, for idle time; None when it cannot be read.
+    async fn link_packets(&self) -> Option<u64> {
+        self.net
+            .packets(&self.declaration.link)
+            .await
+            .ok()
+            .flatten()
     }
 
     async fn become_up(&mut self, attempt: u64) {
@@ -390,12 +416,7 @@ impl Supervisor {
             Phase::Dialing(d) => d.child.take(),
             _ => None,
         };
-        let packets = self
-            .net
-            .packets(&self.declaration.link)
-            .await
-            .ok()
-            .flatten();
+        let packets = self.link_packets().await;
         self.phase = Phase::Up(Up {
             attempt,
             child,
@@ -421,14 +442,23 @@ impl Supervisor {
                 "cannot route through the link: {e}"
             );
         }
+        let link_address = match self.declaration.trigger_src {
+            Some(_) => None,
+            None => self.learn_src(index).await,
+        };
         if let Some(trigger) = &mut self.trigger {
-            match trigger.release() {
+            match trigger.release(link_address) {
                 Ok(0) => {}
                 Ok(sent) => {
                     if let Phase::Dialing(d) = &mut self.phase {
-                        d.probed = true;
+                        d.probe_at = Instant::now() + HELD_FIRST;
                     }
-                    tracing::debug!(interface = %self.declaration.name, sent, "held packets sent again");
+                    tracing::debug!(
+                        interface = %self.declaration.name,
+                        sent,
+                        dropped_in_all = trigger.dropped,
+                        "held packets sent again"
+                    );
                 }
                 Err(e) => {
                     tracing::warn!(interface = %self.declaration.name, "cannot send held packets: {e}")
@@ -437,11 +467,32 @@ impl Supervisor {
         }
     }
 
+    /// Without `trigger_src`: the link's address, which the trigger device
+    /// and its routes take from now on, so that later packets routed to
+    /// the trigger leave from the tunnel's address.
+    async fn learn_src(&mut self, link: u32) -> Option<Ipv4Addr> {
+        let address = self.net.ipv4_address(link).await.ok().flatten()?;
+        if self.src != Some(address) {
+            if let Some(trigger) = self.trigger_index {
+                if let Err(e) = self.net.add_address(trigger, address).await {
+                    tracing::debug!(
+                        interface = self.name(),
+                        "cannot give the trigger {address}: {e}"
+                    );
+                    return Some(address);
+                }
+            }
+            tracing::info!(interface = self.name(), %address, "trigger routes take the link's address as their source");
+            self.src = Some(address);
+        }
+        Some(address)
+    }
+
     async fn poll_handshake(&mut self) {
         let Phase::Dialing(d) = &self.phase else {
             return;
         };
-        let (attempt, started, probed) = (d.attempt, d.started, d.probed);
+        let (attempt, started, probe_at) = (d.attempt, d.started, d.probe_at);
         let link = self.declaration.link.clone();
         let peers = tokio::task::spawn_blocking(move || wireguard::peers(&link)).await;
         let Ok(Ok(peers)) = peers else {
@@ -451,9 +502,9 @@ impl Supervisor {
             self.become_up(attempt).await;
             return;
         }
-        if !probed {
+        if Instant::now() >= probe_at {
             if let Phase::Dialing(d) = &mut self.phase {
-                d.probed = true;
+                d.probe_at = Instant::now() + PROBE_AGAIN;
             }
             if let Some(to) = peers.probe {
                 if let Err(e) = wireguard::provoke_handshake(&self.declaration.link, to) {
@@ -464,12 +515,7 @@ impl Supervisor {
     }
 
     async fn check_idle(&mut self) {
-        let packets = self
-            .net
-            .packets(&self.declaration.link)
-            .await
-            .ok()
-            .flatten();
+        let packets = self.link_packets().await;
         let idle = Duration::from_secs(self.declaration.idle_disconnect_secs);
         let Phase::Up(u) = &mut self.phase else {
             return;
@@ -537,16 +583,7 @@ impl Supervisor {
                     }
                     return;
                 }
-                if !u.reported {
-                    u.reported = true;
-                    let attempt = u.attempt;
-                    tracing::info!(interface = self.name(), "connection process ended");
-                    self.report(Report::Failed(
-                        attempt,
-                        WinError::ERROR_REMOTE_DISCONNECTION,
-                    ))
-                    .await;
-                }
+                self.lost("connection process ended").await;
             }
             Phase::Idle => {}
         }
@@ -558,6 +595,24 @@ impl Supervisor {
             let attempt = d.attempt;
             tracing::info!(interface = self.name(), "not ready in time");
             self.report(Report::Failed(attempt, error)).await;
+        }
+    }
+
+    /// Drops the held packets, saying how many went (and how many the
+    /// trigger has dropped in all, over its limit included).
+    fn discard_held(&mut self) {
+        let Some(trigger) = &mut self.trigger else {
+            return;
+        };
+        let (held, before) = (trigger.held_count(), trigger.dropped);
+        trigger.discard();
+        if held > 0 || trigger.dropped > before {
+            tracing::info!(
+                interface = %self.declaration.name,
+                dropped = held,
+                dropped_in_all = trigger.dropped,
+                "held packets dropped: no connection for them"
+            );
         }
     }
 
@@ -585,11 +640,7 @@ impl Supervisor {
         }
         match self.trigger_index {
             Some(trigger) => {
-                if let Err(e) = self
-                    .net
-                    .route_via(&self.routes, trigger, self.declaration.trigger_src)
-                    .await
-                {
+                if let Err(e) = self.net.route_via(&self.routes, trigger, self.src).await {
                     tracing::warn!(
                         interface = self.name(),
                         "cannot route back to the trigger: {e}"
@@ -603,9 +654,7 @@ impl Supervisor {
             }
         }
         self.disconnect_command().await;
-        if let Some(trigger) = &mut self.trigger {
-            trigger.discard();
-        }
+        self.discard_held();
         tracing::info!(interface = self.name(), "hung up");
     }
 

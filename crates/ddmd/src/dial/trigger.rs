@@ -107,14 +107,22 @@ impl Trigger {
     }
 
     /// Sends every held IPv4 packet again, routed by the kernel from
-    /// scratch; returns how many went out.
-    pub fn release(&mut self) -> io::Result<usize> {
+    /// scratch; returns how many went out. With `icmp_from`, ICMP packets
+    /// leave from that address (the link's): a packet routed to the
+    /// trigger before ddm knew the tunnel's address took another of the
+    /// host's, which the far end would not answer; an ICMP echo does not
+    /// care which local address its reply comes to, a TCP or UDP socket
+    /// does, so those keep theirs.
+    pub fn release(&mut self, icmp_from: Option<Ipv4Addr>) -> io::Result<usize> {
         if self.held.is_empty() {
             return Ok(0);
         }
         let raw = raw_socket()?;
         let mut sent = 0;
-        for packet in self.held.drain(..) {
+        for mut packet in self.held.drain(..) {
+            if let Some(from) = icmp_from {
+                set_icmp_source(&mut packet, from);
+            }
             let Some(destination) = ipv4_destination(&packet) else {
                 self.dropped += 1;
                 continue;
@@ -175,6 +183,27 @@ fn send_to(raw: &OwnedFd, packet: &[u8], destination: Ipv4Addr) -> io::Result<()
     Ok(())
 }
 
+/// Gives an IPv4 ICMP packet the source `from` (and its header a new
+/// checksum; the ICMP checksum does not cover addresses).
+fn set_icmp_source(packet: &mut [u8], from: Ipv4Addr) {
+    let header_len = usize::from(packet.first().map_or(0, |b| b & 0x0f)) * 4;
+    if packet.len() < 20 || header_len < 20 || packet.len() < header_len {
+        return;
+    }
+    if packet[0] >> 4 != 4 || packet[9] != libc::IPPROTO_ICMP as u8 {
+        return;
+    }
+    packet[12..16].copy_from_slice(&from.octets());
+    packet[10..12].copy_from_slice(&[0, 0]);
+    let sum = packet[..header_len]
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u32>();
+    let folded = (sum & 0xffff) + (sum >> 16);
+    let folded = (folded & 0xffff) + (folded >> 16);
+    packet[10..12].copy_from_slice(&(!(folded as u16)).to_be_bytes());
+}
+
 /// The destination of an IPv4 packet; None for anything else.
 pub fn ipv4_destination(packet: &[u8]) -> Option<Ipv4Addr> {
     let header = packet.get(..20)?;
@@ -184,6 +213,32 @@ pub fn ipv4_destination(packet: &[u8]) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_icmp_packet_gets_a_new_source_and_a_valid_checksum() {
+        // An echo request from 10.1.0.1 to 192.168.20.1 (checksum 0x...).
+        let mut packet = vec![
+            0x45, 0, 0, 28, 0x12, 0x34, 0x40, 0, 64, 1, 0, 0, 10, 1, 0, 1, 192, 168, 20, 1, 8, 0,
+            0xf7, 0xff, 0, 0, 0, 0,
+        ];
+        set_icmp_source(&mut packet, Ipv4Addr::new(10, 9, 0, 1));
+        assert_eq!(&packet[12..16], &[10, 9, 0, 1]);
+        let sum: u32 = packet[..20]
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum();
+        let folded = (sum & 0xffff) + (sum >> 16);
+        assert_eq!(
+            (folded + (folded >> 16)) & 0xffff,
+            0xffff,
+            "the header checksums to all ones"
+        );
+        let mut udp = packet.clone();
+        udp[9] = libc::IPPROTO_UDP as u8;
+        let before = udp.clone();
+        set_icmp_source(&mut udp, Ipv4Addr::new(1, 2, 3, 4));
+        assert_eq!(udp, before, "other protocols keep their source");
+    }
 
     #[test]
     fn only_ipv4_packets_have_a_destination() {
