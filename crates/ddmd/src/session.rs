@@ -63,8 +63,9 @@ struct Session<T> {
     context: Arc<SessionContext>,
     outbox: Arc<Outbox>,
     /// Replies that come later (a synchronous Connect), in the order they
-    /// complete.
-    late: (mpsc::UnboundedSender<Reply>, mpsc::UnboundedReceiver<Reply>),
+    /// complete; made at the first (a channel costs kilobytes, and most
+    /// sessions never need one).
+    late: Option<(mpsc::UnboundedSender<Reply>, mpsc::UnboundedReceiver<Reply>)>,
 }
 
 /// Runs a session to its end. `ticket` is its place among the admitted.
@@ -81,7 +82,7 @@ pub async fn run<T: Transport>(
         transport,
         outbox: Arc::new(Outbox::new(context.limits.stream_backlog)),
         context,
-        late: mpsc::unbounded_channel(),
+        late: None,
     };
     let outcome = match session.handshake().await {
         Ok(()) => {
@@ -176,7 +177,7 @@ impl<T: Transport> Session<T> {
                     self.handle(message, attachment).await?;
                 }
                 () = outbox.wait() => {}
-                Some(reply) = self.late.1.recv() => self.write(Push::Reply(reply)).await?,
+                Some(reply) = late_reply(&mut self.late) => self.write(Push::Reply(reply)).await?,
                 () = shutdown.cancelled() => return self.flush_outbox().await,
             }
             // Also after a request: a Subscribe's events follow its snapshot.
@@ -211,7 +212,8 @@ impl<T: Transport> Session<T> {
         match reply.await.map_err(|_| gone(()))? {
             Answer::Now(reply) => self.write(Push::Reply(reply)).await,
             Answer::Later(outcome) => {
-                let (id, late) = (message.id, self.late.0.clone());
+                let late = self.late.get_or_insert_with(mpsc::unbounded_channel).0.clone();
+                let id = message.id;
                 tokio::spawn(async move {
                     // A dropped promise (the interface went away) is an
                     // answer too.
@@ -282,6 +284,16 @@ impl<T: Transport> Session<T> {
                 let _ = self.reply(0, error, None).await;
             }
         }
+    }
+}
+
+/// The next late reply, if the session has any coming.
+async fn late_reply(
+    late: &mut Option<(mpsc::UnboundedSender<Reply>, mpsc::UnboundedReceiver<Reply>)>,
+) -> Option<Reply> {
+    match late {
+        Some((_, replies)) => replies.recv().await,
+        None => std::future::pending().await,
     }
 }
 
