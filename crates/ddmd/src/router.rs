@@ -738,7 +738,7 @@ mod tests {
     #[test]
     fn kernel_links_are_not_dialed() {
         let mut r = router();
-        open(&mut r, 1, Role::Admin);
+        let outbox = open(&mut r, 1, Role::Admin);
         r.on_link(link(2, true));
         r.on_link(link(3, false));
         let up = r.handle_of("eth2").unwrap();

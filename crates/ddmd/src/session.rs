@@ -212,7 +212,11 @@ impl<T: Transport> Session<T> {
         match reply.await.map_err(|_| gone(()))? {
             Answer::Now(reply) => self.write(Push::Reply(reply)).await,
             Answer::Later(outcome) => {
-                let late = self.late.get_or_insert_with(mpsc::unbounded_channel).0.clone();
+                let late = self
+                    .late
+                    .get_or_insert_with(mpsc::unbounded_channel)
+                    .0
+                    .clone();
                 let id = message.id;
                 tokio::spawn(async move {
                     // A dropped promise (the interface went away) is an

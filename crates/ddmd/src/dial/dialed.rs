@@ -319,12 +319,13 @@ impl Dialed {
             }
         });
         // Connected already: the attempt is complete, so to speak.
-        complete(
-            done_already.into_iter().collect(),
-            WinError::NO_ERROR,
-            &self.outboxes,
-        );
+        self.answer(done_already, WinError::NO_ERROR);
         (result, transitions)
+    }
+
+    /// Tells a waiter, if there is one, that its attempt is over.
+    pub fn answer(&self, waiter: Option<Waiter>, result: WinError) {
+        complete(waiter.into_iter().collect(), result, &self.outboxes);
     }
 
     pub fn disconnect(&mut self, handle: u32) -> (Result<(), WinError>, Vec<Transition>) {

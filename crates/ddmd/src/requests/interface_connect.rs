@@ -2,7 +2,8 @@
 //! PENDING at once and the event signaled once when the attempt completes;
 //! synchronous without one, the reply waits for the attempt (the session
 //! goes on meanwhile); otherwise PENDING at once. A connected interface is
-//! NO_ERROR at once (its event, if any, set at once too). A kernel link is not dialed by ddm: NO_ERROR when it
+//! NO_ERROR at once (its event, if any, set at once too).
+//! The same holds for a kernel link that is connected. A kernel link is not dialed by ddm: NO_ERROR when it
 //! is connected, ERROR_NOT_SUPPORTED when it is not.
 
 use super::{Call, Handler, Outcome, Spec};
@@ -24,15 +25,6 @@ impl Handler for InterfaceConnect {
     };
 
     fn handle(self, router: &mut Router, call: Call) -> Outcome {
-        if !router.dialed.owns(self.handle) {
-            return match router.table.get(self.handle) {
-                Some(i) if i.connection_state == ConnectionState::Connected as u32 => {
-                    Outcome::done()
-                }
-                Some(_) => WinError::ERROR_NOT_SUPPORTED.into(),
-                None => WinError::ERROR_INVALID_HANDLE.into(),
-            };
-        }
         let session = call.session;
         let (waiter, later) = if self.event != 0 {
             let target = match call.attachment {
@@ -48,6 +40,16 @@ impl Handler for InterfaceConnect {
         } else {
             (None, None)
         };
+        if !router.dialed.owns(self.handle) {
+            return match router.table.get(self.handle) {
+                Some(i) if i.connection_state == ConnectionState::Connected as u32 => {
+                    router.dialed.answer(waiter, WinError::NO_ERROR);
+                    Outcome::done()
+                }
+                Some(_) => WinError::ERROR_NOT_SUPPORTED.into(),
+                None => WinError::ERROR_INVALID_HANDLE.into(),
+            };
+        }
         let (result, transitions) = router.dialed.connect(&self, waiter);
         router.commit_all(transitions);
         match (result, later) {
