@@ -748,6 +748,12 @@ mod tests {
             call(&mut r, 1, connect(up, 0, true)).error,
             WinError::NO_ERROR
         );
+        let with_event = r.call(1, connect(up, 11, false), Attachment::NotCarried);
+        assert_eq!(with_event.error, WinError::NO_ERROR);
+        assert!(
+            outbox.take().contains(&Push::Signal(Signal { event: 11 })),
+            "its event is set at once"
+        );
         assert_eq!(
             call(&mut r, 1, connect(down, 0, false)).error,
             WinError::ERROR_NOT_SUPPORTED
