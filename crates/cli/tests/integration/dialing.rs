@@ -251,6 +251,36 @@ fn demand_without_a_source_address_answers_the_first_ping_and_learns_the_tunnels
     assert_eq!(tcp_retransmits(&lab, 7071), 0);
 }
 
+#[test]
+fn demand_dialing_through_wg_quick_which_adds_routes_of_its_own() {
+    let mut lab = WgLab::new();
+    let config = lab.wg_quick_interface(
+        "branch",
+        "dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\nidle_disconnect_secs = 1",
+    );
+    let (server, branch) = start_branch(&mut lab, &config);
+    assert!(lab.ping(5), "the first ping is answered");
+    wait_state(&server, branch, Connected);
+    // wg-quick adds a route of its own unless it finds ddm's on the link
+    // already; either way they do not collide (ddm's has metric 100).
+    let routes = lab.router_ip(&["route", "show", "192.168.20.0/24"]);
+    assert!(
+        routes.lines().all(|r| r.contains(lab.link.as_str())),
+        "every route goes through the tunnel: {routes}"
+    );
+    wait_state(&server, branch, Disconnected);
+    assert_eq!(
+        server.interface(branch).unwrap().last_error,
+        WinError::ERROR_IDLE_DISCONNECTED.0
+    );
+    lab.wait_link_gone();
+    assert!(
+        lab.route_device().is_some_and(|d| d != lab.link),
+        "ddm's route is back on the trigger"
+    );
+    assert!(lab.ping(5), "and dials again");
+}
+
 /// Connects from the router to a listener at the far LAN's `port` and
 /// returns how often the connection's packets were retransmitted.
 fn tcp_retransmits(lab: &WgLab, port: u16) -> u32 {

@@ -147,6 +147,18 @@ impl WgLab {
              wait $pid\n",
             key = near_key.display(),
         );
+        // For wg-quick: the same tunnel as a configuration file named after
+        // the link.
+        let private = std::fs::read_to_string(&near_key).unwrap();
+        let quick = format!(
+            "[Interface]\nPrivateKey = {}\nAddress = 10.9.0.1/24\n\n\
+             [Peer]\nPublicKey = {far_pub}\nEndpoint = 10.1.0.2:{PORT}\n\
+             AllowedIPs = 10.9.0.2/32, 192.168.20.0/24\n",
+            private.trim()
+        );
+        let quick_path = dir.path().join(format!("{link}.conf"));
+        std::fs::write(&quick_path, quick).unwrap();
+        std::fs::set_permissions(&quick_path, std::fs::Permissions::from_mode(0o600)).unwrap();
         for (name, text) in [("up.sh", up), ("supervised.sh", supervised)] {
             let path = dir.path().join(name);
             std::fs::write(&path, text).unwrap();
@@ -173,6 +185,22 @@ impl WgLab {
              disconnect = [\"ip\", \"link\", \"del\", \"{link}\"]\nready = \"wireguard\"\n{extra}\n",
             link = self.link,
             up = self.up_script().display(),
+        )
+    }
+
+    /// One `[[interface]]` dialed with `wg-quick up` (wireguard-go
+    /// underneath) and hung up with `wg-quick down`; wg-quick adds its own
+    /// routes for the peer's allowed IPs.
+    pub fn wg_quick_interface(&self, name: &str, extra: &str) -> String {
+        let conf = self.dir.path().join(format!("{}.conf", self.link));
+        let env = "\"env\", \"WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go\", \
+                   \"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1\"";
+        format!(
+            "[[interface]]\nname = \"{name}\"\nlink = \"{link}\"\n\
+             connect = [{env}, \"wg-quick\", \"up\", \"{conf}\"]\n\
+             disconnect = [\"wg-quick\", \"down\", \"{conf}\"]\nready = \"wireguard\"\n{extra}\n",
+            link = self.link,
+            conf = conf.display(),
         )
     }
 

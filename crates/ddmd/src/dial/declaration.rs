@@ -91,6 +91,9 @@ pub struct Declaration {
     /// Demand interfaces: packets kept while dialing; more are dropped and
     /// counted.
     pub hold_packets: usize,
+    /// The metric of ddm's routes, so that routes a connect script adds
+    /// for the same prefixes (wg-quick does) do not collide with them.
+    pub route_metric: u32,
 }
 
 impl Default for Declaration {
@@ -115,15 +118,20 @@ impl Default for Declaration {
             trigger_device: String::new(),
             trigger_src: None,
             hold_packets: 32,
+            route_metric: DEFAULT_ROUTE_METRIC,
         }
     }
 }
 
-/// An IPv4 prefix.
+/// The metric of ddm's routes unless `route_metric` says otherwise.
+pub const DEFAULT_ROUTE_METRIC: u32 = 100;
+
+/// An IPv4 prefix, with the metric ddm's route to it has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub address: Ipv4Addr,
     pub prefix: u8,
+    pub metric: u32,
 }
 
 impl Route {
@@ -132,7 +140,11 @@ impl Route {
         let address: Ipv4Addr = address.parse().ok()?;
         let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32)?;
         let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-        (u32::from(address) & !mask == 0).then_some(Route { address, prefix })
+        (u32::from(address) & !mask == 0).then_some(Route {
+            address,
+            prefix,
+            metric: DEFAULT_ROUTE_METRIC,
+        })
     }
 
     pub fn contains(&self, address: Ipv4Addr) -> bool {
@@ -154,7 +166,14 @@ impl Declaration {
     }
 
     pub fn routes(&self) -> Vec<Route> {
-        self.routes.iter().filter_map(|r| Route::parse(r)).collect()
+        self.routes
+            .iter()
+            .filter_map(|r| Route::parse(r))
+            .map(|r| Route {
+                metric: self.route_metric,
+                ..r
+            })
+            .collect()
     }
 
     pub fn hours(&self) -> DialoutHours {
@@ -293,7 +312,8 @@ mod tests {
             d.routes(),
             vec![Route {
                 address: Ipv4Addr::new(192, 168, 20, 0),
-                prefix: 24
+                prefix: 24,
+                metric: 100
             }]
         );
         assert_eq!(d.trigger_device, "ddm-branch");

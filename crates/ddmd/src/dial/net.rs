@@ -146,7 +146,8 @@ impl Net {
     ) -> netlink_packet_route::route::RouteMessage {
         let mut builder = RouteMessageBuilder::<Ipv4Addr>::new()
             .destination_prefix(route.address, route.prefix)
-            .output_interface(index);
+            .output_interface(index)
+            .priority(route.metric);
         if let Some(src) = src {
             builder = builder.pref_source(src);
         }
