@@ -332,7 +332,8 @@ fn total_retransmits(stream: &std::net::TcpStream) -> u32 {
 #[test]
 fn a_persistent_interface_dials_at_start_and_redials_a_dropped_link() {
     let mut lab = WgLab::new();
-    let config = lab.interface(
+    // Its script starts wireguard-go at once: ddm waits for the old one.
+    let config = lab.impatient_interface(
         "branch",
         "dial = \"persistent\"\nroutes = [\"192.168.20.0/24\"]",
     );

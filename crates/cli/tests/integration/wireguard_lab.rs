@@ -8,7 +8,7 @@
 
 use crate::support::{wait_until, Netns, Service};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -159,7 +159,14 @@ impl WgLab {
         let quick_path = dir.path().join(format!("{link}.conf"));
         std::fs::write(&quick_path, quick).unwrap();
         std::fs::set_permissions(&quick_path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        for (name, text) in [("up.sh", up), ("supervised.sh", supervised)] {
+        // up-now.sh: the same without waiting for an old wireguard-go, as a
+        // user's script may well be; ddm's hang-up waits instead.
+        let up_now = up.replace(&wait_for_old, "");
+        for (name, text) in [
+            ("up.sh", up),
+            ("up-now.sh", up_now),
+            ("supervised.sh", supervised),
+        ] {
             let path = dir.path().join(name);
             std::fs::write(&path, text).unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -180,11 +187,21 @@ impl WgLab {
 
     /// One `[[interface]]` for the near tunnel, with `extra` keys.
     pub fn interface(&self, name: &str, extra: &str) -> String {
+        self.interface_with(&self.up_script(), name, extra)
+    }
+
+    /// As `interface`, dialed by up-now.sh, which does not wait for the
+    /// wireguard-go of a tunnel just deleted.
+    pub fn impatient_interface(&self, name: &str, extra: &str) -> String {
+        self.interface_with(&self.dir.path().join("up-now.sh"), name, extra)
+    }
+
+    fn interface_with(&self, script: &Path, name: &str, extra: &str) -> String {
         format!(
             "[[interface]]\nname = \"{name}\"\nlink = \"{link}\"\nconnect = [\"{up}\"]\n\
              disconnect = [\"ip\", \"link\", \"del\", \"{link}\"]\nready = \"wireguard\"\n{extra}\n",
             link = self.link,
-            up = self.up_script().display(),
+            up = script.display(),
         )
     }
 

@@ -39,6 +39,9 @@ const HANDSHAKE_POLL: Duration = Duration::from_millis(5);
 const HELD_FIRST: Duration = Duration::from_millis(50);
 /// Probes are sent again this often until the handshake comes.
 const PROBE_AGAIN: Duration = Duration::from_secs(1);
+/// How long a hang-up waits for the wireguard-go of a deleted tunnel to
+/// let go of its API socket, so that the next dial can start a new one.
+const WIREGUARD_RELEASE: Duration = Duration::from_secs(1);
 /// How long a supervised connection has to end after SIGTERM.
 const TERMINATE_GRACE: Duration = Duration::from_secs(5);
 
@@ -402,6 +405,13 @@ impl Supervisor {
         .await;
     }
 
+    async fn link_exists(&self) -> bool {
+        matches!(
+            self.net.link_state(&self.declaration.link).await,
+            Ok(Some(_))
+        )
+    }
+
     /// The link's packet count, for idle time; None when it cannot be read.
     async fn link_packets(&self) -> Option<u64> {
         self.net
@@ -654,6 +664,9 @@ impl Supervisor {
             }
         }
         self.disconnect_command().await;
+        if self.declaration.ready == Ready::Wireguard && !self.link_exists().await {
+            wireguard::wait_released(&self.declaration.link, WIREGUARD_RELEASE).await;
+        }
         self.discard_held();
         tracing::info!(interface = self.name(), "hung up");
     }

@@ -25,6 +25,17 @@ fn userspace_socket(link: &str) -> PathBuf {
     PathBuf::from(format!("/var/run/wireguard/{link}.sock"))
 }
 
+/// Waits, up to `limit`, until no wireguard-go serves `link` any more (its
+/// API socket is gone): one whose tunnel was just deleted takes a moment to
+/// exit, and a new one for the same link cannot start before.
+pub async fn wait_released(link: &str, limit: Duration) {
+    let socket = userspace_socket(link);
+    let deadline = tokio::time::Instant::now() + limit;
+    while socket.exists() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Reads the link's peers.
 pub fn peers(link: &str) -> io::Result<Peers> {
     let socket = userspace_socket(link);
