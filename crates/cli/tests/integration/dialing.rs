@@ -213,6 +213,48 @@ fn demand_dials_on_the_first_ping_delivers_it_and_hangs_up_when_idle() {
 }
 
 #[test]
+fn a_stream_of_packets_while_dialing_does_not_hold_readiness_up() {
+    let mut lab = WgLab::new();
+    let config = lab.interface(
+        "branch",
+        "dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\ntrigger_src = \"10.9.0.1\"\n\
+         connect_timeout_secs = 3\nhold_packets = 8",
+    );
+    let (server, branch) = start_branch(&mut lab, &config);
+    lab.slow_dials(0.3);
+    // A packet every 2 ms, before, while and after it dials.
+    let flood = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.router.name,
+            "ping",
+            "-q",
+            "-c",
+            "1000",
+            "-i",
+            "0.002",
+        ])
+        .arg(FAR_LAN)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_state(&server, branch, Connected);
+    let info = server.interface(branch).unwrap();
+    assert_eq!(info.last_error, 0);
+    let out = flood.wait_with_output().unwrap();
+    assert!(
+        out.status.success() || out.status.code() == Some(1),
+        "ping ran"
+    );
+    let log = lab.service().log();
+    assert!(
+        log.contains("held packets"),
+        "what did not fit was counted: {log}"
+    );
+}
+
+#[test]
 fn demand_dialing_by_tcp_delivers_the_first_syn() {
     let mut lab = WgLab::new();
     let config = lab.interface(

@@ -140,6 +140,9 @@ struct Dialing {
     routed: bool,
     /// When to send the next datagram that provokes a handshake.
     probe_at: Instant,
+    /// When to read the handshakes next (a deadline, not a delay: packets
+    /// caught meanwhile must not put it off).
+    poll_at: Instant,
     /// A failure was reported; waiting for the hang-up.
     reported: bool,
 }
@@ -149,6 +152,8 @@ struct Up {
     child: Option<Child>,
     packets: Option<u64>,
     quiet_since: Instant,
+    /// When to read the link's counters next.
+    check_at: Instant,
     reported: bool,
 }
 
@@ -222,21 +227,22 @@ impl Supervisor {
         let link_up = self.link.as_ref().is_some_and(LinkState::is_connected);
         let catching = !matches!(self.phase, Phase::Up(_));
         let (child, timeout, poll, idle_check) = match &mut self.phase {
-            Phase::Idle => (None, None, false, None),
+            Phase::Idle => (None, None, None, None),
             Phase::Dialing(d) => (
                 d.child.as_mut(),
                 (!d.reported).then_some(d.deadline),
-                !d.reported && d.routed && link_up && declaration.ready == Ready::Wireguard,
+                (!d.reported && d.routed && link_up && declaration.ready == Ready::Wireguard)
+                    .then_some(d.poll_at),
                 None,
             ),
             Phase::Up(u) => (
                 u.child.as_mut(),
                 None,
-                false,
+                None,
                 (!u.reported
                     && declaration.dial == DialMode::Demand
                     && declaration.idle_disconnect_secs > 0)
-                    .then(|| Instant::now() + idle_interval(declaration)),
+                    .then_some(u.check_at),
             ),
         };
         let trigger = self.trigger.as_mut().filter(|_| catching);
@@ -246,7 +252,7 @@ impl Supervisor {
             status = exit_of(child) => Wake::Exited(status),
             () = super::sleep_until(timeout) => Wake::Timeout,
             caught = catch(trigger) => Wake::Packet(caught),
-            () = tokio::time::sleep(HANDSHAKE_POLL), if poll => Wake::Poll,
+            () = super::sleep_until(poll) => Wake::Poll,
             () = super::sleep_until(idle_check) => Wake::IdleCheck,
         }
     }
@@ -292,6 +298,7 @@ impl Supervisor {
                     child: None,
                     packets: None,
                     quiet_since: Instant::now(),
+                    check_at: Instant::now(),
                     reported: false,
                 });
                 self.route_to_link().await;
@@ -340,6 +347,7 @@ impl Supervisor {
                     deadline: Instant::now() + self.declaration.connect_timeout(),
                     routed: false,
                     probe_at: Instant::now(),
+                    poll_at: Instant::now(),
                     reported: false,
                 });
                 self.progress().await;
@@ -352,6 +360,7 @@ impl Supervisor {
                     deadline: Instant::now(),
                     routed: false,
                     probe_at: Instant::now(),
+                    poll_at: Instant::now(),
                     reported: true,
                 });
                 self.report(Report::Failed(attempt, error)).await;
@@ -432,6 +441,7 @@ impl Supervisor {
             child,
             packets,
             quiet_since: Instant::now(),
+            check_at: Instant::now() + idle_interval(&self.declaration),
             reported: false,
         });
         self.report(Report::Ready(attempt)).await;
@@ -463,12 +473,16 @@ impl Supervisor {
                     if let Phase::Dialing(d) = &mut self.phase {
                         d.probe_at = Instant::now() + HELD_FIRST;
                     }
-                    tracing::debug!(
-                        interface = %self.declaration.name,
-                        sent,
-                        dropped_in_all = trigger.dropped,
-                        "held packets sent again"
-                    );
+                    if trigger.dropped > 0 {
+                        tracing::info!(
+                            interface = %self.declaration.name,
+                            sent,
+                            dropped_in_all = trigger.dropped,
+                            "held packets sent again; some did not fit (hold_packets)"
+                        );
+                    } else {
+                        tracing::debug!(interface = %self.declaration.name, sent, "held packets sent again");
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(interface = %self.declaration.name, "cannot send held packets: {e}")
@@ -503,6 +517,9 @@ impl Supervisor {
             return;
         };
         let (attempt, started, probe_at) = (d.attempt, d.started, d.probe_at);
+        if let Phase::Dialing(d) = &mut self.phase {
+            d.poll_at = Instant::now() + HANDSHAKE_POLL;
+        }
         let link = self.declaration.link.clone();
         let peers = tokio::task::spawn_blocking(move || wireguard::peers(&link)).await;
         let Ok(Ok(peers)) = peers else {
@@ -527,9 +544,11 @@ impl Supervisor {
     async fn check_idle(&mut self) {
         let packets = self.link_packets().await;
         let idle = Duration::from_secs(self.declaration.idle_disconnect_secs);
+        let interval = idle_interval(&self.declaration);
         let Phase::Up(u) = &mut self.phase else {
             return;
         };
+        u.check_at = Instant::now() + interval;
         if packets != u.packets {
             u.packets = packets;
             u.quiet_since = Instant::now();

@@ -25,6 +25,8 @@ pub struct Trigger {
     /// Only packets to these dial (the kernel also sends the tun its own,
     /// such as IPv6 router solicitations).
     routes: Vec<Route>,
+    /// Where packets are read: one buffer for the device's life.
+    scratch: Vec<u8>,
     held: VecDeque<Vec<u8>>,
     limit: usize,
     /// Packets dropped since the service started: over the limit, or held
@@ -59,6 +61,7 @@ impl Trigger {
         Ok(Trigger {
             tun,
             routes,
+            scratch: vec![0; MAX_PACKET],
             held: VecDeque::new(),
             limit,
             dropped: 0,
@@ -68,28 +71,26 @@ impl Trigger {
     /// Waits for the next packet to the routes and holds it (or counts it
     /// dropped); other packets are ignored.
     pub async fn catch(&mut self) -> io::Result<()> {
-        let mut buffer = vec![0; MAX_PACKET];
-        loop {
-            buffer.resize(MAX_PACKET, 0);
+        let packet = loop {
             let mut ready = self.tun.readable().await?;
+            let scratch = &mut self.scratch;
             match ready
-                .try_io(|fd| nix::unistd::read(fd.get_ref(), &mut buffer).map_err(io::Error::from))
+                .try_io(|fd| nix::unistd::read(fd.get_ref(), scratch).map_err(io::Error::from))
             {
                 Ok(Ok(n)) => {
-                    buffer.truncate(n);
-                    let ours = ipv4_destination(&buffer)
+                    let packet = &self.scratch[..n];
+                    let ours = ipv4_destination(packet)
                         .is_some_and(|to| self.routes.iter().any(|r| r.contains(to)));
                     if ours {
-                        buffer.shrink_to_fit();
-                        break;
+                        break packet.to_vec();
                     }
                 }
                 Ok(Err(e)) => return Err(e),
                 Err(_would_block) => continue,
             }
-        }
+        };
         if self.held.len() < self.limit {
-            self.held.push_back(buffer);
+            self.held.push_back(packet);
         } else {
             self.dropped += 1;
         }
