@@ -349,10 +349,12 @@ impl Router {
         self.table.get(handle).or_else(|| self.dialed.get(handle))
     }
 
+    /// A declared interface's name wins over a kernel link's of the same
+    /// spelling: the administrator chose it.
     pub(crate) fn handle_of(&self, name: &str) -> Option<u32> {
-        self.table
+        self.dialed
             .handle_of(name)
-            .or_else(|| self.dialed.handle_of(name))
+            .or_else(|| self.table.handle_of(name))
     }
 
     /// Checks a request against its description, then runs its handler.
