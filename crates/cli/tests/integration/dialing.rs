@@ -255,6 +255,32 @@ fn a_stream_of_packets_while_dialing_does_not_hold_readiness_up() {
 }
 
 #[test]
+fn idle_time_is_not_put_off_by_the_kernels_own_packets() {
+    let mut lab = WgLab::new();
+    let config = lab.interface(
+        "branch",
+        "dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\ntrigger_src = \"10.9.0.1\"\nidle_disconnect_secs = 5",
+    );
+    let (server, branch) = start_branch(&mut lab, &config);
+    assert!(lab.ping(5));
+    let last_traffic = std::time::Instant::now();
+    // The tunnel's IPv6 link-local address makes the kernel send router
+    // solicitations for seconds after the link came up; they go nowhere.
+    wait_until("the idle hang-up", || {
+        server.interface(branch).unwrap().state == Disconnected
+    });
+    let after = last_traffic.elapsed();
+    assert!(
+        after < Duration::from_secs(8),
+        "hung up {after:?} after the last packet, for 5 s of idle time"
+    );
+    assert_eq!(
+        server.interface(branch).unwrap().last_error,
+        WinError::ERROR_IDLE_DISCONNECTED.0
+    );
+}
+
+#[test]
 fn demand_dialing_by_tcp_delivers_the_first_syn() {
     let mut lab = WgLab::new();
     let config = lab.interface(

@@ -8,6 +8,7 @@
 //! counters) and reports back as inputs. Nothing here waits inside the
 //! router.
 
+pub mod activity;
 pub mod command;
 pub mod declaration;
 mod dialed;

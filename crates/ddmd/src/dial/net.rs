@@ -105,10 +105,10 @@ impl Net {
     }
 
     /// Packets received and sent by the link, if it exists.
-    pub async fn packets(&self, name: &str) -> io::Result<Option<u64>> {
+    pub async fn packets(&self, name: &str) -> io::Result<Option<(u64, u64)>> {
         Ok(self.link(name).await?.and_then(|link| {
             link.attributes.iter().find_map(|a| match a {
-                LinkAttribute::Stats64(s) => Some(s.rx_packets + s.tx_packets),
+                LinkAttribute::Stats64(s) => Some((s.rx_packets, s.tx_packets)),
                 _ => None,
             })
         }))

@@ -14,6 +14,7 @@
 //! which ends the processes (SIGTERM for a supervised one, else the
 //! disconnect command) and moves the routes back to the trigger.
 
+use super::activity::Counters;
 use super::command;
 use super::declaration::{Declaration, DialMode, Ready, Route};
 use super::net::Net;
@@ -150,7 +151,7 @@ struct Dialing {
 struct Up {
     attempt: u64,
     child: Option<Child>,
-    packets: Option<u64>,
+    counters: Option<Counters>,
     quiet_since: Instant,
     /// When to read the link's counters next.
     check_at: Instant,
@@ -296,7 +297,7 @@ impl Supervisor {
                 self.phase = Phase::Up(Up {
                     attempt,
                     child: None,
-                    packets: None,
+                    counters: None,
                     quiet_since: Instant::now(),
                     check_at: Instant::now(),
                     reported: false,
@@ -421,13 +422,26 @@ impl Supervisor {
         )
     }
 
-    /// The link's packet count, for idle time; None when it cannot be read.
-    async fn link_packets(&self) -> Option<u64> {
-        self.net
-            .packets(&self.declaration.link)
-            .await
-            .ok()
-            .flatten()
+    /// What idle time is measured from (see `activity`); None when the
+    /// link cannot be read.
+    async fn counters(&self) -> Option<Counters> {
+        let (rx_packets, tx_packets) = self.net.packets(&self.declaration.link).await.ok()??;
+        let tunnel_tx_bytes = match self.declaration.ready {
+            Ready::Wireguard => {
+                let link = self.declaration.link.clone();
+                tokio::task::spawn_blocking(move || wireguard::peers(&link))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .map(|peers| peers.tx_bytes)
+            }
+            Ready::Link => None,
+        };
+        Some(Counters {
+            rx_packets,
+            tx_packets,
+            tunnel_tx_bytes,
+        })
     }
 
     async fn become_up(&mut self, attempt: u64) {
@@ -435,11 +449,11 @@ impl Supervisor {
             Phase::Dialing(d) => d.child.take(),
             _ => None,
         };
-        let packets = self.link_packets().await;
+        let counters = self.counters().await;
         self.phase = Phase::Up(Up {
             attempt,
             child,
-            packets,
+            counters,
             quiet_since: Instant::now(),
             check_at: Instant::now() + idle_interval(&self.declaration),
             reported: false,
@@ -542,15 +556,19 @@ impl Supervisor {
     }
 
     async fn check_idle(&mut self) {
-        let packets = self.link_packets().await;
+        let counters = self.counters().await;
         let idle = Duration::from_secs(self.declaration.idle_disconnect_secs);
         let interval = idle_interval(&self.declaration);
         let Phase::Up(u) = &mut self.phase else {
             return;
         };
         u.check_at = Instant::now() + interval;
-        if packets != u.packets {
-            u.packets = packets;
+        let active = match (&counters, &u.counters) {
+            (Some(now), Some(before)) => now.active_since(before),
+            (now, before) => now != before,
+        };
+        u.counters = counters;
+        if active {
             u.quiet_since = Instant::now();
         } else if u.quiet_since.elapsed() >= idle {
             u.reported = true;

@@ -19,6 +19,8 @@ pub struct Peers {
     /// An address inside the first peer's allowed IPs, to send a datagram
     /// to when nothing else would start a handshake.
     pub probe: Option<Ipv4Addr>,
+    /// Bytes sent to all peers.
+    pub tx_bytes: u64,
 }
 
 fn userspace_socket(link: &str) -> PathBuf {
@@ -71,6 +73,7 @@ fn read(device: &Device) -> Peers {
     Peers {
         last_handshake,
         probe,
+        tx_bytes: device.peers.iter().map(|p| p.tx_bytes).sum(),
     }
 }
 
