@@ -570,6 +570,9 @@ fn the_ddm_stopped_hangs_up_and_started_dials_again() {
         server.interface_connect(branch),
         Err(WinError::ERROR_DDM_NOT_RUNNING)
     );
+    // Enabling and disabling is a setting: allowed while stopped.
+    assert_eq!(server.interface_set_enabled(branch, false), Ok(()));
+    assert_eq!(server.interface_set_enabled(branch, true), Ok(()));
     server.set_router_running(true).unwrap();
     wait_state(&server, branch, Connected);
 }

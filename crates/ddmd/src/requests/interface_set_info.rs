@@ -12,7 +12,9 @@ impl Handler for InterfaceSetInfo {
     const SPEC: Spec = Spec {
         name: "InterfaceSetInfo",
         role: Role::Admin,
-        needs_ddm: true,
+        // Enabling or disabling is a setting: it may change while the DDM
+        // is stopped (which dials nothing either way).
+        needs_ddm: false,
     };
 
     fn handle(self, router: &mut Router, _: Call) -> Outcome {

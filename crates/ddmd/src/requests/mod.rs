@@ -197,7 +197,7 @@ mod tests {
             (
                 Request::InterfaceSetInfo(InterfaceSetInfo::default()),
                 Role::Admin,
-                true,
+                false,
             ),
             (Request::ServiceReload(ServiceReload {}), Role::Admin, false),
         ];
