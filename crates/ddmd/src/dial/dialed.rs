@@ -95,9 +95,6 @@ pub struct Dialed {
     interfaces: BTreeMap<u32, DialedInterface>,
     spawn: Spawner,
     clock: Box<dyn Clock>,
-    /// Link and trigger names: not kernel-link interfaces of their own.
-    claimed: HashSet<String>,
-    started: bool,
     /// During a link dump: the indexes of claimed links it reported.
     reconciling: Option<HashSet<u32>>,
     /// Sessions' outboxes, for Connect events signaled by frame.
@@ -110,32 +107,20 @@ impl Dialed {
             interfaces: BTreeMap::new(),
             spawn,
             clock,
-            claimed: HashSet::new(),
-            started: false,
             reconciling: None,
             outboxes: BTreeMap::new(),
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.interfaces.is_empty()
-    }
-
-    /// Adds declared interfaces with the handles `handle` gives.
+    /// Adds the declared interfaces of the configuration the service
+    /// starts with, with the handles `handle` gives; `start` starts them.
     pub fn declare(&mut self, declarations: Vec<Declaration>, mut handle: impl FnMut() -> u32) {
-        let now = Instant::now();
         for declaration in declarations {
-            let handle = handle();
-            self.add(handle, Arc::new(declaration));
-            if self.started {
-                self.start_one(handle, now);
-            }
+            self.add(handle(), Arc::new(declaration));
         }
     }
 
     fn add(&mut self, handle: u32, declaration: Arc<Declaration>) {
-        self.claimed.insert(declaration.link.clone());
-        self.claimed.insert(declaration.trigger_device.clone());
         let hours = declaration.hours();
         let machine = Machine::new(&declaration, hours.allows(self.clock.week_time()));
         let orders = (self.spawn)(handle, declaration.clone());
@@ -153,26 +138,23 @@ impl Dialed {
         );
     }
 
-    /// True for the names of declared links and trigger devices.
-    pub fn claims(&self, link_name: &str) -> bool {
-        self.claimed.contains(link_name)
-    }
-
-    /// A link changed; true if it belongs to a declared interface (then it
-    /// is not an interface of its own).
+    /// A link changed; true if it belongs to a declared interface (its
+    /// link or its trigger device: then it is not an interface of its own).
     pub fn link_changed(&mut self, link: &LinkState) -> bool {
         if let Some(seen) = &mut self.reconciling {
             seen.insert(link.index);
         }
+        let mut claimed = false;
         for d in self.interfaces.values_mut() {
             let is_ours = d.declaration.link == link.name;
+            claimed |= is_ours || d.declaration.trigger_device == link.name;
             let was_ours = d.link.as_ref().is_some_and(|l| l.index == link.index);
             if is_ours || was_ours {
                 d.link = is_ours.then(|| link.clone());
                 d.order(Order::Link(d.link.clone()));
             }
         }
-        self.claims(&link.name)
+        claimed
     }
 
     /// A link was deleted; true if it belonged to a declared interface.
@@ -211,7 +193,6 @@ impl Dialed {
     /// The first link dump is in: adopt links found up (after a crash),
     /// start the rest.
     pub fn start(&mut self) -> Vec<Transition> {
-        self.started = true;
         let now = Instant::now();
         let handles: Vec<u32> = self.interfaces.keys().copied().collect();
         handles
@@ -457,7 +438,6 @@ impl Dialed {
         for h in removed {
             transitions.extend(self.remove(h));
         }
-        self.reclaim();
         for declaration in added {
             let h = handle();
             self.add(h, Arc::new(declaration));
@@ -522,19 +502,6 @@ impl Dialed {
             })
             .into_iter()
             .collect()
-    }
-
-    fn reclaim(&mut self) {
-        self.claimed = self
-            .interfaces
-            .values()
-            .flat_map(|d| {
-                [
-                    d.declaration.link.clone(),
-                    d.declaration.trigger_device.clone(),
-                ]
-            })
-            .collect();
     }
 
     /// Stops every supervisor (after a hang-up); the receivers fire as
