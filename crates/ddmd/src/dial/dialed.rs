@@ -193,15 +193,14 @@ impl Dialed {
     /// The first link dump is in: adopt links found up (after a crash),
     /// start the rest.
     pub fn start(&mut self) -> Vec<Transition> {
-        let now = Instant::now();
         let handles: Vec<u32> = self.interfaces.keys().copied().collect();
         handles
             .into_iter()
-            .flat_map(|h| self.start_one(h, now))
+            .flat_map(|h| self.start_one(h))
             .collect()
     }
 
-    fn start_one(&mut self, handle: u32, now: Instant) -> Vec<Transition> {
+    fn start_one(&mut self, handle: u32) -> Vec<Transition> {
         self.step(handle, |d| {
             let adoptable = d.link.as_ref().is_some_and(LinkState::is_connected)
                 && !d.declaration.is_supervised()
@@ -214,7 +213,7 @@ impl Dialed {
                 Vec::new()
             } else {
                 d.order(Order::Start { adopt: None });
-                d.machine.start(now)
+                d.machine.start()
             }
         })
     }
@@ -260,7 +259,7 @@ impl Dialed {
     pub fn report(&mut self, reported: Reported) -> Vec<Transition> {
         let now = Instant::now();
         self.step(reported.handle, |d| match reported.report {
-            Report::Demand => d.machine.demand(now),
+            Report::Demand => d.machine.demand(),
             Report::Ready(attempt) => {
                 d.machine.connected(attempt);
                 Vec::new()
@@ -282,10 +281,9 @@ impl Dialed {
         request: &InterfaceConnect,
         waiter: Option<Waiter>,
     ) -> (Result<Connecting, WinError>, Vec<Transition>) {
-        let now = Instant::now();
         let mut result = Err(WinError::ERROR_INVALID_HANDLE);
         let mut done_already = None;
-        let transitions = self.step(request.handle, |d| match d.machine.connect(now) {
+        let transitions = self.step(request.handle, |d| match d.machine.connect() {
             Ok((connecting, actions)) => {
                 result = Ok(connecting);
                 match connecting {
@@ -325,17 +323,15 @@ impl Dialed {
     }
 
     pub fn set_enabled(&mut self, handle: u32, enabled: bool) -> Vec<Transition> {
-        let now = Instant::now();
-        self.step(handle, |d| d.machine.set_enabled(enabled, now))
+        self.step(handle, |d| d.machine.set_enabled(enabled))
     }
 
     /// The DDM stopped (hang everything up, dial nothing) or started.
     pub fn pause(&mut self, paused: bool) -> Vec<Transition> {
-        let now = Instant::now();
         let handles: Vec<u32> = self.interfaces.keys().copied().collect();
         handles
             .into_iter()
-            .flat_map(|h| self.step(h, |d| d.machine.pause(paused, now)))
+            .flat_map(|h| self.step(h, |d| d.machine.pause(paused)))
             .collect()
     }
 
@@ -362,7 +358,7 @@ impl Dialed {
         let mut transitions = Vec::new();
         for handle in handles {
             transitions.extend(self.step(handle, |d| {
-                let mut actions = d.machine.window(d.hours.allows(week_time), now);
+                let mut actions = d.machine.window(d.hours.allows(week_time));
                 actions.extend(d.machine.tick(now));
                 actions
             }));
@@ -415,7 +411,6 @@ impl Dialed {
         declarations: Vec<Declaration>,
         mut handle: impl FnMut() -> u32,
     ) -> Vec<Transition> {
-        let now = Instant::now();
         let mut transitions = Vec::new();
         let mut kept = HashSet::new();
         let mut added = Vec::new();
@@ -424,7 +419,7 @@ impl Dialed {
             match self.handle_of(&declaration.name) {
                 Some(h) if *self.interfaces[&h].declaration == declaration => {}
                 Some(h) => {
-                    transitions.extend(self.replace(h, Arc::new(declaration), now));
+                    transitions.extend(self.replace(h, Arc::new(declaration)));
                 }
                 None => added.push(declaration),
             }
@@ -441,17 +436,12 @@ impl Dialed {
         for declaration in added {
             let h = handle();
             self.add(h, Arc::new(declaration));
-            transitions.extend(self.start_one(h, now));
+            transitions.extend(self.start_one(h));
         }
         transitions
     }
 
-    fn replace(
-        &mut self,
-        handle: u32,
-        declaration: Arc<Declaration>,
-        now: Instant,
-    ) -> Vec<Transition> {
+    fn replace(&mut self, handle: u32, declaration: Arc<Declaration>) -> Vec<Transition> {
         let week_time = self.clock.week_time();
         let Some(d) = self.interfaces.get_mut(&handle) else {
             return Vec::new();
@@ -480,7 +470,7 @@ impl Dialed {
                 last_error: 0,
             });
         }
-        transitions.extend(self.start_one(handle, now));
+        transitions.extend(self.start_one(handle));
         transitions
     }
 

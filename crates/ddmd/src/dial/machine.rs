@@ -107,8 +107,8 @@ impl Machine {
 
     /// Starts it: DISCONNECTED (a persistent one dials at once), or
     /// UNREACHABLE outside its hours.
-    pub fn start(&mut self, now: Instant) -> Vec<Action> {
-        self.settle(now)
+    pub fn start(&mut self) -> Vec<Action> {
+        self.settle()
     }
 
     fn set(&mut self, state: ConnectionState) {
@@ -176,7 +176,7 @@ impl Machine {
 
     /// Moves a quiet interface to where it belongs: UNREACHABLE outside
     /// its hours, DISCONNECTED otherwise, dialing if it is persistent.
-    fn settle(&mut self, _now: Instant) -> Vec<Action> {
+    fn settle(&mut self) -> Vec<Action> {
         if matches!(self.state, Connected | Connecting) {
             return Vec::new();
         }
@@ -200,7 +200,7 @@ impl Machine {
     }
 
     /// MprAdminInterfaceConnect.
-    pub fn connect(&mut self, now: Instant) -> Result<(Connecting, Vec<Action>), WinError> {
+    pub fn connect(&mut self) -> Result<(Connecting, Vec<Action>), WinError> {
         if !self.enabled {
             return Err(WinError::ERROR_INTERFACE_DISABLED);
         }
@@ -214,7 +214,6 @@ impl Machine {
             Connected => Ok((Connecting::Already, Vec::new())),
             Connecting => Err(WinError::ERROR_ALREADY_CONNECTING),
             Disconnected | Unreachable => {
-                let _ = now;
                 self.failures = 0;
                 self.retries = 0;
                 self.held_down = false;
@@ -248,7 +247,7 @@ impl Machine {
     }
 
     /// MprAdminInterfaceSetInfo's fEnabled.
-    pub fn set_enabled(&mut self, enabled: bool, now: Instant) -> Vec<Action> {
+    pub fn set_enabled(&mut self, enabled: bool) -> Vec<Action> {
         if enabled == self.enabled {
             return Vec::new();
         }
@@ -256,7 +255,7 @@ impl Machine {
         if enabled {
             self.held_down = false;
             self.failures = 0;
-            return self.settle(now);
+            return self.settle();
         }
         self.timer = None;
         match self.state {
@@ -271,13 +270,13 @@ impl Machine {
     }
 
     /// The DDM stopped (`true`) or started again.
-    pub fn pause(&mut self, paused: bool, now: Instant) -> Vec<Action> {
+    pub fn pause(&mut self, paused: bool) -> Vec<Action> {
         if paused == self.paused {
             return Vec::new();
         }
         self.paused = paused;
         if !paused {
-            return self.settle(now);
+            return self.settle();
         }
         self.timer = None;
         match self.state {
@@ -289,8 +288,7 @@ impl Machine {
     }
 
     /// Traffic arrived for a demand interface's routes.
-    pub fn demand(&mut self, now: Instant) -> Vec<Action> {
-        let _ = now;
+    pub fn demand(&mut self) -> Vec<Action> {
         match self.state {
             Connecting | Connected => Vec::new(),
             Disconnected if self.policy.mode == DialMode::Demand && self.may_dial() => self.dial(),
@@ -363,7 +361,7 @@ impl Machine {
     }
 
     /// The dial-out window opened or closed.
-    pub fn window(&mut self, open: bool, now: Instant) -> Vec<Action> {
+    pub fn window(&mut self, open: bool) -> Vec<Action> {
         if open == self.in_window {
             return Vec::new();
         }
@@ -372,7 +370,7 @@ impl Machine {
             if self.state == Unreachable {
                 self.timer = None;
             }
-            return self.settle(now);
+            return self.settle();
         }
         match self.state {
             Connected | Connecting => {
@@ -381,10 +379,10 @@ impl Machine {
                 if !self.enabled {
                     self.set(Disconnected);
                 }
-                actions.extend(self.settle(now));
+                actions.extend(self.settle());
                 actions
             }
-            _ => self.settle(now),
+            _ => self.settle(),
         }
     }
 
@@ -437,13 +435,13 @@ mod tests {
     fn machine(mode: DialMode) -> (Machine, Instant) {
         let now = Instant::now();
         let mut m = Machine::new(&declaration(mode), true);
-        assert_eq!(m.start(now), vec![]);
+        assert_eq!(m.start(), vec![]);
         (m, now)
     }
 
-    fn started(mode: DialMode, in_window: bool, now: Instant) -> (Machine, Vec<Action>) {
+    fn started(mode: DialMode, in_window: bool) -> (Machine, Vec<Action>) {
         let mut m = Machine::new(&declaration(mode), in_window);
-        let actions = m.start(now);
+        let actions = m.start();
         (m, actions)
     }
 
@@ -451,19 +449,19 @@ mod tests {
 
     #[test]
     fn a_manual_connect_dials_and_connects() {
-        let (mut m, now) = machine(DialMode::Manual);
+        let (mut m, _) = machine(DialMode::Manual);
         assert_eq!(m.state(), Disconnected);
-        let (started, actions) = m.connect(now).unwrap();
+        let (started, actions) = m.connect().unwrap();
         assert_eq!(
             (started, actions),
             (Connecting::Started, vec![Action::Dial(1)])
         );
         assert_eq!(m.state(), Connecting);
-        assert_eq!(m.connect(now), Err(WinError::ERROR_ALREADY_CONNECTING));
+        assert_eq!(m.connect(), Err(WinError::ERROR_ALREADY_CONNECTING));
         m.connected(1);
         assert_eq!(m.state(), Connected);
         assert_eq!(m.take_entered(), vec![Connecting, Connected]);
-        assert_eq!(m.connect(now).unwrap().0, Connecting::Already);
+        assert_eq!(m.connect().unwrap().0, Connecting::Already);
         assert_eq!(m.disconnect(), Ok(vec![Action::HangUp]));
         assert_eq!(m.last_error(), WinError::ERROR_INTERFACE_DISCONNECTED);
         assert_eq!(m.disconnect(), Err(WinError::ERROR_INTERFACE_NOT_CONNECTED));
@@ -472,7 +470,7 @@ mod tests {
     #[test]
     fn failures_redial_then_unreachable_with_a_growing_interval() {
         let (mut m, mut now) = machine(DialMode::Manual);
-        m.connect(now).unwrap();
+        m.connect().unwrap();
         let timeout = WinError::ERROR_NO_ANSWER;
         assert_eq!(m.failed(1, timeout, now), vec![Action::HangUp]);
         assert_eq!(m.state(), Disconnected);
@@ -499,7 +497,7 @@ mod tests {
         now += Duration::from_secs(600);
         assert_eq!(m.tick(now), vec![], "a manual interface becomes reachable");
         assert_eq!(m.state(), Disconnected);
-        m.connect(now).unwrap();
+        m.connect().unwrap();
         assert_eq!(m.failed(4, timeout, now), vec![Action::HangUp]);
         m.connected(4);
         assert_eq!(m.state(), Disconnected, "a stale report changes nothing");
@@ -508,7 +506,7 @@ mod tests {
     #[test]
     fn a_persistent_interface_dials_at_start_and_after_a_loss_and_retries_unreachable() {
         let now = Instant::now();
-        let (mut m, actions) = started(DialMode::Persistent, true, now);
+        let (mut m, actions) = started(DialMode::Persistent, true);
         assert_eq!(actions, vec![Action::Dial(1)]);
         m.connected(1);
         m.take_entered();
@@ -552,69 +550,64 @@ mod tests {
     #[test]
     fn an_administrators_disconnect_keeps_a_persistent_interface_down() {
         let now = Instant::now();
-        let (mut m, _) = started(DialMode::Persistent, true, now);
+        let (mut m, _) = started(DialMode::Persistent, true);
         m.connected(1);
         assert_eq!(m.disconnect(), Ok(vec![Action::HangUp]));
         assert_eq!(m.tick(now + Duration::from_secs(3600)), vec![]);
         assert_eq!(m.state(), Disconnected);
-        assert_eq!(m.connect(now).unwrap().1, vec![Action::Dial(2)]);
+        assert_eq!(m.connect().unwrap().1, vec![Action::Dial(2)]);
     }
 
     #[test]
     fn demand_dials_only_a_demand_interface_that_may() {
-        let (mut d, now) = machine(DialMode::Demand);
-        assert_eq!(d.demand(now), vec![Action::Dial(1)]);
-        assert_eq!(d.demand(now), vec![], "already dialing");
+        let (mut d, _) = machine(DialMode::Demand);
+        assert_eq!(d.demand(), vec![Action::Dial(1)]);
+        assert_eq!(d.demand(), vec![], "already dialing");
         d.connected(1);
         assert_eq!(d.idle(1), vec![Action::HangUp]);
         assert_eq!(d.last_error(), WinError::ERROR_IDLE_DISCONNECTED);
-        d.set_enabled(false, now);
-        assert_eq!(d.demand(now), vec![Action::Discard]);
-        let (mut manual, now) = machine(DialMode::Manual);
-        assert_eq!(manual.demand(now), vec![Action::Discard]);
+        d.set_enabled(false);
+        assert_eq!(d.demand(), vec![Action::Discard]);
+        let (mut manual, _) = machine(DialMode::Manual);
+        assert_eq!(manual.demand(), vec![Action::Discard]);
     }
 
     #[test]
     fn disabled_interfaces_hang_up_and_refuse_connect() {
-        let (mut m, now) = machine(DialMode::Manual);
-        m.connect(now).unwrap();
-        assert_eq!(m.set_enabled(false, now), vec![Action::HangUp]);
+        let (mut m, _) = machine(DialMode::Manual);
+        m.connect().unwrap();
+        assert_eq!(m.set_enabled(false), vec![Action::HangUp]);
         assert_eq!(m.state(), Disconnected);
         assert_eq!(m.unreachability_reasons(), unreachability::ADMIN_DISABLED);
-        assert_eq!(m.connect(now), Err(WinError::ERROR_INTERFACE_DISABLED));
-        m.set_enabled(true, now);
+        assert_eq!(m.connect(), Err(WinError::ERROR_INTERFACE_DISABLED));
+        m.set_enabled(true);
         assert_eq!(m.unreachability_reasons(), 0);
-        assert!(m.connect(now).is_ok());
+        assert!(m.connect().is_ok());
     }
 
     #[test]
     fn dialout_hours_close_on_a_connection_and_open_again() {
-        let now = Instant::now();
-        let (mut m, actions) = started(DialMode::Persistent, false, now);
+        let (mut m, actions) = started(DialMode::Persistent, false);
         assert_eq!(actions, vec![]);
         assert_eq!(m.state(), Unreachable);
         assert_eq!(
             m.unreachability_reasons(),
             unreachability::DIALOUT_HOURS_RESTRICTION
         );
-        assert_eq!(
-            m.connect(now),
-            Err(WinError::ERROR_DIALOUT_HOURS_RESTRICTION)
-        );
-        assert_eq!(m.window(true, now), vec![Action::Dial(1)]);
+        assert_eq!(m.connect(), Err(WinError::ERROR_DIALOUT_HOURS_RESTRICTION));
+        assert_eq!(m.window(true), vec![Action::Dial(1)]);
         m.connected(1);
-        assert_eq!(m.window(false, now), vec![Action::HangUp]);
+        assert_eq!(m.window(false), vec![Action::HangUp]);
         assert_eq!(m.state(), Unreachable);
         assert_eq!(m.last_error(), WinError::ERROR_DIALOUT_HOURS_RESTRICTION);
     }
 
     #[test]
     fn a_stopped_ddm_hangs_up_and_dials_nothing() {
-        let now = Instant::now();
-        let (mut m, _) = started(DialMode::Persistent, true, now);
+        let (mut m, _) = started(DialMode::Persistent, true);
         m.connected(1);
-        assert_eq!(m.pause(true, now), vec![Action::HangUp]);
-        assert_eq!(m.connect(now), Err(WinError::ERROR_DDM_NOT_RUNNING));
-        assert_eq!(m.pause(false, now), vec![Action::Dial(2)]);
+        assert_eq!(m.pause(true), vec![Action::HangUp]);
+        assert_eq!(m.connect(), Err(WinError::ERROR_DDM_NOT_RUNNING));
+        assert_eq!(m.pause(false), vec![Action::Dial(2)]);
     }
 }
