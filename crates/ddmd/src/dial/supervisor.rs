@@ -224,8 +224,8 @@ impl Supervisor {
     }
 
     async fn next(&mut self, orders: &mut mpsc::UnboundedReceiver<Order>) -> Wake {
+        let link_up = self.link_up();
         let declaration = &self.declaration;
-        let link_up = self.link.as_ref().is_some_and(LinkState::is_connected);
         let catching = !matches!(self.phase, Phase::Up(_));
         let (child, timeout, poll, idle_check) = match &mut self.phase {
             Phase::Idle => (None, None, None, None),
@@ -338,34 +338,24 @@ impl Supervisor {
         if !matches!(self.phase, Phase::Idle) {
             self.hang_up().await;
         }
-        let name = self.declaration.name.clone();
-        match command::start(&name, "connect", &self.declaration.connect) {
-            Ok(child) => {
-                self.phase = Phase::Dialing(Dialing {
-                    attempt,
-                    child: Some(child),
-                    started: SystemTime::now(),
-                    deadline: Instant::now() + self.declaration.connect_timeout(),
-                    routed: false,
-                    probe_at: Instant::now(),
-                    poll_at: Instant::now(),
-                    reported: false,
-                });
-                self.progress().await;
-            }
-            Err(error) => {
-                self.phase = Phase::Dialing(Dialing {
-                    attempt,
-                    child: None,
-                    started: SystemTime::now(),
-                    deadline: Instant::now(),
-                    routed: false,
-                    probe_at: Instant::now(),
-                    poll_at: Instant::now(),
-                    reported: true,
-                });
-                self.report(Report::Failed(attempt, error)).await;
-            }
+        let (child, failure) =
+            match command::start(&self.declaration.name, "connect", &self.declaration.connect) {
+                Ok(child) => (Some(child), None),
+                Err(error) => (None, Some(error)),
+            };
+        self.phase = Phase::Dialing(Dialing {
+            attempt,
+            child,
+            started: SystemTime::now(),
+            deadline: Instant::now() + self.declaration.connect_timeout(),
+            routed: false,
+            probe_at: Instant::now(),
+            poll_at: Instant::now(),
+            reported: failure.is_some(),
+        });
+        match failure {
+            None => self.progress().await,
+            Some(error) => self.report(Report::Failed(attempt, error)).await,
         }
     }
 
@@ -422,19 +412,22 @@ impl Supervisor {
         )
     }
 
+    /// The link's WireGuard peers, read off the runtime's thread (the call
+    /// blocks); None when they cannot be read.
+    async fn peers(&self) -> Option<wireguard::Peers> {
+        let link = self.declaration.link.clone();
+        tokio::task::spawn_blocking(move || wireguard::peers(&link))
+            .await
+            .ok()?
+            .ok()
+    }
+
     /// What idle time is measured from (see `activity`); None when the
     /// link cannot be read.
     async fn counters(&self) -> Option<Counters> {
         let (rx_packets, tx_packets) = self.net.packets(&self.declaration.link).await.ok()??;
         let tunnel_tx_bytes = match self.declaration.ready {
-            Ready::Wireguard => {
-                let link = self.declaration.link.clone();
-                tokio::task::spawn_blocking(move || wireguard::peers(&link))
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .map(|peers| peers.tx_bytes)
-            }
+            Ready::Wireguard => self.peers().await.map(|peers| peers.tx_bytes),
             Ready::Link => None,
         };
         Some(Counters {
@@ -534,9 +527,7 @@ impl Supervisor {
         if let Phase::Dialing(d) = &mut self.phase {
             d.poll_at = Instant::now() + HANDSHAKE_POLL;
         }
-        let link = self.declaration.link.clone();
-        let peers = tokio::task::spawn_blocking(move || wireguard::peers(&link)).await;
-        let Ok(Ok(peers)) = peers else {
+        let Some(peers) = self.peers().await else {
             return;
         };
         if wireguard::handshake_since(&peers, started) {
