@@ -4,6 +4,7 @@
 //! (ready = "link"), hung up with `ip link set dN down`; taking the peer
 //! down loses the connection (carrier) or makes an attempt time out.
 
+use crate::dice::Dice;
 use crate::lab::Netns;
 use mprapi::Server;
 
@@ -36,7 +37,7 @@ pub struct Churn {
     count: usize,
     /// Which peers are down.
     down: Vec<bool>,
-    state: u64,
+    dice: Dice,
 }
 
 impl Churn {
@@ -46,15 +47,8 @@ impl Churn {
             far: far.to_owned(),
             count,
             down: vec![false; count],
-            state: 0x2545_f491_4f6c_dd1d,
+            dice: Dice(0x2545_f491_4f6c_dd1d),
         }
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        self.state ^= self.state << 13;
-        self.state ^= self.state >> 7;
-        self.state ^= self.state << 17;
-        (self.state % n as u64) as usize
     }
 
     fn set_peer(&mut self, n: usize, up: bool) {
@@ -74,8 +68,8 @@ impl Churn {
     /// One random act: a peer's carrier flips, or a manual interface is
     /// connected or disconnected through `server`.
     pub fn step(&mut self, server: &Server) {
-        let n = self.below(self.count);
-        match self.below(3) {
+        let n = self.dice.below(self.count);
+        match self.dice.below(3) {
             0 => {
                 let up = self.down[n];
                 self.set_peer(n, up);

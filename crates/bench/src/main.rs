@@ -12,6 +12,7 @@
 
 mod dbus_anchor;
 mod declared;
+mod dice;
 mod lab;
 mod listeners;
 mod netlink;

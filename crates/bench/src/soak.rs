@@ -33,6 +33,7 @@
 //! missed.
 
 use crate::declared;
+use crate::dice::Dice;
 use crate::lab::{wait_for, Lab, Link};
 use mprapi::{Event, ReconnectingServer, Server, StreamItem, WinError};
 use std::io::{BufRead, BufReader, Write};
@@ -148,18 +149,6 @@ fn parse_counts(reply: &str) -> Counts {
             late,
         },
         _ => panic!("bad worker reply {reply:?}"),
-    }
-}
-
-/// A small deterministic generator (xorshift), seeded per worker.
-struct Dice(u64);
-
-impl Dice {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
     }
 }
 
