@@ -147,6 +147,7 @@ typedef void *LPSECURITY_ATTRIBUTES;
 #define ERROR_INVALID_PACKET                     954
 #define ERROR_AUTHENTICATOR_MISMATCH             955
 #define ERROR_REMOTEACCESS_NOT_CONFIGURED        956
+#define ERROR_CAN_NOT_COMPLETE                   1003
 #define ERROR_PROCESS_ABORTED                    1067
 #define ERROR_BAD_CONFIGURATION                  1610
 #define RPC_S_INVALID_BINDING                    1702

@@ -5,7 +5,7 @@
 //! process, which libFuzzer reports.
 #![no_main]
 
-use ddmd::config::{Config, Limits};
+use ddmd::config::{Config, JournalSetting, Limits};
 use ddmd::in_process::InProcess;
 use libfuzzer_sys::fuzz_target;
 use std::path::PathBuf;
@@ -31,6 +31,8 @@ fn harness() -> &'static Harness {
                 handshake_timeout_ms: 50,
                 ..Limits::default()
             },
+            // The journal's disk writes are not what is fuzzed here.
+            journal: JournalSetting::On(false),
             ..Config::default()
         };
         let service = InProcess::start(config, &socket).expect("start the service");

@@ -81,15 +81,23 @@ impl Drop for Process {
 /// Starts this same executable with a hidden role (see main.rs).
 /// Its stderr goes to `log`.
 pub fn spawn_self(netns: Option<&Netns>, args: &[&str], log: Stdio) -> Process {
-    spawn(netns, args, Stdio::null(), log)
+    spawn(netns, args, Stdio::null(), log, None)
 }
 
 /// Starts this executable in `netns` with `stdin` as its standard input.
 pub fn spawn_self_with_stdin(netns: &Netns, args: &[&str], stdin: Stdio) -> Process {
-    spawn(Some(netns), args, stdin, Stdio::inherit())
+    spawn(Some(netns), args, stdin, Stdio::inherit(), None)
 }
 
-fn spawn(netns: Option<&Netns>, args: &[&str], stdin: Stdio, log: Stdio) -> Process {
+/// Starts this executable; `state`, if given, is its STATE_DIRECTORY (the
+/// service's journal goes there).
+fn spawn(
+    netns: Option<&Netns>,
+    args: &[&str],
+    stdin: Stdio,
+    log: Stdio,
+    state: Option<&std::path::Path>,
+) -> Process {
     let me = std::env::current_exe().expect("own path");
     let mut command = match netns {
         Some(ns) => {
@@ -99,6 +107,9 @@ fn spawn(netns: Option<&Netns>, args: &[&str], stdin: Stdio, log: Stdio) -> Proc
         }
         None => Command::new(me),
     };
+    if let Some(state) = state {
+        command.env("STATE_DIRECTORY", state);
+    }
     command
         .args(args)
         .stdin(stdin)
@@ -312,7 +323,13 @@ fn start_service(
         .expect("service log");
     let mut args = vec!["__serve", socket.to_str().unwrap()];
     args.extend(config.and_then(|c| c.to_str()));
-    let service = spawn_self(Some(router), &args, Stdio::from(log));
+    let service = spawn(
+        Some(router),
+        &args,
+        Stdio::null(),
+        Stdio::from(log),
+        Some(&dir.join("state")),
+    );
     wait_for("the service", || {
         mprapi::Server::connect_socket(socket).is_ok()
     });

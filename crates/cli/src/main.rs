@@ -5,8 +5,10 @@
 //! `NAME (number): text` with a non-zero exit status.
 
 mod dialing;
+mod journal;
 mod listing;
 mod watch;
+mod when;
 
 use clap::{Parser, Subcommand};
 use mprapi::{Server, WinError};
@@ -52,7 +54,8 @@ enum Command {
         #[command(flatten)]
         endpoint: Endpoint,
     },
-    /// Print whether the DDM is running or stopped.
+    /// Print whether the DDM is running or stopped; then, for monitors and
+    /// admins, the journal's state and how far its export is behind.
     Status {
         #[command(flatten)]
         endpoint: Endpoint,
@@ -83,6 +86,50 @@ enum Command {
         /// Exit with status 1 when this many seconds pass without an event.
         #[arg(long, value_name = "SECS")]
         timeout: Option<f64>,
+        /// Begin after this sequence number: what came since is read from
+        /// the journal first.
+        #[arg(long, value_name = "SEQ", conflicts_with = "fleet")]
+        since: Option<u64>,
+        /// Watch a whole fleet's events in NATS JetStream instead (see
+        /// the --nats options); a durable consumer resumes where it left off.
+        #[arg(long)]
+        fleet: bool,
+        #[command(flatten)]
+        nats: watch::NatsArgs,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Print the journal's entries, oldest first (monitor or admin).
+    History {
+        /// From this sequence number, time (2026-11-25 08:00:00, UTC) or
+        /// time ago (2h, 7days).
+        #[arg(long, value_name = "SEQ|TIME")]
+        since: Option<String>,
+        /// Up to this sequence number, time or time ago.
+        #[arg(long, value_name = "SEQ|TIME")]
+        until: Option<String>,
+        /// Only this interface (and the service's own entries).
+        #[arg(long, value_name = "NAME")]
+        interface: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Per interface: connected time and percentage, disconnects, longest
+    /// outage; for declared interfaces attempts, failures and bytes per
+    /// connection (monitor or admin).
+    Uptime {
+        /// From this time or time ago [default: the journal's oldest entry].
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Up to this time or time ago [default: now].
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        #[arg(long, value_name = "NAME")]
+        interface: Option<String>,
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         endpoint: Endpoint,
     },
@@ -146,7 +193,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve { config, endpoint } => return ddmd::daemon::main(config, endpoint.socket),
-        Command::Status { endpoint } => listing::status(&endpoint.connect()),
+        Command::Status { endpoint } => {
+            let server = endpoint.connect();
+            let outcome = listing::status(&server);
+            if let (Ok(()), Ok(server)) = (&outcome, &server) {
+                journal::status_lines(server);
+            }
+            outcome
+        }
         Command::Info { json, endpoint } => {
             endpoint.connect().and_then(|s| listing::info(&s, json))
         }
@@ -157,15 +211,57 @@ fn main() -> ExitCode {
             json,
             count,
             timeout,
+            since,
+            fleet,
+            nats,
             endpoint,
-        } => watch::run(
-            &endpoint,
-            watch::Options {
+        } => {
+            let options = watch::Options {
                 json,
                 count,
                 timeout,
-            },
-        ),
+                since,
+            };
+            if fleet {
+                watch::fleet(&nats, &options)
+            } else {
+                watch::run(&endpoint, options)
+            }
+        }
+        Command::History {
+            since,
+            until,
+            interface,
+            json,
+            endpoint,
+        } => endpoint.connect().and_then(|s| {
+            journal::history(
+                &s,
+                &journal::Window {
+                    since,
+                    until,
+                    interface,
+                    json,
+                },
+            )
+        }),
+        Command::Uptime {
+            since,
+            until,
+            interface,
+            json,
+            endpoint,
+        } => endpoint.connect().and_then(|s| {
+            journal::uptime(
+                &s,
+                &journal::Window {
+                    since,
+                    until,
+                    interface,
+                    json,
+                },
+            )
+        }),
         Command::Router { action, endpoint } => endpoint
             .connect()
             .and_then(|s| s.set_router_running(matches!(action, RouterAction::Start))),

@@ -11,6 +11,7 @@ use mprapi::{ConnectionEvent, Event, EventStream, StreamItem, WinError};
 use nix::sys::signal::{SigSet, Signal};
 use serde_json::json;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +20,37 @@ pub struct Options {
     pub json: bool,
     pub count: Option<u64>,
     pub timeout: Option<f64>,
+    /// Resume after this sequence number (`Server::subscribe_from`).
+    pub since: Option<u64>,
+}
+
+/// Where `ddm watch --fleet` reads.
+#[derive(clap::Args)]
+pub struct NatsArgs {
+    /// NATS server URL (repeat for several).
+    #[arg(
+        long = "nats",
+        value_name = "URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    servers: Vec<String>,
+    /// The JetStream stream the routers publish to.
+    #[arg(long, value_name = "NAME", default_value = "DDM")]
+    stream: String,
+    /// The durable consumer: the same name resumes where it left off.
+    #[arg(long, value_name = "NAME", default_value = "ddm-watch")]
+    durable: String,
+    /// Only this subject (e.g. ddm.r1.events.>).
+    #[arg(long, value_name = "SUBJECT")]
+    subject: Option<String>,
+    /// CA certificate of the broker (PEM).
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// Client certificate and key (PEM).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
 }
 
 /// How often the wait looks up from the stream to check for a signal.
@@ -28,7 +60,10 @@ pub fn run(endpoint: &Endpoint, options: Options) -> Result<(), WinError> {
     let stop = catch_termination();
     let server = endpoint.connect()?;
     // Stream first: once the registration shows, every change is printed.
-    let stream = server.subscribe()?;
+    let stream = match options.since {
+        Some(seq) => server.subscribe_from(seq)?,
+        None => server.subscribe()?,
+    };
     let event = Event::auto().map_err(|_| WinError::ERROR_NOT_ENOUGH_MEMORY)?;
     server.register_connection_notification(&event)?;
     let outcome = follow(&stream, &options, &stop);
@@ -104,6 +139,65 @@ fn print_event(out: &mut impl Write, event: &ConnectionEvent, as_json: bool) {
             event.to.name()
         )
     };
+}
+
+/// `ddm watch --fleet`: every router's entries from JetStream, one line
+/// each (the published JSON with --json).
+pub fn fleet(nats: &NatsArgs, options: &Options) -> Result<(), WinError> {
+    let stop = catch_termination();
+    let watch = ddmd::export::fleet::FleetWatch {
+        servers: nats.servers.clone(),
+        stream: nats.stream.clone(),
+        durable: nats.durable.clone(),
+        subject: nats.subject.clone(),
+        ca: nats.ca.clone(),
+        certificate: nats.cert.clone(),
+        key: nats.key.clone(),
+        idle_timeout: options.timeout.map(Duration::from_secs_f64),
+    };
+    let mut seen = 0u64;
+    let mut out = std::io::stdout().lock();
+    let outcome = ddmd::export::fleet::watch(&watch, |entry| {
+        seen += 1;
+        let _ = if options.json {
+            writeln!(out, "{entry}")
+        } else {
+            writeln!(out, "{}", fleet_line(&entry))
+        };
+        let _ = out.flush();
+        !stop.load(Ordering::Relaxed) && options.count.is_none_or(|n| seen < n)
+    });
+    outcome.map_err(|e| {
+        eprintln!("ddm watch --fleet: {e}");
+        if e.to_string().contains("timeout") {
+            WinError::WAIT_TIMEOUT
+        } else {
+            WinError::RPC_S_SERVER_UNAVAILABLE
+        }
+    })
+}
+
+fn fleet_line(entry: &serde_json::Value) -> String {
+    let text = |key: &str| entry[key].as_str().unwrap_or("").to_string();
+    let what = match entry["kind"].as_str() {
+        Some("transition") => format!(
+            "#{:<6} {:<16} {} -> {}",
+            entry["seq"],
+            text("interface"),
+            text("from"),
+            text("to")
+        ),
+        Some("accounting") => format!(
+            "        {:<16} carried {} B in, {} B out",
+            text("interface"),
+            entry["rx_bytes"].as_u64().unwrap_or(0),
+            entry["tx_bytes"].as_u64().unwrap_or(0)
+        ),
+        other => format!("        {}", other.unwrap_or("?").replace('_', " ")),
+    };
+    let time = entry["time_unix_ns"].as_u64().unwrap_or(0);
+    let time = humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_nanos(time));
+    format!("{:<12} {time}  {what}", text("router"))
 }
 
 /// Blocks SIGINT and SIGTERM in every thread and turns them into a flag,

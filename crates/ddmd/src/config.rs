@@ -19,6 +19,10 @@ pub struct Config {
     pub access: AccessConfig,
     pub limits: Limits,
     pub links: LinksConfig,
+    /// The connection journal (`journal = false` turns it off).
+    pub journal: JournalSetting,
+    /// Export of the journal to NATS JetStream (off unless configured).
+    pub export: Option<crate::export::ExportConfig>,
     /// Demand-dial interfaces (`[[interface]]` tables).
     #[serde(rename = "interface")]
     pub interfaces: Vec<Declaration>,
@@ -130,6 +134,99 @@ impl Default for LinksConfig {
     }
 }
 
+/// `journal = true | false`, or a `[journal]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "journal = true, journal = false, or a [journal] table with only enabled, directory, max_age_days, max_bytes and queue"
+)]
+pub enum JournalSetting {
+    On(bool),
+    Table(JournalConfig),
+}
+
+impl Default for JournalSetting {
+    fn default() -> Self {
+        JournalSetting::Table(JournalConfig::default())
+    }
+}
+
+impl JournalSetting {
+    /// The journal's settings, or None when it is off.
+    pub fn config(&self) -> Option<JournalConfig> {
+        match self {
+            JournalSetting::On(false) => None,
+            JournalSetting::On(true) => Some(JournalConfig::default()),
+            JournalSetting::Table(table) => table.enabled.then(|| table.clone()),
+        }
+    }
+}
+
+/// Where the journal is kept and how much of it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    pub enabled: bool,
+    /// The state directory; `journal.sqlite` is made in it. Default:
+    /// $STATE_DIRECTORY (systemd's StateDirectory=), else /var/lib/ddm for
+    /// root, else $XDG_STATE_HOME/ddm (~/.local/state/ddm).
+    pub directory: Option<PathBuf>,
+    /// Entries older than this go.
+    pub max_age_days: u64,
+    /// The oldest entries go while the journal holds more than this.
+    pub max_bytes: u64,
+    /// Entries queued to the writer; beyond, they are counted in a gap.
+    pub queue: usize,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            enabled: true,
+            directory: None,
+            max_age_days: 90,
+            max_bytes: 256 << 20,
+            queue: 65_536,
+        }
+    }
+}
+
+impl JournalConfig {
+    /// The journal's file.
+    pub fn file(&self) -> PathBuf {
+        let directory = self
+            .directory
+            .clone()
+            .unwrap_or_else(default_state_directory);
+        directory.join("journal.sqlite")
+    }
+}
+
+/// $STATE_DIRECTORY, else /var/lib/ddm for root, else $XDG_STATE_HOME/ddm
+/// or ~/.local/state/ddm.
+pub fn default_state_directory() -> PathBuf {
+    if let Some(directory) = std::env::var_os("STATE_DIRECTORY") {
+        // systemd may give several, separated by colons: the first is ours.
+        let first = directory
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .map(PathBuf::from);
+        if let Some(first) = first.filter(|d| !d.as_os_str().is_empty()) {
+            return first;
+        }
+    }
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/ddm");
+    }
+    let home = || std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state"));
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(home)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("ddm")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -193,6 +290,17 @@ impl Config {
                 l.admin_reserved_sessions, l.max_sessions
             ));
         }
+        if let Some(journal) = self.journal.config() {
+            if journal.queue == 0 || journal.max_age_days == 0 || journal.max_bytes < 1 << 20 {
+                return Err(
+                    "journal: queue and max_age_days must be at least 1, max_bytes at least 1048576"
+                        .into(),
+                );
+            }
+        }
+        if let Some(export) = &self.export {
+            export.check()?;
+        }
         if l.max_sessions_per_user == 0 || l.max_pending_handshakes == 0 {
             return Err(
                 "limits: max_sessions_per_user and max_pending_handshakes must be at least 1"
@@ -239,6 +347,26 @@ mod tests {
         assert!(Config::parse("[limits]\nmax_frame_bytes = 10").is_err());
         assert!(Config::parse("[limits]\nmax_sessions = 4\nadmin_reserved_sessions = 4").is_err());
         assert!(Config::parse("[limits]\nmax_sessions_per_user = 0").is_err());
+    }
+
+    #[test]
+    fn the_journal_is_on_by_default_and_turns_off_either_way() {
+        let journal = Config::parse("").unwrap().journal.config().unwrap();
+        assert_eq!((journal.max_age_days, journal.max_bytes), (90, 256 << 20));
+        assert!(Config::parse("journal = false")
+            .unwrap()
+            .journal
+            .config()
+            .is_none());
+        let table = Config::parse("[journal]\nenabled = false").unwrap();
+        assert!(table.journal.config().is_none());
+        let moved = Config::parse("[journal]\ndirectory = \"/tmp/j\"\nmax_age_days = 7").unwrap();
+        let moved = moved.journal.config().unwrap();
+        assert_eq!(moved.file(), PathBuf::from("/tmp/j/journal.sqlite"));
+        assert_eq!(moved.max_age_days, 7);
+        let error = Config::parse("[journal]\nmax_age = 7").unwrap_err();
+        assert!(error.contains("max_age_days"), "{error}");
+        assert!(Config::parse("[journal]\nqueue = 0").is_err());
     }
 
     #[test]

@@ -28,6 +28,9 @@
 //!   per user and in the handshake;
 //! * [`service`]: everything above put together, and its shutdown;
 //!   [`in_process`]: the service in a thread, for tests;
+//! * [`journal`]: every change kept in SQLite, written by a thread of its
+//!   own, read back for history and uptime; [`export`]: the journal
+//!   published to NATS JetStream, and a fleet's events read back;
 //! * [`config`]: settings; [`memory`]: free memory given back after a crowd
 //!   of clients leaves; [`throttle`]: rate-limited log lines;
 //! * [`daemon`]: `ddm serve` itself: logging, configuration, exit status.
@@ -37,7 +40,9 @@ pub mod admission;
 pub mod config;
 pub mod daemon;
 pub mod dial;
+pub mod export;
 pub mod in_process;
+pub mod journal;
 pub mod links;
 pub mod listen;
 pub mod memory;
@@ -74,6 +79,8 @@ pub enum ServeError {
     },
     #[error("kernel link monitor: {0}")]
     Links(std::io::Error),
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

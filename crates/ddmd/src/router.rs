@@ -11,8 +11,11 @@
 
 use crate::config::Limits;
 use crate::dial::declaration::Declaration;
+use crate::dial::supervisor::Report;
 use crate::dial::supervisor::Reported;
 use crate::dial::{Dialed, LocalClock};
+use crate::export::Export;
+use crate::journal::{Journal, Recovered};
 use crate::links::LinkEvent;
 use crate::memory::Trimmer;
 use crate::notify::Registrations;
@@ -22,12 +25,12 @@ use crate::requests::{self, Call, Outcome};
 use crate::table::{InterfaceTable, Transition};
 use crate::throttle::Throttle;
 use crate::transport::Attachment;
-use ddm_proto::message::{ConnectionEvent, Interface, Reply, Request};
+use ddm_proto::message::{ConnectionEvent, EntryKind, Interface, JournalEntry, Reply, Request};
 use ddm_proto::model::ConnectionState;
 use ddm_proto::WinError;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// What sessions (and the service) ask of the router.
@@ -59,6 +62,9 @@ pub enum Command {
     /// registration, hang up every declared interface, refuse every later
     /// call; answer with what fires as each supervisor is done.
     Shutdown(oneshot::Sender<Vec<oneshot::Receiver<()>>>),
+    /// The supervisors are done: record the stop and hand the journal
+    /// over to be closed.
+    CloseJournal(oneshot::Sender<Option<(Journal, Option<Export>)>>),
 }
 
 /// What woke the router.
@@ -100,6 +106,14 @@ pub struct Router {
     shutting_down: bool,
     pub(crate) started: Instant,
     pub(crate) seq: u64,
+    /// Names the numbering (the journal's epoch, or this run's).
+    pub(crate) epoch: u64,
+    pub(crate) journal: Option<Journal>,
+    /// The journal's export to NATS, if configured.
+    pub export: Option<Export>,
+    /// The journal's last states, until the first link dump is compared
+    /// with them.
+    recovered: Option<Recovered>,
     pub(crate) sessions: HashMap<u64, Session>,
     pub(crate) limits: Limits,
     ready: Option<oneshot::Sender<()>>,
@@ -125,6 +139,10 @@ impl Router {
             shutting_down: false,
             started: Instant::now(),
             seq: 0,
+            epoch: crate::journal::now_ns() >> 1,
+            journal: None,
+            export: None,
+            recovered: None,
             sessions: HashMap::new(),
             limits,
             ready: Some(ready),
@@ -145,6 +163,16 @@ impl Router {
         self.dialed = dialed;
         self.reports = Some(reports);
         self.reloader = reloader;
+        self
+    }
+
+    /// Keeps every change in `journal`: numbering goes on from it, and the
+    /// first link dump is compared with its last states.
+    pub fn journaled(mut self, journal: Journal, recovered: Recovered) -> Self {
+        self.seq = recovered.last_seq;
+        self.epoch = journal.epoch();
+        self.journal = Some(journal);
+        self.recovered = Some(recovered);
         self
     }
 
@@ -177,10 +205,7 @@ impl Router {
             let started = Instant::now();
             match woken {
                 Woken::Link(event) => self.on_link(event),
-                Woken::Report(reported) => {
-                    let transitions = self.dialed.report(reported);
-                    self.commit_all(transitions);
-                }
+                Woken::Report(reported) => self.on_report(reported),
                 Woken::Command(command) => self.on_command(command),
                 Woken::Timer => {
                     let transitions = self.dialed.tick();
@@ -203,6 +228,9 @@ impl Router {
                 self.dialed.end_reconcile();
                 if let Some(ready) = self.ready.take() {
                     let started = self.dialed.start();
+                    if let Some(recovered) = self.recovered.take() {
+                        self.resync(recovered, &started);
+                    }
                     self.commit_all(started);
                     let _ = ready.send(());
                 }
@@ -213,15 +241,103 @@ impl Router {
                 } else {
                     self.table.update(link)
                 };
-                self.commit_all(transition);
+                self.commit_found(transition);
             }
             LinkEvent::Deleted(index) => {
                 if !self.dialed.link_deleted(index) {
                     let transition = self.table.remove(index);
-                    self.commit_all(transition);
+                    self.commit_found(transition);
                 }
             }
         }
+    }
+
+    /// Commits what a link event changed; during the first dump of a
+    /// journaled start, the resynchronisation at its end does instead.
+    fn commit_found(&mut self, transition: Option<Transition>) {
+        if self.recovered.is_none() {
+            self.commit_all(transition);
+        }
+    }
+
+    /// The first dump is in: records the start, and commits, as one
+    /// resynchronisation, every difference between the journal's last
+    /// states and what the kernel shows now (before `started`, what
+    /// starting the declared interfaces does, is committed).
+    fn resync(&mut self, mut recovered: Recovered, started: &[Transition]) {
+        let mut before_start = HashMap::new();
+        for t in started {
+            before_start.entry(t.handle).or_insert(t.from);
+        }
+        let mut found = Vec::new();
+        for interface in self.interfaces() {
+            let now = before_start
+                .get(&interface.handle)
+                .copied()
+                .unwrap_or(ConnectionState::from_u32(interface.connection_state));
+            let then = recovered
+                .last_states
+                .remove(&interface.name)
+                .map_or(ConnectionState::Unreachable, ConnectionState::from_u32);
+            if then != now {
+                found.push(Transition {
+                    handle: interface.handle,
+                    name: interface.name,
+                    from: then,
+                    to: now,
+                    last_error: interface.last_error,
+                    reason: "resync",
+                });
+            }
+        }
+        let mut gone: Vec<(String, u32)> = recovered.last_states.into_iter().collect();
+        gone.sort();
+        for (name, then) in gone {
+            let then = ConnectionState::from_u32(then);
+            if then != ConnectionState::Unreachable {
+                found.push(Transition {
+                    handle: 0,
+                    name,
+                    from: then,
+                    to: ConnectionState::Unreachable,
+                    last_error: 0,
+                    reason: "resync",
+                });
+            }
+        }
+        if let Some(journal) = &mut self.journal {
+            journal.note(EntryKind::EntryServiceStart, 0);
+            journal.note(EntryKind::EntryResync, found.len() as u64);
+        }
+        tracing::info!(changes = found.len(), "resynchronised with the journal");
+        self.commit_all(found);
+    }
+
+    /// A supervisor's report: what it carried goes to the journal; the rest
+    /// to the interface's machine.
+    fn on_report(&mut self, reported: Reported) {
+        if let Report::Carried {
+            rx_bytes,
+            tx_bytes,
+            connected,
+        } = reported.report
+        {
+            let name = self.interface(reported.handle).map(|i| i.name);
+            if let (Some(journal), Some(interface)) = (&mut self.journal, name) {
+                journal.append(JournalEntry {
+                    time_unix_ns: crate::journal::now_ns(),
+                    kind: EntryKind::EntryAccounting as i32,
+                    interface,
+                    rx_bytes,
+                    tx_bytes,
+                    connected_ns: connected.as_nanos() as u64,
+                    ..JournalEntry::default()
+                });
+            }
+            return;
+        }
+        let transitions = self.dialed.report(reported);
+        self.commit_all(transitions);
     }
 
     pub(crate) fn commit_all(&mut self, transitions: impl IntoIterator<Item = Transition>) {
@@ -242,9 +358,7 @@ impl Router {
             name: t.name,
             from: t.from as u32,
             to: t.to as u32,
-            time_unix_ns: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64),
+            time_unix_ns: crate::journal::now_ns(),
             last_error: t.last_error,
         };
         if t.from == ConnectionState::Connected || t.to == ConnectionState::Connected {
@@ -257,7 +371,10 @@ impl Router {
                 session.outbox.push_event(event.clone());
             }
         }
-        tracing::info!(seq = event.seq, interface = %event.name, from = t.from.name(), to = t.to.name(), last_error = t.last_error, "connection event");
+        if let Some(journal) = &mut self.journal {
+            journal.transition(&event, t.reason);
+        }
+        tracing::info!(seq = event.seq, interface = %event.name, from = t.from.name(), to = t.to.name(), last_error = t.last_error, reason = t.reason, "connection event");
     }
 
     fn on_command(&mut self, command: Command) {
@@ -330,9 +447,15 @@ impl Router {
                     longest_turn_us = self.longest_turn.as_micros() as u64,
                     "router stopping"
                 );
-                self.set_running(false);
                 self.shutting_down = true;
+                self.set_running(false);
                 let _ = done.send(self.dialed.stop_all());
+            }
+            Command::CloseJournal(reply) => {
+                if let Some(journal) = &mut self.journal {
+                    journal.note(EntryKind::EntryServiceStop, 0);
+                }
+                let _ = reply.send(self.journal.take().map(|j| (j, self.export.take())));
             }
         }
     }
@@ -401,6 +524,15 @@ impl Router {
             return;
         }
         self.running = run;
+        // A shutdown is journaled as the service's stop.
+        if let Some(journal) = self.journal.as_mut().filter(|_| !self.shutting_down) {
+            let kind = if run {
+                EntryKind::EntryDdmStart
+            } else {
+                EntryKind::EntryDdmStop
+            };
+            journal.note(kind, 0);
+        }
         let transitions = self.dialed.pause(!run);
         self.commit_all(transitions);
         if run {

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::dial::net::Net;
 use crate::dial::supervisor;
 use crate::dial::{Dialed, LocalClock};
+use crate::journal::Journal;
 use crate::links::{self, LinkEvent};
 use crate::listen::LocalEndpoint;
 use crate::router::{Command, Router};
@@ -30,6 +31,8 @@ use tokio_util::task::TaskTracker;
 const SUPERVISOR_REPORTS: usize = 1024;
 /// How long a shutdown waits for declared interfaces to hang up.
 const SUPERVISOR_STOP_LIMIT: Duration = Duration::from_secs(10);
+/// How long a shutdown waits for the export to publish what is left.
+const EXPORT_STOP_LIMIT: Duration = Duration::from_secs(2);
 
 /// Where the interface table's news of links comes from.
 pub enum LinkSource {
@@ -77,6 +80,25 @@ pub async fn serve(
             reloader,
         );
     router.declare(config.interfaces.clone());
+    let export_stop = tokio_util::sync::CancellationToken::new();
+    if let Some(journal_config) = config.journal.config() {
+        let (journal, recovered) = Journal::open(&journal_config)?;
+        if let Some(export) = &config.export {
+            let export = crate::export::spawn(
+                export.clone(),
+                journal.path().to_owned(),
+                journal.epoch(),
+                journal.handled(),
+                export_stop.clone(),
+            )
+            .map_err(|e| crate::journal::JournalError {
+                path: journal.path().to_owned(),
+                source: std::io::Error::other(e),
+            })?;
+            router.export = Some(export);
+        }
+        router = router.journaled(journal, recovered);
+    }
     let (link_receiver, monitor) = match links {
         LinkSource::Channel(receiver) => (receiver, None),
         LinkSource::Kernel => {
@@ -133,6 +155,8 @@ pub async fn serve(
             }
         }
     }
+    close_journal(&commands).await;
+    export_stop.cancel();
     context.shutdown.cancel();
     sessions.close();
     let limit = config.limits.shutdown_timeout();
@@ -144,6 +168,28 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Records the stop, lets the writer finish, and gives the export a moment
+/// to publish what is left.
+async fn close_journal(commands: &mpsc::UnboundedSender<Command>) {
+    let (reply, journal) = oneshot::channel();
+    if commands.send(Command::CloseJournal(reply)).is_err() {
+        return;
+    }
+    let Ok(Some((mut journal, export))) = journal.await else {
+        return;
+    };
+    let last_id = journal.last_id();
+    let _ = tokio::task::spawn_blocking(journal.close()).await;
+    if let Some(export) = export {
+        if !export.caught_up(last_id, EXPORT_STOP_LIMIT).await {
+            tracing::warn!(
+                behind = export.status(last_id).behind,
+                "journal export stopped before the broker had everything; it resumes at the next start"
+            );
+        }
+    }
 }
 
 /// The reloader: reads the configuration file again when a Reload request

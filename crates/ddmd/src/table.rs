@@ -64,6 +64,9 @@ pub struct Transition {
     pub to: ConnectionState,
     /// The interface's last error after it (always 0 for kernel links).
     pub last_error: u32,
+    /// Why, for the journal: what a declared interface's machine was told,
+    /// or "resync"; empty for a kernel link's change.
+    pub reason: &'static str,
 }
 
 #[derive(Debug)]
@@ -143,6 +146,7 @@ impl InterfaceTable {
                     from,
                     to,
                     last_error: 0,
+                    reason: "",
                 })
             }
             None => {
@@ -153,6 +157,7 @@ impl InterfaceTable {
                     from: ConnectionState::Unreachable,
                     to: ConnectionState::Connected,
                     last_error: 0,
+                    reason: "",
                 });
                 self.by_index.insert(link.index, Entry { handle, link });
                 transition
@@ -172,6 +177,7 @@ impl InterfaceTable {
             from: ConnectionState::Connected,
             to: ConnectionState::Unreachable,
             last_error: 0,
+            reason: "",
         })
     }
 

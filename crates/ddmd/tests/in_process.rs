@@ -4,7 +4,7 @@
 
 use ddm_proto::frame::{encode_frame, FrameDecoder};
 use ddm_proto::message::*;
-use ddmd::config::Config;
+use ddmd::config::{Config, JournalConfig, JournalSetting};
 use ddmd::in_process::InProcess;
 use mprapi::{Event, Server, StreamItem, WinError};
 use std::io::{Read, Write};
@@ -19,8 +19,13 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
-fn start(config: Config) -> Fixture {
+/// Starts the service with `config`, its journal in a directory of its own.
+fn start(mut config: Config) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
+    config.journal = JournalSetting::Table(JournalConfig {
+        directory: Some(dir.path().join("state")),
+        ..JournalConfig::default()
+    });
     let service = InProcess::start(config, &dir.path().join("ddm.sock")).unwrap();
     Fixture { service, _dir: dir }
 }

@@ -36,16 +36,20 @@ pub mod capi;
 mod connection;
 pub mod event;
 mod reconnect;
+mod replay;
 mod server;
 mod stream;
 mod subscriptions;
 mod types;
 
-pub use ddm_proto::message::Role;
+pub use ddm_proto::message::{
+    EntryKind, ExportStatus, History, InterfaceUptime, JournalEntry, JournalStatus, Role, Uptime,
+    UptimeReport,
+};
 pub use ddm_proto::model::{interface_type, unreachability, ConnectionState};
 pub use ddm_proto::WinError;
 pub use event::{wait_for_multiple, Event, MAXIMUM_WAIT_OBJECTS};
-pub use reconnect::{ReconnectingServer, RECONNECT_INTERVAL};
+pub use reconnect::{ReconnectingServer, ResumingStream, RECONNECT_INTERVAL};
 pub use server::{error_string, is_service_running, Result, Server, CALL_TIMEOUT};
 pub use stream::{EventStream, Snapshot, STREAM_CAPACITY};
 pub use types::{

@@ -5,17 +5,21 @@
 //! trying to reach the service again; when it does, it registers its
 //! events again and signals each of them once, so a waiter wakes and looks
 //! at the table afresh. While the service is away every call returns
-//! ERROR_DDM_NOT_RUNNING, as a plain handle's would.
+//! ERROR_DDM_NOT_RUNNING, as a plain handle's would. Its typed stream
+//! ([`ResumingStream`]) resumes after the last event it yielded, from the
+//! service's journal: a restart costs its consumer nothing.
 
 use crate::event::Event;
 use crate::server::{Result, Server};
+use crate::stream::{EventStream, Snapshot};
+use crate::types::StreamItem;
 use ddm_proto::endpoint::client_socket_path;
 use ddm_proto::WinError;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often a lost service is tried again.
 pub const RECONNECT_INTERVAL: Duration = Duration::from_millis(100);
@@ -103,6 +107,18 @@ impl ReconnectingServer {
         state.server.is_some()
     }
 
+    /// Opens a typed stream that goes on across restarts of the service
+    /// (see [`ResumingStream`]); the first subscription must succeed.
+    pub fn subscribe(&self) -> Result<ResumingStream> {
+        let stream = self.server()?.subscribe()?;
+        Ok(ResumingStream {
+            shared: self.shared.clone(),
+            last_seq: stream.snapshot().seq,
+            snapshot: stream.snapshot().clone(),
+            stream: Some(stream),
+        })
+    }
+
     /// Registers `event` now and again after every reconnection.
     pub fn register_connection_notification(&self, event: &Event) -> Result<()> {
         let copy = event
@@ -164,6 +180,63 @@ fn supervise(shared: &Shared) {
                     let _ = shared
                         .changed
                         .wait_timeout_while(state, RECONNECT_INTERVAL, |s| !s.stopping);
+                }
+            }
+        }
+    }
+}
+
+/// A typed stream that resumes: when its stream ends (the service went
+/// away, or the DDM stopped), it subscribes again as soon as it can with
+/// [`Server::subscribe_from`] the last sequence number it yielded, so the
+/// events committed meanwhile come from the journal, then the live ones,
+/// with none missing and none twice (the journal permitting: what it no
+/// longer has comes as a `Missed` marker). It never yields `End`.
+pub struct ResumingStream {
+    shared: Arc<Shared>,
+    stream: Option<EventStream>,
+    snapshot: Snapshot,
+    /// The newest sequence number yielded or counted missed.
+    last_seq: u64,
+}
+
+impl ResumingStream {
+    /// The table when the stream first opened.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    /// The newest sequence number yielded (or counted as missed).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// The next event or `Missed` marker, or `None` after `timeout`.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<StreamItem> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.stream.is_none() {
+                let server = self.shared.lock().server.clone();
+                self.stream = server.and_then(|s| s.subscribe_from(self.last_seq).ok());
+                if self.stream.is_none() {
+                    if left.is_zero() {
+                        return None;
+                    }
+                    std::thread::sleep(left.min(RECONNECT_INTERVAL));
+                    continue;
+                }
+            }
+            let stream = self.stream.as_ref()?;
+            match stream.next_timeout(left)? {
+                StreamItem::End(_) => self.stream = None,
+                StreamItem::Event(event) => {
+                    self.last_seq = event.seq;
+                    return Some(StreamItem::Event(event));
+                }
+                StreamItem::Missed(count) => {
+                    self.last_seq += count;
+                    return Some(StreamItem::Missed(count));
                 }
             }
         }

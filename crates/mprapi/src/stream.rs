@@ -9,10 +9,11 @@
 //! have any number of streams, each with its own snapshot, backlog and end.
 
 use crate::connection::Watch;
+use crate::replay::Replay;
 use crate::subscriptions::Subscription;
 use crate::types::{InterfaceInfo, StreamItem};
 use ddm_proto::message::{Request, Unsubscribe};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Events this library holds for a stream before it counts them missed.
@@ -23,6 +24,10 @@ pub const STREAM_CAPACITY: usize = 4096;
 pub struct Snapshot {
     pub seq: u64,
     pub interfaces: Vec<InterfaceInfo>,
+    /// Names the service's numbering: sequence numbers go on across its
+    /// restarts while it keeps its journal; the epoch changes when they
+    /// start again.
+    pub epoch: u64,
 }
 
 /// A server handle's typed event stream. Dropping it unsubscribes.
@@ -32,6 +37,9 @@ pub struct EventStream {
     id: u64,
     subscription: Arc<Subscription>,
     snapshot: Snapshot,
+    /// Events from before the snapshot, read from the journal first
+    /// (`Server::subscribe_from`).
+    replay: Mutex<Option<Replay>>,
     /// The iterator has yielded `End`.
     finished: bool,
 }
@@ -42,14 +50,26 @@ impl EventStream {
         id: u64,
         subscription: Arc<Subscription>,
         snapshot: Snapshot,
+        replay: Option<Replay>,
     ) -> Self {
         EventStream {
             watch,
             id,
             subscription,
             snapshot,
+            replay: Mutex::new(replay),
             finished: false,
         }
+    }
+
+    /// The next item of the replay, if one is under way.
+    fn replayed(&self) -> Option<StreamItem> {
+        let mut replay = self.replay.lock().unwrap_or_else(|p| p.into_inner());
+        let item = replay.as_mut()?.next(self.watch.connection());
+        if item.is_none() {
+            *replay = None;
+        }
+        item
     }
 
     /// Every interface at sequence `snapshot().seq`.
@@ -59,6 +79,9 @@ impl EventStream {
 
     /// The next item, waiting as long as it takes.
     pub fn next_item(&self) -> StreamItem {
+        if let Some(item) = self.replayed() {
+            return item;
+        }
         self.subscription
             .next(None)
             .expect("an untimed wait returns an item")
@@ -66,6 +89,9 @@ impl EventStream {
 
     /// The next item, or `None` after `timeout`.
     pub fn next_timeout(&self, timeout: Duration) -> Option<StreamItem> {
+        if let Some(item) = self.replayed() {
+            return Some(item);
+        }
         self.subscription.next(Some(timeout))
     }
 }

@@ -2,7 +2,7 @@
 //! (links from a channel, no root, no namespace): typed streams, paging,
 //! a service that goes away and the handle that reconnects.
 
-use ddmd::config::Config;
+use ddmd::config::{Config, JournalConfig, JournalSetting};
 use ddmd::in_process::InProcess;
 use mprapi::{ConnectionState, Event, ReconnectingServer, Server, StreamItem, WinError};
 use std::path::Path;
@@ -11,8 +11,17 @@ use std::time::Duration;
 const PATIENCE: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(200);
 
+/// The service on `dir`'s socket, its journal in `dir` too (so that a
+/// service started again on the same `dir` goes on from it).
 fn start(dir: &Path) -> InProcess {
-    InProcess::start(Config::default(), &dir.join("ddm.sock")).unwrap()
+    let config = Config {
+        journal: JournalSetting::Table(JournalConfig {
+            directory: Some(dir.join("state")),
+            ..JournalConfig::default()
+        }),
+        ..Config::default()
+    };
+    InProcess::start(config, &dir.join("ddm.sock")).unwrap()
 }
 
 /// Flips link 2 `count` times, starting with a connect, then connects the
@@ -198,4 +207,91 @@ fn threads_calling_on_one_handle_each_get_their_reply() {
             });
         }
     });
+}
+
+/// Every item a stream yields until it is quiet, events as their sequence
+/// numbers and `Missed(n)` as `-n`.
+fn items(stream: &mprapi::EventStream) -> Vec<i64> {
+    std::iter::from_fn(|| match stream.next_timeout(QUIET)? {
+        StreamItem::Event(e) => Some(e.seq as i64),
+        StreamItem::Missed(n) => Some(-(n as i64)),
+        StreamItem::End(e) => panic!("ended: {e}"),
+    })
+    .collect()
+}
+
+#[test]
+fn subscribe_from_replays_the_journal_then_follows_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = start(dir.path());
+    let server = Server::connect_socket(service.socket()).unwrap();
+    flips_then_marker(&service, 30);
+    let watcher = server.subscribe().unwrap();
+    assert_eq!(watcher.snapshot().seq, 31);
+    let resumed = server.subscribe_from(10).unwrap();
+    assert_eq!(resumed.snapshot().seq, 31);
+    assert_ne!(resumed.snapshot().epoch, 0);
+    flips_then_marker(&service, 4); // the marker is up already: 4 events
+    let expected: Vec<i64> = (11..=35).collect();
+    assert_eq!(
+        items(&resumed),
+        expected,
+        "replayed, then live, nothing between"
+    );
+    assert_eq!(
+        items(&server.subscribe_from(36).unwrap()),
+        Vec::<i64>::new(),
+        "nothing to replay after the snapshot"
+    );
+}
+
+#[test]
+fn subscribe_from_with_no_journal_counts_what_it_cannot_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        journal: JournalSetting::On(false),
+        ..Config::default()
+    };
+    let service = InProcess::start(config, &dir.path().join("ddm.sock")).unwrap();
+    let server = Server::connect_socket(service.socket()).unwrap();
+    flips_then_marker(&service, 9);
+    let resumed = server.subscribe_from(4).unwrap();
+    service.set_link(3, "marker", false);
+    assert_eq!(items(&resumed), vec![-6, 11]);
+    assert_eq!(
+        server.history_page(&mprapi::History::default()),
+        Err(WinError::ERROR_NOT_SUPPORTED)
+    );
+}
+
+#[test]
+fn numbering_goes_on_after_a_restart_and_a_stream_resumes_across_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = start(dir.path());
+    flips_then_marker(&service, 5);
+    let server = ReconnectingServer::connect_socket(service.socket()).unwrap();
+    let mut stream = server.subscribe().unwrap();
+    assert_eq!(stream.snapshot().seq, 6);
+    service.set_link(2, "eth0", false);
+    drop(service);
+    // The fake kernel of the next start has no links at first: the resync
+    // finds both gone, then they come back.
+    let service = start(dir.path());
+    service.set_link(2, "eth0", false);
+    service.set_link(3, "marker", true);
+    let mut seqs = Vec::new();
+    while let Some(item) = stream.next_timeout(Duration::from_secs(2)) {
+        match item {
+            StreamItem::Event(e) => seqs.push((e.seq, e.interface, e.to)),
+            other => panic!("{other:?}"),
+        }
+    }
+    let numbers: Vec<u64> = seqs.iter().map(|s| s.0).collect();
+    assert_eq!(numbers, (7..=10).collect::<Vec<_>>(), "{seqs:?}");
+    assert_eq!(
+        seqs[1..3].iter().map(|s| s.2).collect::<Vec<_>>(),
+        vec![ConnectionState::Unreachable; 2],
+        "the resync: both links gone while it was down"
+    );
+    assert_eq!(stream.last_seq(), 10);
 }

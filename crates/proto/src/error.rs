@@ -96,6 +96,7 @@ win32_errors! {
     ERROR_INVALID_PACKET = 954, "Received invalid packet from RADIUS server.";
     ERROR_AUTHENTICATOR_MISMATCH = 955, "Authenticator does not match in packet from RADIUS server.";
     ERROR_REMOTEACCESS_NOT_CONFIGURED = 956, "Routing and Remote access server is either not configured or not running.";
+    ERROR_CAN_NOT_COMPLETE = 1003, "Cannot complete this function.";
     ERROR_PROCESS_ABORTED = 1067, "The process terminated unexpectedly.";
     ERROR_BAD_CONFIGURATION = 1610, "The configuration data for this product is corrupt. Contact your support personnel.";
     RPC_S_INVALID_BINDING = 1702, "The binding handle is invalid.";

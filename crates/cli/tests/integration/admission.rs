@@ -8,8 +8,6 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Output, Stdio};
 
-const NOBODY: u32 = 65534;
-const NOGROUP: u32 = 65534;
 /// Debian's `daemon` and `bin` users, as two more unprivileged callers.
 const DAEMON: u32 = 1;
 const BIN: u32 = 2;

@@ -815,3 +815,60 @@ fn a_connect_command_still_running_when_the_link_comes_up_is_not_a_loss() {
         !String::from_utf8_lossy(&out.stdout).contains(",UP")
     });
 }
+
+#[test]
+fn each_connection_is_accounted_in_the_journal_and_in_uptime() {
+    let mut lab = WgLab::new();
+    let config = lab.interface(
+        "branch",
+        "dial = \"manual\"\nroutes = [\"192.168.20.0/24\"]",
+    );
+    let (server, branch) = start_branch(&mut lab, &config);
+    for _ in 0..2 {
+        assert_eq!(server.interface_connect_wait(branch), Ok(()));
+        assert!(lab.ping(2), "traffic through the tunnel");
+        server.interface_disconnect(branch).unwrap();
+        lab.wait_link_gone();
+    }
+    let carried: Vec<mprapi::JournalEntry> = std::iter::repeat_with(|| {
+        server
+            .history(mprapi::History {
+                interface: "branch".into(),
+                ..mprapi::History::default()
+            })
+            .map(Result::unwrap)
+            .filter(|e| e.kind == mprapi::EntryKind::EntryAccounting as i32)
+            .collect::<Vec<_>>()
+    })
+    .take(100)
+    .inspect(|_| std::thread::sleep(Duration::from_millis(50)))
+    .find(|found| found.len() == 2)
+    .expect("one accounting entry a connection");
+    for entry in &carried {
+        assert_eq!(entry.interface, "branch");
+        // A ping's echo and its reply: 84 bytes of IP each way, at least.
+        assert!(entry.rx_bytes >= 84 && entry.tx_bytes >= 84, "{entry:?}");
+        assert!(entry.connected_ns > 0);
+    }
+    let report = server
+        .uptime(&mprapi::Uptime {
+            interface: "branch".into(),
+            ..mprapi::Uptime::default()
+        })
+        .unwrap();
+    let branch_uptime = &report.interfaces[0];
+    assert_eq!(
+        (
+            branch_uptime.attempts,
+            branch_uptime.failures,
+            branch_uptime.connections,
+            branch_uptime.disconnects
+        ),
+        (2, 0, 2, 2)
+    );
+    assert_eq!(
+        branch_uptime.rx_bytes,
+        carried.iter().map(|e| e.rx_bytes).sum::<u64>()
+    );
+    assert!(!branch_uptime.connected_now);
+}

@@ -7,6 +7,7 @@ mod c_abi;
 mod cli;
 mod dialing;
 mod faults;
+mod journal;
 mod links;
 mod notify;
 mod protocol;

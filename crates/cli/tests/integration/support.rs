@@ -20,6 +20,9 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 pub const QUIET: Duration = Duration::from_millis(500);
 
 pub const DDM: &str = env!("CARGO_BIN_EXE_ddm");
+/// The unprivileged user and group the access tests run clients as.
+pub const NOBODY: u32 = 65534;
+pub const NOGROUP: u32 = 65534;
 
 /// Fails the test, loudly, when not root: these tests need namespaces.
 pub fn require_root() {
@@ -127,6 +130,8 @@ impl Service {
                 "--socket",
             ])
             .arg(&socket);
+        // Each service keeps its journal in its own directory.
+        command.env("STATE_DIRECTORY", dir.path().join("state"));
         if let Some(config) = config {
             let path = dir.path().join("ddm.toml");
             std::fs::write(&path, config).unwrap();

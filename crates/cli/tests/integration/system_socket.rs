@@ -11,9 +11,6 @@ use crate::support::*;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
-const NOBODY: u32 = 65534;
-const NOGROUP: u32 = 65534;
-
 /// Root's service on the system socket, with its defaults.
 struct SystemService {
     child: Child,

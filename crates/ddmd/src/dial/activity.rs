@@ -14,6 +14,8 @@
 pub struct Counters {
     pub rx_packets: u64,
     pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
     /// The WireGuard peers' bytes sent, on a WireGuard link.
     pub tunnel_tx_bytes: Option<u64>,
 }
@@ -43,6 +45,7 @@ mod tests {
             rx_packets: rx,
             tx_packets: tx,
             tunnel_tx_bytes: tunnel,
+            ..Counters::default()
         }
     }
 

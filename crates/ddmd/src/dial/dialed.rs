@@ -201,7 +201,7 @@ impl Dialed {
     }
 
     fn start_one(&mut self, handle: u32) -> Vec<Transition> {
-        self.step(handle, |d| {
+        self.step(handle, "service start", |d| {
             let adoptable = d.link.as_ref().is_some_and(LinkState::is_connected)
                 && !d.declaration.is_supervised()
                 && d.machine.may_dial_now();
@@ -224,6 +224,7 @@ impl Dialed {
     fn step(
         &mut self,
         handle: u32,
+        reason: &'static str,
         f: impl FnOnce(&mut DialedInterface) -> Vec<Action>,
     ) -> Vec<Transition> {
         let Some(d) = self.interfaces.get_mut(&handle) else {
@@ -249,6 +250,7 @@ impl Dialed {
                 from,
                 to,
                 last_error: last_error.0,
+                reason,
             });
             from = to;
         }
@@ -258,7 +260,14 @@ impl Dialed {
     /// A supervisor's report.
     pub fn report(&mut self, reported: Reported) -> Vec<Transition> {
         let now = Instant::now();
-        self.step(reported.handle, |d| match reported.report {
+        let reason = match reported.report {
+            Report::Demand => "demand",
+            Report::Ready(_) => "ready",
+            Report::Failed(..) => "failed",
+            Report::Idle(_) => "idle",
+            Report::Carried { .. } => return Vec::new(),
+        };
+        self.step(reported.handle, reason, |d| match reported.report {
             Report::Demand => d.machine.demand(),
             Report::Ready(attempt) => {
                 d.machine.connected(attempt);
@@ -266,6 +275,7 @@ impl Dialed {
             }
             Report::Failed(attempt, error) => d.machine.failed(attempt, error, now),
             Report::Idle(attempt) => d.machine.idle(attempt),
+            Report::Carried { .. } => Vec::new(),
         })
     }
 
@@ -283,18 +293,20 @@ impl Dialed {
     ) -> (Result<Connecting, WinError>, Vec<Transition>) {
         let mut result = Err(WinError::ERROR_INVALID_HANDLE);
         let mut done_already = None;
-        let transitions = self.step(request.handle, |d| match d.machine.connect() {
-            Ok((connecting, actions)) => {
-                result = Ok(connecting);
-                match connecting {
-                    Connecting::Started => d.waiters.extend(waiter),
-                    Connecting::Already => done_already = waiter,
+        let transitions = self.step(request.handle, "connect request", |d| {
+            match d.machine.connect() {
+                Ok((connecting, actions)) => {
+                    result = Ok(connecting);
+                    match connecting {
+                        Connecting::Started => d.waiters.extend(waiter),
+                        Connecting::Already => done_already = waiter,
+                    }
+                    actions
                 }
-                actions
-            }
-            Err(e) => {
-                result = Err(e);
-                Vec::new()
+                Err(e) => {
+                    result = Err(e);
+                    Vec::new()
+                }
             }
         });
         // Connected already: the attempt is complete, so to speak.
@@ -309,21 +321,24 @@ impl Dialed {
 
     pub fn disconnect(&mut self, handle: u32) -> (Result<(), WinError>, Vec<Transition>) {
         let mut result = Err(WinError::ERROR_INVALID_HANDLE);
-        let transitions = self.step(handle, |d| match d.machine.disconnect() {
-            Ok(actions) => {
-                result = Ok(());
-                actions
-            }
-            Err(e) => {
-                result = Err(e);
-                Vec::new()
+        let transitions = self.step(handle, "disconnect request", |d| {
+            match d.machine.disconnect() {
+                Ok(actions) => {
+                    result = Ok(());
+                    actions
+                }
+                Err(e) => {
+                    result = Err(e);
+                    Vec::new()
+                }
             }
         });
         (result, transitions)
     }
 
     pub fn set_enabled(&mut self, handle: u32, enabled: bool) -> Vec<Transition> {
-        self.step(handle, |d| d.machine.set_enabled(enabled))
+        let reason = if enabled { "enabled" } else { "disabled" };
+        self.step(handle, reason, |d| d.machine.set_enabled(enabled))
     }
 
     /// The DDM stopped (hang everything up, dial nothing) or started.
@@ -331,7 +346,10 @@ impl Dialed {
         let handles: Vec<u32> = self.interfaces.keys().copied().collect();
         handles
             .into_iter()
-            .flat_map(|h| self.step(h, |d| d.machine.pause(paused)))
+            .flat_map(|h| {
+                let reason = if paused { "DDM stopped" } else { "DDM started" };
+                self.step(h, reason, |d| d.machine.pause(paused))
+            })
             .collect()
     }
 
@@ -357,7 +375,7 @@ impl Dialed {
         let handles: Vec<u32> = self.interfaces.keys().copied().collect();
         let mut transitions = Vec::new();
         for handle in handles {
-            transitions.extend(self.step(handle, |d| {
+            transitions.extend(self.step(handle, "timer", |d| {
                 let mut actions = d.machine.window(d.hours.allows(week_time));
                 actions.extend(d.machine.tick(now));
                 actions
@@ -468,6 +486,7 @@ impl Dialed {
                 from,
                 to: ConnectionState::Disconnected,
                 last_error: 0,
+                reason: "reload",
             });
         }
         transitions.extend(self.start_one(handle));
@@ -489,6 +508,7 @@ impl Dialed {
                 from,
                 to: ConnectionState::Unreachable,
                 last_error: d.machine.last_error().0,
+                reason: "removed",
             })
             .into_iter()
             .collect()

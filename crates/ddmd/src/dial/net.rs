@@ -13,6 +13,15 @@ use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 
+/// What a link has received and sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
 #[derive(Clone)]
 pub struct Net {
     handle: Handle,
@@ -104,11 +113,16 @@ impl Net {
         Ok(self.link(name).await?.map(|l| l.header.index))
     }
 
-    /// Packets received and sent by the link, if it exists.
-    pub async fn packets(&self, name: &str) -> io::Result<Option<(u64, u64)>> {
+    /// The link's packet and byte counters, if it exists.
+    pub async fn stats(&self, name: &str) -> io::Result<Option<LinkStats>> {
         Ok(self.link(name).await?.and_then(|link| {
             link.attributes.iter().find_map(|a| match a {
-                LinkAttribute::Stats64(s) => Some((s.rx_packets, s.tx_packets)),
+                LinkAttribute::Stats64(s) => Some(LinkStats {
+                    rx_packets: s.rx_packets,
+                    tx_packets: s.tx_packets,
+                    rx_bytes: s.rx_bytes,
+                    tx_bytes: s.tx_bytes,
+                }),
                 _ => None,
             })
         }))

@@ -77,6 +77,13 @@ pub enum Report {
     /// The attempt failed, or the connection was lost.
     Failed(u64, WinError),
     Idle(u64),
+    /// A connection ended: the bytes its link received and sent, and how
+    /// long it was up (RRAS's accounting).
+    Carried {
+        rx_bytes: u64,
+        tx_bytes: u64,
+        connected: Duration,
+    },
 }
 
 #[derive(Debug)]
@@ -151,6 +158,11 @@ struct Dialing {
 struct Up {
     attempt: u64,
     child: Option<Child>,
+    /// The link's counters when it came up, and when they were read last
+    /// (for idle time, and for what the connection carried if the link is
+    /// gone by the hang-up).
+    at_connect: Option<Counters>,
+    since: Instant,
     counters: Option<Counters>,
     quiet_since: Instant,
     /// When to read the link's counters next.
@@ -294,9 +306,14 @@ impl Supervisor {
         match adopt {
             Some(attempt) => {
                 tracing::info!(interface = self.name(), link = %self.declaration.link, "adopted the link, found up");
+                // What it carried before the start is not this run's to
+                // count: accounting starts now.
+                let at_connect = self.counters().await;
                 self.phase = Phase::Up(Up {
                     attempt,
                     child: None,
+                    at_connect,
+                    since: Instant::now(),
                     counters: None,
                     quiet_since: Instant::now(),
                     check_at: Instant::now(),
@@ -425,14 +442,16 @@ impl Supervisor {
     /// What idle time is measured from (see `activity`); None when the
     /// link cannot be read.
     async fn counters(&self) -> Option<Counters> {
-        let (rx_packets, tx_packets) = self.net.packets(&self.declaration.link).await.ok()??;
+        let stats = self.net.stats(&self.declaration.link).await.ok()??;
         let tunnel_tx_bytes = match self.declaration.ready {
             Ready::Wireguard => self.peers().await.map(|peers| peers.tx_bytes),
             Ready::Link => None,
         };
         Some(Counters {
-            rx_packets,
-            tx_packets,
+            rx_packets: stats.rx_packets,
+            tx_packets: stats.tx_packets,
+            rx_bytes: stats.rx_bytes,
+            tx_bytes: stats.tx_bytes,
             tunnel_tx_bytes,
         })
     }
@@ -446,6 +465,8 @@ impl Supervisor {
         self.phase = Phase::Up(Up {
             attempt,
             child,
+            at_connect: counters,
+            since: Instant::now(),
             counters,
             quiet_since: Instant::now(),
             check_at: Instant::now() + idle_interval(&self.declaration),
@@ -666,12 +687,16 @@ impl Supervisor {
         }
     }
 
-    /// Ends the attempt or connection and puts the routes back.
+    /// Ends the attempt or connection and puts the routes back; a
+    /// connection's bytes are reported first.
     async fn hang_up(&mut self) {
         let child = match std::mem::replace(&mut self.phase, Phase::Idle) {
             Phase::Idle => return,
             Phase::Dialing(d) => d.child,
-            Phase::Up(u) => u.child,
+            Phase::Up(u) => {
+                self.account(&u).await;
+                u.child
+            }
         };
         if let Some(mut child) = child {
             command::terminate(&self.declaration.name, &mut child, TERMINATE_GRACE).await;
@@ -697,6 +722,23 @@ impl Supervisor {
         }
         self.discard_held();
         tracing::info!(interface = self.name(), "hung up");
+    }
+
+    /// Reports what connection `up` carried: the link's counters now (or
+    /// when last read, if it is gone) less those when it came up.
+    async fn account(&self, up: &Up) {
+        let Some(at_connect) = up.at_connect else {
+            return;
+        };
+        let Some(now) = self.counters().await.or(up.counters) else {
+            return;
+        };
+        self.report(Report::Carried {
+            rx_bytes: now.rx_bytes.saturating_sub(at_connect.rx_bytes),
+            tx_bytes: now.tx_bytes.saturating_sub(at_connect.tx_bytes),
+            connected: up.since.elapsed(),
+        })
+        .await;
     }
 
     async fn stop(&mut self) {

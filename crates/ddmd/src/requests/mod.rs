@@ -75,6 +75,23 @@ impl From<Result<(), WinError>> for Outcome {
     }
 }
 
+/// Runs `read` on the journal off the router; its outcome is the reply.
+/// ERROR_NOT_SUPPORTED when there is no journal, RPC_S_SERVER_TOO_BUSY
+/// when too many reads are running, ERROR_CAN_NOT_COMPLETE when the file
+/// cannot be read.
+fn read_journal(
+    router: &mut Router,
+    read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<Outcome> + Send + 'static,
+) -> Outcome {
+    let Some(journal) = &mut router.journal else {
+        return WinError::ERROR_NOT_SUPPORTED.into();
+    };
+    match journal.read(read, |_| WinError::ERROR_CAN_NOT_COMPLETE.into()) {
+        Some(later) => Outcome::later(later),
+        None => WinError::RPC_S_SERVER_TOO_BUSY.into(),
+    }
+}
+
 /// A call as its handler sees it.
 pub struct Call {
     /// The session that made it.
@@ -128,6 +145,9 @@ table! {
     RouterControl => router_control,
     ServiceReload => service_reload,
     ListSessions => list_sessions,
+    History => history,
+    Uptime => uptime,
+    JournalInfo => journal_info,
 }
 
 #[cfg(test)]
@@ -200,6 +220,9 @@ mod tests {
                 false,
             ),
             (Request::ServiceReload(ServiceReload {}), Role::Admin, false),
+            (Request::History(History::default()), Role::Monitor, false),
+            (Request::Uptime(Uptime::default()), Role::Monitor, false),
+            (Request::JournalInfo(JournalInfo {}), Role::Monitor, false),
         ];
         for (request, role, needs_ddm) in cases {
             let spec = spec(&request);

@@ -33,6 +33,7 @@ impl Handler for Subscribe {
             seq,
             interfaces: router.interfaces(),
             stream: self.stream,
+            epoch: router.epoch,
         }))
     }
 }

@@ -1,0 +1,394 @@
+//! The journal: a real SQLite file under the service, filled by real link
+//! changes; read back through `ddm history`, `ddm uptime` and resumed
+//! streams; kept across clean stops, SIGKILLs and restarts; and a full
+//! disk, which costs entries (counted in a gap) but never a signal.
+
+use crate::support::*;
+use mprapi::{
+    ConnectionState, EntryKind, Event, History, JournalEntry, ReconnectingServer, Server,
+    StreamItem,
+};
+use nix::sys::signal::Signal;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::Duration;
+
+/// Every transition the journal holds from `since_seq` on.
+fn transitions(server: &Server, since_seq: u64) -> Vec<(u64, String, u32, u32)> {
+    server
+        .history(History {
+            since_seq,
+            transitions_only: true,
+            ..History::default()
+        })
+        .map(|e| {
+            let event = e.unwrap().event.unwrap();
+            (event.seq, event.name, event.from, event.to)
+        })
+        .collect()
+}
+
+fn entries(server: &Server) -> Vec<JournalEntry> {
+    server
+        .history(History::default())
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn kinds(entries: &[JournalEntry]) -> Vec<EntryKind> {
+    entries
+        .iter()
+        .map(|e| EntryKind::try_from(e.kind).unwrap())
+        .collect()
+}
+
+/// The stream's events until it has been quiet for QUIET.
+fn drain(stream: &mprapi::EventStream) -> Vec<(u64, String, u32, u32)> {
+    std::iter::from_fn(|| match stream.next_timeout(QUIET) {
+        Some(StreamItem::Event(e)) => Some((e.seq, e.interface, e.from as u32, e.to as u32)),
+        None => None,
+        other => panic!("a clean stream: {other:?}"),
+    })
+    .collect()
+}
+
+#[test]
+fn the_journal_holds_every_committed_change_in_order() {
+    let lab = Lab::new();
+    lab.add_connected_link("va");
+    lab.add_connected_link("vb");
+    let server = lab.service.connect();
+    let stream = server.subscribe().unwrap();
+    let first = stream.snapshot().seq + 1;
+    for _ in 0..5 {
+        lab.flap("va", 41);
+        lab.flap("vb", 41);
+    }
+    let streamed = drain(&stream);
+    assert!(streamed.len() >= 10, "churn happened: {}", streamed.len());
+    assert_eq!(transitions(&server, first), streamed);
+}
+
+#[test]
+fn numbering_goes_on_across_a_restart_and_changes_made_while_down_are_found() {
+    let mut lab = Lab::new();
+    lab.add_connected_link("va");
+    let last = lab.service.connect().subscribe().unwrap().snapshot().seq;
+    assert!(lab.service.stop_with(Signal::SIGTERM).success());
+    lab.set_up("va", false);
+    lab.service.restart();
+    lab.wait_for_state("va", ConnectionState::Disconnected);
+    let server = lab.service.connect();
+    assert_eq!(
+        transitions(&server, last + 1),
+        vec![(
+            last + 1,
+            "va".to_string(),
+            ConnectionState::Connected as u32,
+            ConnectionState::Disconnected as u32
+        )],
+        "the drop while down is in the history, numbered after the last"
+    );
+    let all = entries(&server);
+    let tail = &all[all.len() - 4..];
+    assert_eq!(
+        kinds(tail),
+        vec![
+            EntryKind::EntryServiceStop,
+            EntryKind::EntryServiceStart,
+            EntryKind::EntryResync,
+            EntryKind::EntryTransition
+        ]
+    );
+    assert_eq!(tail[2].count, 1, "one change found");
+    assert_eq!(tail[3].reason, "resync");
+}
+
+#[test]
+fn a_sigkill_loses_no_change_committed_before_it_and_a_clean_stop_none_at_all() {
+    let mut lab = Lab::new();
+    lab.add_connected_link("va");
+    let server = lab.service.connect();
+    let stream = server.subscribe().unwrap();
+    lab.flap("va", 30);
+    let committed = drain(&stream);
+    std::thread::sleep(Duration::from_millis(100));
+    drop((stream, server));
+    lab.service.kill();
+    lab.service.restart();
+    let server = lab.service.connect();
+    let kept = transitions(&server, committed[0].0);
+    assert_eq!(&kept[..committed.len()], &committed[..]);
+
+    // A clean stop right after a burst: whatever was committed is kept.
+    let stream = server.subscribe().unwrap();
+    lab.flap("va", 31);
+    assert!(lab.service.stop_with(Signal::SIGTERM).success());
+    let committed: Vec<_> = std::iter::from_fn(|| match stream.next_timeout(PATIENCE) {
+        Some(StreamItem::Event(e)) => Some((e.seq, e.interface, e.from as u32, e.to as u32)),
+        Some(StreamItem::End(_)) | None => None,
+        Some(StreamItem::Missed(n)) => panic!("missed {n}"),
+    })
+    .collect();
+    drop((stream, server));
+    lab.service.restart();
+    let server = lab.service.connect();
+    if let Some(first) = committed.first() {
+        let kept = transitions(&server, first.0);
+        assert_eq!(&kept[..committed.len()], &committed[..]);
+    }
+}
+
+/// A small tmpfs, unmounted when dropped.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn new(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        run(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                dir.path().to_str().unwrap(),
+            ],
+        );
+        SmallDisk(dir)
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+
+    /// Fills what is left with a file.
+    fn fill(&self) {
+        let _ = Command::new("dd")
+            .args(["if=/dev/zero", "bs=4096"])
+            .arg(format!("of={}", self.0.path().join("filler").display()))
+            .output();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.0.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_costs_entries_in_a_gap_but_never_a_signal() {
+    require_root();
+    let disk = SmallDisk::new("4m");
+    let config = format!("[journal]\ndirectory = \"{}\"\n", disk.path().display());
+    let lab = Lab::with_config(Some(&config));
+    lab.add_connected_link("va");
+    let server = lab.service.connect();
+    let event = Event::auto().unwrap();
+    server.register_connection_notification(&event).unwrap();
+    disk.fill();
+    for up in [false, true, false, true] {
+        lab.set_up("va", up);
+        expect_signal(&event, "a change while the disk is full");
+    }
+    wait_until("the service says it lost entries", || {
+        lab.service.log().contains("journal write failed")
+    });
+    disk.free();
+    lab.set_up("va", false);
+    expect_signal(&event, "a change once there is room again");
+    wait_until("the gap is in the journal", || {
+        entries(&server)
+            .iter()
+            .any(|e| e.kind == EntryKind::EntryGap as i32 && e.count >= 1)
+    });
+    let gap = entries(&server)
+        .into_iter()
+        .find(|e| e.kind == EntryKind::EntryGap as i32)
+        .unwrap();
+    assert_eq!(gap.reason, "write failed");
+    let after = transitions(&server, gap.last_seq + 1);
+    assert_eq!(
+        after.last().map(|t| (t.1.as_str(), t.3)),
+        Some(("va", ConnectionState::Disconnected as u32)),
+        "the journal goes on after the gap"
+    );
+    let status = server.journal_status().unwrap();
+    assert!(status.enabled && status.last_id > 0);
+}
+
+#[test]
+fn history_and_uptime_tell_a_scripted_night() {
+    let lab = Lab::new();
+    lab.add_connected_link("va");
+    let since = lab.service.connect().subscribe().unwrap().snapshot().seq + 1;
+    // Two drops: 300 ms, then 600 ms.
+    for (up, hold) in [(false, 300), (true, 200), (false, 600), (true, 100)] {
+        lab.set_up("va", up);
+        std::thread::sleep(Duration::from_millis(hold));
+    }
+    lab.wait_for_state("va", ConnectionState::Connected);
+    let history = lab
+        .service
+        .ddm(&[
+            "history",
+            "--interface",
+            "va",
+            "--json",
+            "--since",
+            &since.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(history.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(history.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["kind"] == "transition")
+        .collect();
+    let moves: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|v| (v["from"].as_str().unwrap(), v["to"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        moves,
+        vec![
+            ("connected", "disconnected"),
+            ("disconnected", "connected"),
+            ("connected", "disconnected"),
+            ("disconnected", "connected")
+        ]
+    );
+    let uptime = lab
+        .service
+        .ddm(&["uptime", "--interface", "va", "--json", "--since", "1h"])
+        .output()
+        .unwrap();
+    assert!(uptime.status.success(), "{uptime:?}");
+    let report: serde_json::Value = serde_json::from_slice(&uptime.stdout).unwrap();
+    let va = &report["interfaces"][0];
+    assert_eq!(va["interface"], "va");
+    assert_eq!(va["disconnects"], 2);
+    assert_eq!(va["connected_now"], true);
+    let longest = va["longest_outage_secs"].as_f64().unwrap();
+    let observed = va["observed_secs"].as_f64().unwrap();
+    let connected = va["connected_secs"].as_f64().unwrap();
+    assert!(longest >= 0.6 && longest < observed, "{va}");
+    assert!(observed - connected >= 0.9, "down at least 0.9 s: {va}");
+    let table = lab.service.ddm(&["uptime"]).output().unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("va ") && l.contains('%')),
+        "{table}"
+    );
+    let bad = lab
+        .service
+        .ddm(&["history", "--since", "last tuesday"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("neither a sequence number"));
+}
+
+#[test]
+fn only_monitors_and_admins_read_the_journal() {
+    let lab = Lab::new();
+    for command in [&["history"][..], &["uptime"]] {
+        let out = lab
+            .service
+            .ddm(command)
+            .uid(NOBODY)
+            .gid(NOGROUP)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("ERROR_ACCESS_DENIED (5)"),
+            "{command:?}: {out:?}"
+        );
+    }
+    let status = lab
+        .service
+        .ddm(&["status"])
+        .uid(NOBODY)
+        .gid(NOGROUP)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&status.stdout), "running\n");
+    let status = lab.service.ddm(&["status"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).contains("journal: "));
+}
+
+#[test]
+fn watch_since_replays_the_journal_then_follows() {
+    let lab = Lab::new();
+    lab.add_connected_link("va");
+    let since = lab.service.connect().subscribe().unwrap().snapshot().seq;
+    lab.flap("va", 7); // (up), down, up, ...: 6 changes before the watch
+    wait_until("the changes are in", || {
+        transitions(&lab.service.connect(), since + 1).len() == 6
+    });
+    let watch = lab
+        .service
+        .ddm(&[
+            "watch",
+            "--json",
+            "--count",
+            "8",
+            "--since",
+            &since.to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    lab.flap("va", 3); // (up), down, up: two live ones
+    let out = watch.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let seqs: Vec<u64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, (since + 1..=since + 8).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_resuming_stream_misses_nothing_and_repeats_nothing_across_restarts() {
+    let mut lab = Lab::new();
+    lab.add_connected_link("va");
+    let server = ReconnectingServer::connect_socket(&lab.service.socket).unwrap();
+    let mut stream = server.subscribe().unwrap();
+    let first = stream.snapshot().seq + 1;
+    lab.flap("va", 10);
+    assert!(lab.service.stop_with(Signal::SIGTERM).success());
+    lab.flap("va", 3); // while down: found by the resync
+    lab.service.restart();
+    lab.flap("va", 11);
+    lab.service.kill();
+    lab.service.restart();
+    lab.flap("va", 4);
+    let mut seqs = Vec::new();
+    while let Some(item) = stream.next_timeout(Duration::from_secs(3)) {
+        match item {
+            StreamItem::Event(e) => seqs.push(e.seq),
+            other => panic!("nothing but events: {other:?}"),
+        }
+    }
+    let last = *seqs.last().unwrap();
+    assert_eq!(seqs, (first..=last).collect::<Vec<_>>());
+    assert!(last >= first + 20, "changes from every run: {seqs:?}");
+}

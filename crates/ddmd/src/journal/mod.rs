@@ -1,0 +1,529 @@
+//! The connection journal: every committed change, kept in SQLite.
+//!
+//! The router appends an entry for every transition it commits and for
+//! what happens to the service (start, stop, the DDM stopped or started,
+//! the resynchronisation at a start); dialed connections add what they
+//! carried. Entries go to the writer thread (`writer`) through a bounded
+//! queue, never waiting: when the queue is full the router counts what it
+//! could not hand over and hands over a gap entry saying so as soon as
+//! there is room. Ids are given here, in commit order, so the file's order
+//! is the commits' order and the export can follow it (`export`).
+//!
+//! Reading (`history`, `uptime`) runs on the blocking pool with its own
+//! connection; it first waits until the writer has handled everything
+//! committed before the request, so a reader sees its own past.
+
+pub mod history;
+pub mod store;
+pub mod uptime;
+mod writer;
+
+use crate::config::JournalConfig;
+use ddm_proto::message::{ConnectionEvent, EntryKind, JournalEntry};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{oneshot, watch, Semaphore};
+
+/// How long a reader waits for the writer to catch up with its request.
+const CATCH_UP: Duration = Duration::from_secs(2);
+/// Reads of the journal running at once; more are refused as too busy.
+const READERS: usize = 4;
+
+/// The time now, in nanoseconds since 1970.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("journal {path}: {source}")]
+pub struct JournalError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// What the journal knew when it was opened.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// The last sequence number used: the next run goes on after it.
+    pub last_seq: u64,
+    /// Each interface's state (a ROUTER_CONNECTION_STATE) after its last
+    /// journaled transition.
+    pub last_states: HashMap<String, u32>,
+}
+
+/// The router's side of the journal.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    queue: Option<SyncSender<JournalEntry>>,
+    writer: Option<JoinHandle<()>>,
+    next_id: u64,
+    /// Entries the queue had no room for, not yet recorded.
+    dropped: Option<JournalEntry>,
+    /// Entries lost since the service started (queue full).
+    lost: u64,
+    handled: watch::Receiver<u64>,
+    epoch: u64,
+    readers: Arc<Semaphore>,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal file and starts its writer.
+    pub fn open(config: &JournalConfig) -> Result<(Journal, Recovered), JournalError> {
+        let path = config.file();
+        let failed = |source: std::io::Error| JournalError {
+            path: path.clone(),
+            source,
+        };
+        if let Some(directory) = path.parent() {
+            std::fs::create_dir_all(directory).map_err(failed)?;
+        }
+        let lock = lock(&path).map_err(failed)?;
+        let sqlite = |e: rusqlite::Error| failed(std::io::Error::other(e));
+        let connection = store::open_writer(&path).map_err(sqlite)?;
+        let (last_id, last_seq) = store::last_numbers(&connection).map_err(sqlite)?;
+        let last_states = store::last_states(&connection).map_err(sqlite)?;
+        let epoch = match store::setting(&connection, "epoch").map_err(sqlite)? {
+            Some(epoch) => epoch,
+            None => {
+                let epoch = new_epoch();
+                store::set_setting(&connection, "epoch", epoch).map_err(sqlite)?;
+                epoch
+            }
+        };
+        let (handled_sender, handled) = watch::channel(last_id);
+        let (queue, receiver) = sync_channel(config.queue);
+        let writer = writer::Writer {
+            connection,
+            retention: writer::Retention {
+                max_age: Duration::from_secs(config.max_age_days * 86_400),
+                max_bytes: config.max_bytes,
+            },
+            handled: handled_sender,
+        };
+        let thread = std::thread::Builder::new()
+            .name("ddm-journal".into())
+            .spawn(move || {
+                writer.run(receiver);
+                drop(lock);
+            })
+            .map_err(failed)?;
+        tracing::info!(path = %path.display(), last_seq, "journal open");
+        Ok((
+            Journal {
+                path,
+                queue: Some(queue),
+                writer: Some(thread),
+                next_id: last_id + 1,
+                dropped: None,
+                lost: 0,
+                handled,
+                epoch,
+                readers: Arc::new(Semaphore::new(READERS)),
+            },
+            Recovered {
+                last_seq,
+                last_states,
+            },
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Names this journal's numbering (random, kept in the file).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The id of the last entry appended.
+    pub fn last_id(&self) -> u64 {
+        self.next_id - 1
+    }
+
+    /// Entries lost since the service started because the queue was full.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// Wakes whoever waits on the entries handled by the writer.
+    pub fn handled(&self) -> watch::Receiver<u64> {
+        self.handled.clone()
+    }
+
+    /// Records a transition.
+    pub fn transition(&mut self, event: &ConnectionEvent, reason: &str) {
+        self.append(JournalEntry {
+            time_unix_ns: event.time_unix_ns,
+            kind: EntryKind::EntryTransition as i32,
+            event: Some(event.clone()),
+            reason: reason.into(),
+            ..JournalEntry::default()
+        });
+    }
+
+    /// Records an entry of `kind` with nothing more than a count.
+    pub fn note(&mut self, kind: EntryKind, count: u64) {
+        self.append(JournalEntry {
+            time_unix_ns: now_ns(),
+            kind: kind as i32,
+            count,
+            ..JournalEntry::default()
+        });
+    }
+
+    /// Appends `entry` (its id is given here), never waiting: with no room
+    /// it is counted in a gap entry, handed over when there is room again.
+    pub fn append(&mut self, mut entry: JournalEntry) {
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        entry.id = self.next_id;
+        self.next_id += 1;
+        if let Some(gap) = self.dropped.take() {
+            match queue.try_send(gap) {
+                Ok(()) => {}
+                Err(TrySendError::Full(gap) | TrySendError::Disconnected(gap)) => {
+                    self.dropped = Some(gap);
+                }
+            }
+        }
+        if self.dropped.is_some() {
+            self.drop_entry(&entry);
+            return;
+        }
+        if let Err(TrySendError::Full(entry) | TrySendError::Disconnected(entry)) =
+            queue.try_send(entry)
+        {
+            self.drop_entry(&entry);
+        }
+    }
+
+    /// Counts `entry` in the pending gap entry, which takes its id.
+    fn drop_entry(&mut self, entry: &JournalEntry) {
+        self.lost += 1;
+        let gap = self.dropped.get_or_insert_with(|| JournalEntry {
+            kind: EntryKind::EntryGap as i32,
+            reason: "queue full".into(),
+            ..JournalEntry::default()
+        });
+        gap.id = entry.id;
+        gap.time_unix_ns = entry.time_unix_ns;
+        gap.count += 1;
+        if let Some(event) = &entry.event {
+            gap.last_seq = event.seq;
+        }
+    }
+
+    /// A reader's wait: until the writer has handled every entry appended
+    /// so far (or a little while has passed).
+    fn caught_up(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        if let (Some(gap), Some(queue)) = (self.dropped.take(), &self.queue) {
+            if let Err(TrySendError::Full(gap) | TrySendError::Disconnected(gap)) =
+                queue.try_send(gap)
+            {
+                self.dropped = Some(gap);
+            }
+        }
+        let target = match &self.dropped {
+            Some(gap) => gap.id.saturating_sub(gap.count),
+            None => self.last_id(),
+        };
+        let mut handled = self.handled.clone();
+        async move {
+            let _ = tokio::time::timeout(CATCH_UP, handled.wait_for(|id| *id >= target)).await;
+        }
+    }
+
+    /// Runs `read` on a connection of its own, on the blocking pool, once
+    /// the writer has handled everything appended so far; None when
+    /// `READERS` reads are running already. `failed` is the answer when the
+    /// file cannot be read.
+    pub fn read<T: Send + 'static>(
+        &mut self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+        failed: impl FnOnce(rusqlite::Error) -> T + Send + 'static,
+    ) -> Option<oneshot::Receiver<T>> {
+        let permit = self.readers.clone().try_acquire_owned().ok()?;
+        let caught_up = self.caught_up();
+        let path = self.path.clone();
+        let (answer, answered) = oneshot::channel();
+        tokio::spawn(async move {
+            caught_up.await;
+            let done = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                store::open_reader(&path).and_then(|connection| read(&connection))
+            })
+            .await;
+            let result = match done {
+                Ok(result) => result.unwrap_or_else(|e| {
+                    tracing::warn!("journal read failed: {e}");
+                    failed(e)
+                }),
+                Err(_) => failed(rusqlite::Error::InvalidQuery),
+            };
+            let _ = answer.send(result);
+        });
+        Some(answered)
+    }
+
+    /// Hands the writer what is left and returns what waits for it to
+    /// finish (a blocking join, for the blocking pool).
+    pub fn close(&mut self) -> impl FnOnce() + Send + 'static {
+        if let (Some(gap), Some(queue)) = (self.dropped.take(), &self.queue) {
+            let _ = queue.send(gap);
+        }
+        self.queue = None;
+        let writer = self.writer.take();
+        move || {
+            if let Some(writer) = writer {
+                let _ = writer.join();
+            }
+        }
+    }
+}
+
+/// Takes the journal for this service: a second service on the same file
+/// would number entries as the first does.
+fn lock(path: &Path) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.with_extension("lock"))?;
+
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        if e == nix::errno::Errno::EWOULDBLOCK {
+            std::io::Error::other("in use by another ddm service")
+        } else {
+            e.into()
+        }
+    })
+}
+
+/// A new epoch: random, so that two journals never share one.
+fn new_epoch() -> u64 {
+    let mut bytes = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .is_err()
+    {
+        bytes = now_ns().to_le_bytes();
+    }
+    u64::from_le_bytes(bytes) >> 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ddm_proto::message::History;
+
+    fn config(dir: &Path) -> JournalConfig {
+        JournalConfig {
+            directory: Some(dir.to_owned()),
+            ..JournalConfig::default()
+        }
+    }
+
+    fn event(seq: u64, name: &str, from: u32, to: u32) -> ConnectionEvent {
+        ConnectionEvent {
+            seq,
+            name: name.into(),
+            from,
+            to,
+            time_unix_ns: now_ns(),
+            ..ConnectionEvent::default()
+        }
+    }
+
+    fn all(dir: &Path) -> Vec<JournalEntry> {
+        let connection = store::open_reader(&dir.join("journal.sqlite")).unwrap();
+        history::page(&connection, &History::default(), usize::MAX)
+            .unwrap()
+            .0
+    }
+
+    fn close(mut journal: Journal) {
+        journal.close()();
+    }
+
+    #[test]
+    fn numbering_and_states_go_on_from_the_last_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, recovered) = Journal::open(&config(dir.path())).unwrap();
+        assert_eq!(recovered.last_seq, 0);
+        journal.transition(&event(1, "eth0", 0, 3), "");
+        journal.transition(&event(2, "eth1", 0, 3), "");
+        journal.transition(&event(3, "eth0", 3, 1), "");
+        journal.note(EntryKind::EntryServiceStop, 0);
+        let epoch = journal.epoch();
+        close(journal);
+        let (journal, recovered) = Journal::open(&config(dir.path())).unwrap();
+        assert_eq!(recovered.last_seq, 3);
+        assert_eq!(
+            recovered.last_states,
+            HashMap::from([("eth0".into(), 1), ("eth1".into(), 3)])
+        );
+        assert_eq!(journal.epoch(), epoch, "the epoch is the file's");
+        assert_eq!(journal.last_id(), 4);
+        close(journal);
+        let ids: Vec<u64> = all(dir.path()).iter().map(|e| e.id).collect();
+        assert_eq!(ids, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn one_journal_serves_one_service() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(&config(dir.path())).unwrap();
+        let second = Journal::open(&config(dir.path()));
+        assert!(
+            second.is_err_and(|e| e.to_string().contains("in use")),
+            "a second service on the same journal is refused"
+        );
+        close(journal);
+        assert!(
+            Journal::open(&config(dir.path())).is_ok(),
+            "free once closed"
+        );
+    }
+
+    #[test]
+    fn a_writer_that_cannot_keep_up_leaves_a_gap_that_counts_what_it_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = JournalConfig {
+            queue: 4,
+            ..config(dir.path())
+        };
+        let (mut journal, _) = Journal::open(&config).unwrap();
+        // Another writer holds the file: the journal's writer waits, its
+        // queue fills, and the router side must not wait with it.
+        let blocker = store::open_reader(&config.file()).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        journal.transition(&event(1, "eth0", 0, 3), "");
+        std::thread::sleep(Duration::from_millis(100));
+        let started = std::time::Instant::now();
+        for seq in 2..=40 {
+            journal.transition(
+                &event(
+                    seq,
+                    "eth0",
+                    3 - (seq as u32 % 2) * 2,
+                    1 + (seq as u32 % 2) * 2,
+                ),
+                "",
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "appending never waits"
+        );
+        assert!(journal.lost() > 0);
+        blocker.execute_batch("COMMIT").unwrap();
+        journal.transition(&event(41, "eth0", 3, 1), "");
+        let lost = journal.lost();
+        close(journal);
+        let entries = all(dir.path());
+        let gaps: Vec<&JournalEntry> = entries
+            .iter()
+            .filter(|e| e.kind == EntryKind::EntryGap as i32)
+            .collect();
+        assert_eq!(gaps.iter().map(|g| g.count).sum::<u64>(), lost);
+        let transitions = entries.iter().filter(|e| e.event.is_some()).count() as u64;
+        assert_eq!(
+            transitions + lost,
+            41,
+            "every change is an entry or counted in a gap"
+        );
+        let ids: Vec<u64> = entries.iter().map(|e| e.id).collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "in commit order: {ids:?}"
+        );
+        let (_, recovered) = Journal::open(&JournalConfig { queue: 4, ..config }).unwrap();
+        assert_eq!(recovered.last_seq, 41);
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_entry_and_drops_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(&config(dir.path())).unwrap();
+        for seq in 1..=10 {
+            let mut old = event(seq, "eth0", 1, 3);
+            old.time_unix_ns = seq; // 1970
+            journal.transition(&old, "");
+        }
+        journal.transition(&event(11, "eth0", 3, 1), "");
+        close(journal);
+        // Retention runs as the writer starts.
+        let (journal, recovered) = Journal::open(&config(dir.path())).unwrap();
+        close(journal);
+        let seqs: Vec<u64> = all(dir.path())
+            .iter()
+            .filter_map(|e| e.event.as_ref().map(|e| e.seq))
+            .collect();
+        assert_eq!(seqs, vec![11]);
+        assert_eq!(recovered.last_seq, 11);
+
+        let small = JournalConfig {
+            max_bytes: 1,
+            ..config(dir.path())
+        };
+        let (mut journal, _) = Journal::open(&small).unwrap();
+        for seq in 12..=20 {
+            journal.transition(&event(seq, "eth0", 1, 3), "");
+        }
+        close(journal);
+        let (journal, _) = Journal::open(&small).unwrap();
+        close(journal);
+        let left = all(dir.path());
+        assert_eq!(left.len(), 1, "over the size, all but the newest go");
+        assert_eq!(left[0].event.as_ref().unwrap().seq, 20);
+    }
+
+    #[test]
+    fn a_page_fits_its_frame_and_says_more_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(&config(dir.path())).unwrap();
+        for seq in 1..=500 {
+            journal.transition(&event(seq, "a-long-interface-name", 1, 3), "demand");
+        }
+        journal.note(EntryKind::EntryDdmStop, 0);
+        close(journal);
+        let connection = store::open_reader(&dir.path().join("journal.sqlite")).unwrap();
+        let mut query = History::default();
+        let mut seen = Vec::new();
+        loop {
+            let (page, more) = history::page(&connection, &query, 4096).unwrap();
+            assert!(page.len() < 500, "bounded by the frame");
+            query.after_id = page.last().unwrap().id;
+            seen.extend(page);
+            if !more {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 501);
+        let window = History {
+            since_seq: 100,
+            until_seq: 109,
+            ..History::default()
+        };
+        let (page, more) = history::page(&connection, &window, usize::MAX).unwrap();
+        let seqs: Vec<u64> = page.iter().map(|e| e.event.as_ref().unwrap().seq).collect();
+        assert_eq!(seqs, (100..=109).collect::<Vec<_>>());
+        assert!(!more);
+        let limited = History {
+            max_entries: 3,
+            ..History::default()
+        };
+        let (page, more) = history::page(&connection, &limited, usize::MAX).unwrap();
+        assert_eq!((page.len(), more), (3, true));
+    }
+}

@@ -1,0 +1,34 @@
+//! `ddm status`'s journal lines: where it is, how big, what it lost, and
+//! how far its export is behind.
+
+use super::{Call, Handler, Outcome, Spec};
+use crate::journal::store;
+use crate::router::Router;
+use ddm_proto::message::{JournalInfo, JournalStatus, ReplyResult, Role};
+
+impl Handler for JournalInfo {
+    const SPEC: Spec = Spec {
+        name: "JournalInfo",
+        role: Role::Monitor,
+        needs_ddm: false,
+    };
+
+    fn handle(self, router: &mut Router, _: Call) -> Outcome {
+        let Some(journal) = &router.journal else {
+            return Outcome::ok(ReplyResult::Journal(JournalStatus::default()));
+        };
+        let mut status = JournalStatus {
+            enabled: true,
+            path: journal.path().display().to_string(),
+            last_id: journal.last_id(),
+            lost: journal.lost(),
+            export: router.export.as_ref().map(|e| e.status(journal.last_id())),
+            ..JournalStatus::default()
+        };
+        super::read_journal(router, move |connection| {
+            status.bytes = store::bytes_used(connection)?;
+            status.oldest_unix_ns = store::oldest_time(connection)?.unwrap_or(0);
+            Ok(Outcome::ok(ReplyResult::Journal(status)))
+        })
+    }
+}
