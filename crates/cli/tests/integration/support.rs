@@ -159,6 +159,15 @@ impl Service {
         });
     }
 
+    /// Starts it again, reading the configuration file at `config_path`
+    /// from now on (written after the start, when it names things the lab
+    /// made).
+    pub fn restart_with_config(&mut self) {
+        let config = self.config_path();
+        self.command.arg("--config").arg(config);
+        self.restart();
+    }
+
     pub fn connect(&self) -> Server {
         Server::connect_socket(&self.socket).expect("connect to the service")
     }

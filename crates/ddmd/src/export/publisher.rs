@@ -79,14 +79,27 @@ struct Publisher {
 impl Publisher {
     async fn run(mut self) {
         let mut retry = RETRY_FIRST;
+        let mut said = String::new();
         loop {
             let started = self.position;
-            let error = self.connected().await;
-            self.set_state(false, &error.to_string());
-            tracing::warn!(
-                position = self.position,
-                "journal export to NATS interrupted, retrying: {error}"
-            );
+            let error = self.connected().await.to_string();
+            if self
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .connected
+            {
+                said.clear();
+            }
+            self.set_state(false, &error);
+            // Said once, not at every retry while the broker stays away.
+            if error != said {
+                tracing::warn!(
+                    position = self.position,
+                    "journal export to NATS interrupted, retrying: {error}"
+                );
+                said = error;
+            }
             if self.position > started {
                 retry = RETRY_FIRST;
             }

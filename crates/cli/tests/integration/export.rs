@@ -1,0 +1,134 @@
+//! The journal's export to a real NATS JetStream broker over TLS: three
+//! routers publishing into one stream while the broker is killed and
+//! started again, every entry present once and in each router's order;
+//! and a router's certificate that cannot publish as another router.
+
+use crate::nats_lab::{Broker, ROUTERS};
+use crate::support::*;
+use mprapi::{History, Server};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Waits until the router's export has everything its journal has.
+fn wait_exported(server: &Server, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let export = server.journal_status().unwrap().export.unwrap();
+        if export.connected && export.behind == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the export is still behind: {export:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn journal_ids(server: &Server) -> Vec<u64> {
+    server
+        .history(History::default())
+        .map(|e| e.unwrap().id)
+        .collect()
+}
+
+#[test]
+fn three_routers_export_every_entry_once_in_order_across_a_broker_restart() {
+    let mut broker = Broker::start();
+    let labs: Vec<Lab> = ROUTERS
+        .iter()
+        .enumerate()
+        .map(|(i, router)| {
+            let lab = Lab::with_config(None);
+            let export = broker.join(&lab.router, i + 1, router, router);
+            std::fs::write(lab.service.config_path(), export).unwrap();
+            lab
+        })
+        .collect();
+    // The configuration is in place: start each service with it.
+    let mut labs: Vec<Lab> = labs
+        .into_iter()
+        .map(|mut lab| {
+            lab.service.restart_with_config();
+            lab.add_connected_link("va");
+            lab
+        })
+        .collect();
+    for (lab, router) in labs.iter().zip(ROUTERS) {
+        wait_exported(&lab.service.connect(), router);
+    }
+    let burst = |labs: &[Lab]| {
+        for lab in labs {
+            lab.flap("va", 40);
+        }
+    };
+    burst(&labs);
+    broker.kill();
+    burst(&labs);
+    // One router restarts while the broker is away too.
+    labs[1].service.kill();
+    labs[1].service.restart();
+    burst(&labs);
+    broker.restart();
+    burst(&labs);
+    for (lab, router) in labs.iter_mut().zip(ROUTERS) {
+        wait_exported(&lab.service.connect(), router);
+    }
+
+    let fleet = broker.fleet("test-watch");
+    let mut by_router: HashMap<String, Vec<u64>> = HashMap::new();
+    for entry in &fleet {
+        by_router
+            .entry(entry["router"].as_str().unwrap().to_string())
+            .or_default()
+            .push(entry["id"].as_u64().unwrap());
+    }
+    for (lab, router) in labs.iter().zip(ROUTERS) {
+        let published = by_router.remove(router).unwrap_or_default();
+        let journal = journal_ids(&lab.service.connect());
+        assert!(journal.len() > 40, "{router} churned: {}", journal.len());
+        assert_eq!(
+            published, journal,
+            "{router}: every entry once, in the journal's order"
+        );
+    }
+    assert!(by_router.is_empty(), "no one else: {:?}", by_router.keys());
+    let statuses = labs[0].service.ddm(&["status"]).output().unwrap();
+    let statuses = String::from_utf8(statuses.stdout).unwrap();
+    assert!(
+        statuses.contains("export:  ddm.r1.events connected, 0 entries behind"),
+        "{statuses}"
+    );
+
+    // The watcher's durable consumer resumes where it left off.
+    labs[0].flap("va", 3);
+    wait_exported(&labs[0].service.connect(), "r1");
+    let later = broker.fleet("test-watch");
+    assert!(!later.is_empty());
+    assert!(
+        later.iter().all(|e| e["router"] == "r1"),
+        "only the new ones"
+    );
+}
+
+#[test]
+fn a_routers_certificate_cannot_publish_as_another_router() {
+    let broker = Broker::start();
+    let mut lab = Lab::with_config(None);
+    // r1's certificate, configured to publish as r2.
+    let export = broker.join(&lab.router, 1, "r2", "r1");
+    std::fs::write(lab.service.config_path(), export).unwrap();
+    lab.service.restart_with_config();
+    lab.add_connected_link("va");
+    let server = lab.service.connect();
+    std::thread::sleep(Duration::from_secs(2));
+    let export = server.journal_status().unwrap().export.unwrap();
+    assert!(export.behind > 0, "nothing acknowledged: {export:?}");
+    assert_eq!(export.acked_id, 0);
+    let status = lab.service.ddm(&["status"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("entries behind"),
+        "ddm status says how far behind"
+    );
+    assert_eq!(broker.fleet("imposter-check").len(), 0, "nothing stored");
+}
