@@ -257,6 +257,23 @@ impl Lab {
         );
     }
 
+    /// Stops the service cleanly and starts it again with configuration
+    /// `text` (None: the built-in defaults).
+    pub fn reconfigure(&mut self, text: Option<&str>) {
+        self.stop_service();
+        self.config = text.map(|text| {
+            let path = self.dir.join("ddm.toml");
+            std::fs::write(&path, text).expect("configuration");
+            path
+        });
+        self.service = start_service(
+            &self.router,
+            &self.dir,
+            &self.socket,
+            self.config.as_deref(),
+        );
+    }
+
     /// Stops the service with SIGTERM, as a clean stop, and returns its
     /// log.
     pub fn stop_service(&mut self) -> String {

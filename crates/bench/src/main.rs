@@ -68,6 +68,7 @@ enum Workload {
     Registration,
     Churn,
     Dialing,
+    Journal,
 }
 
 /// How much of each workload to run.
@@ -83,6 +84,9 @@ struct Plan {
     churn_time: Duration,
     dial_rounds: usize,
     dial_flips: usize,
+    journal_rounds: usize,
+    journal_flips: usize,
+    export_time: Duration,
 }
 
 const QUICK: Plan = Plan {
@@ -97,6 +101,9 @@ const QUICK: Plan = Plan {
     churn_time: Duration::from_secs(1),
     dial_rounds: 5,
     dial_flips: 20,
+    journal_rounds: 2,
+    journal_flips: 20,
+    export_time: Duration::from_secs(1),
 };
 
 const FULL: Plan = Plan {
@@ -111,6 +118,9 @@ const FULL: Plan = Plan {
     churn_time: Duration::from_secs(3),
     dial_rounds: 30,
     dial_flips: 100,
+    journal_rounds: 6,
+    journal_flips: 100,
+    export_time: Duration::from_secs(5),
 };
 
 fn main() -> ExitCode {
@@ -201,6 +211,15 @@ fn main() -> ExitCode {
     if wanted(Workload::Dialing) {
         step("dialing");
         workloads::dialing::run(plan.dial_rounds, plan.dial_flips, &mut report);
+    }
+    if wanted(Workload::Journal) {
+        step("journal");
+        workloads::journal::run(
+            plan.journal_rounds,
+            plan.journal_flips,
+            plan.export_time,
+            &mut report,
+        );
     }
     step("done");
 

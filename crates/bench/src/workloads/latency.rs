@@ -39,18 +39,14 @@ fn measure(lab: &Lab, rounds: usize, flips_per_round: usize, suffix: &str, repor
             Mechanism::DdmEvent,
             Mechanism::DBus,
         ] {
-            let listeners = set_up(lab, mechanism, 1, link.connected);
-            for _ in 0..flips_per_round {
-                listeners.drain();
-                let target = !link.connected;
-                match wake_times(&listeners.waiters, target, PATIENCE, || link.flip())[0] {
+            for (target, wake) in sample(lab, &mut link, mechanism, flips_per_round) {
+                match wake {
                     Some(d) => samples
                         .entry((direction(target), mechanism.name()))
                         .or_default()
                         .push(d),
                     None => lost += 1,
                 }
-                settle();
             }
         }
         let server = lab.connect();
@@ -79,6 +75,26 @@ fn measure(lab: &Lab, rounds: usize, flips_per_round: usize, suffix: &str, repor
     for dir in ["connect", "disconnect"] {
         report.relate(&format!("latency: {dir}{suffix}"), Mechanism::Kernel.name());
     }
+}
+
+/// `flips` flips, each timed until one listener of `mechanism` wakes:
+/// (the state flipped to, the time, or None if it never woke).
+pub(super) fn sample(
+    lab: &Lab,
+    link: &mut Link,
+    mechanism: Mechanism,
+    flips: usize,
+) -> Vec<(bool, Option<Duration>)> {
+    let listeners = set_up(lab, mechanism, 1, link.connected);
+    (0..flips)
+        .map(|_| {
+            listeners.drain();
+            let target = !link.connected;
+            let wake = wake_times(&listeners.waiters, target, PATIENCE, || link.flip())[0];
+            settle();
+            (target, wake)
+        })
+        .collect()
 }
 
 /// Ratios to the relay and D-Bus for both measurements. ddm must be ahead

@@ -1,0 +1,194 @@
+//! Workload 7, the journal: notification latency with the journal off and
+//! on, in alternating rounds on the same lab (the writer must stay off the
+//! notification path); what an entry costs on disk (over the export's
+//! run); and how far the export
+//! to a real nats-server (in the router's namespace, plain TCP) lags
+//! behind the commit at 1,000 changes/s, as a fleet watcher sees it.
+
+use super::latency::sample;
+use crate::lab::{Lab, Link, Netns, Process};
+use crate::listeners::Mechanism;
+use crate::report::Report;
+use crate::stats::Summary;
+use ddmd::export::fleet::{self, FleetWatch};
+use mprapi::JournalStatus;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const OFF: &str = "ddm, journal off";
+const ON: &str = "ddm, journal on";
+const LATENCY: &str = "journal: notification latency";
+const EXPORT: &str = "journal: export lag at 1000 changes/s";
+
+/// A nats-server with JetStream in `netns`, its store and log in `dir`;
+/// returns it with its port.
+fn start_broker(netns: &Netns, dir: &std::path::Path) -> (Process, u16) {
+    netns.ip(&["link", "set", "lo", "up"]);
+    let log = dir.join("nats.log");
+    let child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &netns.name,
+            "nats-server",
+            "-js",
+            "-a",
+            "127.0.0.1",
+        ])
+        .args(["-p", "-1", "-sd"])
+        .arg(dir.join("js"))
+        .arg("-l")
+        .arg(&log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server is needed (Debian package nats-server)");
+    let mut port = None;
+    crate::lab::wait_for("nats-server", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        port = text
+            .lines()
+            .find(|l| l.contains("Listening for client connections on"))
+            .and_then(|l| l.rsplit(':').next()?.trim().parse().ok());
+        port.is_some() && text.contains("Server is ready")
+    });
+    (Process(child), port.unwrap())
+}
+
+pub fn run(rounds: usize, flips: usize, export_time: Duration, report: &mut Report) {
+    let mut broker = None;
+    let mut lab = Lab::with_config(|router, _, dir| {
+        broker = Some(start_broker(router, dir));
+        None
+    });
+    let (_broker, port) = broker.expect("the broker");
+    latency(&mut lab, rounds, flips, report);
+    export_lag(&mut lab, port, export_time, report);
+}
+
+fn latency(lab: &mut Lab, rounds: usize, flips: usize, report: &mut Report) {
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    let mut lost = 0;
+    for _ in 0..rounds {
+        for (config, samples) in [(Some("journal = false\n"), &mut off), (None, &mut on)] {
+            lab.reconfigure(config);
+            let mut link = Link::new(lab);
+            for (_, wake) in sample(lab, &mut link, Mechanism::DdmEvent, flips) {
+                match wake {
+                    Some(d) => samples.push(d),
+                    None => lost += 1,
+                }
+            }
+        }
+    }
+    super::say_lost("journal latency", lost);
+    report.add(LATENCY, OFF, "us", Summary::of_durations(&off));
+    report.add(LATENCY, ON, "us", Summary::of_durations(&on));
+    report.relate(LATENCY, OFF);
+    if let (Some(off), Some(on)) = (report.find(LATENCY, OFF), report.find(LATENCY, ON)) {
+        let ratio = on.summary.p50 / off.summary.p50;
+        report.target(
+            "notification latency p50 with the journal on within 1.05x of off",
+            format!("{ratio:.3}x"),
+            ratio <= 1.05,
+        );
+    }
+}
+
+/// What the journal grew by per entry between two of its states.
+fn footprint(before: &JournalStatus, after: &JournalStatus, report: &mut Report) {
+    let entries = after.last_id.saturating_sub(before.last_id);
+    if entries > 0 {
+        let bytes = after.bytes.saturating_sub(before.bytes);
+        report.add(
+            "journal: on disk",
+            "bytes per entry",
+            "B",
+            Summary::of(&[bytes as f64 / entries as f64]),
+        );
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn export_lag(lab: &mut Lab, port: u16, duration: Duration, report: &mut Report) {
+    let config =
+        format!("[export]\nservers = [\"nats://127.0.0.1:{port}\"]\nrouter_id = \"bench\"\n");
+    lab.reconfigure(Some(&config));
+    let server = lab.connect();
+    crate::lab::wait_for("the export to catch up", || {
+        server
+            .journal_status()
+            .ok()
+            .and_then(|s| s.export)
+            .is_some_and(|e| e.connected && e.behind == 0)
+    });
+    let watch = FleetWatch {
+        servers: vec![format!("nats://127.0.0.1:{port}")],
+        stream: "DDM".into(),
+        durable: "bench".into(),
+        subject: Some("ddm.bench.events.transition".into()),
+        ca: None,
+        certificate: None,
+        key: None,
+        idle_timeout: Some(Duration::from_secs(2)),
+    };
+    let before = server.journal_status().expect("journal status");
+    let mut link = Link::new(lab);
+    let started = now_ns();
+    let lags = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let mut lags = Vec::new();
+            let _ = lab.router.enter(|| {
+                fleet::watch(&watch, |entry| {
+                    let committed = entry["time_unix_ns"].as_u64().unwrap_or(0);
+                    if committed >= started {
+                        lags.push(Duration::from_nanos(now_ns().saturating_sub(committed)));
+                    }
+                    true
+                })
+            });
+            lags
+        });
+        // Let the watcher catch up with what came before.
+        std::thread::sleep(Duration::from_millis(500));
+        let start = Instant::now();
+        let period = Duration::from_millis(1);
+        let mut flips = 0u32;
+        while start.elapsed() < duration {
+            let due = start + period * flips;
+            while Instant::now() < due {
+                std::hint::spin_loop();
+            }
+            link.flip();
+            flips += 1;
+        }
+        watcher.join().expect("the fleet watcher")
+    });
+    report.add(
+        EXPORT,
+        "commit to fleet watcher",
+        "us",
+        Summary::of_durations(&lags),
+    );
+    let status = server.journal_status().expect("journal status");
+    footprint(&before, &status, report);
+    report.add(
+        EXPORT,
+        "entries behind at the end",
+        "count",
+        Summary::of(&[status.export.map_or(0, |e| e.behind) as f64]),
+    );
+    if let Some(row) = report.find(EXPORT, "commit to fleet watcher") {
+        let p99_ms = row.summary.p99 / 1000.0;
+        report.target(
+            "export lag p99 at 1,000 changes/s under 100 ms",
+            format!("{p99_ms:.1} ms over {} entries", lags.len()),
+            p99_ms < 100.0,
+        );
+    }
+}
