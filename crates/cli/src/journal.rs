@@ -208,11 +208,16 @@ fn percent(part: u64, whole: u64) -> f64 {
     }
 }
 
-/// The journal and export lines of `ddm status`, for who may read them.
-pub fn status_lines(server: &Server) {
+/// The journal and export lines of `ddm status`, for who may read them:
+/// always with `verbose`, else only when there is an export or the journal
+/// lost entries (the first line stays alone for scripts).
+pub fn status_lines(server: &Server, verbose: bool) {
     let Ok(journal) = server.journal_status() else {
         return;
     };
+    if !verbose && journal.export.is_none() && journal.lost == 0 {
+        return;
+    }
     if !journal.enabled {
         println!("journal: off");
         return;

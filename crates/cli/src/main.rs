@@ -55,8 +55,12 @@ enum Command {
         endpoint: Endpoint,
     },
     /// Print whether the DDM is running or stopped; then, for monitors and
-    /// admins, the journal's state and how far its export is behind.
+    /// admins, how far the journal's export is behind and what the journal
+    /// lost, if anything.
     Status {
+        /// Also the journal's file, size and oldest entry.
+        #[arg(long, short)]
+        verbose: bool,
         #[command(flatten)]
         endpoint: Endpoint,
     },
@@ -193,11 +197,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve { config, endpoint } => return ddmd::daemon::main(config, endpoint.socket),
-        Command::Status { endpoint } => {
+        Command::Status { verbose, endpoint } => {
             let server = endpoint.connect();
             let outcome = listing::status(&server);
             if let (Ok(()), Ok(server)) = (&outcome, &server) {
-                journal::status_lines(server);
+                journal::status_lines(server, verbose);
             }
             outcome
         }

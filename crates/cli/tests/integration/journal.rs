@@ -325,6 +325,12 @@ fn only_monitors_and_admins_read_the_journal() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&status.stdout), "running\n");
     let status = lab.service.ddm(&["status"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout),
+        "running\n",
+        "with nothing to report, the one line scripts read"
+    );
+    let status = lab.service.ddm(&["status", "--verbose"]).output().unwrap();
     assert!(String::from_utf8_lossy(&status.stdout).contains("journal: "));
 }
 
@@ -378,6 +384,8 @@ fn a_resuming_stream_misses_nothing_and_repeats_nothing_across_restarts() {
     lab.flap("va", 3); // while down: found by the resync
     lab.service.restart();
     lab.flap("va", 11);
+    // Committed more than 100 ms before the kill: kept.
+    std::thread::sleep(Duration::from_millis(300));
     lab.service.kill();
     lab.service.restart();
     lab.flap("va", 4);
@@ -389,6 +397,8 @@ fn a_resuming_stream_misses_nothing_and_repeats_nothing_across_restarts() {
         }
     }
     let last = *seqs.last().unwrap();
-    assert_eq!(seqs, (first..=last).collect::<Vec<_>>());
-    assert!(last >= first + 20, "changes from every run: {seqs:?}");
+    let journal = transitions(&lab.service.connect(), first);
+    let said = || format!("{seqs:?}\njournal: {journal:?}\nlog: {}", lab.service.log());
+    assert_eq!(seqs, (first..=last).collect::<Vec<_>>(), "{}", said());
+    assert!(last >= first + 20, "changes from every run: {}", said());
 }
