@@ -1,6 +1,7 @@
 //! Points in the journal as a person writes them: a sequence number
-//! (`1234`), a time (`2026-11-25 08:00`, RFC 3339, UTC unless it says
-//! otherwise), or a time ago (`90m`, `2h`, `7days`).
+//! (`1234`), a time (`2026-11-25 08:00:00`, RFC 3339, UTC unless it says
+//! otherwise with `Z` or an offset such as `+01:00`), seconds since 1970
+//! (`@1795597856`), or a time ago (`90m`, `2h`, `7days`, `1h ago`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,12 +19,14 @@ impl When {
         if let Ok(seq) = text.parse::<u64>() {
             return Ok(When::Seq(seq));
         }
-        let time = if let Ok(ago) = humantime::parse_duration(text.trim_end_matches(" ago")) {
+        let time = if let Some(secs) = text.strip_prefix('@').and_then(|s| s.parse().ok()) {
+            UNIX_EPOCH + Duration::from_secs(secs)
+        } else if let Ok(ago) = humantime::parse_duration(text.trim_end_matches(" ago")) {
             now.checked_sub(ago).unwrap_or(UNIX_EPOCH)
         } else {
-            humantime::parse_rfc3339_weak(text).map_err(|_| {
+            rfc3339(text).ok_or_else(|| {
                 format!(
-                    "{text:?} is neither a sequence number, a time (2026-11-25 08:00:00, UTC), nor a time ago (90m, 2h, 7days)"
+                    "{text:?} is neither a sequence number, a time (2026-11-25 08:00:00, UTC, or with Z or +01:00), @seconds, nor a time ago (90m, 2h, 7days)"
                 )
             })?
         };
@@ -39,6 +42,26 @@ impl When {
             )),
         }
     }
+}
+
+/// RFC 3339, with an offset or without (UTC); a space may stand for `T`.
+fn rfc3339(text: &str) -> Option<SystemTime> {
+    if let Ok(time) = humantime::parse_rfc3339_weak(text) {
+        return Some(time);
+    }
+    // An offset: +HH:MM or -HH:MM after the time.
+    let (local, offset) = text.split_at(text.len().checked_sub(6)?);
+    let sign = match offset.as_bytes()[0] {
+        b'+' => 1i64,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (hours, minutes) = offset[1..].split_once(':')?;
+    let offset = (hours.parse::<i64>().ok()? * 60 + minutes.parse::<i64>().ok()?) * 60;
+    let local = humantime::parse_rfc3339_weak(local).ok()?;
+    let utc = local.duration_since(UNIX_EPOCH).ok()?.as_secs() as i64 - sign * offset;
+    let subsec = local.duration_since(UNIX_EPOCH).ok()?.subsec_nanos();
+    Some(UNIX_EPOCH + Duration::new(u64::try_from(utc).ok()?, subsec))
 }
 
 pub fn nanos(time: SystemTime) -> u64 {
@@ -88,6 +111,22 @@ mod tests {
         assert_eq!(
             When::parse("1970-01-01T01:00:00Z", now),
             Ok(When::Time(3_600 * 1_000_000_000))
+        );
+        assert_eq!(
+            When::parse("1970-01-01T02:00:00+01:00", now),
+            Ok(When::Time(3_600 * 1_000_000_000))
+        );
+        assert_eq!(
+            When::parse("1970-01-01 00:30:00-00:30", now),
+            Ok(When::Time(3_600 * 1_000_000_000))
+        );
+        assert_eq!(
+            When::parse("@3600", now),
+            Ok(When::Time(3_600 * 1_000_000_000))
+        );
+        assert_eq!(
+            When::parse("10s ago", now),
+            Ok(When::Time(9_990 * 1_000_000_000))
         );
         assert!(When::parse("yesterday-ish", now).is_err());
         assert!(When::time("42", now).is_err());

@@ -299,6 +299,9 @@ impl Config {
             }
         }
         if let Some(export) = &self.export {
+            if self.journal.config().is_none() {
+                return Err("export: the journal is its outbox; it cannot be off".into());
+            }
             export.check()?;
         }
         if l.max_sessions_per_user == 0 || l.max_pending_handshakes == 0 {
@@ -367,6 +370,13 @@ mod tests {
         let error = Config::parse("[journal]\nmax_age = 7").unwrap_err();
         assert!(error.contains("max_age_days"), "{error}");
         assert!(Config::parse("[journal]\nqueue = 0").is_err());
+        let export = "[export]\nservers = [\"nats://127.0.0.1:4222\"]\n";
+        assert!(Config::parse(export).is_ok());
+        let error = Config::parse(&format!("journal = false\n{export}")).unwrap_err();
+        assert!(error.contains("outbox"), "{error}");
+        let missing = format!("{export}ca = \"/nonexistent/ca.pem\"\n");
+        let error = Config::parse(&missing).unwrap_err();
+        assert!(error.contains("/nonexistent/ca.pem"), "{error}");
     }
 
     #[test]

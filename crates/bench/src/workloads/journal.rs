@@ -63,7 +63,66 @@ pub fn run(rounds: usize, flips: usize, export_time: Duration, report: &mut Repo
     });
     let (_broker, port) = broker.expect("the broker");
     latency(&mut lab, rounds, flips, report);
+    stalled(&mut lab, flips, report);
     export_lag(&mut lab, port, export_time, report);
+}
+
+/// The disk cannot keep up: another process holds the journal's write
+/// lock while the link flips, the writer waits, its queue (8 entries
+/// here) fills, and the router goes on without waiting: notification
+/// latency as before, what could not be queued counted in a gap.
+fn stalled(lab: &mut Lab, flips: usize, report: &mut Report) {
+    const WORKLOAD: &str = "journal: the disk stalled";
+    lab.reconfigure(Some("[journal]\nqueue = 8\n"));
+    let server = lab.connect();
+    let lost_before = server.journal_status().map_or(0, |s| s.lost);
+    let mut link = Link::new(lab);
+    let times = |link: &mut Link| -> Vec<Duration> {
+        sample(lab, link, Mechanism::DdmEvent, flips)
+            .into_iter()
+            .filter_map(|(_, wake)| wake)
+            .collect()
+    };
+    let running = times(&mut link);
+    let file = lab.dir.join("state/journal.sqlite");
+    let blocker = ddmd::journal::store::open_reader(&file).expect("the journal file");
+    blocker
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("the write lock");
+    let stalled = times(&mut link);
+    blocker.execute_batch("COMMIT").expect("release");
+    let lost = server.journal_status().map_or(0, |s| s.lost) - lost_before;
+    report.add(
+        WORKLOAD,
+        "ddm, writer running",
+        "us",
+        Summary::of_durations(&running),
+    );
+    report.add(
+        WORKLOAD,
+        "ddm, writer stalled",
+        "us",
+        Summary::of_durations(&stalled),
+    );
+    report.relate(WORKLOAD, "ddm, writer running");
+    report.add(
+        WORKLOAD,
+        "entries lost to the gap",
+        "count",
+        Summary::of(&[lost as f64]),
+    );
+    let woken = stalled.len();
+    if let (Some(run), Some(stall)) = (
+        report.find(WORKLOAD, "ddm, writer running"),
+        report.find(WORKLOAD, "ddm, writer stalled"),
+    ) {
+        let ratio = stall.summary.p50 / run.summary.p50;
+        report.target(
+            "a stalled journal holds no notification up: p50 within 1.05x, every waiter woken",
+            format!("{ratio:.3}x, {woken} of {flips} woken, {lost} entries counted lost"),
+            ratio <= 1.05 && woken == flips,
+        );
+    }
 }
 
 fn latency(lab: &mut Lab, rounds: usize, flips: usize, report: &mut Report) {

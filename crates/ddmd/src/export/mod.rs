@@ -78,6 +78,13 @@ impl ExportConfig {
         if self.certificate.is_some() != self.key.is_some() {
             return Err("export: certificate and key go together".into());
         }
+        for file in [&self.ca, &self.certificate, &self.key]
+            .into_iter()
+            .flatten()
+        {
+            std::fs::File::open(file)
+                .map_err(|e| format!("export: cannot read {}: {e}", file.display()))?;
+        }
         if !is_token(&self.router_id()) {
             return Err(format!(
                 "export: router_id {:?} must be a subject token (no dots, spaces, * or >)",
