@@ -131,6 +131,7 @@ pub fn uptime(server: &Server, window: &Window) -> Result<(), WinError> {
         since_unix_ns: parse(&window.since)?,
         until_unix_ns: parse(&window.until)?,
         interface: window.interface.clone().unwrap_or_default(),
+        ..Uptime::default()
     })?;
     if window.json {
         let interfaces: Vec<_> = report

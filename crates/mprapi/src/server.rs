@@ -347,10 +347,31 @@ impl Server {
     /// Connected time, disconnects, outages and (for declared interfaces)
     /// attempts, failures and bytes carried, per interface, from the
     /// journal. Monitor or admin.
+    /// Read in as many replies as the frame limit needs.
     pub fn uptime(&self, query: &Uptime) -> Result<UptimeReport> {
-        match self.call(Request::Uptime(query.clone()))? {
-            Some(ReplyResult::Uptime(report)) => Ok(report),
-            _ => Err(WinError::RPC_S_PROTOCOL_ERROR),
+        let mut query = query.clone();
+        let mut whole: Option<UptimeReport> = None;
+        loop {
+            let reply = self.connection.call(Request::Uptime(query.clone()), None)?;
+            let more = WinError(reply.error) == WinError::ERROR_MORE_DATA;
+            if !more {
+                WinError(reply.error).into_result()?;
+            }
+            let Some(ReplyResult::Uptime(mut part)) = reply.result else {
+                return Err(WinError::RPC_S_PROTOCOL_ERROR);
+            };
+            // The window is fixed by the first part: the rest use it.
+            query.since_unix_ns = part.since_unix_ns;
+            query.until_unix_ns = part.until_unix_ns;
+            match &mut whole {
+                None => whole = Some(part),
+                Some(whole) => whole.interfaces.append(&mut part.interfaces),
+            }
+            let last = whole.as_ref().and_then(|w| w.interfaces.last());
+            match last {
+                Some(last) if more => query.after_interface = last.name.clone(),
+                _ => return whole.ok_or(WinError::RPC_S_PROTOCOL_ERROR),
+            }
         }
     }
 

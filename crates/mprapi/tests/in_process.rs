@@ -295,3 +295,48 @@ fn numbering_goes_on_after_a_restart_and_a_stream_resumes_across_it() {
     );
     assert_eq!(stream.last_seq(), 10);
 }
+
+#[test]
+fn history_and_uptime_come_in_pages_that_fit_the_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        journal: JournalSetting::Table(JournalConfig {
+            directory: Some(dir.path().join("state")),
+            ..JournalConfig::default()
+        }),
+        ..Config::default()
+    };
+    config.limits.max_frame_bytes = 1024;
+    let service = InProcess::start(config, &dir.path().join("ddm.sock")).unwrap();
+    for index in 2..62 {
+        service.set_link(index, &format!("link-with-a-long-name-{index:03}"), true);
+    }
+    service.set_link(99, "marker", true);
+    let server = Server::connect_socket(service.socket()).unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while server.interfaces().unwrap().len() < 61 {
+        assert!(std::time::Instant::now() < deadline, "every link is in");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let report = server.uptime(&mprapi::Uptime::default()).unwrap();
+    let names: Vec<&str> = report.interfaces.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names.len(), 61, "every interface, over several replies");
+    assert!(
+        names.windows(2).all(|w| w[0] < w[1]),
+        "in name order, once each"
+    );
+    assert!(report.interfaces.iter().all(|i| i.connected_now));
+    let (first_page, more) = server.history_page(&mprapi::History::default()).unwrap();
+    assert!(
+        more && first_page.len() < 61,
+        "a page is bounded by the frame"
+    );
+    let all: Vec<_> = server
+        .history(mprapi::History {
+            transitions_only: true,
+            ..mprapi::History::default()
+        })
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(all.len(), 61);
+}

@@ -24,11 +24,13 @@ pub fn page(
                 (SELECT min(id) FROM entry WHERE seq >= :since_seq), 9223372036854775807))
            AND (:until_seq = 0 OR id <= coalesce(
                 (SELECT max(id) FROM entry WHERE seq <= :until_seq), 0))
-           AND (:since_ns = 0 OR time_ns >= :since_ns)
-           AND (:until_ns = 0 OR time_ns <= :until_ns)
+           AND (:since_ns = 0 OR (time_ns >= :since_ns AND id >= {since_id}))
+           AND (:until_ns = 0 OR (time_ns <= :until_ns AND id <= {until_id}))
            AND (:interface = '' OR name = :interface OR name IS NULL)
            AND (:transitions_only = 0 OR kind = 0)
-         ORDER BY id"
+         ORDER BY id",
+        since_id = store::first_id_at_or_after(":since_ns"),
+        until_id = store::last_id_at_or_before(":until_ns"),
     );
     let mut statement = connection.prepare(&sql)?;
     let mut rows = statement.query(named_params! {

@@ -108,6 +108,24 @@ pub fn insert(connection: &mut Connection, entries: &[JournalEntry]) -> rusqlite
 pub const COLUMNS: &str = "id, time_ns, kind, seq, handle, name, from_state, to_state,
     last_error, reason, count, rx_bytes, tx_bytes, connected_ns";
 
+/// SQL for the id of the first entry at or after the time bound to
+/// `parameter` (none: past the last). Entries are numbered in commit
+/// order, so this bounds a window of time by ids, which the table is
+/// stored by: a window is read without scanning the journal before it.
+pub fn first_id_at_or_after(parameter: &str) -> String {
+    format!(
+        "coalesce((SELECT id FROM entry WHERE time_ns >= {parameter} ORDER BY time_ns LIMIT 1), 9223372036854775807)"
+    )
+}
+
+/// SQL for the id of the last entry at or before the time bound to
+/// `parameter` (none: 0).
+pub fn last_id_at_or_before(parameter: &str) -> String {
+    format!(
+        "coalesce((SELECT id FROM entry WHERE time_ns <= {parameter} ORDER BY time_ns DESC LIMIT 1), 0)"
+    )
+}
+
 /// An entry read back from a row of `COLUMNS`.
 pub fn entry_of(row: &Row) -> rusqlite::Result<JournalEntry> {
     let kind: i32 = row.get(2)?;

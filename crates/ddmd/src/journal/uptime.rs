@@ -139,7 +139,10 @@ pub fn report(
     let mut fold = Fold::new(since, states);
     let mut entries = connection.prepare(&format!(
         "SELECT {COLUMNS} FROM entry WHERE time_ns >= :since AND time_ns <= :until
-         AND (:interface = '' OR name = :interface) AND kind IN (0, 7) ORDER BY id"
+         AND id >= {since_id} AND id <= {until_id}
+         AND (:interface = '' OR name = :interface) AND kind IN (0, 7) ORDER BY id",
+        since_id = store::first_id_at_or_after(":since"),
+        until_id = store::last_id_at_or_before(":until"),
     ))?;
     let mut rows = entries.query(named_params! {
         ":since": since as i64,

@@ -4,6 +4,11 @@ use super::{Call, Handler, Outcome, Spec};
 use crate::journal::{now_ns, uptime};
 use crate::router::Router;
 use ddm_proto::message::{ReplyResult, Role, Uptime, UptimeReport};
+use ddm_proto::WinError;
+use prost::Message;
+
+/// What a frame holds besides the figures.
+const REPLY_OVERHEAD: usize = 256;
 
 impl Handler for Uptime {
     const SPEC: Spec = Spec {
@@ -13,13 +18,32 @@ impl Handler for Uptime {
     };
 
     fn handle(self, router: &mut Router, _: Call) -> Outcome {
+        let budget = router.limits.max_frame_bytes.saturating_sub(REPLY_OVERHEAD);
         super::read_journal(router, move |connection| {
-            let (since, until, interfaces) = uptime::report(connection, &self, now_ns())?;
-            Ok(Outcome::ok(ReplyResult::Uptime(UptimeReport {
-                since_unix_ns: since,
-                until_unix_ns: until,
-                interfaces,
-            })))
+            let (since, until, all) = uptime::report(connection, &self, now_ns())?;
+            let mut used = 0;
+            let mut interfaces = Vec::new();
+            let mut more = false;
+            for figures in all.into_iter().filter(|f| f.name > self.after_interface) {
+                used += figures.encoded_len() + 4;
+                if used > budget && !interfaces.is_empty() {
+                    more = true;
+                    break;
+                }
+                interfaces.push(figures);
+            }
+            Ok(Outcome {
+                error: if more {
+                    WinError::ERROR_MORE_DATA
+                } else {
+                    WinError::NO_ERROR
+                },
+                ..Outcome::ok(ReplyResult::Uptime(UptimeReport {
+                    since_unix_ns: since,
+                    until_unix_ns: until,
+                    interfaces,
+                }))
+            })
         })
     }
 }
