@@ -8,10 +8,21 @@ use serde_json::json;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Which part of the journal.
+#[derive(clap::Args)]
 pub struct Window {
+    /// From this sequence number (history only), time (2026-11-25
+    /// 08:00:00, UTC; or RFC 3339 with an offset; or @seconds) or time ago
+    /// (2h, 7days).
+    #[arg(long, value_name = "SEQ|TIME")]
     pub since: Option<String>,
+    /// Up to this sequence number (history only), time or time ago.
+    #[arg(long, value_name = "SEQ|TIME")]
     pub until: Option<String>,
+    /// Only this interface (history keeps the service's own entries).
+    #[arg(long, value_name = "NAME")]
     pub interface: Option<String>,
+    #[arg(long)]
     pub json: bool,
 }
 

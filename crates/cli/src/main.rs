@@ -105,35 +105,18 @@ enum Command {
     },
     /// Print the journal's entries, oldest first (monitor or admin).
     History {
-        /// From this sequence number, time (2026-11-25 08:00:00, UTC) or
-        /// time ago (2h, 7days).
-        #[arg(long, value_name = "SEQ|TIME")]
-        since: Option<String>,
-        /// Up to this sequence number, time or time ago.
-        #[arg(long, value_name = "SEQ|TIME")]
-        until: Option<String>,
-        /// Only this interface (and the service's own entries).
-        #[arg(long, value_name = "NAME")]
-        interface: Option<String>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        window: journal::Window,
         #[command(flatten)]
         endpoint: Endpoint,
     },
     /// Per interface: connected time and percentage, disconnects, longest
     /// outage; for declared interfaces attempts, failures and bytes per
-    /// connection (monitor or admin).
+    /// connection (monitor or admin). The window's bounds are times [default:
+    /// the journal's oldest entry to now].
     Uptime {
-        /// From this time or time ago [default: the journal's oldest entry].
-        #[arg(long, value_name = "TIME")]
-        since: Option<String>,
-        /// Up to this time or time ago [default: now].
-        #[arg(long, value_name = "TIME")]
-        until: Option<String>,
-        #[arg(long, value_name = "NAME")]
-        interface: Option<String>,
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        window: journal::Window,
         #[command(flatten)]
         endpoint: Endpoint,
     },
@@ -232,40 +215,12 @@ fn main() -> ExitCode {
                 watch::run(&endpoint, options)
             }
         }
-        Command::History {
-            since,
-            until,
-            interface,
-            json,
-            endpoint,
-        } => endpoint.connect().and_then(|s| {
-            journal::history(
-                &s,
-                &journal::Window {
-                    since,
-                    until,
-                    interface,
-                    json,
-                },
-            )
-        }),
-        Command::Uptime {
-            since,
-            until,
-            interface,
-            json,
-            endpoint,
-        } => endpoint.connect().and_then(|s| {
-            journal::uptime(
-                &s,
-                &journal::Window {
-                    since,
-                    until,
-                    interface,
-                    json,
-                },
-            )
-        }),
+        Command::History { window, endpoint } => endpoint
+            .connect()
+            .and_then(|s| journal::history(&s, &window)),
+        Command::Uptime { window, endpoint } => endpoint
+            .connect()
+            .and_then(|s| journal::uptime(&s, &window)),
         Command::Router { action, endpoint } => endpoint
             .connect()
             .and_then(|s| s.set_router_running(matches!(action, RouterAction::Start))),

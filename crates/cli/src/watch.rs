@@ -146,13 +146,15 @@ fn print_event(out: &mut impl Write, event: &ConnectionEvent, as_json: bool) {
 pub fn fleet(nats: &NatsArgs, options: &Options) -> Result<(), WinError> {
     let stop = catch_termination();
     let watch = ddmd::export::fleet::FleetWatch {
-        servers: nats.servers.clone(),
+        broker: ddmd::export::Broker {
+            servers: nats.servers.clone(),
+            ca: nats.ca.clone(),
+            certificate: nats.cert.clone(),
+            key: nats.key.clone(),
+        },
         stream: nats.stream.clone(),
         durable: nats.durable.clone(),
         subject: nats.subject.clone(),
-        ca: nats.ca.clone(),
-        certificate: nats.cert.clone(),
-        key: nats.key.clone(),
         idle_timeout: options.timeout.map(Duration::from_secs_f64),
     };
     let mut seen = 0u64;

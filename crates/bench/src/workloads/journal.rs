@@ -11,6 +11,7 @@ use crate::listeners::Mechanism;
 use crate::report::Report;
 use crate::stats::Summary;
 use ddmd::export::fleet::{self, FleetWatch};
+use ddmd::export::Broker;
 use mprapi::JournalStatus;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -187,13 +188,13 @@ fn export_lag(lab: &mut Lab, port: u16, duration: Duration, report: &mut Report)
             .is_some_and(|e| e.connected && e.behind == 0)
     });
     let watch = FleetWatch {
-        servers: vec![format!("nats://127.0.0.1:{port}")],
+        broker: Broker {
+            servers: vec![format!("nats://127.0.0.1:{port}")],
+            ..Broker::default()
+        },
         stream: "DDM".into(),
         durable: "bench".into(),
         subject: Some("ddm.bench.events.transition".into()),
-        ca: None,
-        certificate: None,
-        key: None,
         idle_timeout: Some(Duration::from_secs(2)),
     };
     let before = server.journal_status().expect("journal status");

@@ -32,6 +32,27 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `openssl req` making a new EC key `key` and `out` (a request, or with
+/// `-x509` among `extra` a self-signed certificate) for `subject`.
+fn new_key(dir: &Path, extra: &[&str], key: &str, out: &str, subject: &str) {
+    let mut args = vec!["req"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        out,
+        "-subj",
+        subject,
+    ]);
+    openssl(dir, &args);
+}
+
 /// A key and a certificate signed by the CA in `dir`.
 fn issue(dir: &Path, name: &str, subject: &str, extensions: &str) {
     std::fs::write(dir.join(format!("{name}.ext")), extensions).unwrap();
@@ -41,23 +62,7 @@ fn issue(dir: &Path, name: &str, subject: &str, extensions: &str) {
         format!("{name}.pem"),
         format!("{name}.ext"),
     );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            subject,
-        ],
-    );
+    new_key(dir, &[], &key, &csr, subject);
     openssl(
         dir,
         &[
@@ -88,25 +93,12 @@ impl Broker {
         netns.ip(&["link", "set", "lo", "up"]);
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        openssl(
+        new_key(
             d,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=ddm test CA",
-            ],
+            &["-x509", "-days", "2"],
+            "ca.key",
+            "ca.pem",
+            "/CN=ddm test CA",
         );
         let addresses: Vec<String> = (1..=ROUTERS.len())
             .map(|n| format!("IP:10.77.{n}.1"))
@@ -205,18 +197,7 @@ impl Broker {
     /// table that publishes as `router_id` with `cert`'s certificate.
     pub fn join(&self, router: &Netns, n: usize, router_id: &str, cert: &str) -> String {
         let peer = format!("to{n}");
-        router.ip(&[
-            "link",
-            "add",
-            "nats0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &peer,
-            "netns",
-            &self.netns.name,
-        ]);
+        router.veth_to("nats0", &peer, &self.netns);
         router.ip(&["addr", "add", &format!("10.77.{n}.2/24"), "dev", "nats0"]);
         router.ip(&["link", "set", "nats0", "up"]);
         self.netns

@@ -66,6 +66,22 @@ impl Netns {
         run("ip", &all);
     }
 
+    /// A veth pair: `name` here, `peer` in `other`.
+    pub fn veth_to(&self, name: &str, peer: &str, other: &Netns) {
+        self.ip(&[
+            "link",
+            "add",
+            name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            peer,
+            "netns",
+            &other.name,
+        ]);
+    }
+
     /// Many `ip` commands in one process (`ip -batch`), for bursts.
     pub fn ip_batch(&self, lines: &str) {
         use std::io::Write;
@@ -287,18 +303,7 @@ impl Lab {
     /// Adds veth `name` (router side, down) whose peer is up at the far end.
     pub fn add_link(&self, name: &str) {
         let peer = format!("{name}p");
-        self.router.ip(&[
-            "link",
-            "add",
-            name,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &peer,
-            "netns",
-            &self.far.name,
-        ]);
+        self.router.veth_to(name, &peer, &self.far);
         self.far.ip(&["link", "set", &peer, "up"]);
     }
 

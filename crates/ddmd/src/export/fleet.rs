@@ -5,23 +5,20 @@
 //! where it left off. Each message is one journal entry of one router, as
 //! `export::payload` wrote it.
 
+use super::Broker;
 use async_nats::jetstream::{self, consumer::pull};
 use futures_util::StreamExt;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where and how to watch.
 #[derive(Debug, Clone)]
 pub struct FleetWatch {
-    pub servers: Vec<String>,
+    pub broker: Broker,
     pub stream: String,
     /// The durable consumer's name: the same name resumes.
     pub durable: String,
     /// Only these subjects (empty: the whole stream).
     pub subject: Option<String>,
-    pub ca: Option<PathBuf>,
-    pub certificate: Option<PathBuf>,
-    pub key: Option<PathBuf>,
     /// Give up when nothing comes for this long (None: never).
     pub idle_timeout: Option<Duration>,
 }
@@ -36,16 +33,10 @@ pub fn watch(
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut connect = async_nats::ConnectOptions::new().name("ddm watch --fleet");
-        if let Some(ca) = &options.ca {
-            connect = connect.add_root_certificates(ca.clone()).require_tls(true);
-        }
-        if let (Some(certificate), Some(key)) = (&options.certificate, &options.key) {
-            connect = connect
-                .add_client_certificate(certificate.clone(), key.clone())
-                .require_tls(true);
-        }
-        let client = connect.connect(options.servers.clone()).await?;
+        let client = options
+            .broker
+            .connect("ddm watch --fleet", async_nats::ConnectOptions::new())
+            .await?;
         let context = jetstream::new(client);
         let stream = context.get_stream(&options.stream).await?;
         let consumer = stream

@@ -116,6 +116,15 @@ impl ExportConfig {
             .unwrap_or_else(|| format!("ddm.{}.events", self.router_id()))
     }
 
+    pub fn broker(&self) -> Broker {
+        Broker {
+            servers: self.servers.clone(),
+            ca: self.ca.clone(),
+            certificate: self.certificate.clone(),
+            key: self.key.clone(),
+        }
+    }
+
     fn ack_timeout(&self) -> Duration {
         Duration::from_millis(self.ack_timeout_ms)
     }
@@ -123,6 +132,39 @@ impl ExportConfig {
 
 fn is_token(s: &str) -> bool {
     !s.is_empty() && !s.contains(|c: char| c == '.' || c == '*' || c == '>' || c.is_whitespace())
+}
+
+/// Where a broker is and how to reach it: the export's and the fleet
+/// watcher's connections are made the same way.
+#[derive(Debug, Clone, Default)]
+pub struct Broker {
+    pub servers: Vec<String>,
+    /// The CA that signed the broker's certificate (PEM); with it (or a
+    /// client certificate) the connection must be TLS.
+    pub ca: Option<PathBuf>,
+    pub certificate: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl Broker {
+    /// Connects, naming the connection `name` on the broker. `options`
+    /// adds what the caller needs.
+    pub async fn connect(
+        &self,
+        name: &str,
+        options: async_nats::ConnectOptions,
+    ) -> Result<async_nats::Client, async_nats::ConnectError> {
+        let mut options = options.name(name);
+        if let Some(ca) = &self.ca {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let (Some(certificate), Some(key)) = (&self.certificate, &self.key) {
+            options = options
+                .add_client_certificate(certificate.clone(), key.clone())
+                .require_tls(true);
+        }
+        options.connect(self.servers.clone()).await
+    }
 }
 
 /// The export's state, as `ddm status` shows it.

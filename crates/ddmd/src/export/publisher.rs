@@ -153,20 +153,12 @@ impl Publisher {
     }
 
     async fn connect(&self) -> Result<async_nats::Client, Failure> {
-        let mut options = async_nats::ConnectOptions::new()
-            .name(format!("ddm {}", self.router))
+        let options = async_nats::ConnectOptions::new()
             .connection_timeout(self.config.ack_timeout())
             // One connection at a time: see the module docs.
             .max_reconnects(1);
-        if let Some(ca) = &self.config.ca {
-            options = options.add_root_certificates(ca.clone()).require_tls(true);
-        }
-        if let (Some(certificate), Some(key)) = (&self.config.certificate, &self.config.key) {
-            options = options
-                .add_client_certificate(certificate.clone(), key.clone())
-                .require_tls(true);
-        }
-        Ok(options.connect(self.config.servers.clone()).await?)
+        let name = format!("ddm {}", self.router);
+        Ok(self.config.broker().connect(&name, options).await?)
     }
 
     /// Publishes `entries` (a window), then waits for their
