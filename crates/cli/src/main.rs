@@ -37,10 +37,12 @@ struct Endpoint {
 }
 
 impl Endpoint {
+    fn path(&self) -> PathBuf {
+        ddm_proto::endpoint::client_socket_path(self.socket.clone())
+    }
+
     fn connect(&self) -> Result<Server, WinError> {
-        Server::connect_socket(&ddm_proto::endpoint::client_socket_path(
-            self.socket.clone(),
-        ))
+        Server::connect_socket(&self.path())
     }
 }
 
@@ -94,6 +96,10 @@ enum Command {
         /// the journal first.
         #[arg(long, value_name = "SEQ", conflicts_with = "fleet")]
         since: Option<u64>,
+        /// Go on across restarts of the service and stops of the DDM,
+        /// resuming after the last event printed (from the journal).
+        #[arg(long, conflicts_with = "fleet")]
+        resume: bool,
         /// Watch a whole fleet's events in NATS JetStream instead (see
         /// the --nats options); a durable consumer resumes where it left off.
         #[arg(long)]
@@ -199,6 +205,7 @@ fn main() -> ExitCode {
             count,
             timeout,
             since,
+            resume,
             fleet,
             nats,
             endpoint,
@@ -208,6 +215,7 @@ fn main() -> ExitCode {
                 count,
                 timeout,
                 since,
+                resume,
             };
             if fleet {
                 watch::fleet(&nats, &options)

@@ -7,7 +7,7 @@
 //! cleanly: the registration is deregistered before the process exits.
 
 use crate::Endpoint;
-use mprapi::{ConnectionEvent, Event, EventStream, StreamItem, WinError};
+use mprapi::{ConnectionEvent, Event, ReconnectingServer, StreamItem, WinError};
 use nix::sys::signal::{SigSet, Signal};
 use serde_json::json;
 use std::io::Write;
@@ -22,6 +22,8 @@ pub struct Options {
     pub timeout: Option<f64>,
     /// Resume after this sequence number (`Server::subscribe_from`).
     pub since: Option<u64>,
+    /// Go on across restarts of the service (`ResumingStream`).
+    pub resume: bool,
 }
 
 /// Where `ddm watch --fleet` reads.
@@ -58,20 +60,47 @@ const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 pub fn run(endpoint: &Endpoint, options: Options) -> Result<(), WinError> {
     let stop = catch_termination();
+    if options.resume {
+        return resume(endpoint, &options, &stop);
+    }
     let server = endpoint.connect()?;
     // Stream first: once the registration shows, every change is printed.
     let stream = match options.since {
         Some(seq) => server.subscribe_from(seq)?,
         None => server.subscribe()?,
     };
-    let event = Event::auto().map_err(|_| WinError::ERROR_NOT_ENOUGH_MEMORY)?;
+    let event = new_event()?;
     server.register_connection_notification(&event)?;
-    let outcome = follow(&stream, &options, &stop);
+    let outcome = follow(|wait| stream.next_timeout(wait), &options, &stop);
     let deregistered = server.deregister_connection_notification(&event);
     outcome.and(deregistered)
 }
 
-fn follow(stream: &EventStream, options: &Options, stop: &AtomicBool) -> Result<(), WinError> {
+fn new_event() -> Result<Event, WinError> {
+    Event::auto().map_err(|_| WinError::ERROR_NOT_ENOUGH_MEMORY)
+}
+
+/// `ddm watch --resume`: the same through a handle that reconnects and a
+/// stream that resumes from the journal after each restart.
+fn resume(endpoint: &Endpoint, options: &Options, stop: &AtomicBool) -> Result<(), WinError> {
+    let server = ReconnectingServer::connect_socket(&endpoint.path())?;
+    let mut stream = match options.since {
+        Some(seq) => server.subscribe_from(seq)?,
+        None => server.subscribe()?,
+    };
+    let event = new_event()?;
+    server.register_connection_notification(&event)?;
+    let outcome = follow(|wait| stream.next_timeout(wait), options, stop);
+    // The service may be away at the end: its registration went with it.
+    let _ = server.deregister_connection_notification(&event);
+    outcome
+}
+
+fn follow(
+    mut next: impl FnMut(Duration) -> Option<StreamItem>,
+    options: &Options,
+    stop: &AtomicBool,
+) -> Result<(), WinError> {
     let idle = options.timeout.map(Duration::from_secs_f64);
     let mut last_event = Instant::now();
     let mut seen = 0u64;
@@ -83,7 +112,7 @@ fn follow(stream: &EventStream, options: &Options, stop: &AtomicBool) -> Result<
         let wait = idle.map_or(SIGNAL_CHECK, |idle| {
             idle.saturating_sub(last_event.elapsed()).min(SIGNAL_CHECK)
         });
-        match stream.next_timeout(wait) {
+        match next(wait) {
             Some(StreamItem::Event(event)) => {
                 seen += 1;
                 last_event = Instant::now();

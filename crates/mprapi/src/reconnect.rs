@@ -111,12 +111,23 @@ impl ReconnectingServer {
     /// (see [`ResumingStream`]); the first subscription must succeed.
     pub fn subscribe(&self) -> Result<ResumingStream> {
         let stream = self.server()?.subscribe()?;
-        Ok(ResumingStream {
+        Ok(self.resuming(stream.snapshot().seq, stream))
+    }
+
+    /// [`ReconnectingServer::subscribe`], beginning after `seq` as
+    /// [`Server::subscribe_from`] does.
+    pub fn subscribe_from(&self, seq: u64) -> Result<ResumingStream> {
+        let stream = self.server()?.subscribe_from(seq)?;
+        Ok(self.resuming(seq, stream))
+    }
+
+    fn resuming(&self, last_seq: u64, stream: EventStream) -> ResumingStream {
+        ResumingStream {
             shared: self.shared.clone(),
-            last_seq: stream.snapshot().seq,
+            last_seq,
             snapshot: stream.snapshot().clone(),
             stream: Some(stream),
-        })
+        }
     }
 
     /// Registers `event` now and again after every reconnection.

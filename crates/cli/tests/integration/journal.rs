@@ -402,3 +402,56 @@ fn a_resuming_stream_misses_nothing_and_repeats_nothing_across_restarts() {
     assert_eq!(seqs, (first..=last).collect::<Vec<_>>(), "{}", said());
     assert!(last >= first + 20, "changes from every run: {}", said());
 }
+
+#[test]
+fn watch_resume_goes_on_across_a_sigkill_of_the_service() {
+    let mut lab = Lab::new();
+    lab.add_connected_link("va");
+    let since = lab.service.connect().subscribe().unwrap().snapshot().seq;
+    let watch = lab
+        .service
+        .ddm(&[
+            "watch",
+            "--resume",
+            "--json",
+            "--count",
+            "12",
+            "--timeout",
+            "20",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    lab.service.wait_for_registration(watch.id());
+    lab.flap("va", 7); // (up), down, up, ...: 6 changes
+    wait_until("the changes are journaled", || {
+        transitions(&lab.service.connect(), since + 1).len() == 6
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    lab.service.kill();
+    lab.service.restart();
+    lab.flap("va", 7); // 6 more, after the restart
+    let out = watch.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let seqs: Vec<u64> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, (since + 1..=since + 12).collect::<Vec<_>>());
+}
+
+#[test]
+fn only_the_service_can_read_its_journal_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::new();
+    let status = lab.service.connect().journal_status().unwrap();
+    let file = std::path::Path::new(&status.path);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(file), 0o600);
+    assert_eq!(mode(file.parent().unwrap()), 0o700);
+}

@@ -21,6 +21,7 @@ mod writer;
 use crate::config::JournalConfig;
 use ddm_proto::message::{ConnectionEvent, EntryKind, JournalEntry};
 use std::collections::HashMap;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
@@ -83,11 +84,18 @@ impl Journal {
             source,
         };
         if let Some(directory) = path.parent() {
-            std::fs::create_dir_all(directory).map_err(failed)?;
+            // Only the service reads the file: others ask it (history
+            // needs the monitor role).
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(directory)
+                .map_err(failed)?;
         }
         let lock = lock(&path).map_err(failed)?;
         let sqlite = |e: rusqlite::Error| failed(std::io::Error::other(e));
         let connection = store::open_writer(&path).map_err(sqlite)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
         let (last_id, last_seq) = store::last_numbers(&connection).map_err(sqlite)?;
         let last_states = store::last_states(&connection).map_err(sqlite)?;
         let epoch = match store::setting(&connection, "epoch").map_err(sqlite)? {
