@@ -16,6 +16,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
+/// How long the writer lets entries gather after the first of a batch.
+const GATHER: Duration = Duration::from_millis(5);
 /// Entries written in one transaction at most.
 const MAX_BATCH: usize = 4096;
 /// How often retention looks at the journal.
@@ -64,6 +66,9 @@ impl Writer {
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             if let Some(first) = first {
+                // What comes meanwhile joins the transaction: fewer, larger
+                // writes, still far inside the 100 ms an entry may wait.
+                std::thread::sleep(GATHER);
                 let mut batch = vec![first];
                 while batch.len() < MAX_BATCH {
                     match queue.try_recv() {
