@@ -47,13 +47,13 @@ impl Replay {
     }
 
     fn read_page(&mut self, connection: &Connection) {
-        let request = Request::History(History {
+        let request = Request::History(Box::new(History {
             after_id: self.after_id,
             since_seq: self.next_seq,
             until_seq: self.until,
             transitions_only: true,
             ..History::default()
-        });
+        }));
         let reply = connection.call(request, None);
         let (entries, more) = match reply {
             Ok(reply) => match (WinError(reply.error), reply.result) {

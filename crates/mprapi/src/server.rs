@@ -304,7 +304,7 @@ impl Server {
     pub fn history_page(&self, query: &History) -> Result<(Vec<JournalEntry>, bool)> {
         let reply = self
             .connection
-            .call(Request::History(query.clone()), None)?;
+            .call(Request::History(Box::new(query.clone())), None)?;
         let more = match WinError(reply.error) {
             WinError::ERROR_MORE_DATA => true,
             error => {
@@ -352,7 +352,9 @@ impl Server {
         let mut query = query.clone();
         let mut whole: Option<UptimeReport> = None;
         loop {
-            let reply = self.connection.call(Request::Uptime(query.clone()), None)?;
+            let reply = self
+                .connection
+                .call(Request::Uptime(Box::new(query.clone())), None)?;
             let more = WinError(reply.error) == WinError::ERROR_MORE_DATA;
             if !more {
                 WinError(reply.error).into_result()?;
@@ -378,7 +380,7 @@ impl Server {
     /// The journal's state and its export's. Monitor or admin.
     pub fn journal_status(&self) -> Result<JournalStatus> {
         match self.call(Request::JournalInfo(JournalInfo {}))? {
-            Some(ReplyResult::Journal(status)) => Ok(status),
+            Some(ReplyResult::Journal(status)) => Ok(*status),
             _ => Err(WinError::RPC_S_PROTOCOL_ERROR),
         }
     }

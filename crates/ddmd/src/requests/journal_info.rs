@@ -15,7 +15,7 @@ impl Handler for JournalInfo {
 
     fn handle(self, router: &mut Router, _: Call) -> Outcome {
         let Some(journal) = &router.journal else {
-            return Outcome::ok(ReplyResult::Journal(JournalStatus::default()));
+            return Outcome::ok(ReplyResult::Journal(Box::default()));
         };
         let mut status = JournalStatus {
             enabled: true,
@@ -28,7 +28,7 @@ impl Handler for JournalInfo {
         super::read_journal(router, move |connection| {
             status.bytes = store::bytes_used(connection)?;
             status.oldest_unix_ns = store::oldest_time(connection)?.unwrap_or(0);
-            Ok(Outcome::ok(ReplyResult::Journal(status)))
+            Ok(Outcome::ok(ReplyResult::Journal(Box::new(status))))
         })
     }
 }

@@ -220,8 +220,8 @@ mod tests {
                 false,
             ),
             (Request::ServiceReload(ServiceReload {}), Role::Admin, false),
-            (Request::History(History::default()), Role::Monitor, false),
-            (Request::Uptime(Uptime::default()), Role::Monitor, false),
+            (Request::History(Box::default()), Role::Monitor, false),
+            (Request::Uptime(Box::default()), Role::Monitor, false),
             (Request::JournalInfo(JournalInfo {}), Role::Monitor, false),
         ];
         for (request, role, needs_ddm) in cases {
