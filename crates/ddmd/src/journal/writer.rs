@@ -52,8 +52,10 @@ impl Writer {
     pub fn run(mut self, queue: Receiver<JournalEntry>) {
         let mut lost = Lost::default();
         let mut failures = Throttle::default();
-        let mut retention_at = Instant::now();
-        let mut retaining = true;
+        // A first step at once: a journal kept while the service was down
+        // may be past its age or size.
+        let mut retaining = self.retain_step();
+        let mut retention_at = Instant::now() + RETENTION_EVERY;
         loop {
             let wait = if retaining {
                 Duration::ZERO
