@@ -118,8 +118,8 @@ const FULL: Plan = Plan {
     churn_time: Duration::from_secs(3),
     dial_rounds: 30,
     dial_flips: 100,
-    journal_rounds: 6,
-    journal_flips: 100,
+    journal_rounds: 12,
+    journal_flips: 50,
     export_time: Duration::from_secs(5),
 };
 

@@ -3,7 +3,8 @@
 //! The router never waits for the disk: it hands entries over without
 //! blocking (see `Journal::append`), and this thread writes whatever has
 //! queued in one transaction, so a slow disk makes batches larger, not
-//! the router slower. When a write fails (a full disk), the batch is
+//! the router slower. While changes keep coming it polls the queue rather
+//! than being woken for each. When a write fails (a full disk), the batch is
 //! counted as lost and the next successful write begins with a gap entry
 //! saying how many. Retention deletes old entries in small chunks between
 //! batches, so writes never wait long behind it.
@@ -12,12 +13,16 @@ use super::store;
 use crate::throttle::Throttle;
 use ddm_proto::message::{EntryKind, JournalEntry};
 use rusqlite::Connection;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
-/// How long the writer lets entries gather after the first of a batch.
+/// How long the writer lets entries gather into one transaction: fewer,
+/// larger writes, still far inside the 100 ms an entry may wait.
 const GATHER: Duration = Duration::from_millis(5);
+/// How long the writer polls after its last entry before it waits on the
+/// queue again.
+const STAY_AWAKE: Duration = Duration::from_secs(1);
 /// Entries written in one transaction at most.
 const MAX_BATCH: usize = 4096;
 /// How often retention looks at the journal.
@@ -56,21 +61,37 @@ impl Writer {
         // may be past its age or size.
         let mut retaining = self.retain_step();
         let mut retention_at = Instant::now() + RETENTION_EVERY;
+        // While entries keep coming the writer polls every GATHER instead
+        // of waiting on the queue: the router then never has to wake it
+        // (a futex wake, and a thread competing for a CPU with the waiters
+        // the change just woke). Idle for STAY_AWAKE, it waits again.
+        let mut busy_until = Instant::now();
         loop {
-            let wait = if retaining {
-                Duration::ZERO
+            let first = if Instant::now() < busy_until {
+                std::thread::sleep(GATHER);
+                match queue.try_recv() {
+                    Ok(entry) => Some(entry),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return,
+                }
             } else {
-                retention_at.saturating_duration_since(Instant::now())
-            };
-            let first = match queue.recv_timeout(wait) {
-                Ok(entry) => Some(entry),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return,
+                let wait = if retaining {
+                    Duration::ZERO
+                } else {
+                    retention_at.saturating_duration_since(Instant::now())
+                };
+                match queue.recv_timeout(wait) {
+                    Ok(entry) => {
+                        // What comes meanwhile joins the transaction.
+                        std::thread::sleep(GATHER);
+                        Some(entry)
+                    }
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
             };
             if let Some(first) = first {
-                // What comes meanwhile joins the transaction: fewer, larger
-                // writes, still far inside the 100 ms an entry may wait.
-                std::thread::sleep(GATHER);
+                busy_until = Instant::now() + STAY_AWAKE;
                 let mut batch = vec![first];
                 while batch.len() < MAX_BATCH {
                     match queue.try_recv() {
