@@ -55,7 +55,7 @@ pub fn error_name(code: u32) -> String {
     }
 }
 
-fn interface_json(i: &InterfaceInfo) -> serde_json::Value {
+pub fn interface_json(i: &InterfaceInfo) -> serde_json::Value {
     json!({
         "name": i.name,
         "handle": i.handle,
@@ -70,6 +70,27 @@ fn interface_json(i: &InterfaceInfo) -> serde_json::Value {
     })
 }
 
+/// The header of the interface table.
+pub const INTERFACE_HEADER: &str =
+    "HANDLE  NAME             TYPE        ENABLED STATE         DIAL       LAST_ERROR";
+
+/// One interface as a row of the table.
+pub fn interface_row(i: &InterfaceInfo) -> String {
+    format!(
+        "{:>6}  {:<16} {:<11} {:<7} {:<13} {:<10} {}",
+        i.handle,
+        i.name,
+        interface_type::name(i.if_type),
+        if i.enabled { "yes" } else { "no" },
+        i.state.name(),
+        match i.dial.name() {
+            "" => "-",
+            mode => mode,
+        },
+        error_name(i.last_error)
+    )
+}
+
 pub fn interfaces(server: &Server, json: bool) -> Result<(), WinError> {
     let interfaces = server.interfaces()?;
     if json {
@@ -77,24 +98,9 @@ pub fn interfaces(server: &Server, json: bool) -> Result<(), WinError> {
         println!("{}", serde_json::Value::Array(list));
         return Ok(());
     }
-    println!(
-        "{:>6}  {:<16} {:<11} {:<7} {:<13} {:<10} LAST_ERROR",
-        "HANDLE", "NAME", "TYPE", "ENABLED", "STATE", "DIAL"
-    );
+    println!("{INTERFACE_HEADER}");
     for i in &interfaces {
-        println!(
-            "{:>6}  {:<16} {:<11} {:<7} {:<13} {:<10} {}",
-            i.handle,
-            i.name,
-            interface_type::name(i.if_type),
-            if i.enabled { "yes" } else { "no" },
-            i.state.name(),
-            match i.dial.name() {
-                "" => "-",
-                mode => mode,
-            },
-            error_name(i.last_error)
-        );
+        println!("{}", interface_row(i));
     }
     Ok(())
 }
@@ -112,6 +118,8 @@ pub fn registrations(server: &Server, json: bool) -> Result<(), WinError> {
                     "role": s.role.name(),
                     "registrations": s.registrations,
                     "subscribed": s.subscribed,
+                    "identity": s.identity,
+                    "address": s.address,
                 })
             })
             .collect();
@@ -119,12 +127,16 @@ pub fn registrations(server: &Server, json: bool) -> Result<(), WinError> {
         return Ok(());
     }
     println!(
-        "{:>8}  {:>8}  {:>6}  {:<8} {:>13}  STREAM",
+        "{:>8}  {:>8}  {:>6}  {:<8} {:>13}  STREAM  REMOTE",
         "SESSION", "PID", "UID", "ROLE", "REGISTRATIONS"
     );
     for s in &sessions {
+        let remote = match s.identity.as_str() {
+            "" => "-".to_string(),
+            identity => format!("{identity} ({})", s.address),
+        };
         println!(
-            "{:>8}  {:>8}  {:>6}  {:<8} {:>13}  {}",
+            "{:>8}  {:>8}  {:>6}  {:<8} {:>13}  {:<6}  {remote}",
             s.session,
             s.pid,
             s.uid,

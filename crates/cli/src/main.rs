@@ -5,6 +5,7 @@
 //! `NAME (number): text` with a non-zero exit status.
 
 mod dialing;
+mod fleet;
 mod journal;
 mod listing;
 mod watch;
@@ -32,8 +33,13 @@ struct Endpoint {
     /// Unix socket of the service [default: $DDM_SOCKET, else
     /// /run/ddm/ddm.sock if it exists (clients) or if root (serve), else
     /// $XDG_RUNTIME_DIR/ddm.sock]
-    #[arg(long, value_name = "PATH", global = true)]
+    #[arg(long, value_name = "PATH", global = true, conflicts_with = "servers")]
     socket: Option<PathBuf>,
+    /// A remote service, over TLS with the client certificate of
+    /// client.toml: a name, name:port or address. `watch` and `interfaces`
+    /// take several (repeat it) and show them together.
+    #[arg(long = "server", value_name = "NAME", global = true)]
+    servers: Vec<String>,
 }
 
 impl Endpoint {
@@ -41,8 +47,13 @@ impl Endpoint {
         ddm_proto::endpoint::client_socket_path(self.socket.clone())
     }
 
+    /// The one service this command is for: the first --server, else the
+    /// local one.
     fn connect(&self) -> Result<Server, WinError> {
-        Server::connect_socket(&self.path())
+        match self.servers.first() {
+            Some(name) => Server::connect(Some(name)),
+            None => Server::connect_socket(&self.path()),
+        }
     }
 }
 
@@ -196,6 +207,9 @@ fn main() -> ExitCode {
         }
         Command::Info { json, endpoint } => {
             endpoint.connect().and_then(|s| listing::info(&s, json))
+        }
+        Command::Interfaces { json, endpoint } if endpoint.servers.len() > 1 => {
+            fleet::interfaces(&endpoint.servers, json)
         }
         Command::Interfaces { json, endpoint } => endpoint
             .connect()

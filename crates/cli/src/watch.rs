@@ -35,7 +35,7 @@ pub struct NatsArgs {
         value_name = "URL",
         default_value = "nats://127.0.0.1:4222"
     )]
-    servers: Vec<String>,
+    brokers: Vec<String>,
     /// The JetStream stream the routers publish to.
     #[arg(long, value_name = "NAME", default_value = "DDM")]
     stream: String,
@@ -60,6 +60,9 @@ const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 pub fn run(endpoint: &Endpoint, options: Options) -> Result<(), WinError> {
     let stop = catch_termination();
+    if endpoint.servers.len() > 1 {
+        return crate::fleet::watch(&endpoint.servers, &options, &stop);
+    }
     if options.resume {
         return resume(endpoint, &options, &stop);
     }
@@ -83,7 +86,10 @@ fn new_event() -> Result<Event, WinError> {
 /// `ddm watch --resume`: the same through a handle that reconnects and a
 /// stream that resumes from the journal after each restart.
 fn resume(endpoint: &Endpoint, options: &Options, stop: &AtomicBool) -> Result<(), WinError> {
-    let server = ReconnectingServer::connect_socket(&endpoint.path())?;
+    let server = match endpoint.servers.first() {
+        Some(name) => ReconnectingServer::connect(Some(name))?,
+        None => ReconnectingServer::connect_socket(&endpoint.path())?,
+    };
     let mut stream = match options.since {
         Some(seq) => server.subscribe_from(seq)?,
         None => server.subscribe()?,
@@ -137,37 +143,45 @@ fn follow(
 }
 
 fn print_event(out: &mut impl Write, event: &ConnectionEvent, as_json: bool) {
-    let time = humantime::format_rfc3339_nanos(event.time);
     let _ = if as_json {
-        let line = json!({
-            "seq": event.seq,
-            "interface": event.interface,
-            "handle": event.handle,
-            "from": event.from.name(),
-            "to": event.to.name(),
-            "time": time.to_string(),
-            "last_error": event.last_error,
-        });
-        writeln!(out, "{line}")
+        writeln!(out, "{}", event_json(event))
     } else {
-        let what = if event.from == mprapi::ConnectionState::Connected {
-            "disconnected"
-        } else {
-            event.to.name()
-        };
-        let error = match event.last_error {
-            0 => String::new(),
-            code => format!("  last error {}", crate::listing::error_name(code)),
-        };
-        writeln!(
-            out,
-            "{time}  #{:<5} {:<16} {what} ({} -> {}){error}",
-            event.seq,
-            event.interface,
-            event.from.name(),
-            event.to.name()
-        )
+        writeln!(out, "{}", event_line(event))
     };
+}
+
+/// An event as `--json` prints it.
+pub fn event_json(event: &ConnectionEvent) -> serde_json::Value {
+    json!({
+        "seq": event.seq,
+        "interface": event.interface,
+        "handle": event.handle,
+        "from": event.from.name(),
+        "to": event.to.name(),
+        "time": humantime::format_rfc3339_nanos(event.time).to_string(),
+        "last_error": event.last_error,
+    })
+}
+
+/// An event as a line for a person.
+pub fn event_line(event: &ConnectionEvent) -> String {
+    let time = humantime::format_rfc3339_nanos(event.time);
+    let what = if event.from == mprapi::ConnectionState::Connected {
+        "disconnected"
+    } else {
+        event.to.name()
+    };
+    let error = match event.last_error {
+        0 => String::new(),
+        code => format!("  last error {}", crate::listing::error_name(code)),
+    };
+    format!(
+        "{time}  #{:<5} {:<16} {what} ({} -> {}){error}",
+        event.seq,
+        event.interface,
+        event.from.name(),
+        event.to.name()
+    )
 }
 
 /// `ddm watch --fleet`: every router's entries from JetStream, one line
@@ -176,7 +190,7 @@ pub fn fleet(nats: &NatsArgs, options: &Options) -> Result<(), WinError> {
     let stop = catch_termination();
     let watch = ddmd::export::fleet::FleetWatch {
         broker: ddmd::export::Broker {
-            servers: nats.servers.clone(),
+            servers: nats.brokers.clone(),
             ca: nats.ca.clone(),
             certificate: nats.cert.clone(),
             key: nats.key.clone(),

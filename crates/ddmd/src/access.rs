@@ -19,6 +19,9 @@ pub struct Policy {
     monitor_uids: Vec<u32>,
     monitor_gids: Vec<u32>,
     default_role: Role,
+    /// Remote identities (or prefixes, ending in `*`) and their roles, the
+    /// highest first.
+    identities: Vec<(String, Role)>,
 }
 
 impl Policy {
@@ -36,7 +39,27 @@ impl Policy {
             } else {
                 Role::Status
             },
+            identities: [
+                (&config.admin_identities, Role::Admin),
+                (&config.monitor_identities, Role::Monitor),
+                (&config.status_identities, Role::Status),
+            ]
+            .into_iter()
+            .flat_map(|(names, role)| names.iter().map(move |n| (n.clone(), role)))
+            .collect(),
         }
+    }
+
+    /// The role of a remote peer with certificate identity `identity`: the
+    /// highest any entry gives it; none when no entry names it.
+    pub fn role_of_identity(&self, identity: &str) -> Role {
+        self.identities
+            .iter()
+            .find(|(pattern, _)| match pattern.strip_suffix('*') {
+                Some(prefix) => identity.starts_with(prefix),
+                None => identity == pattern,
+            })
+            .map_or(Role::None, |(_, role)| *role)
     }
 
     /// The role of a peer.
@@ -99,7 +122,32 @@ mod tests {
             monitor_uids: vec![1001],
             monitor_gids: vec![60],
             default_role: Role::Status,
+            identities: vec![
+                ("spiffe://example.org/ops/alice".into(), Role::Admin),
+                ("spiffe://example.org/noc/*".into(), Role::Monitor),
+                ("CN=dashboard".into(), Role::Status),
+                ("dashboard".into(), Role::Status),
+            ],
         }
+    }
+
+    #[test]
+    fn remote_identities_get_roles_by_name_or_prefix_and_others_none() {
+        let p = policy();
+        assert_eq!(
+            p.role_of_identity("spiffe://example.org/ops/alice"),
+            Role::Admin
+        );
+        assert_eq!(
+            p.role_of_identity("spiffe://example.org/ops/alicex"),
+            Role::None
+        );
+        assert_eq!(
+            p.role_of_identity("spiffe://example.org/noc/bob"),
+            Role::Monitor
+        );
+        assert_eq!(p.role_of_identity("dashboard"), Role::Status);
+        assert_eq!(p.role_of_identity("mallory"), Role::None);
     }
 
     fn peer(uid: u32, gid: u32, groups: &[u32]) -> Credentials {

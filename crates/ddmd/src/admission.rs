@@ -6,7 +6,9 @@
 //! and connections still in their handshake (the cheapest to open and
 //! hold). A number of sessions is kept for administrators, whom neither the
 //! per-user nor the handshake limit applies to, and root always gets in.
-//! A refused connection is told RPC_S_SERVER_TOO_BUSY and closed.
+//! A refused connection is told RPC_S_SERVER_TOO_BUSY and closed. Remote
+//! peers are counted by their certificate's identity, as local ones by
+//! their uid (`max_sessions_per_identity`).
 
 use crate::config::Limits;
 use ddm_proto::message::Role;
@@ -18,7 +20,7 @@ use std::sync::{Arc, Mutex};
 pub enum Refusal {
     /// All sessions open to the caller's role are taken.
     Sessions,
-    /// The caller's user has its most sessions open.
+    /// The caller's user (or remote identity) has its most sessions open.
     PerUser,
     /// Too many connections have not finished their handshake.
     Handshakes,
@@ -34,11 +36,20 @@ impl Refusal {
     }
 }
 
+/// Who a connection comes from, as admission counts it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Who {
+    /// A local user.
+    User(u32),
+    /// A remote peer, by its certificate's identity.
+    Remote(String),
+}
+
 #[derive(Debug, Default)]
 struct Counts {
     total: usize,
     handshaking: usize,
-    per_uid: HashMap<u32, usize>,
+    per_peer: HashMap<Who, usize>,
 }
 
 /// The session counts, shared by every listener.
@@ -56,12 +67,16 @@ impl Admission {
         })
     }
 
-    /// Admits a connection from `uid` with `role`, or says why not. The
+    /// Admits a connection from `who` with `role`, or says why not. The
     /// ticket holds its place until it is dropped.
-    pub fn admit(self: &Arc<Self>, uid: u32, role: Role) -> Result<Ticket, Refusal> {
+    pub fn admit(self: &Arc<Self>, who: Who, role: Role) -> Result<Ticket, Refusal> {
         let limits = &self.limits;
         let mut counts = self.lock();
-        if uid != 0 {
+        let per_peer = match who {
+            Who::User(_) => limits.max_sessions_per_user,
+            Who::Remote(_) => limits.max_sessions_per_identity,
+        };
+        if who != Who::User(0) {
             if role == Role::Admin {
                 if counts.total >= limits.max_sessions {
                     return Err(Refusal::Sessions);
@@ -73,7 +88,7 @@ impl Admission {
                 if counts.total >= open_to_others {
                     return Err(Refusal::Sessions);
                 }
-                if counts.per_uid.get(&uid).copied().unwrap_or(0) >= limits.max_sessions_per_user {
+                if counts.per_peer.get(&who).copied().unwrap_or(0) >= per_peer {
                     return Err(Refusal::PerUser);
                 }
                 if counts.handshaking >= limits.max_pending_handshakes {
@@ -83,10 +98,10 @@ impl Admission {
         }
         counts.total += 1;
         counts.handshaking += 1;
-        *counts.per_uid.entry(uid).or_default() += 1;
+        *counts.per_peer.entry(who.clone()).or_default() += 1;
         Ok(Ticket {
             admission: self.clone(),
-            uid,
+            who,
             handshaking: true,
         })
     }
@@ -100,7 +115,7 @@ impl Admission {
 #[derive(Debug)]
 pub struct Ticket {
     admission: Arc<Admission>,
-    uid: u32,
+    who: Who,
     handshaking: bool,
 }
 
@@ -120,10 +135,10 @@ impl Drop for Ticket {
         if self.handshaking {
             counts.handshaking -= 1;
         }
-        if let Some(n) = counts.per_uid.get_mut(&self.uid) {
+        if let Some(n) = counts.per_peer.get_mut(&self.who) {
             *n -= 1;
             if *n == 0 {
-                counts.per_uid.remove(&self.uid);
+                counts.per_peer.remove(&self.who);
             }
         }
     }
@@ -132,6 +147,30 @@ impl Drop for Ticket {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_identities_are_counted_apart_from_users() {
+        let limits = Limits {
+            max_sessions_per_identity: 2,
+            ..Limits::default()
+        };
+        let a = Admission::new(&limits);
+        let alice = || Who::Remote("spiffe://example.org/alice".into());
+        let held: Vec<Ticket> = (0..2)
+            .map(|_| a.admit(alice(), Role::Monitor).unwrap())
+            .collect();
+        assert_eq!(
+            a.admit(alice(), Role::Monitor).unwrap_err(),
+            Refusal::PerUser
+        );
+        assert!(a.admit(Who::Remote("bob".into()), Role::Monitor).is_ok());
+        assert!(
+            a.admit(alice(), Role::Admin).is_ok(),
+            "admins are not limited"
+        );
+        drop(held);
+        assert!(a.admit(alice(), Role::Monitor).is_ok());
+    }
 
     fn admission() -> Arc<Admission> {
         Admission::new(&Limits {
@@ -146,13 +185,18 @@ mod tests {
     #[test]
     fn handshakes_are_limited_until_established() {
         let a = admission();
-        let mut held: Vec<Ticket> = (0..3).map(|_| a.admit(7, Role::Status).unwrap()).collect();
-        assert_eq!(a.admit(8, Role::Monitor).unwrap_err(), Refusal::Handshakes);
+        let mut held: Vec<Ticket> = (0..3)
+            .map(|_| a.admit(Who::User(7), Role::Status).unwrap())
+            .collect();
+        assert_eq!(
+            a.admit(Who::User(8), Role::Monitor).unwrap_err(),
+            Refusal::Handshakes
+        );
         held[0].established();
-        let another = a.admit(8, Role::Monitor).unwrap();
+        let another = a.admit(Who::User(8), Role::Monitor).unwrap();
         drop(held.pop());
         drop(another);
-        assert!(a.admit(8, Role::Monitor).is_ok());
+        assert!(a.admit(Who::User(8), Role::Monitor).is_ok());
     }
 
     #[test]
@@ -160,13 +204,16 @@ mod tests {
         let a = admission();
         let mut held = Vec::new();
         for _ in 0..5 {
-            let mut t = a.admit(7, Role::Status).unwrap();
+            let mut t = a.admit(Who::User(7), Role::Status).unwrap();
             t.established();
             held.push(t);
         }
-        assert_eq!(a.admit(7, Role::Status).unwrap_err(), Refusal::PerUser);
+        assert_eq!(
+            a.admit(Who::User(7), Role::Status).unwrap_err(),
+            Refusal::PerUser
+        );
         assert!(
-            a.admit(8, Role::Status).is_ok(),
+            a.admit(Who::User(8), Role::Status).is_ok(),
             "another user still gets in"
         );
     }
@@ -176,20 +223,29 @@ mod tests {
         let a = admission();
         let mut held = Vec::new();
         for uid in 0..8 {
-            let mut t = a.admit(100 + uid, Role::Status).unwrap();
+            let mut t = a.admit(Who::User(100 + uid), Role::Status).unwrap();
             t.established();
             held.push(t);
         }
-        assert_eq!(a.admit(200, Role::Monitor).unwrap_err(), Refusal::Sessions);
+        assert_eq!(
+            a.admit(Who::User(200), Role::Monitor).unwrap_err(),
+            Refusal::Sessions
+        );
         for _ in 0..2 {
-            let mut t = a.admit(300, Role::Admin).unwrap();
+            let mut t = a.admit(Who::User(300), Role::Admin).unwrap();
             t.established();
             held.push(t);
         }
-        assert_eq!(a.admit(300, Role::Admin).unwrap_err(), Refusal::Sessions);
-        assert!(a.admit(0, Role::Admin).is_ok(), "root always gets in");
+        assert_eq!(
+            a.admit(Who::User(300), Role::Admin).unwrap_err(),
+            Refusal::Sessions
+        );
+        assert!(
+            a.admit(Who::User(0), Role::Admin).is_ok(),
+            "root always gets in"
+        );
         held.truncate(0);
         assert_eq!(a.lock().total, 0);
-        assert!(a.lock().per_uid.is_empty());
+        assert!(a.lock().per_peer.is_empty());
     }
 }

@@ -23,6 +23,8 @@ pub struct Config {
     pub journal: JournalSetting,
     /// Export of the journal to NATS JetStream (off unless configured).
     pub export: Option<crate::export::ExportConfig>,
+    /// Remote administration over TLS (off unless configured).
+    pub remote: Option<crate::remote::RemoteConfig>,
     /// Demand-dial interfaces (`[[interface]]` tables).
     #[serde(rename = "interface")]
     pub interfaces: Vec<Declaration>,
@@ -42,6 +44,11 @@ pub struct AccessConfig {
     pub monitor_groups: Vec<String>,
     /// The role of everyone else: "status" or "none".
     pub default_role: String,
+    /// Remote clients, by their certificate's identity (SAN URI, else
+    /// subject CN); an entry ending in `*` is a prefix. Others get none.
+    pub admin_identities: Vec<String>,
+    pub monitor_identities: Vec<String>,
+    pub status_identities: Vec<String>,
 }
 
 impl Default for AccessConfig {
@@ -52,6 +59,9 @@ impl Default for AccessConfig {
             monitor_users: Vec::new(),
             monitor_groups: vec!["ddm".into()],
             default_role: "status".into(),
+            admin_identities: Vec::new(),
+            monitor_identities: Vec::new(),
+            status_identities: Vec::new(),
         }
     }
 }
@@ -68,6 +78,8 @@ pub struct Limits {
     pub admin_reserved_sessions: usize,
     /// Sessions one user (other than an admin) may have open at once.
     pub max_sessions_per_user: usize,
+    /// Sessions one remote identity (other than an admin) may have open.
+    pub max_sessions_per_identity: usize,
     /// Connections (other than an admin's) that may be in their handshake
     /// at once.
     pub max_pending_handshakes: usize,
@@ -91,6 +103,7 @@ impl Default for Limits {
             max_sessions: 16_384,
             admin_reserved_sessions: 16,
             max_sessions_per_user: 256,
+            max_sessions_per_identity: 64,
             max_pending_handshakes: 64,
             max_registrations_per_session: 256,
             max_streams_per_session: 64,
@@ -298,15 +311,21 @@ impl Config {
                 );
             }
         }
+        if let Some(remote) = &self.remote {
+            remote.check()?;
+        }
         if let Some(export) = &self.export {
             if self.journal.config().is_none() {
                 return Err("export: the journal is its outbox; it cannot be off".into());
             }
             export.check()?;
         }
-        if l.max_sessions_per_user == 0 || l.max_pending_handshakes == 0 {
+        if l.max_sessions_per_user == 0
+            || l.max_pending_handshakes == 0
+            || l.max_sessions_per_identity == 0
+        {
             return Err(
-                "limits: max_sessions_per_user and max_pending_handshakes must be at least 1"
+                "limits: max_sessions_per_user, max_sessions_per_identity and max_pending_handshakes must be at least 1"
                     .into(),
             );
         }

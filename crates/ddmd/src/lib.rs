@@ -24,8 +24,9 @@
 //!   the peer; [`scm`]: descriptors received without ever leaking one;
 //! * [`peer`]: who the peer is and its role; [`access`]: the policy that
 //!   gives the role;
-//! * [`listen`]: the Unix socket; [`admission`]: session limits, in all,
-//!   per user and in the handshake;
+//! * [`listen`]: the Unix socket; [`remote`]: the TLS 1.3 listener, with
+//!   client certificates; [`admission`]: session limits, in all, per user
+//!   (or remote identity) and in the handshake;
 //! * [`service`]: everything above put together, and its shutdown;
 //!   [`in_process`]: the service in a thread, for tests;
 //! * [`journal`]: every change kept in SQLite, written by a thread of its
@@ -49,6 +50,7 @@ pub mod memory;
 pub mod notify;
 pub mod outbox;
 pub mod peer;
+pub mod remote;
 pub mod requests;
 pub mod router;
 pub mod scm;
@@ -81,6 +83,8 @@ pub enum ServeError {
     Links(std::io::Error),
     #[error(transparent)]
     Journal(#[from] journal::JournalError),
+    #[error("remote listener: {0}")]
+    Remote(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

@@ -7,6 +7,7 @@
 //! connection is admitted or refused (see `admission`) before it costs the
 //! service anything but a short write.
 
+use crate::admission::Who;
 use crate::peer::{Credentials, Identity, Peer};
 use crate::session::{self, refusal_frame, SessionContext};
 use crate::throttle::Throttle;
@@ -93,7 +94,7 @@ impl LocalEndpoint {
                 }
             };
             let role = context.policy.role_of(&credentials);
-            match context.admission.admit(credentials.uid, role) {
+            match context.admission.admit(Who::User(credentials.uid), role) {
                 Ok(ticket) => {
                     let peer = Peer {
                         identity: Identity::Local(credentials),

@@ -21,6 +21,11 @@ pub struct Peer {
 pub enum Identity {
     /// A process on this machine, as the kernel reports it.
     Local(Credentials),
+    /// A client over TLS, named by its certificate (SAN URI, else CN).
+    Remote {
+        name: String,
+        address: std::net::SocketAddr,
+    },
 }
 
 impl Peer {
@@ -28,6 +33,7 @@ impl Peer {
     pub fn pid(&self) -> Option<i32> {
         match &self.identity {
             Identity::Local(c) => Some(c.pid),
+            Identity::Remote { .. } => None,
         }
     }
 
@@ -35,6 +41,15 @@ impl Peer {
     pub fn uid(&self) -> Option<u32> {
         match &self.identity {
             Identity::Local(c) => Some(c.uid),
+            Identity::Remote { .. } => None,
+        }
+    }
+
+    /// A remote peer's certificate identity and address.
+    pub fn remote(&self) -> Option<(&str, std::net::SocketAddr)> {
+        match &self.identity {
+            Identity::Local(_) => None,
+            Identity::Remote { name, address } => Some((name, *address)),
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::dial::{Dialed, LocalClock};
 use crate::journal::Journal;
 use crate::links::{self, LinkEvent};
 use crate::listen::LocalEndpoint;
+use crate::remote::{Reloadable, RemoteEndpoint};
 use crate::router::{Command, Router};
 use crate::session::SessionContext;
 use crate::table::{InterfaceTable, LinkFilter};
@@ -69,10 +70,18 @@ pub async fn serve(
             )
         })
     };
-    let reloader = config
-        .path
-        .clone()
-        .map(|path| spawn_reloader(path, commands.clone()));
+    let remote = match &config.remote {
+        Some(remote) => Some(
+            RemoteEndpoint::bind(remote)
+                .await
+                .map_err(ServeError::Remote)?,
+        ),
+        None => None,
+    };
+    let reloader = config.path.clone().map(|path| {
+        let tls = remote.as_ref().map(|(_, reloadable)| reloadable.clone());
+        spawn_reloader(path, tls, commands.clone())
+    });
     let mut router = Router::new(InterfaceTable::new(filter), config.limits.clone(), ready)
         .dialing(
             Dialed::new(spawner, Box::new(LocalClock)),
@@ -132,15 +141,28 @@ pub async fn serve(
     ));
     let sessions = TaskTracker::new();
     tracing::info!(socket = %endpoint.path().display(), "ddm serving");
+    let remote_served = async {
+        match &remote {
+            Some((remote, _)) => {
+                if let Ok(address) = remote.local_addr() {
+                    tracing::info!(%address, "ddm serving remote clients (TLS 1.3)");
+                }
+                remote.serve(&context, &sessions).await
+            }
+            None => std::future::pending().await,
+        }
+    };
     tokio::pin!(shutdown);
     tokio::select! {
         () = endpoint.serve(&context, &sessions) => {}
+        () = remote_served => {}
         e = &mut monitor_failed => return Err(e),
         () = &mut shutdown => {}
     }
 
     tracing::info!("shutting down");
     drop(endpoint);
+    drop(remote);
     let (done, router_done) = oneshot::channel();
     if commands.send(Command::Shutdown(done)).is_ok() {
         if let Ok(stopping) = router_done.await {
@@ -196,6 +218,7 @@ async fn close_journal(commands: &mpsc::UnboundedSender<Command>) {
 /// or SIGHUP asks, off the router, and hands the router the result.
 fn spawn_reloader(
     path: PathBuf,
+    tls: Option<Reloadable>,
     router: mpsc::UnboundedSender<Command>,
 ) -> crate::router::Reloader {
     let (asks, mut asked) =
@@ -215,13 +238,18 @@ fn spawn_reloader(
     });
     tokio::spawn(async move {
         while let Some(reply) = asked.recv().await {
-            let file = path.clone();
-            let read = tokio::task::spawn_blocking(move || Config::load(&file)).await;
-            let interfaces = match read {
-                Ok(Ok(config)) => Ok(config.interfaces),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+            let (file, tls) = (path.clone(), tls.clone());
+            let read = tokio::task::spawn_blocking(move || {
+                let config = Config::load(&file).map_err(|e| e.to_string())?;
+                // The TLS files are read again too: new certificates, CA
+                // and revocation lists (the listen address stays).
+                if let (Some(tls), Some(remote)) = (tls, &config.remote) {
+                    tls.reload(remote)?;
+                }
+                Ok::<_, String>(config.interfaces)
+            })
+            .await;
+            let interfaces = read.unwrap_or_else(|e| Err(e.to_string()));
             if router.send(Command::Reload { interfaces, reply }).is_err() {
                 return;
             }

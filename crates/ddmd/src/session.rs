@@ -379,7 +379,10 @@ mod tests {
         let (to_session, incoming) = mpsc::unbounded_channel();
         let (outgoing, mut pushes) = mpsc::unbounded_channel();
         let peer = test_peer(Role::Monitor);
-        let ticket = context.admission.admit(1000, Role::Monitor).unwrap();
+        let ticket = context
+            .admission
+            .admit(crate::admission::Who::User(1000), Role::Monitor)
+            .unwrap();
         let transport = MemoryTransport { incoming, outgoing };
         tokio::spawn(run(transport, peer, ticket, context.clone()));
 

@@ -131,8 +131,8 @@ impl Shared {
                 self.subscriptions.missed(count, last_seq)
             }
             Some(Push::StreamEnd(StreamEnd { error })) => self.subscriptions.end(WinError(error)),
-            // Signals are for transports without descriptors; a Unix
-            // connection's registrations carry their eventfds.
+            // Signals are for transports without descriptors: a remote
+            // connection's bridge turns them into eventfd writes.
             Some(Push::Signal(_)) | None => {}
         }
     }
@@ -190,6 +190,18 @@ impl Connection {
             io::ErrorKind::PermissionDenied => WinError::ERROR_ACCESS_DENIED,
             _ => WinError::RPC_S_SERVER_UNAVAILABLE,
         })?;
+        Self::over(socket, timeout)
+    }
+
+    /// Connects to the remote service `name` over TLS (see `remote`) and
+    /// completes the handshake.
+    pub(crate) fn open_remote(name: &str, timeout: Duration) -> Result<Connection, WinError> {
+        let (socket, refusal) = crate::remote::connect(name, timeout)?;
+        Self::over(socket, timeout).map_err(|e| refusal.get().copied().unwrap_or(e))
+    }
+
+    /// The handshake over a connected socket, and the connection on it.
+    fn over(socket: UnixStream, timeout: Duration) -> Result<Connection, WinError> {
         let welcome = handshake(&socket, timeout)?;
         let max_frame = welcome.max_frame as usize;
         socket
@@ -560,11 +572,12 @@ fn read_once(socket: &OwnedFd, shared: &Shared, chunk: &mut [u8]) -> Turn {
 }
 
 /// The process's one I/O thread, started on first use.
-fn io_runtime() -> &'static tokio::runtime::Handle {
+pub(crate) fn io_runtime() -> &'static tokio::runtime::Handle {
     static RUNTIME: OnceLock<tokio::runtime::Handle> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
+            .enable_time()
             .build()
             .expect("cannot start the mprapi I/O thread");
         let handle = runtime.handle().clone();

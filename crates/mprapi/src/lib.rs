@@ -33,9 +33,11 @@
 //! and signals each once, since changes may have been missed while away.
 
 pub mod capi;
+pub mod client_config;
 mod connection;
 pub mod event;
 mod reconnect;
+mod remote;
 mod replay;
 mod server;
 mod stream;

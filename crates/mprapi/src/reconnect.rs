@@ -31,8 +31,23 @@ struct State {
     stopping: bool,
 }
 
+/// Where the service is.
+enum Target {
+    Local(PathBuf),
+    Remote(String),
+}
+
+impl Target {
+    fn connect(&self) -> Result<Server> {
+        match self {
+            Target::Local(path) => Server::connect_socket(path),
+            Target::Remote(name) => Server::connect(Some(name)),
+        }
+    }
+}
+
 struct Shared {
-    path: PathBuf,
+    target: Target,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -50,19 +65,24 @@ pub struct ReconnectingServer {
 }
 
 impl ReconnectingServer {
-    /// Connects like [`Server::connect`]; the first connection must succeed.
+    /// Connects like [`Server::connect`], local or remote; the first
+    /// connection must succeed.
     pub fn connect(server_name: Option<&str>) -> Result<ReconnectingServer> {
         match server_name {
             None => Self::connect_socket(&client_socket_path(None)),
-            Some(_) => Err(WinError::ERROR_NOT_SUPPORTED),
+            Some(name) => Self::start(Target::Remote(name.to_owned())),
         }
     }
 
     /// Connects to the local service listening on `path`.
     pub fn connect_socket(path: &Path) -> Result<ReconnectingServer> {
-        let server = Arc::new(Server::connect_socket(path)?);
+        Self::start(Target::Local(path.to_owned()))
+    }
+
+    fn start(target: Target) -> Result<ReconnectingServer> {
+        let server = Arc::new(target.connect()?);
         let shared = Arc::new(Shared {
-            path: path.to_owned(),
+            target,
             state: Mutex::new(State {
                 server: Some(server),
                 events: HashMap::new(),
@@ -177,7 +197,7 @@ fn supervise(shared: &Shared) {
                 }
             }
             None => {
-                if let Ok(server) = Server::connect_socket(&shared.path) {
+                if let Ok(server) = shared.target.connect() {
                     let mut state = shared.lock();
                     for event in state.events.values() {
                         let _ = server.register_connection_notification(event);

@@ -26,12 +26,18 @@ pub struct Server {
 
 impl Server {
     /// `MprAdminServerConnect`. `None` is the local service, at the default
-    /// socket (`DDM_SOCKET` honoured). A remote name is not supported yet:
-    /// `ERROR_NOT_SUPPORTED`.
+    /// socket (`DDM_SOCKET` honoured). A name (`router2`, `router2:4850`,
+    /// an address, `[v6]:port`) is a remote service over TLS 1.3, with the
+    /// client certificate of the client configuration (`client.toml`):
+    /// RPC_S_SERVER_UNAVAILABLE when it cannot be reached, RPC_S_UNKNOWN_IF
+    /// when nothing listens, ERROR_ACCESS_DENIED when TLS refuses the
+    /// certificate or the service gives it no role.
     pub fn connect(server_name: Option<&str>) -> Result<Server> {
         match server_name {
             None => Self::connect_socket(&client_socket_path(None)),
-            Some(_) => Err(WinError::ERROR_NOT_SUPPORTED),
+            Some(name) => Ok(Server {
+                connection: Arc::new(Connection::open_remote(name, DEFAULT_CALL_TIMEOUT)?),
+            }),
         }
     }
 

@@ -81,6 +81,10 @@ pub struct SessionInfo {
     pub role: Role,
     pub registrations: u32,
     pub subscribed: bool,
+    /// A remote session: its certificate's identity and address (empty
+    /// for a local one).
+    pub identity: String,
+    pub address: String,
 }
 
 impl From<message::SessionEntry> for SessionInfo {
@@ -92,6 +96,8 @@ impl From<message::SessionEntry> for SessionInfo {
             role: Role::try_from(m.role).unwrap_or(Role::None),
             registrations: m.registrations,
             subscribed: m.subscribed,
+            identity: m.identity,
+            address: m.address,
         }
     }
 }

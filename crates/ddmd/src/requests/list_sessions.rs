@@ -22,6 +22,8 @@ impl Handler for ListSessions {
                 role: s.peer.role as i32,
                 registrations: s.registrations.len() as u32,
                 subscribed: !s.streams.is_empty(),
+                identity: s.peer.remote().map(|r| r.0.to_owned()).unwrap_or_default(),
+                address: s.peer.remote().map(|r| r.1.to_string()).unwrap_or_default(),
             })
             .collect();
         sessions.sort_by_key(|s| s.session);

@@ -6,8 +6,10 @@
 //! its [`Attachment`]. The session speaks the protocol over any transport,
 //! and knows its peer only as a [`Peer`](crate::peer::Peer).
 
+mod tls;
 mod unix;
 
+pub use tls::TlsTransport;
 pub use unix::UnixTransport;
 
 use ddm_proto::message::ClientMessage;

@@ -1,0 +1,78 @@
+//! The server's TLS 1.3 settings, from files, with the one crypto provider
+//! of the build (ring).
+
+use super::RemoteConfig;
+use rustls::crypto::ring;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The server's settings and the verifier of client certificates in them.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub config: Arc<ServerConfig>,
+    pub verifier: Arc<dyn ClientCertVerifier>,
+}
+
+fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certificates = CertificateDer::pem_file_iter(path)
+        .and_then(|all| all.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certificates.is_empty() {
+        return Err(format!("{}: no certificate in it", path.display()));
+    }
+    Ok(certificates)
+}
+
+/// Builds the settings from `config`'s files; a clear error when one is
+/// missing or wrong.
+pub fn server_config(config: &RemoteConfig) -> Result<Tls, String> {
+    let provider = Arc::new(ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for ca in read_certificates(&config.client_ca)? {
+        roots
+            .add(ca)
+            .map_err(|e| format!("{}: {e}", config.client_ca.display()))?;
+    }
+    let crls = config
+        .crl
+        .iter()
+        .map(|path| {
+            CertificateRevocationListDer::from_pem_file(path)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .with_crls(crls)
+        .build()
+        .map_err(|e| format!("client CA: {e}"))?;
+    let key = PrivateKeyDer::from_pem_file(&config.key)
+        .map_err(|e| format!("{}: {e}", config.key.display()))?;
+    let server = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier.clone())
+        .with_single_cert(read_certificates(&config.certificate)?, key)
+        .map_err(|e| format!("{}: {e}", config.certificate.display()))?;
+    Ok(Tls {
+        config: Arc::new(server),
+        verifier,
+    })
+}
+
+impl Tls {
+    /// Whether a session's client certificate is still good under these
+    /// settings (its CA, the revocation lists, its dates).
+    pub fn still_accepts(&self, chain: &[CertificateDer<'static>]) -> bool {
+        let Some((end_entity, intermediates)) = chain.split_first() else {
+            return false;
+        };
+        self.verifier
+            .verify_client_cert(end_entity, intermediates, UnixTime::now())
+            .is_ok()
+    }
+}
