@@ -195,8 +195,12 @@ impl Connection {
 
     /// Connects to the remote service `name` over TLS (see `remote`) and
     /// completes the handshake.
-    pub(crate) fn open_remote(name: &str, timeout: Duration) -> Result<Connection, WinError> {
-        let (socket, refusal) = crate::remote::connect(name, timeout)?;
+    pub(crate) fn open_remote(
+        name: &str,
+        config: &crate::client_config::ClientConfig,
+        timeout: Duration,
+    ) -> Result<Connection, WinError> {
+        let (socket, refusal) = crate::remote::connect(name, config, timeout)?;
         Self::over(socket, timeout).map_err(|e| refusal.get().copied().unwrap_or(e))
     }
 

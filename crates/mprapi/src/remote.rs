@@ -39,14 +39,14 @@ pub(crate) type Refusal = Arc<OnceLock<WinError>>;
 
 /// Connects to `name` and returns the local end of the bridge, and where
 /// the bridge puts a TLS refusal.
-pub(crate) fn connect(name: &str, timeout: Duration) -> Result<(UnixStream, Refusal), WinError> {
-    let config = ClientConfig::load().map_err(|e| {
-        eprintln!("mprapi: {e}");
-        WinError::ERROR_ACCESS_DENIED
-    })?;
+pub(crate) fn connect(
+    name: &str,
+    config: &ClientConfig,
+    timeout: Duration,
+) -> Result<(UnixStream, Refusal), WinError> {
     let (host, port) =
         split_server_name(name, config.port()).ok_or(WinError::RPC_S_INVALID_BINDING)?;
-    let tls = tls_config(&config)?;
+    let tls = tls_config(config)?;
     let deadline = Instant::now() + timeout;
     let addresses: Vec<SocketAddr> = (host.as_str(), port)
         .to_socket_addrs()

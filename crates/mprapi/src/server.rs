@@ -35,10 +35,26 @@ impl Server {
     pub fn connect(server_name: Option<&str>) -> Result<Server> {
         match server_name {
             None => Self::connect_socket(&client_socket_path(None)),
-            Some(name) => Ok(Server {
-                connection: Arc::new(Connection::open_remote(name, DEFAULT_CALL_TIMEOUT)?),
-            }),
+            Some(name) => {
+                let config = crate::client_config::ClientConfig::load().map_err(|e| {
+                    eprintln!("mprapi: {e}");
+                    WinError::ERROR_ACCESS_DENIED
+                })?;
+                Self::connect_remote(name, &config)
+            }
         }
+    }
+
+    /// Connects to the remote service `name` with `config`'s certificate
+    /// and CA instead of the client configuration's (a program that speaks
+    /// for several identities).
+    pub fn connect_remote(
+        name: &str,
+        config: &crate::client_config::ClientConfig,
+    ) -> Result<Server> {
+        Ok(Server {
+            connection: Arc::new(Connection::open_remote(name, config, DEFAULT_CALL_TIMEOUT)?),
+        })
     }
 
     /// Connects to the local service listening on `path`.

@@ -66,6 +66,18 @@ impl Netns {
         run("ip", &all);
     }
 
+    /// Runs `f` with this thread in the namespace (sockets it opens stay
+    /// in it), then back.
+    pub fn enter<T>(&self, f: impl FnOnce() -> T) -> T {
+        use nix::sched::{setns, CloneFlags};
+        let home = std::fs::File::open("/proc/thread-self/ns/net").unwrap();
+        let target = std::fs::File::open(format!("/run/netns/{}", self.name)).unwrap();
+        setns(&target, CloneFlags::CLONE_NEWNET).unwrap();
+        let result = f();
+        setns(&home, CloneFlags::CLONE_NEWNET).unwrap();
+        result
+    }
+
     /// A veth pair: `name` here, `peer` in `other`.
     pub fn veth_to(&self, name: &str, peer: &str, other: &Netns) {
         self.ip(&[

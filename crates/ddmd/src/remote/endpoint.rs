@@ -100,6 +100,7 @@ impl RemoteEndpoint {
                 continue;
             }
             let _ = stream.set_nodelay(true);
+            keep_alive(&stream, self.config.keepalive_secs);
             let acceptor = TlsAcceptor::from(self.shared.tls().config);
             let (shared, context, write_timeout) = (
                 self.shared.clone(),
@@ -209,5 +210,22 @@ impl Reloadable {
         }
         tracing::info!("remote TLS settings reloaded");
         Ok(())
+    }
+}
+
+/// TCP keepalive: probes after `idle` seconds of silence, three of them a
+/// third of that apart; and the same bound on data left unacknowledged
+/// (TCP_USER_TIMEOUT), which keepalive does not cover.
+fn keep_alive(stream: &TcpStream, idle: u32) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let interval = (idle / 3).max(1);
+    let give_up_ms = (idle + 3 * interval).saturating_mul(1000);
+    let set = setsockopt(stream, sockopt::KeepAlive, &true)
+        .and_then(|()| setsockopt(stream, sockopt::TcpKeepIdle, &idle))
+        .and_then(|()| setsockopt(stream, sockopt::TcpKeepInterval, &interval))
+        .and_then(|()| setsockopt(stream, sockopt::TcpKeepCount, &3))
+        .and_then(|()| setsockopt(stream, sockopt::TcpUserTimeout, &give_up_ms));
+    if let Err(e) = set {
+        tracing::debug!("cannot set TCP keepalive: {e}");
     }
 }

@@ -47,6 +47,15 @@ pub struct RemoteConfig {
     /// the session is closed.
     #[serde(default = "default_write_timeout")]
     pub write_timeout_ms: u64,
+    /// A silent connection is probed after this long (TCP keepalive, three
+    /// probes a third of it apart) and closed when they go unanswered, so
+    /// a cut link ends its session and registrations.
+    #[serde(default = "default_keepalive")]
+    pub keepalive_secs: u32,
+}
+
+fn default_keepalive() -> u32 {
+    30
 }
 
 fn default_listen() -> SocketAddr {
