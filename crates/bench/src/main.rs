@@ -69,6 +69,7 @@ enum Workload {
     Churn,
     Dialing,
     Journal,
+    Remote,
 }
 
 /// How much of each workload to run.
@@ -87,6 +88,10 @@ struct Plan {
     journal_rounds: usize,
     journal_flips: usize,
     export_time: Duration,
+    remote_rounds: usize,
+    remote_flips: usize,
+    remote_calls: usize,
+    remote_fanout: usize,
 }
 
 const QUICK: Plan = Plan {
@@ -104,6 +109,10 @@ const QUICK: Plan = Plan {
     journal_rounds: 2,
     journal_flips: 20,
     export_time: Duration::from_secs(1),
+    remote_rounds: 2,
+    remote_flips: 20,
+    remote_calls: 200,
+    remote_fanout: 100,
 };
 
 const FULL: Plan = Plan {
@@ -121,6 +130,10 @@ const FULL: Plan = Plan {
     journal_rounds: 12,
     journal_flips: 50,
     export_time: Duration::from_secs(5),
+    remote_rounds: 5,
+    remote_flips: 100,
+    remote_calls: 5_000,
+    remote_fanout: 1_000,
 };
 
 fn main() -> ExitCode {
@@ -218,6 +231,16 @@ fn main() -> ExitCode {
             plan.journal_rounds,
             plan.journal_flips,
             plan.export_time,
+            &mut report,
+        );
+    }
+    if wanted(Workload::Remote) {
+        step("remote");
+        workloads::remote::run(
+            plan.remote_rounds,
+            plan.remote_flips,
+            plan.remote_calls,
+            plan.remote_fanout,
             &mut report,
         );
     }

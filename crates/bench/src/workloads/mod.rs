@@ -7,6 +7,7 @@ pub mod journal;
 pub mod latency;
 pub mod memory;
 pub mod registration;
+pub mod remote;
 
 use std::time::Duration;
 
