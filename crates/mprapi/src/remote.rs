@@ -46,13 +46,15 @@ pub(crate) fn connect(
 ) -> Result<(UnixStream, Refusal), WinError> {
     let (host, port) =
         split_server_name(name, config.port()).ok_or(WinError::RPC_S_INVALID_BINDING)?;
-    let tls = tls_config(config)?;
     let deadline = Instant::now() + timeout;
     let addresses: Vec<SocketAddr> = (host.as_str(), port)
         .to_socket_addrs()
         .map_err(|_| WinError::RPC_S_SERVER_UNAVAILABLE)?
         .collect();
+    // Reachable first: a router that is not there is RPC_S_SERVER_UNAVAILABLE
+    // whatever the certificates.
     let tcp = connect_any(&addresses, deadline)?;
+    let tls = tls_config(config)?;
     let server_name =
         ServerName::try_from(host.clone()).map_err(|_| WinError::RPC_S_INVALID_BINDING)?;
     let (local, far) = UnixStream::pair().map_err(|_| WinError::ERROR_NOT_ENOUGH_MEMORY)?;

@@ -423,3 +423,37 @@ fn a_fleet_watch_follows_three_routers_and_one_that_restarts() {
         "the restart is said"
     );
 }
+
+#[test]
+fn the_c_library_reaches_a_remote_router_by_name_with_each_role() {
+    use crate::c_abi::{compile, Build};
+    let r = Remote::new("");
+    r.lab.add_link("va");
+    r.lab.wait_listed("va");
+    let api = compile("tests/c/api.c", Build::Plain);
+    let run = |certificate: &str, mode: &str| {
+        let config = r.ca.client_config(certificate);
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &r.clients.netns.name])
+            .arg(&api)
+            .arg(mode)
+            .env("DDM_TEST_SERVER", &r.address)
+            .env("DDM_SOCKET", &r.lab.service.socket)
+            .env("DDM_TEST_NETNS", &r.lab.router.name)
+            .env("DDM_CLIENT_CONFIG", "/nonexistent")
+            .env("DDM_CA", config.ca.unwrap())
+            .env("DDM_CLIENT_CERT", config.certificate.unwrap())
+            .env("DDM_CLIENT_KEY", config.key.unwrap())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(" passed, 0 failed"),
+            "{certificate} {mode}:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run("admin", "all");
+    run("viewer", "status");
+    run("stranger", "denied");
+}
