@@ -36,13 +36,38 @@ struct Endpoint {
     #[arg(long, value_name = "PATH", global = true, conflicts_with = "servers")]
     socket: Option<PathBuf>,
     /// A remote service, over TLS with the client certificate of
-    /// client.toml: a name, name:port or address. `watch` and `interfaces`
-    /// take several (repeat it) and show them together.
-    #[arg(long = "server", value_name = "NAME", global = true)]
-    servers: Vec<String>,
+    /// client.toml: a name, name:port or address; @FILE names one a line.
+    /// `watch` and `interfaces` take several (repeat it) and show them
+    /// together.
+    #[arg(long = "server", value_name = "NAME", global = true, value_parser = server_names)]
+    servers: Vec<Vec<String>>,
+}
+
+/// A `--server` value: a name, or @FILE with names one a line (blank lines
+/// and `#` comments left out).
+fn server_names(value: &str) -> Result<Vec<String>, String> {
+    let Some(file) = value.strip_prefix('@') else {
+        return Ok(vec![value.to_owned()]);
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+    let names: Vec<String> = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if names.is_empty() {
+        return Err(format!("{file} names no router"));
+    }
+    Ok(names)
 }
 
 impl Endpoint {
+    /// Every router named by --server, in order.
+    fn servers(&self) -> Vec<String> {
+        self.servers.iter().flatten().cloned().collect()
+    }
+
     fn path(&self) -> PathBuf {
         ddm_proto::endpoint::client_socket_path(self.socket.clone())
     }
@@ -50,7 +75,7 @@ impl Endpoint {
     /// The one service this command is for: the first --server, else the
     /// local one.
     fn connect(&self) -> Result<Server, WinError> {
-        match self.servers.first() {
+        match self.servers().first() {
             Some(name) => Server::connect(Some(name)),
             None => Server::connect_socket(&self.path()),
         }
@@ -208,8 +233,8 @@ fn main() -> ExitCode {
         Command::Info { json, endpoint } => {
             endpoint.connect().and_then(|s| listing::info(&s, json))
         }
-        Command::Interfaces { json, endpoint } if endpoint.servers.len() > 1 => {
-            fleet::interfaces(&endpoint.servers, json)
+        Command::Interfaces { json, endpoint } if endpoint.servers().len() > 1 => {
+            fleet::interfaces(&endpoint.servers(), json)
         }
         Command::Interfaces { json, endpoint } => endpoint
             .connect()

@@ -60,8 +60,9 @@ const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 pub fn run(endpoint: &Endpoint, options: Options) -> Result<(), WinError> {
     let stop = catch_termination();
-    if endpoint.servers.len() > 1 {
-        return crate::fleet::watch(&endpoint.servers, &options, &stop);
+    let servers = endpoint.servers();
+    if servers.len() > 1 {
+        return crate::fleet::watch(&servers, &options, &stop);
     }
     if options.resume {
         return resume(endpoint, &options, &stop);
@@ -86,7 +87,7 @@ fn new_event() -> Result<Event, WinError> {
 /// `ddm watch --resume`: the same through a handle that reconnects and a
 /// stream that resumes from the journal after each restart.
 fn resume(endpoint: &Endpoint, options: &Options, stop: &AtomicBool) -> Result<(), WinError> {
-    let server = match endpoint.servers.first() {
+    let server = match endpoint.servers().first() {
         Some(name) => ReconnectingServer::connect(Some(name))?,
         None => ReconnectingServer::connect_socket(&endpoint.path())?,
     };
