@@ -104,14 +104,9 @@ pub fn run(rounds: usize, flips: usize, calls: usize, fanout: usize, report: &mu
     let echo = echo_server(&lab);
     let ping_pong = ping_pongs(&lab, calls);
     report.add(LATENCY, PING_PONG, "us", Summary::of_durations(&ping_pong));
-    report.add(
-        ROUND_TRIP,
-        PING_PONG,
-        "us",
-        Summary::of_durations(&ping_pong),
-    );
     latency(&lab, &connect, rounds, flips, report);
-    round_trips(&connect, calls, report);
+    round_trips(&lab, &connect, calls, "", report);
+    crate::lab::on_one_cpu(|| round_trips(&lab, &connect, calls, ", one CPU", report));
     fan_out(&lab, &connect, fanout, flips, report);
     judge(report);
     drop(echo);
@@ -159,7 +154,24 @@ fn latency(
     report.relate(LATENCY, LOCAL);
 }
 
-fn round_trips(connect: &dyn Fn() -> Server, calls: usize, report: &mut Report) {
+/// Register and Deregister round trips, beside the TLS ping-pong measured
+/// right before them, as the other round trips are: as scheduled, and on
+/// one CPU, where the target is judged.
+fn round_trips(
+    lab: &Lab,
+    connect: &dyn Fn() -> Server,
+    calls: usize,
+    suffix: &str,
+    report: &mut Report,
+) {
+    let workload = format!("{ROUND_TRIP}{suffix}");
+    let ping_pong = ping_pongs(lab, calls);
+    report.add(
+        &workload,
+        PING_PONG,
+        "us",
+        Summary::of_durations(&ping_pong),
+    );
     let server = connect();
     let event = Event::auto().expect("eventfd");
     let (mut register, mut deregister) = (Vec::new(), Vec::new());
@@ -176,18 +188,18 @@ fn round_trips(connect: &dyn Fn() -> Server, calls: usize, report: &mut Report) 
         deregister.push(start.elapsed());
     }
     report.add(
-        ROUND_TRIP,
+        &workload,
         "ddm Register (remote)",
         "us",
         Summary::of_durations(&register),
     );
     report.add(
-        ROUND_TRIP,
+        &workload,
         "ddm Deregister (remote)",
         "us",
         Summary::of_durations(&deregister),
     );
-    report.relate(ROUND_TRIP, PING_PONG);
+    report.relate(&workload, PING_PONG);
 }
 
 fn fan_out(lab: &Lab, connect: &dyn Fn() -> Server, n: usize, flips: usize, report: &mut Report) {
@@ -263,12 +275,13 @@ fn judge(report: &mut Report) {
             remote <= bound,
         );
     }
+    let one_cpu = format!("{ROUND_TRIP}, one CPU");
     if let (Some(register), Some(ping)) = (
-        p50(report, ROUND_TRIP, "ddm Register (remote)"),
-        p50(report, ROUND_TRIP, PING_PONG),
+        p50(report, &one_cpu, "ddm Register (remote)"),
+        p50(report, &one_cpu, PING_PONG),
     ) {
         report.target(
-            "remote Register round trip p50 within 2x of a TLS ping-pong",
+            "remote Register round trip p50 within 2x of a TLS ping-pong (one CPU)",
             format!("{:.2}x", register / ping),
             register <= 2.0 * ping,
         );
