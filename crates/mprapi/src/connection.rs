@@ -21,17 +21,16 @@
 //! with the same error. Users see only blocking calls, and no runtime is
 //! imposed on them.
 
+use crate::channel::{wait_ready, Channel};
+use crate::remote::Events;
 use crate::subscriptions::Subscriptions;
 use ddm_proto::frame::{encode_frame, FrameDecoder, PROTOCOL_VERSION};
 use ddm_proto::message::*;
-use ddm_proto::prost::Message as _;
 use ddm_proto::WinError;
-use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{recv, sendmsg, ControlMessage, MsgFlags};
+use nix::poll::PollFlags;
 use std::collections::HashMap;
-use std::io::{self, IoSlice, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +56,9 @@ pub(crate) struct Shared {
     reader: Mutex<FrameDecoder>,
     /// Rung when a calling thread stops reading, for the I/O thread.
     released: tokio::sync::Notify,
+    /// A remote connection's eventfds, signaled by the service's Signal
+    /// frames (a local service writes them itself).
+    events: Option<Mutex<Events>>,
 }
 
 #[derive(Default)]
@@ -118,6 +120,9 @@ impl Shared {
     fn dispatch(&self, message: ServiceMessage) {
         match message.body {
             Some(Push::Reply(reply)) => {
+                if let Some(events) = &self.events {
+                    lock(events).answered(&reply);
+                }
                 if let Some(ReplyResult::Snapshot(snapshot)) = &reply.result {
                     self.subscriptions.snapshot(snapshot.stream, snapshot.seq);
                 }
@@ -131,16 +136,20 @@ impl Shared {
                 self.subscriptions.missed(count, last_seq)
             }
             Some(Push::StreamEnd(StreamEnd { error })) => self.subscriptions.end(WinError(error)),
-            // Signals are for transports without descriptors: a remote
-            // connection's bridge turns them into eventfd writes.
-            Some(Push::Signal(_)) | None => {}
+            // Signals come over transports without descriptors (TLS).
+            Some(Push::Signal(Signal { event })) => {
+                if let Some(events) = &self.events {
+                    lock(events).signal(event);
+                }
+            }
+            None => {}
         }
     }
 }
 
 pub(crate) struct Connection {
     /// Non-blocking; callers write to it and read their replies from it.
-    socket: UnixStream,
+    channel: Arc<Channel>,
     write_lock: Mutex<()>,
     shared: Arc<Shared>,
     watchers: Mutex<Watchers>,
@@ -154,6 +163,9 @@ pub(crate) struct Connection {
 #[derive(Default)]
 struct Watchers {
     count: usize,
+    /// A remote connection is read all the time: its registrations are
+    /// signaled by frames.
+    always: bool,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -172,7 +184,7 @@ impl Drop for Watch {
     fn drop(&mut self) {
         let mut watchers = self.connection.lock_watchers();
         watchers.count -= 1;
-        if watchers.count == 0 {
+        if watchers.count == 0 && !watchers.always {
             if let Some(task) = watchers.task.take() {
                 task.abort();
             }
@@ -190,7 +202,10 @@ impl Connection {
             io::ErrorKind::PermissionDenied => WinError::ERROR_ACCESS_DENIED,
             _ => WinError::RPC_S_SERVER_UNAVAILABLE,
         })?;
-        Self::over(socket, timeout)
+        socket
+            .set_nonblocking(true)
+            .map_err(|_| WinError::RPC_S_SERVER_UNAVAILABLE)?;
+        Self::over(Channel::Local(socket), timeout)
     }
 
     /// Connects to the remote service `name` over TLS (see `remote`) and
@@ -200,26 +215,31 @@ impl Connection {
         config: &crate::client_config::ClientConfig,
         timeout: Duration,
     ) -> Result<Connection, WinError> {
-        let (socket, refusal) = crate::remote::connect(name, config, timeout)?;
-        Self::over(socket, timeout).map_err(|e| refusal.get().copied().unwrap_or(e))
+        let channel = crate::remote::connect(name, config, timeout)?;
+        let connection = Self::over(channel, timeout)?;
+        // Read all the time, for the Signal frames of registrations.
+        let watch = Arc::new(connection);
+        watch.lock_watchers().always = true;
+        drop(watch.watch());
+        Arc::try_unwrap(watch).map_err(|_| WinError::ERROR_NOT_ENOUGH_MEMORY)
     }
 
-    /// The handshake over a connected socket, and the connection on it.
-    fn over(socket: UnixStream, timeout: Duration) -> Result<Connection, WinError> {
-        let welcome = handshake(&socket, timeout)?;
+    /// The handshake over a connected channel, and the connection on it.
+    fn over(channel: Channel, timeout: Duration) -> Result<Connection, WinError> {
+        let welcome = handshake(&channel, timeout)?;
         let max_frame = welcome.max_frame as usize;
-        socket
-            .set_nonblocking(true)
-            .map_err(|_| WinError::RPC_S_SERVER_UNAVAILABLE)?;
+        let events =
+            matches!(channel, Channel::Remote { .. }).then(|| Mutex::new(Events::default()));
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             changed: Condvar::new(),
             subscriptions: Subscriptions::default(),
             reader: Mutex::new(FrameDecoder::new(max_frame)),
             released: tokio::sync::Notify::new(),
+            events,
         });
         Ok(Connection {
-            socket,
+            channel: Arc::new(channel),
             write_lock: Mutex::new(()),
             shared,
             watchers: Mutex::new(Watchers::default()),
@@ -240,7 +260,7 @@ impl Connection {
         let mut watchers = self.lock_watchers();
         watchers.count += 1;
         if watchers.task.is_none() {
-            let watched = self.socket.as_fd().try_clone_to_owned().and_then(|fd| {
+            let watched = self.channel.fd().try_clone_to_owned().and_then(|fd| {
                 let _runtime = io_runtime().enter();
                 // SAFETY: an OwnedFd stays open, and is the same
                 // descriptor, for as long as the AsyncFd owns it.
@@ -249,8 +269,8 @@ impl Connection {
             });
             match watched {
                 Ok(fd) => {
-                    let shared = self.shared.clone();
-                    watchers.task = Some(io_runtime().spawn(read_loop(fd, shared)));
+                    let (channel, shared) = (self.channel.clone(), self.shared.clone());
+                    watchers.task = Some(io_runtime().spawn(read_loop(fd, channel, shared)));
                 }
                 // Out of descriptors: the connection is unusable anyway.
                 Err(_) => self.shared.close(),
@@ -287,6 +307,14 @@ impl Connection {
                 return Err(WinError::ERROR_DDM_NOT_RUNNING);
             }
             pending.replies.insert(id, None);
+        }
+        if let (Some(events), Some(fd)) = (&self.shared.events, eventfd) {
+            lock(events).keep(&request, fd);
+        }
+        if let (Some(events), Request::Deregister(Deregister { event })) =
+            (&self.shared.events, &request)
+        {
+            lock(events).deregistering(id, *event);
         }
         let message = ClientMessage {
             id,
@@ -359,14 +387,18 @@ impl Connection {
             if let Some(outcome) = self.shared.take_reply(id) {
                 return outcome;
             }
-            wait_ready(self.socket.as_fd(), PollFlags::POLLIN, deadline)?;
-            match recv(self.socket.as_raw_fd(), &mut chunk, MsgFlags::MSG_DONTWAIT) {
+            wait_ready(self.channel.fd(), PollFlags::POLLIN, deadline)?;
+            match self.channel.receive(&mut chunk) {
                 Ok(0) => {
                     self.shared.close();
                     return gone;
                 }
                 Ok(n) => decoder.extend(&chunk[..n]),
-                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
                 Err(_) => {
                     self.shared.close();
                     return gone;
@@ -388,7 +420,7 @@ impl Connection {
             return true;
         }
         let mut hang_up = libc::pollfd {
-            fd: self.socket.as_raw_fd(),
+            fd: self.channel.fd().as_raw_fd(),
             events: libc::POLLRDHUP,
             revents: 0,
         };
@@ -424,39 +456,12 @@ impl Connection {
     /// Writes one whole frame, the eventfd riding on its first byte.
     fn send(
         &self,
-        mut frame: &[u8],
+        frame: &[u8],
         eventfd: Option<BorrowedFd<'_>>,
         deadline: Instant,
     ) -> Result<(), WinError> {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let socket = self.socket.as_raw_fd();
-        let mut fd_pending = eventfd.map(|fd| [fd.as_raw_fd()]);
-        while !frame.is_empty() {
-            let rights: Vec<ControlMessage<'_>> = fd_pending
-                .iter()
-                .map(|fd| ControlMessage::ScmRights(fd))
-                .collect();
-            let written = sendmsg::<()>(
-                socket,
-                &[IoSlice::new(frame)],
-                &rights,
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            )
-            .map_err(io::Error::from);
-            match written {
-                Ok(n) => {
-                    frame = &frame[n..];
-                    fd_pending = None;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    wait_ready(self.socket.as_fd(), PollFlags::POLLOUT, deadline)?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(WinError::ERROR_DDM_NOT_RUNNING),
-            }
-        }
-        Ok(())
+        self.channel.send(frame, eventfd, deadline)
     }
 }
 
@@ -464,38 +469,20 @@ impl Drop for Connection {
     fn drop(&mut self) {
         // The reader sees the end, fails any waiter and exits; the service
         // drops every registration of this session.
-        let _ =
-            nix::sys::socket::shutdown(self.socket.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        self.channel.shut_down();
+        if let Some(task) = self.lock_watchers().task.take() {
+            task.abort();
+        }
     }
 }
 
-/// Waits until `fd` is ready for `what` (or has hung up), at most until
-/// `deadline`: past it the service counts as gone.
-fn wait_ready(fd: BorrowedFd<'_>, what: PollFlags, deadline: Instant) -> Result<(), WinError> {
-    let remaining = deadline.saturating_duration_since(Instant::now());
-    if remaining.is_zero() {
-        return Err(WinError::ERROR_DDM_NOT_RUNNING);
-    }
-    let ms = remaining.as_millis().clamp(1, i32::MAX as u128) as i32;
-    let mut polls = [PollFd::new(fd, what)];
-    match poll(
-        &mut polls,
-        PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-    ) {
-        Ok(_) | Err(Errno::EINTR) => Ok(()),
-        Err(_) => Err(WinError::ERROR_DDM_NOT_RUNNING),
-    }
+fn lock(events: &Mutex<Events>) -> std::sync::MutexGuard<'_, Events> {
+    events.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Hello, and the Welcome (or the refusal) that answers it.
-fn handshake(socket: &UnixStream, timeout: Duration) -> Result<Welcome, WinError> {
-    let unavailable = |_| WinError::RPC_S_SERVER_UNAVAILABLE;
-    socket
-        .set_read_timeout(Some(timeout))
-        .map_err(unavailable)?;
-    socket
-        .set_write_timeout(Some(timeout))
-        .map_err(unavailable)?;
+fn handshake(channel: &Channel, timeout: Duration) -> Result<Welcome, WinError> {
+    let deadline = Instant::now() + timeout;
     let hello = ClientMessage {
         id: 1,
         body: Some(Request::Hello(Hello {
@@ -505,17 +492,30 @@ fn handshake(socket: &UnixStream, timeout: Duration) -> Result<Welcome, WinError
     let frame = encode_frame(&hello, usize::MAX).expect("a Hello always fits");
     // A service that refuses the connection (too busy) writes why and
     // closes, perhaps before the Hello is written: read its answer anyway.
-    let _ = (&*socket).write_all(&frame);
-    let mut header = [0u8; 4];
-    (&*socket).read_exact(&mut header).map_err(unavailable)?;
-    let len = u32::from_be_bytes(header) as usize;
-    if len > ddm_proto::frame::DEFAULT_MAX_FRAME {
-        return Err(WinError::RPC_S_PROTOCOL_ERROR);
-    }
-    let mut body = vec![0; len];
-    (&*socket).read_exact(&mut body).map_err(unavailable)?;
-    let message =
-        ServiceMessage::decode(body.as_slice()).map_err(|_| WinError::RPC_S_PROTOCOL_ERROR)?;
+    let _ = channel.send(&frame, None, deadline);
+    let mut decoder = FrameDecoder::new(ddm_proto::frame::DEFAULT_MAX_FRAME);
+    let mut chunk = [0u8; 4096];
+    let message = loop {
+        match decoder.next_message::<ServiceMessage>() {
+            Ok(Some(message)) => break message,
+            Ok(None) => {}
+            Err(_) => return Err(WinError::RPC_S_PROTOCOL_ERROR),
+        }
+        wait_ready(channel.fd(), PollFlags::POLLIN, deadline)
+            .map_err(|_| WinError::RPC_S_SERVER_UNAVAILABLE)?;
+        match channel.receive(&mut chunk) {
+            Ok(0) => return Err(WinError::RPC_S_SERVER_UNAVAILABLE),
+            Ok(n) => decoder.extend(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => {
+                return Err(crate::remote::refused(&e).unwrap_or(WinError::RPC_S_SERVER_UNAVAILABLE))
+            }
+        }
+    };
     match message.body {
         Some(Push::Reply(Reply {
             error: 0,
@@ -529,13 +529,13 @@ fn handshake(socket: &UnixStream, timeout: Duration) -> Result<Welcome, WinError
 
 /// The I/O thread's part, while the connection is watched: read whenever
 /// no calling thread does.
-async fn read_loop(socket: AsyncFd<OwnedFd>, shared: Arc<Shared>) {
+async fn read_loop(socket: AsyncFd<OwnedFd>, channel: Arc<Channel>, shared: Arc<Shared>) {
     let mut chunk = vec![0u8; READ_CHUNK];
     loop {
         let Ok(mut ready) = socket.readable().await else {
             return shared.close();
         };
-        match read_once(socket.get_ref(), &shared, &mut chunk) {
+        match read_once(&channel, &shared, &mut chunk) {
             Turn::Read => {}
             Turn::Drained => ready.clear_ready(),
             // A caller is reading; it rings when it lets go.
@@ -553,13 +553,13 @@ enum Turn {
 }
 
 /// One read and its dispatch, if no calling thread is reading.
-fn read_once(socket: &OwnedFd, shared: &Shared, chunk: &mut [u8]) -> Turn {
+fn read_once(channel: &Channel, shared: &Shared, chunk: &mut [u8]) -> Turn {
     let mut decoder = match shared.reader.try_lock() {
         Ok(decoder) => decoder,
         Err(TryLockError::WouldBlock) => return Turn::Busy,
         Err(TryLockError::Poisoned(_)) => return Turn::End,
     };
-    match recv(socket.as_raw_fd(), chunk, MsgFlags::MSG_DONTWAIT) {
+    match channel.receive(chunk) {
         Ok(0) => Turn::End,
         Ok(n) => {
             decoder.extend(&chunk[..n]);
@@ -569,19 +569,18 @@ fn read_once(socket: &OwnedFd, shared: &Shared, chunk: &mut [u8]) -> Turn {
                 Turn::End
             }
         }
-        Err(Errno::EAGAIN) => Turn::Drained,
-        Err(Errno::EINTR) => Turn::Read,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Turn::Drained,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Turn::Read,
         Err(_) => Turn::End,
     }
 }
 
 /// The process's one I/O thread, started on first use.
-pub(crate) fn io_runtime() -> &'static tokio::runtime::Handle {
+fn io_runtime() -> &'static tokio::runtime::Handle {
     static RUNTIME: OnceLock<tokio::runtime::Handle> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
-            .enable_time()
             .build()
             .expect("cannot start the mprapi I/O thread");
         let handle = runtime.handle().clone();

@@ -33,6 +33,7 @@
 //! and signals each once, since changes may have been missed while away.
 
 pub mod capi;
+mod channel;
 pub mod client_config;
 mod connection;
 pub mod event;
