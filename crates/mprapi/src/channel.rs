@@ -20,7 +20,8 @@ pub(crate) enum Channel {
     Local(UnixStream),
     Remote {
         tcp: TcpStream,
-        tls: Mutex<rustls::ClientConnection>,
+        /// Boxed: a TLS session is large, a Unix socket is a descriptor.
+        tls: Box<Mutex<rustls::ClientConnection>>,
     },
 }
 

@@ -58,7 +58,7 @@ pub(crate) fn connect(
     tcp.set_nonblocking(true).map_err(unavailable)?;
     Ok(Channel::Remote {
         tcp,
-        tls: Mutex::new(connection),
+        tls: Box::new(Mutex::new(connection)),
     })
 }
 
