@@ -15,7 +15,9 @@
 //! then events and the end of the service are seen at once, between calls.
 //! Unwatched, the socket wakes no one but the caller reading its reply;
 //! registrations need no reader at all, since the service writes their
-//! eventfds itself. When the service goes away, whoever reads sees the
+//! eventfds itself. A remote connection (TLS, see `channel` and `remote`)
+//! is watched all the time: its registrations are signaled by frames,
+//! which the reader turns into eventfd writes. When the service goes away, whoever reads sees the
 //! socket close and every waiting call fails with ERROR_DDM_NOT_RUNNING; a
 //! service that stops answering is given up on after the call timeout,
 //! with the same error. Users see only blocking calls, and no runtime is
