@@ -42,6 +42,18 @@ fn kinds(entries: &[JournalEntry]) -> Vec<EntryKind> {
         .collect()
 }
 
+/// The sequence numbers `ddm watch --json` printed.
+fn printed_seqs(stdout: &[u8]) -> Vec<u64> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
 /// The stream's events until it has been quiet for QUIET.
 fn drain(stream: &mprapi::EventStream) -> Vec<(u64, String, u32, u32)> {
     std::iter::from_fn(|| match stream.next_timeout(QUIET) {
@@ -360,15 +372,7 @@ fn watch_since_replays_the_journal_then_follows() {
     lab.flap("va", 3); // (up), down, up: two live ones
     let out = watch.wait_with_output().unwrap();
     assert!(out.status.success());
-    let seqs: Vec<u64> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let seqs = printed_seqs(&out.stdout);
     assert_eq!(seqs, (since + 1..=since + 8).collect::<Vec<_>>());
 }
 
@@ -433,15 +437,7 @@ fn watch_resume_goes_on_across_a_sigkill_of_the_service() {
     lab.flap("va", 7); // 6 more, after the restart
     let out = watch.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
-    let seqs: Vec<u64> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let seqs = printed_seqs(&out.stdout);
     assert_eq!(seqs, (since + 1..=since + 12).collect::<Vec<_>>());
 }
 

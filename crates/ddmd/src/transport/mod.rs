@@ -51,6 +51,16 @@ impl From<io::Error> for Fault {
     }
 }
 
+/// Whether `message` comes with an event of the client's (a Register, or
+/// a Connect with an event): its descriptor locally, a Signal remotely.
+pub(crate) fn carries_event(message: &ClientMessage) -> bool {
+    match &message.body {
+        Some(ddm_proto::message::Request::Register(_)) => true,
+        Some(ddm_proto::message::Request::InterfaceConnect(connect)) => connect.event != 0,
+        _ => false,
+    }
+}
+
 /// A session's connection to its peer.
 pub trait Transport: Send {
     /// The next whole message, and what came with it.

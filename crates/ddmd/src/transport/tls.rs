@@ -5,7 +5,7 @@
 
 use super::{Attachment, Fault, Transport};
 use ddm_proto::frame::FrameDecoder;
-use ddm_proto::message::{ClientMessage, Request};
+use ddm_proto::message::ClientMessage;
 use ddm_proto::WinError;
 use std::io;
 use std::time::Duration;
@@ -51,11 +51,7 @@ impl Transport for TlsTransport {
                 .next_message::<ClientMessage>()
                 .map_err(|e| Fault::Protocol(WinError::RPC_S_PROTOCOL_ERROR, e.to_string()))?;
             if let Some(message) = decoded {
-                let carries_event = match &message.body {
-                    Some(Request::Register(_)) => true,
-                    Some(Request::InterfaceConnect(connect)) => connect.event != 0,
-                    _ => false,
-                };
+                let carries_event = super::carries_event(&message);
                 let attachment = if carries_event {
                     Attachment::NotCarried
                 } else {

@@ -13,7 +13,7 @@ use super::{Attachment, Fault, Transport};
 use crate::notify::accept_eventfd;
 use crate::scm;
 use ddm_proto::frame::FrameDecoder;
-use ddm_proto::message::{ClientMessage, Request};
+use ddm_proto::message::ClientMessage;
 use ddm_proto::WinError;
 use std::collections::VecDeque;
 use std::io;
@@ -95,11 +95,7 @@ impl Transport for UnixTransport {
                 .next_message::<ClientMessage>()
                 .map_err(|e| Fault::Protocol(WinError::RPC_S_PROTOCOL_ERROR, e.to_string()))?;
             if let Some(message) = decoded {
-                let carries_event = match &message.body {
-                    Some(Request::Register(_)) => true,
-                    Some(Request::InterfaceConnect(connect)) => connect.event != 0,
-                    _ => false,
-                };
+                let carries_event = super::carries_event(&message);
                 let attachment = match carries_event {
                     true => match self.fds.pop_front() {
                         Some(fd) => match accept_eventfd(fd) {
