@@ -132,12 +132,13 @@ fn names(cn: &str) -> DistinguishedName {
 
 /// The `[access]` and `[remote]` tables of a router whose certificate is
 /// `server` (issued by `ca`), trusting clients of `ca`, with `extra` lines
-/// in `[remote]`.
+/// in `[remote]`. It listens where it does by default: every address, IPv4
+/// through the IPv6 socket, port 4850.
 pub fn remote_config(ca: &Ca, server: &str, extra: &str) -> String {
     format!(
         "[access]\nadmin_identities = [\"spiffe://example.org/ops/*\"]\n\
          monitor_identities = [\"monitor\"]\nstatus_identities = [\"viewer\"]\n\
-         [remote]\nlisten = \"0.0.0.0:4850\"\ncertificate = \"{dir}/{server}.pem\"\n\
+         [remote]\ncertificate = \"{dir}/{server}.pem\"\n\
          key = \"{dir}/{server}.key\"\nclient_ca = \"{ca}\"\n{extra}",
         dir = ca.dir.display(),
         ca = ca.ca_file().display(),

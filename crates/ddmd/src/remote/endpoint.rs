@@ -56,9 +56,19 @@ impl RemoteEndpoint {
     /// Reads the TLS settings and binds the address.
     pub async fn bind(config: &RemoteConfig) -> Result<(RemoteEndpoint, Reloadable), String> {
         let tls = tls::server_config(config)?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| format!("{}: {e}", config.listen))?;
+        let listener = match TcpListener::bind(config.listen).await {
+            // The default, [::], on a machine without IPv6: every IPv4
+            // address instead.
+            Err(e)
+                if e.raw_os_error() == Some(libc::EAFNOSUPPORT)
+                    && config.listen.ip().is_unspecified() =>
+            {
+                let v4 = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, config.listen.port()));
+                TcpListener::bind(v4).await
+            }
+            bound => bound,
+        }
+        .map_err(|e| format!("{}: {e}", config.listen))?;
         let shared = Arc::new(Shared {
             tls: RwLock::new(tls),
             sessions: Mutex::new(HashMap::new()),
@@ -85,7 +95,11 @@ impl RemoteEndpoint {
     pub async fn serve(&self, context: &Arc<SessionContext>, sessions: &TaskTracker) {
         loop {
             let (stream, address) = match self.listener.accept().await {
-                Ok(accepted) => accepted,
+                // An IPv4 client of the IPv6 socket is shown as IPv4.
+                Ok((stream, address)) => (
+                    stream,
+                    SocketAddr::new(address.ip().to_canonical(), address.port()),
+                ),
                 Err(e) => {
                     tracing::warn!("remote accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
