@@ -476,3 +476,54 @@ fn the_c_library_reaches_a_remote_router_by_name_with_each_role() {
     run("viewer", "status");
     run("stranger", "denied");
 }
+
+#[test]
+fn a_remote_watch_resumes_across_a_restart_of_the_router() {
+    let mut r = Remote::new("");
+    r.lab.add_connected_link("va");
+    let since = r.lab.service.connect().subscribe().unwrap().snapshot().seq;
+    let watch = r
+        .clients
+        .ddm(
+            &r.ca,
+            "monitor",
+            &[
+                "watch",
+                "--resume",
+                "--json",
+                "--count",
+                "8",
+                "--timeout",
+                "20",
+                "--server",
+                &r.address,
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let admin = r.lab.service.connect();
+    wait_until("the remote watch is subscribed", || {
+        admin
+            .sessions()
+            .unwrap()
+            .iter()
+            .any(|s| !s.identity.is_empty() && s.subscribed)
+    });
+    r.lab.flap("va", 5); // (up), down, up, down, up: 4 changes
+    std::thread::sleep(Duration::from_millis(300));
+    r.lab.service.kill();
+    r.lab.service.restart();
+    r.lab.flap("va", 5); // 4 more, after the restart
+    let out = watch.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let seqs: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, (since + 1..=since + 8).collect::<Vec<_>>());
+}
