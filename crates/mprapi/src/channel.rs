@@ -145,6 +145,14 @@ impl Channel {
     }
 }
 
+/// A read that found nothing yet (or was interrupted): poll and try again.
+pub(crate) fn nothing_yet(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
 /// Waits until `fd` is ready for `what` (or has hung up), at most until
 /// `deadline`: past it the service counts as gone.
 pub(crate) fn wait_ready(

@@ -23,7 +23,7 @@
 //! with the same error. Users see only blocking calls, and no runtime is
 //! imposed on them.
 
-use crate::channel::{wait_ready, Channel};
+use crate::channel::{nothing_yet, wait_ready, Channel};
 use crate::remote::Events;
 use crate::subscriptions::Subscriptions;
 use ddm_proto::frame::{encode_frame, FrameDecoder, PROTOCOL_VERSION};
@@ -396,11 +396,7 @@ impl Connection {
                     return gone;
                 }
                 Ok(n) => decoder.extend(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if nothing_yet(&e) => {}
                 Err(_) => {
                     self.shared.close();
                     return gone;
@@ -508,11 +504,7 @@ fn handshake(channel: &Channel, timeout: Duration) -> Result<Welcome, WinError> 
         match channel.receive(&mut chunk) {
             Ok(0) => return Err(WinError::RPC_S_SERVER_UNAVAILABLE),
             Ok(n) => decoder.extend(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if nothing_yet(&e) => {}
             Err(e) => {
                 return Err(crate::remote::refused(&e).unwrap_or(WinError::RPC_S_SERVER_UNAVAILABLE))
             }

@@ -42,6 +42,7 @@ pub fn spawn(
     let state = Arc::new(Mutex::new(State::default()));
     let subject = config.subject_prefix();
     let publisher = Publisher {
+        prefix: subject.clone(),
         router: config.router_id(),
         config,
         epoch,
@@ -66,6 +67,8 @@ pub fn spawn(
 
 struct Publisher {
     config: ExportConfig,
+    /// Subjects are `<prefix>.<kind>`; read once (it may be the host name).
+    prefix: String,
     router: String,
     epoch: u64,
     /// Used on the blocking pool, one statement at a time.
@@ -168,10 +171,9 @@ impl Publisher {
         context: &jetstream::Context,
         entries: &[JournalEntry],
     ) -> Result<(), Failure> {
-        let prefix = self.config.subject_prefix();
         let mut acks = Vec::with_capacity(entries.len());
         for entry in entries {
-            let subject = format!("{prefix}.{}", super::kind_name(entry.kind));
+            let subject = format!("{}.{}", self.prefix, super::kind_name(entry.kind));
             let payload = super::payload(&self.router, self.epoch, entry).to_string();
             let message = PublishMessage::build()
                 .payload(payload.into())

@@ -191,28 +191,36 @@ impl Journal {
     /// Appends `entry` (its id is given here), never waiting: with no room
     /// it is counted in a gap entry, handed over when there is room again.
     pub fn append(&mut self, mut entry: JournalEntry) {
-        let Some(queue) = &self.queue else {
+        if self.queue.is_none() {
             return;
-        };
+        }
         entry.id = self.next_id;
         self.next_id += 1;
-        if let Some(gap) = self.dropped.take() {
-            match queue.try_send(gap) {
-                Ok(()) => {}
-                Err(TrySendError::Full(gap) | TrySendError::Disconnected(gap)) => {
-                    self.dropped = Some(gap);
-                }
-            }
-        }
-        if self.dropped.is_some() {
+        if !self.flush_gap() {
             self.drop_entry(&entry);
             return;
         }
+        let Some(queue) = &self.queue else {
+            return;
+        };
         if let Err(TrySendError::Full(entry) | TrySendError::Disconnected(entry)) =
             queue.try_send(entry)
         {
             self.drop_entry(&entry);
         }
+    }
+
+    /// Hands the pending gap entry to the writer if there is room; true
+    /// when none is left pending.
+    fn flush_gap(&mut self) -> bool {
+        if let (Some(gap), Some(queue)) = (self.dropped.take(), &self.queue) {
+            if let Err(TrySendError::Full(gap) | TrySendError::Disconnected(gap)) =
+                queue.try_send(gap)
+            {
+                self.dropped = Some(gap);
+            }
+        }
+        self.dropped.is_none()
     }
 
     /// Counts `entry` in the pending gap entry, which takes its id.
@@ -234,13 +242,7 @@ impl Journal {
     /// A reader's wait: until the writer has handled every entry appended
     /// so far (or a little while has passed).
     fn caught_up(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        if let (Some(gap), Some(queue)) = (self.dropped.take(), &self.queue) {
-            if let Err(TrySendError::Full(gap) | TrySendError::Disconnected(gap)) =
-                queue.try_send(gap)
-            {
-                self.dropped = Some(gap);
-            }
-        }
+        self.flush_gap();
         let target = match &self.dropped {
             Some(gap) => gap.id.saturating_sub(gap.count),
             None => self.last_id(),

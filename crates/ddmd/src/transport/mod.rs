@@ -51,6 +51,16 @@ impl From<io::Error> for Fault {
     }
 }
 
+/// The next whole message in `decoder`, if one is in; bytes that are not
+/// a frame are a protocol fault.
+pub(crate) fn next_message(
+    decoder: &mut ddm_proto::frame::FrameDecoder,
+) -> Result<Option<ClientMessage>, Fault> {
+    decoder
+        .next_message::<ClientMessage>()
+        .map_err(|e| Fault::Protocol(WinError::RPC_S_PROTOCOL_ERROR, e.to_string()))
+}
+
 /// Whether `message` comes with an event of the client's (a Register, or
 /// a Connect with an event): its descriptor locally, a Signal remotely.
 pub(crate) fn carries_event(message: &ClientMessage) -> bool {

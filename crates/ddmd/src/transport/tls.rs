@@ -6,7 +6,6 @@
 use super::{Attachment, Fault, Transport};
 use ddm_proto::frame::FrameDecoder;
 use ddm_proto::message::ClientMessage;
-use ddm_proto::WinError;
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,11 +45,7 @@ impl TlsTransport {
 impl Transport for TlsTransport {
     async fn read(&mut self) -> Result<(ClientMessage, Attachment), Fault> {
         loop {
-            let decoded = self
-                .decoder
-                .next_message::<ClientMessage>()
-                .map_err(|e| Fault::Protocol(WinError::RPC_S_PROTOCOL_ERROR, e.to_string()))?;
-            if let Some(message) = decoded {
+            if let Some(message) = super::next_message(&mut self.decoder)? {
                 let carries_event = super::carries_event(&message);
                 let attachment = if carries_event {
                     Attachment::NotCarried

@@ -90,11 +90,7 @@ impl UnixTransport {
 impl Transport for UnixTransport {
     async fn read(&mut self) -> Result<(ClientMessage, Attachment), Fault> {
         loop {
-            let decoded = self
-                .decoder
-                .next_message::<ClientMessage>()
-                .map_err(|e| Fault::Protocol(WinError::RPC_S_PROTOCOL_ERROR, e.to_string()))?;
-            if let Some(message) = decoded {
+            if let Some(message) = super::next_message(&mut self.decoder)? {
                 let carries_event = super::carries_event(&message);
                 let attachment = match carries_event {
                     true => match self.fds.pop_front() {
