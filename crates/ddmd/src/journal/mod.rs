@@ -285,15 +285,15 @@ impl Journal {
         Some(answered)
     }
 
-    /// Hands the writer what is left and returns what waits for it to
-    /// finish (a blocking join, for the blocking pool).
+    /// Returns what hands the writer what is left and waits for it to
+    /// finish: blocking, for the blocking pool.
     pub fn close(&mut self) -> impl FnOnce() + Send + 'static {
-        if let (Some(gap), Some(queue)) = (self.dropped.take(), &self.queue) {
-            let _ = queue.send(gap);
-        }
-        self.queue = None;
-        let writer = self.writer.take();
+        let (gap, queue, writer) = (self.dropped.take(), self.queue.take(), self.writer.take());
         move || {
+            // Waiting for room here, off the runtime's thread.
+            if let (Some(gap), Some(queue)) = (gap, queue) {
+                let _ = queue.send(gap);
+            }
             if let Some(writer) = writer {
                 let _ = writer.join();
             }
