@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::links::LinkEvent;
 use crate::listen::LocalEndpoint;
 use crate::service::{serve, LinkSource};
+use crate::systemd::Notifier;
 use crate::table::LinkState;
 use crate::ServeError;
 use std::path::{Path, PathBuf};
@@ -59,6 +60,7 @@ impl InProcess {
                         config,
                         endpoint,
                         LinkSource::Channel(link_receiver),
+                        Notifier::default(),
                         shutdown,
                     )
                     .await

@@ -28,6 +28,8 @@
 //!   client certificates; [`admission`]: session limits, in all, per user
 //!   (or remote identity) and in the handshake;
 //! * [`service`]: everything above put together, and its shutdown;
+//!   [`systemd`]: the socket systemd passes, and readiness, status and the
+//!   watchdog told to it;
 //!   [`in_process`]: the service in a thread, for tests;
 //! * [`journal`]: every change kept in SQLite, written by a thread of its
 //!   own, read back for history and uptime; [`export`]: the journal
@@ -56,6 +58,7 @@ pub mod router;
 pub mod scm;
 pub mod service;
 pub mod session;
+pub mod systemd;
 pub mod table;
 pub mod throttle;
 pub mod transport;
@@ -106,8 +109,12 @@ pub fn run(config: Config, socket: PathBuf) -> Result<(), ServeError> {
                     _ = sigint.recv() => tracing::info!("SIGINT"),
                 }
             };
-            let endpoint = LocalEndpoint::bind(&socket)?;
-            service::serve(config, endpoint, LinkSource::Kernel, termination).await
+            let endpoint = match systemd::passed_listener()? {
+                Some(passed) => LocalEndpoint::adopt(passed)?,
+                None => LocalEndpoint::bind(&socket)?,
+            };
+            let notifier = systemd::Notifier::from_environment()?;
+            service::serve(config, endpoint, LinkSource::Kernel, notifier, termination).await
         })
 }
 

@@ -3,7 +3,9 @@
 //! Mode 0666 on purpose: what a client may do is decided from its
 //! credentials (see `access`), never from file modes. A socket file left by
 //! a crashed service is replaced; a live service's is never taken over, and
-//! the file is removed when the endpoint is dropped. Each accepted
+//! the file is removed when the endpoint is dropped. A socket systemd passed
+//! (socket activation) is systemd's: it is never removed, and connections
+//! made while the service is down wait in it. Each accepted
 //! connection is admitted or refused (see `admission`) before it costs the
 //! service anything but a short write.
 
@@ -25,6 +27,8 @@ use tokio_util::task::TaskTracker;
 pub struct LocalEndpoint {
     listener: UnixListener,
     path: PathBuf,
+    /// Whether the socket file is ours to remove (not systemd's).
+    owns_file: bool,
 }
 
 impl LocalEndpoint {
@@ -65,6 +69,28 @@ impl LocalEndpoint {
         Ok(LocalEndpoint {
             listener,
             path: path.to_owned(),
+            owns_file: true,
+        })
+    }
+
+    /// Serves on a listening socket systemd passed; its file stays when
+    /// the endpoint is dropped.
+    pub fn adopt(listener: std::os::unix::net::UnixListener) -> Result<Self, ServeError> {
+        let path = listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(Path::to_owned))
+            .unwrap_or_default();
+        let fail = |source| ServeError::Socket {
+            path: path.clone(),
+            source,
+        };
+        listener.set_nonblocking(true).map_err(fail)?;
+        let listener = UnixListener::from_std(listener).map_err(fail)?;
+        Ok(LocalEndpoint {
+            listener,
+            path,
+            owns_file: false,
         })
     }
 
@@ -122,7 +148,9 @@ impl LocalEndpoint {
 
 impl Drop for LocalEndpoint {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if self.owns_file {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

@@ -22,6 +22,7 @@ use crate::notify::Registrations;
 use crate::outbox::Outbox;
 use crate::peer::Peer;
 use crate::requests::{self, Call, Outcome};
+use crate::systemd::{Notice, Notifier};
 use crate::table::{InterfaceTable, Transition};
 use crate::throttle::Throttle;
 use crate::transport::Attachment;
@@ -32,6 +33,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+
+/// How often systemd hears the status line, at the most (the watchdog may
+/// need it more often).
+const STATUS_PERIOD: Duration = Duration::from_secs(1);
 
 /// What sessions (and the service) ask of the router.
 #[derive(Debug)]
@@ -53,10 +58,10 @@ pub enum Command {
     },
     /// The configuration file was read again (by the reloader): apply its
     /// interfaces, or keep the old ones if it was not valid, and answer
-    /// the Reload request that asked for it, if one did.
+    /// the reloader.
     Reload {
         interfaces: Result<Vec<Declaration>, String>,
-        reply: Option<oneshot::Sender<Outcome>>,
+        reply: oneshot::Sender<Outcome>,
     },
     /// The service is stopping: end every stream, signal and drop every
     /// registration, hang up every declared interface, refuse every later
@@ -73,6 +78,8 @@ enum Woken {
     Report(Reported),
     Command(Command),
     Timer,
+    /// Time to feed systemd's watchdog and tell it the status line.
+    Systemd,
 }
 
 /// The router's answer to a call.
@@ -122,6 +129,9 @@ pub struct Router {
     /// The longest time one input took, for the shutdown log line: the
     /// router must never wait on anything.
     longest_turn: Duration,
+    notifier: Notifier,
+    /// The status line systemd was last told.
+    told_status: String,
 }
 
 impl Router {
@@ -149,7 +159,16 @@ impl Router {
             trimmer: Trimmer::default(),
             refusals: Throttle::default(),
             longest_turn: Duration::ZERO,
+            notifier: Notifier::default(),
+            told_status: String::new(),
         }
+    }
+
+    /// Tells systemd (when it asked) the status line, and feeds its
+    /// watchdog from this task.
+    pub fn notifying(mut self, notifier: Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     /// Declared interfaces: their machines (`dialed`), and the reports of
@@ -190,10 +209,17 @@ impl Router {
         mut links: mpsc::UnboundedReceiver<LinkEvent>,
     ) {
         let mut reports = self.reports.take();
+        // The watchdog's period, or a status line a second at the most.
+        let mut systemd = self.notifier.enabled().then(|| {
+            let period = self.notifier.watchdog_period();
+            tokio::time::interval(period.map_or(STATUS_PERIOD, |p| p.min(STATUS_PERIOD)))
+        });
         loop {
             let deadline = self.dialed.deadline();
             let woken = tokio::select! {
                 biased;
+                // First: a flood of link events must not starve the watchdog.
+                Some(_) = async { Some(systemd.as_mut()?.tick().await) } => Woken::Systemd,
                 Some(event) = links.recv() => Woken::Link(event),
                 Some(reported) = async { reports.as_mut()?.recv().await } => Woken::Report(reported),
                 command = commands.recv() => match command {
@@ -211,6 +237,7 @@ impl Router {
                     let transitions = self.dialed.tick();
                     self.commit_all(transitions);
                 }
+                Woken::Systemd => self.tell_systemd(),
             }
             self.longest_turn = self.longest_turn.max(started.elapsed());
         }
@@ -232,6 +259,7 @@ impl Router {
                         self.resync(recovered, &started);
                     }
                     self.commit_all(started);
+                    self.tell_status();
                     let _ = ready.send(());
                 }
             }
@@ -438,9 +466,7 @@ impl Router {
                         WinError::ERROR_BAD_CONFIGURATION.into()
                     }
                 };
-                if let Some(reply) = reply {
-                    let _ = reply.send(outcome);
-                }
+                let _ = reply.send(outcome);
             }
             Command::Shutdown(done) => {
                 tracing::info!(
@@ -458,6 +484,44 @@ impl Router {
                 let _ = reply.send(self.journal.take().map(|j| (j, self.export.take())));
             }
         }
+    }
+
+    /// Feeds the watchdog, and tells the status line when it changed.
+    fn tell_systemd(&mut self) {
+        if self.notifier.watchdog_period().is_some() {
+            self.notifier.tell(Notice::Watchdog);
+        }
+        if self.ready.is_none() {
+            self.tell_status();
+        }
+    }
+
+    /// Tells systemd the status line if it changed.
+    fn tell_status(&mut self) {
+        if !self.notifier.enabled() {
+            return;
+        }
+        let status = self.status_line();
+        if status != self.told_status {
+            self.notifier.tell(Notice::Status(status.clone()));
+            self.told_status = status;
+        }
+    }
+
+    /// `systemctl status`'s line: the DDM, interfaces, clients.
+    fn status_line(&self) -> String {
+        let interfaces = self.interfaces();
+        let connected = interfaces
+            .iter()
+            .filter(|i| i.connection_state == ConnectionState::Connected as u32)
+            .count();
+        let registrations: usize = self.sessions.values().map(|s| s.registrations.len()).sum();
+        format!(
+            "DDM {}: {} interfaces, {connected} connected; {} sessions, {registrations} registrations",
+            if self.running { "running" } else { "stopped" },
+            interfaces.len(),
+            self.sessions.len(),
+        )
     }
 
     /// Every interface, kernel links and declared ones, in handle order.

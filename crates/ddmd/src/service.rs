@@ -18,6 +18,7 @@ use crate::listen::LocalEndpoint;
 use crate::remote::{Reloadable, RemoteEndpoint};
 use crate::router::{Command, Router};
 use crate::session::SessionContext;
+use crate::systemd::{Notice, Notifier};
 use crate::table::{InterfaceTable, LinkFilter};
 use crate::ServeError;
 use std::future::Future;
@@ -45,11 +46,13 @@ pub enum LinkSource {
 }
 
 /// Runs the service on `endpoint` until `shutdown` resolves, then shuts it
-/// down as the module docs say. Fails if the link source fails.
+/// down as the module docs say, telling `notifier` (systemd) when it is
+/// ready, reloading and stopping. Fails if the link source fails.
 pub async fn serve(
     config: Config,
     endpoint: LocalEndpoint,
     links: LinkSource,
+    notifier: Notifier,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let (commands, command_receiver) = mpsc::unbounded_channel();
@@ -80,14 +83,15 @@ pub async fn serve(
     };
     let reloader = config.path.clone().map(|path| {
         let tls = remote.as_ref().map(|(_, reloadable)| reloadable.clone());
-        spawn_reloader(path, tls, commands.clone())
+        spawn_reloader(path, tls, commands.clone(), notifier.clone())
     });
     let mut router = Router::new(InterfaceTable::new(filter), config.limits.clone(), ready)
         .dialing(
             Dialed::new(spawner, Box::new(LocalClock)),
             report_receiver,
             reloader,
-        );
+        )
+        .notifying(notifier.clone());
     router.declare(config.interfaces.clone());
     let export_stop = tokio_util::sync::CancellationToken::new();
     if let Some(journal_config) = config.journal.config() {
@@ -141,6 +145,7 @@ pub async fn serve(
     ));
     let sessions = TaskTracker::new();
     tracing::info!(socket = %endpoint.path().display(), "ddm serving");
+    notifier.tell(Notice::Ready);
     let remote_served = async {
         match &remote {
             Some((remote, _)) => {
@@ -161,6 +166,7 @@ pub async fn serve(
     }
 
     tracing::info!("shutting down");
+    notifier.tell(Notice::Stopping);
     drop(endpoint);
     drop(remote);
     let (done, router_done) = oneshot::channel();
@@ -215,11 +221,14 @@ async fn close_journal(commands: &mpsc::UnboundedSender<Command>) {
 }
 
 /// The reloader: reads the configuration file again when a Reload request
-/// or SIGHUP asks, off the router, and hands the router the result.
+/// or SIGHUP asks, off the router, and hands the router the result; systemd
+/// hears RELOADING=1 before and READY=1 once the router has applied (or
+/// refused) it.
 fn spawn_reloader(
     path: PathBuf,
     tls: Option<Reloadable>,
     router: mpsc::UnboundedSender<Command>,
+    notifier: Notifier,
 ) -> crate::router::Reloader {
     let (asks, mut asked) =
         mpsc::unbounded_channel::<Option<oneshot::Sender<crate::requests::Outcome>>>();
@@ -238,6 +247,7 @@ fn spawn_reloader(
     });
     tokio::spawn(async move {
         while let Some(reply) = asked.recv().await {
+            notifier.tell(Notice::Reloading);
             let (file, tls) = (path.clone(), tls.clone());
             let read = tokio::task::spawn_blocking(move || {
                 let config = Config::load(&file).map_err(|e| e.to_string())?;
@@ -250,8 +260,18 @@ fn spawn_reloader(
             })
             .await;
             let interfaces = read.unwrap_or_else(|e| Err(e.to_string()));
-            if router.send(Command::Reload { interfaces, reply }).is_err() {
+            let (applied, outcome) = oneshot::channel();
+            let reload = Command::Reload {
+                interfaces,
+                reply: applied,
+            };
+            if router.send(reload).is_err() {
                 return;
+            }
+            let outcome = outcome.await;
+            notifier.tell(Notice::Ready);
+            if let (Some(reply), Ok(outcome)) = (reply, outcome) {
+                let _ = reply.send(outcome);
             }
         }
     });

@@ -1,6 +1,8 @@
 //! Where the local service listens, and where clients look for it.
 //!
-//! The service listens on `--socket` or `DDM_SOCKET` if given, else on the
+//! The service listens on `--socket` or `DDM_SOCKET` if given, else in the
+//! runtime directory systemd made for it (`$RUNTIME_DIRECTORY/ddm.sock`,
+//! `/run/ddm/ddm.sock` for the packaged unit), else on the
 //! system socket `/run/ddm/ddm.sock` when it runs as root, and otherwise on
 //! a per-user socket: `$XDG_RUNTIME_DIR/ddm.sock`, or `/tmp/ddm-UID/ddm.sock`
 //! without one (a service a user runs for themselves).
@@ -43,11 +45,22 @@ pub fn user_socket_path() -> PathBuf {
 }
 
 /// Where the service listens: `explicit` (`--socket`), else `DDM_SOCKET`,
-/// else [`user_socket_path`].
+/// else `ddm.sock` in the runtime directory systemd made for the unit
+/// (`RuntimeDirectory=`, passed as `$RUNTIME_DIRECTORY`), else
+/// [`user_socket_path`].
 pub fn service_socket_path(explicit: Option<PathBuf>) -> PathBuf {
     explicit
         .or_else(from_environment)
+        .or_else(from_runtime_directory)
         .unwrap_or_else(user_socket_path)
+}
+
+/// `$RUNTIME_DIRECTORY/ddm.sock` (the first directory when it names
+/// several, colon-separated).
+fn from_runtime_directory() -> Option<PathBuf> {
+    let dirs = std::env::var_os("RUNTIME_DIRECTORY")?;
+    let first = dirs.to_str()?.split(':').next()?;
+    (!first.is_empty()).then(|| Path::new(first).join("ddm.sock"))
 }
 
 /// Where a client looks for the service: `explicit` (`--socket`), else

@@ -17,5 +17,6 @@ mod remote;
 mod stream;
 mod support;
 mod system_socket;
+mod systemd;
 mod tls_lab;
 mod wireguard_lab;
