@@ -13,6 +13,7 @@
 use crate::config::Limits;
 use ddm_proto::message::Role;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Why a connection was refused.
@@ -57,6 +58,8 @@ struct Counts {
 pub struct Admission {
     limits: Limits,
     counts: Mutex<Counts>,
+    /// Connections refused by a limit, for the metrics.
+    refused: AtomicU64,
 }
 
 impl Admission {
@@ -64,12 +67,26 @@ impl Admission {
         Arc::new(Admission {
             limits: limits.clone(),
             counts: Mutex::new(Counts::default()),
+            refused: AtomicU64::new(0),
         })
     }
 
     /// Admits a connection from `who` with `role`, or says why not. The
     /// ticket holds its place until it is dropped.
     pub fn admit(self: &Arc<Self>, who: Who, role: Role) -> Result<Ticket, Refusal> {
+        let admitted = self.try_admit(who, role);
+        if admitted.is_err() {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        admitted
+    }
+
+    /// Connections refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    fn try_admit(self: &Arc<Self>, who: Who, role: Role) -> Result<Ticket, Refusal> {
         let limits = &self.limits;
         let mut counts = self.lock();
         let per_peer = match who {

@@ -25,6 +25,8 @@ pub struct Config {
     pub export: Option<crate::export::ExportConfig>,
     /// Remote administration over TLS (off unless configured).
     pub remote: Option<crate::remote::RemoteConfig>,
+    /// The Prometheus endpoint (off unless configured).
+    pub metrics: Option<crate::metrics::MetricsConfig>,
     /// Demand-dial interfaces (`[[interface]]` tables).
     #[serde(rename = "interface")]
     pub interfaces: Vec<Declaration>,

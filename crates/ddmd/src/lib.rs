@@ -34,6 +34,8 @@
 //! * [`journal`]: every change kept in SQLite, written by a thread of its
 //!   own, read back for history and uptime; [`export`]: the journal
 //!   published to NATS JetStream, and a fleet's events read back;
+//! * [`metrics`]: the router's figures for Prometheus, served over HTTP
+//!   beside it;
 //! * [`config`]: settings; [`memory`]: free memory given back after a crowd
 //!   of clients leaves; [`throttle`]: rate-limited log lines;
 //! * [`daemon`]: `ddm serve` itself: logging, configuration, exit status.
@@ -49,6 +51,7 @@ pub mod journal;
 pub mod links;
 pub mod listen;
 pub mod memory;
+pub mod metrics;
 pub mod notify;
 pub mod outbox;
 pub mod peer;
@@ -88,6 +91,8 @@ pub enum ServeError {
     Journal(#[from] journal::JournalError),
     #[error("remote listener: {0}")]
     Remote(String),
+    #[error("metrics endpoint {0}: {1}")]
+    Metrics(std::net::SocketAddr, std::io::Error),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

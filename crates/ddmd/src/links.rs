@@ -22,6 +22,8 @@ use netlink_packet_route::link::{LinkHeader, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, SocketAddr, TokioSocket};
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
 const RTNLGRP_LINK: u32 = 1;
@@ -40,7 +42,13 @@ pub enum LinkEvent {
 
 /// Streams link events to `events` until the router goes away or the
 /// kernel socket fails.
-pub async fn monitor(config: &LinksConfig, events: UnboundedSender<LinkEvent>) -> io::Result<()> {
+/// Each overrun (notifications the kernel dropped) is counted in
+/// `overruns`.
+pub async fn monitor(
+    config: &LinksConfig,
+    events: UnboundedSender<LinkEvent>,
+    overruns: Arc<AtomicU64>,
+) -> io::Result<()> {
     let mut changes = TokioSocket::new(NETLINK_ROUTE)?;
     changes.socket_mut().bind(&SocketAddr::new(0, 0))?;
     changes
@@ -64,6 +72,7 @@ pub async fn monitor(config: &LinksConfig, events: UnboundedSender<LinkEvent>) -
         match changes.recv(&mut buffer).await {
             Ok(()) => forward(&buffer, &mut send)?,
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                overruns.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     "kernel link notifications overran; dumping links again to reconcile"
                 );

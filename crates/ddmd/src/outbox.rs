@@ -47,14 +47,17 @@ impl Outbox {
         self.wake.notify_one();
     }
 
-    /// Queues a typed event (or counts it as missed).
-    pub fn push_event(&self, event: ConnectionEvent) {
+    /// Queues a typed event, or counts it as missed (and says so).
+    pub fn push_event(&self, event: ConnectionEvent) -> bool {
+        let mut queued = true;
         self.update(|s| {
             let seq = event.seq;
             if !s.events.push(event) {
                 s.last_dropped = seq;
+                queued = false;
             }
         });
+        queued
     }
 
     /// Queues a Signal frame for `event`, unless one is already queued.
@@ -139,7 +142,9 @@ mod tests {
     #[test]
     fn a_gap_says_how_many_and_which_events_were_missed() {
         let outbox = Outbox::new(3);
-        (1..=6).for_each(|seq| outbox.push_event(event(seq)));
+        for seq in 1..=6 {
+            outbox.push_event(event(seq));
+        }
         let first = outbox.take();
         assert_eq!(
             first,
@@ -153,7 +158,9 @@ mod tests {
                 }),
             ]
         );
-        (7..=12).for_each(|seq| outbox.push_event(event(seq)));
+        for seq in 7..=12 {
+            outbox.push_event(event(seq));
+        }
         outbox.end_stream(903);
         let second = outbox.take();
         assert_eq!(
@@ -174,7 +181,9 @@ mod tests {
     #[test]
     fn a_gap_in_the_middle_ends_before_the_next_event() {
         let outbox = Outbox::new(4);
-        (1..=6).for_each(|seq| outbox.push_event(event(seq)));
+        for seq in 1..=6 {
+            outbox.push_event(event(seq));
+        }
         // 1..4 queued, 5 and 6 dropped: the gap comes out after 4.
         let mut taken = outbox.take();
         outbox.push_event(event(7));

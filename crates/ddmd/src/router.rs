@@ -18,6 +18,7 @@ use crate::export::Export;
 use crate::journal::{Journal, Recovered};
 use crate::links::LinkEvent;
 use crate::memory::Trimmer;
+use crate::metrics::{Accounts, Snapshot};
 use crate::notify::Registrations;
 use crate::outbox::Outbox;
 use crate::peer::Peer;
@@ -26,7 +27,9 @@ use crate::systemd::{Notice, Notifier};
 use crate::table::{InterfaceTable, Transition};
 use crate::throttle::Throttle;
 use crate::transport::Attachment;
-use ddm_proto::message::{ConnectionEvent, EntryKind, Interface, JournalEntry, Reply, Request};
+use ddm_proto::message::{
+    ConnectionEvent, EntryKind, Interface, JournalEntry, Reply, Request, Role,
+};
 use ddm_proto::model::ConnectionState;
 use ddm_proto::WinError;
 use std::collections::{HashMap, HashSet};
@@ -80,6 +83,8 @@ enum Woken {
     Timer,
     /// Time to feed systemd's watchdog and tell it the status line.
     Systemd,
+    /// The metrics endpoint wants a snapshot.
+    Scrape,
 }
 
 /// The router's answer to a call.
@@ -132,6 +137,8 @@ pub struct Router {
     notifier: Notifier,
     /// The status line systemd was last told.
     told_status: String,
+    /// Figures for the metrics endpoint, when there is one.
+    accounts: Option<Accounts>,
 }
 
 impl Router {
@@ -161,7 +168,14 @@ impl Router {
             longest_turn: Duration::ZERO,
             notifier: Notifier::default(),
             told_status: String::new(),
+            accounts: None,
         }
+    }
+
+    /// Counts for the metrics endpoint, and publishes them when it asks.
+    pub fn counting(mut self, accounts: Accounts) -> Self {
+        self.accounts = Some(accounts);
+        self
     }
 
     /// Tells systemd (when it asked) the status line, and feeds its
@@ -214,6 +228,7 @@ impl Router {
             let period = self.notifier.watchdog_period();
             tokio::time::interval(period.map_or(STATUS_PERIOD, |p| p.min(STATUS_PERIOD)))
         });
+        let scrapes = self.accounts.as_ref().map(Accounts::wanted);
         loop {
             let deadline = self.dialed.deadline();
             let woken = tokio::select! {
@@ -227,6 +242,10 @@ impl Router {
                     None => return,
                 },
                 () = crate::dial::sleep_until(deadline) => Woken::Timer,
+                Some(()) = async {
+                    scrapes.as_ref()?.notified().await;
+                    Some(())
+                } => Woken::Scrape,
             };
             let started = Instant::now();
             match woken {
@@ -238,14 +257,22 @@ impl Router {
                     self.commit_all(transitions);
                 }
                 Woken::Systemd => self.tell_systemd(),
+                Woken::Scrape => self.publish_figures(),
             }
-            self.longest_turn = self.longest_turn.max(started.elapsed());
+            let took = started.elapsed();
+            self.longest_turn = self.longest_turn.max(took);
+            if let Some(accounts) = &mut self.accounts {
+                accounts.turned(took);
+            }
         }
     }
 
     pub(crate) fn on_link(&mut self, event: LinkEvent) {
         match event {
             LinkEvent::DumpBegin => {
+                if let (None, Some(accounts)) = (&self.ready, &mut self.accounts) {
+                    accounts.resynced();
+                }
                 self.table.begin_reconcile();
                 self.dialed.begin_reconcile();
             }
@@ -259,6 +286,12 @@ impl Router {
                         self.resync(recovered, &started);
                     }
                     self.commit_all(started);
+                    if self.accounts.is_some() {
+                        let interfaces = self.interfaces();
+                        if let Some(accounts) = &mut self.accounts {
+                            accounts.started(&interfaces);
+                        }
+                    }
                     self.tell_status();
                     let _ = ready.send(());
                 }
@@ -389,15 +422,21 @@ impl Router {
             time_unix_ns: crate::journal::now_ns(),
             last_error: t.last_error,
         };
+        let mut signals = 0;
         if t.from == ConnectionState::Connected || t.to == ConnectionState::Connected {
             for session in self.sessions.values() {
                 session.registrations.signal_all(&session.outbox);
+                signals += session.registrations.len() as u64;
             }
         }
+        let mut missed = 0;
         for session in self.sessions.values() {
-            if !session.streams.is_empty() {
-                session.outbox.push_event(event.clone());
+            if !session.streams.is_empty() && !session.outbox.push_event(event.clone()) {
+                missed += 1;
             }
+        }
+        if let Some(accounts) = &mut self.accounts {
+            accounts.committed(&event, signals, missed);
         }
         if let Some(journal) = &mut self.journal {
             journal.transition(&event, t.reason);
@@ -508,6 +547,30 @@ impl Router {
         }
     }
 
+    /// Publishes the figures for the metrics endpoint.
+    fn publish_figures(&mut self) {
+        let interfaces = self.interfaces();
+        let Some(accounts) = &mut self.accounts else {
+            return;
+        };
+        let mut snapshot = Snapshot {
+            running: self.running,
+            ..Snapshot::default()
+        };
+        for role in [Role::None, Role::Status, Role::Monitor, Role::Admin] {
+            snapshot.sessions.insert(role.name(), 0);
+            snapshot.registrations.insert(role.name(), 0);
+            snapshot.streams.insert(role.name(), 0);
+        }
+        for session in self.sessions.values() {
+            let role = session.peer.role.name();
+            *snapshot.sessions.entry(role).or_default() += 1;
+            *snapshot.registrations.entry(role).or_default() += session.registrations.len() as u64;
+            *snapshot.streams.entry(role).or_default() += session.streams.len() as u64;
+        }
+        accounts.publish(snapshot, &interfaces);
+    }
+
     /// `systemctl status`'s line: the DDM, interfaces, clients.
     fn status_line(&self) -> String {
         let interfaces = self.interfaces();
@@ -605,6 +668,9 @@ impl Router {
         }
         tracing::info!("DDM stopped; registrations dropped, streams ended");
         for session in self.sessions.values_mut() {
+            if let Some(accounts) = &mut self.accounts {
+                accounts.signaled(session.registrations.len() as u64);
+            }
             session.registrations.signal_and_drop_all(&session.outbox);
             if !session.streams.is_empty() {
                 session.streams.clear();

@@ -15,6 +15,7 @@ use crate::dial::{Dialed, LocalClock};
 use crate::journal::Journal;
 use crate::links::{self, LinkEvent};
 use crate::listen::LocalEndpoint;
+use crate::metrics::Accounts;
 use crate::remote::{Reloadable, RemoteEndpoint};
 use crate::router::{Command, Router};
 use crate::session::SessionContext;
@@ -23,6 +24,7 @@ use crate::table::{InterfaceTable, LinkFilter};
 use crate::ServeError;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -56,6 +58,27 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let (commands, command_receiver) = mpsc::unbounded_channel();
+    let netlink_overruns = Arc::new(AtomicU64::new(0));
+    let context = Arc::new(SessionContext::new(
+        Policy::resolve(&config.access),
+        config.limits.clone(),
+        commands.clone(),
+    ));
+    let metrics = match &config.metrics {
+        Some(metrics_config) => {
+            let listener = crate::metrics::bind(metrics_config)
+                .await
+                .map_err(|e| ServeError::Metrics(metrics_config.listen, e))?;
+            let outside = crate::metrics::Outside {
+                context: context.clone(),
+                netlink_overruns: netlink_overruns.clone(),
+                notifier: notifier.clone(),
+            };
+            let (feed, source) = crate::metrics::channel(outside, metrics_config);
+            Some((feed, listener, source, metrics_config.clone()))
+        }
+        None => None,
+    };
     let (ready, first_dump) = oneshot::channel();
     let filter = LinkFilter::new(&config.links.include, &config.links.exclude);
     let supervisors = TaskTracker::new();
@@ -92,6 +115,18 @@ pub async fn serve(
             reloader,
         )
         .notifying(notifier.clone());
+    let metrics_served = match metrics {
+        Some((feed, listener, source, metrics_config)) => {
+            router = router.counting(Accounts::new(feed));
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, "metrics endpoint for Prometheus at /metrics");
+            }
+            Some(tokio::spawn(async move {
+                crate::metrics::serve(listener, source, &metrics_config).await
+            }))
+        }
+        None => None,
+    };
     router.declare(config.interfaces.clone());
     let export_stop = tokio_util::sync::CancellationToken::new();
     if let Some(journal_config) = config.journal.config() {
@@ -117,7 +152,9 @@ pub async fn serve(
         LinkSource::Kernel => {
             let (events, receiver) = mpsc::unbounded_channel();
             let links_config = config.links.clone();
-            let monitor = tokio::spawn(async move { links::monitor(&links_config, events).await });
+            let overruns = netlink_overruns.clone();
+            let monitor =
+                tokio::spawn(async move { links::monitor(&links_config, events, overruns).await });
             (receiver, Some(monitor))
         }
     };
@@ -138,11 +175,6 @@ pub async fn serve(
         e = &mut monitor_failed => return Err(e),
     }
 
-    let context = Arc::new(SessionContext::new(
-        Policy::resolve(&config.access),
-        config.limits.clone(),
-        commands.clone(),
-    ));
     let sessions = TaskTracker::new();
     tracing::info!(socket = %endpoint.path().display(), "ddm serving");
     notifier.tell(Notice::Ready);
@@ -169,6 +201,9 @@ pub async fn serve(
     notifier.tell(Notice::Stopping);
     drop(endpoint);
     drop(remote);
+    if let Some(metrics) = metrics_served {
+        metrics.abort();
+    }
     let (done, router_done) = oneshot::channel();
     if commands.send(Command::Shutdown(done)).is_ok() {
         if let Ok(stopping) = router_done.await {

@@ -35,6 +35,8 @@ pub struct SessionContext {
     pub router: mpsc::UnboundedSender<Command>,
     /// Fires when the service shuts down.
     pub shutdown: CancellationToken,
+    /// Sessions ended for a protocol fault, for the metrics.
+    pub protocol_faults: AtomicU64,
     last_id: AtomicU64,
 }
 
@@ -46,6 +48,7 @@ impl SessionContext {
             limits,
             router,
             shutdown: CancellationToken::new(),
+            protocol_faults: AtomicU64::new(0),
             last_id: AtomicU64::new(0),
         }
     }
@@ -280,6 +283,7 @@ impl<T: Transport> Session<T> {
         match fault {
             Fault::Gone(e) => tracing::debug!(session = self.id, "session ends: {e}"),
             Fault::Protocol(error, why) => {
+                self.context.protocol_faults.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     session = self.id,
                     error = error.name(),

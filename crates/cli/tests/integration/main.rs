@@ -10,6 +10,7 @@ mod export;
 mod faults;
 mod journal;
 mod links;
+mod metrics;
 mod nats_lab;
 mod notify;
 mod protocol;

@@ -1,0 +1,222 @@
+//! A snapshot written out in the OpenMetrics text format, by the
+//! `prometheus-client` crate's encoder (one `Collector` per scrape over
+//! the snapshot: the numbers are the router's, the format the crate's).
+
+use super::{Outside, Snapshot, TURN_BUCKETS};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
+use std::fmt::Error;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// Every metric, `ddm_` before each name.
+pub fn render(snapshot: &Arc<Snapshot>, outside: &Outside) -> String {
+    let mut registry = Registry::with_prefix("ddm");
+    registry.register_collector(Box::new(Figures {
+        snapshot: snapshot.clone(),
+        sessions_refused: outside.context.admission.refused(),
+        protocol_faults: outside.context.protocol_faults.load(Ordering::Relaxed),
+        netlink_overruns: outside.netlink_overruns.load(Ordering::Relaxed),
+        notices_dropped: outside.notifier.dropped(),
+    }));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry)
+        .expect("writing to a String cannot fail");
+    text
+}
+
+#[derive(Debug)]
+struct Figures {
+    snapshot: Arc<Snapshot>,
+    sessions_refused: u64,
+    protocol_faults: u64,
+    netlink_overruns: u64,
+    notices_dropped: u64,
+}
+
+/// One labelled value per interface.
+fn per_interface<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    snapshot: &Snapshot,
+    name: &str,
+    help: &str,
+    metric: impl Fn(&super::InterfaceFigures) -> M,
+    metric_type: MetricType,
+) -> Result<(), Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
+    for interface in &snapshot.interfaces {
+        let labels = [("interface", interface.name.as_str())];
+        metric(interface).encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// One value per role.
+fn per_role(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    counts: &BTreeMap<&'static str, u64>,
+) -> Result<(), Error> {
+    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (role, count) in counts {
+        ConstGauge::new(*count).encode(family.encode_family(&[("role", *role)])?)?;
+    }
+    Ok(())
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), Error> {
+    let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    ConstCounter::new(value).encode(metric)
+}
+
+impl Collector for Figures {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), Error> {
+        let s = &*self.snapshot;
+        let running = encoder.encode_descriptor(
+            "running",
+            "1 while the DDM runs, 0 while it is stopped",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(u64::from(s.running)).encode(running)?;
+        per_interface(
+            &mut encoder,
+            s,
+            "interface_state",
+            "Connection state: 0 unreachable, 1 disconnected, 2 connecting, 3 connected",
+            |i| ConstGauge::new(i.state),
+            MetricType::Gauge,
+        )?;
+        per_interface(
+            &mut encoder,
+            s,
+            "interface_connects",
+            "Changes to connected",
+            |i| ConstCounter::new(i.connects),
+            MetricType::Counter,
+        )?;
+        per_interface(
+            &mut encoder,
+            s,
+            "interface_disconnects",
+            "Changes from connected",
+            |i| ConstCounter::new(i.disconnects),
+            MetricType::Counter,
+        )?;
+        per_interface(
+            &mut encoder,
+            s,
+            "interface_dial_attempts",
+            "Dial attempts (changes to connecting)",
+            |i| ConstCounter::new(i.dial_attempts),
+            MetricType::Counter,
+        )?;
+        per_interface(
+            &mut encoder,
+            s,
+            "interface_dial_failures",
+            "Dial attempts that ended with an error",
+            |i| ConstCounter::new(i.dial_failures),
+            MetricType::Counter,
+        )?;
+        per_interface(
+            &mut encoder,
+            s,
+            "interface_connected_seconds",
+            "Time connected since the service started",
+            |i| ConstCounter::new(i.connected_seconds),
+            MetricType::Counter,
+        )?;
+        per_role(
+            &mut encoder,
+            "sessions",
+            "Open sessions by role",
+            &s.sessions,
+        )?;
+        per_role(
+            &mut encoder,
+            "registrations",
+            "Registered notification events by the session's role",
+            &s.registrations,
+        )?;
+        per_role(
+            &mut encoder,
+            "streams",
+            "Open typed event streams by the session's role",
+            &s.streams,
+        )?;
+        counter(
+            &mut encoder,
+            "events_committed",
+            "Connection events committed (sequence numbers given)",
+            s.events_committed,
+        )?;
+        counter(
+            &mut encoder,
+            "signals_written",
+            "Registered events signaled",
+            s.signals_written,
+        )?;
+        counter(
+            &mut encoder,
+            "stream_events_missed",
+            "Typed stream events dropped because a session's backlog was full",
+            s.stream_events_missed,
+        )?;
+        counter(
+            &mut encoder,
+            "sessions_refused",
+            "Connections refused by a session limit",
+            self.sessions_refused,
+        )?;
+        counter(
+            &mut encoder,
+            "protocol_faults",
+            "Sessions ended for a protocol fault",
+            self.protocol_faults,
+        )?;
+        counter(
+            &mut encoder,
+            "netlink_overruns",
+            "Kernel link notifications lost to a full receive buffer",
+            self.netlink_overruns,
+        )?;
+        counter(
+            &mut encoder,
+            "netlink_resyncs",
+            "Link dumps made again to reconcile after an overrun",
+            s.netlink_resyncs,
+        )?;
+        counter(
+            &mut encoder,
+            "systemd_notices_dropped",
+            "Notices to systemd dropped because the queue to it was full",
+            self.notices_dropped,
+        )?;
+        // Counts per bucket; the encoder makes them cumulative.
+        let buckets: Vec<(f64, u64)> = TURN_BUCKETS
+            .iter()
+            .chain([&f64::INFINITY])
+            .copied()
+            .zip(s.turn_buckets)
+            .collect();
+        let mut turns = encoder.encode_descriptor(
+            "router_turn_seconds",
+            "Time the router took for one input",
+            None,
+            MetricType::Histogram,
+        )?;
+        turns.encode_histogram::<NoLabelSet>(s.turn_seconds, s.turns, &buckets, None)
+    }
+}

@@ -1,0 +1,83 @@
+//! The HTTP endpoint (hyper, HTTP/1.1): `GET /metrics` answers with the
+//! exposition; anything else is 404 (or 405 for another method).
+//!
+//! It runs beside the router as tasks of its own, at most
+//! `max_connections` at once (the rest wait in the listen backlog), each
+//! with a time limit for its request's headers and one for its life, so a
+//! slow or hostile scraper holds only its own connection, and not for long.
+
+use super::{MetricsConfig, Source};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// Time a client has to send its request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time one connection may stay open, kept alive or not.
+const CONNECTION_LIMIT: Duration = Duration::from_secs(30);
+
+/// The content type of the OpenMetrics text format.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Binds the endpoint's address (an error here stops the start: the
+/// administrator asked for it).
+pub async fn bind(config: &MetricsConfig) -> std::io::Result<TcpListener> {
+    TcpListener::bind(config.listen).await
+}
+
+/// Serves scrapes on `listener` until the future is dropped.
+pub async fn serve(listener: TcpListener, source: Source, config: &MetricsConfig) {
+    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!("metrics endpoint: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let source = source.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let mut source = source.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(&request, &mut source).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIMIT, connection).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn answer(request: &Request<Incoming>, source: &mut Source) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+        (&Method::GET, "/metrics") => (StatusCode::OK, OPENMETRICS, source.render().await),
+        (_, "/metrics") => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "only GET\n".to_owned(),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "ddm serves /metrics\n".to_owned(),
+        ),
+    };
+    Response::builder()
+        .status(status)
+        .header(hyper::header::CONTENT_TYPE, content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("a response from valid parts")
+}
