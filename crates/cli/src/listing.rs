@@ -4,17 +4,11 @@
 use mprapi::{interface_type, InterfaceInfo, Server, WinError};
 use serde_json::json;
 
-pub fn status(server: &Result<Server, WinError>) -> Result<(), WinError> {
-    let info = server.as_ref().map_err(|e| *e)?.server_info()?;
-    println!(
-        "{}",
-        if info.lan_only_mode {
-            "stopped"
-        } else {
-            "running"
-        }
-    );
-    Ok(())
+/// Prints `running` or `stopped`, and says which.
+pub fn status(server: &Server) -> Result<bool, WinError> {
+    let running = !server.server_info()?.lan_only_mode;
+    println!("{}", if running { "running" } else { "stopped" });
+    Ok(running)
 }
 
 pub fn info(server: &Server, json: bool) -> Result<(), WinError> {

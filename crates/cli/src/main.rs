@@ -4,23 +4,41 @@
 //! library, exactly as any other program would. Errors go to stderr as
 //! `NAME (number): text` with a non-zero exit status.
 
+mod completion;
 mod dialing;
 mod fleet;
 mod journal;
 mod listing;
+mod manual;
 mod watch;
 mod when;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use mprapi::{Server, WinError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `ddm --version`: the package's version and the git revision it was
+/// built from.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("DDM_GIT_REVISION"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "ddm",
-    version,
-    about = "Router connection manager: the DDM service and its client"
+    version = VERSION,
+    about = "Router connection manager: the DDM service and its client",
+    long_about = "Router connection manager: the DDM service and its client.\n\n\
+        `ddm serve` runs the service (the demand-dial manager): it keeps the table \
+        of the router's interfaces and their connection state, dials, hangs up and \
+        redials declared interfaces, signals registered clients on every connect \
+        and disconnect, and keeps a journal. The other subcommands are its \
+        clients, for the local service (its Unix socket) or remote routers over \
+        TLS 1.3 (--server)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -92,9 +110,11 @@ enum Command {
         #[command(flatten)]
         endpoint: Endpoint,
     },
-    /// Print whether the DDM is running or stopped; then, for monitors and
-    /// admins, how far the journal's export is behind and what the journal
-    /// lost, if anything.
+    /// Print whether the DDM is running or stopped (exit status 0 running,
+    /// 1 stopped, 2 no service answers, 3 access denied).
+    ///
+    /// Then, for monitors and admins, how far the journal's export is
+    /// behind and what the journal lost, if anything.
     Status {
         /// Also the journal's file, size and oldest entry.
         #[arg(long, short)]
@@ -172,6 +192,7 @@ enum Command {
     /// Dial a declared interface (admin); with --wait, until the attempt
     /// completes.
     Connect {
+        #[arg(add = completion::interface_names())]
         name: String,
         /// Wait for the attempt: exit 0 once connected, 1 with its error.
         #[arg(long)]
@@ -181,18 +202,21 @@ enum Command {
     },
     /// Hang up a declared interface, or cancel its attempt (admin).
     Disconnect {
+        #[arg(add = completion::interface_names())]
         name: String,
         #[command(flatten)]
         endpoint: Endpoint,
     },
     /// Enable a declared interface (admin).
     Enable {
+        #[arg(add = completion::interface_names())]
         name: String,
         #[command(flatten)]
         endpoint: Endpoint,
     },
     /// Disable a declared interface, hanging it up (admin).
     Disable {
+        #[arg(add = completion::interface_names())]
         name: String,
         #[command(flatten)]
         endpoint: Endpoint,
@@ -210,6 +234,25 @@ enum Command {
         #[command(flatten)]
         endpoint: Endpoint,
     },
+    /// Write the man pages, or print a shell's completion script (for
+    /// packagers; `source <(ddm generate completions bash)` in a shell).
+    Generate {
+        #[command(subcommand)]
+        what: Generate,
+    },
+}
+
+#[derive(Subcommand)]
+enum Generate {
+    /// Write ddm.1, a page per subcommand (ddm-serve.1, ...) and
+    /// ddm.toml.5 into DIR.
+    Man { dir: PathBuf },
+    /// Print the completion script for SHELL; at each Tab it asks `ddm`,
+    /// which asks the service for interface names.
+    Completions {
+        #[arg(value_enum)]
+        shell: completion::Shell,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -219,16 +262,27 @@ enum RouterAction {
 }
 
 fn main() -> ExitCode {
+    // A shell asking for completions (COMPLETE=bash ddm -- ...) is answered
+    // here, and the process exits.
+    clap_complete::CompleteEnv::with_factory(Cli::command)
+        .completer("ddm")
+        .complete();
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve { config, endpoint } => return ddmd::daemon::main(config, endpoint.socket),
-        Command::Status { verbose, endpoint } => {
-            let server = endpoint.connect();
-            let outcome = listing::status(&server);
-            if let (Ok(()), Ok(server)) = (&outcome, &server) {
-                journal::status_lines(server, verbose);
-            }
-            outcome
+        Command::Status { verbose, endpoint } => return status(&endpoint, verbose),
+        Command::Generate { what } => {
+            let written = match what {
+                Generate::Man { dir } => manual::write(Cli::command(), &dir),
+                Generate::Completions { shell } => completion::print_script(shell),
+            };
+            return match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ddm generate: {e}");
+                    ExitCode::FAILURE
+                }
+            };
         }
         Command::Info { json, endpoint } => {
             endpoint.connect().and_then(|s| listing::info(&s, json))
@@ -297,6 +351,28 @@ fn main() -> ExitCode {
         Err(error) => {
             eprintln!("{error}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `ddm status`, with its exit status: 0 running, 1 stopped, 2 no service
+/// answers (or it failed), 3 access denied.
+fn status(endpoint: &Endpoint, verbose: bool) -> ExitCode {
+    let server = endpoint.connect();
+    let running = server.as_ref().map_err(|e| *e).and_then(listing::status);
+    if let (Ok(_), Ok(server)) = (&running, &server) {
+        journal::status_lines(server, verbose);
+    }
+    match running {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::from(if error == WinError::ERROR_ACCESS_DENIED {
+                3
+            } else {
+                2
+            })
         }
     }
 }

@@ -8,6 +8,7 @@ mod cli;
 mod dialing;
 mod export;
 mod faults;
+mod habits;
 mod journal;
 mod links;
 mod metrics;

@@ -1,0 +1,170 @@
+//! What people expect of a command: `--version` with the revision,
+//! `ddm status` exit codes for scripts, Tab completion with the service's
+//! interface names, and man pages.
+
+use crate::support::*;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited, not killed")
+}
+
+#[test]
+fn version_names_the_git_revision() {
+    let out = Command::new(DDM).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let revision = text
+        .trim()
+        .strip_prefix(concat!("ddm ", env!("CARGO_PKG_VERSION"), " (git "))
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("not `ddm VERSION (git REVISION)`: {text}"));
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.git");
+    if checkout.exists() {
+        assert!(
+            revision.len() >= 7 && revision.chars().all(|c| c.is_ascii_hexdigit()),
+            "{revision}"
+        );
+    } else {
+        assert_eq!(revision, "unknown");
+    }
+}
+
+#[test]
+fn status_exits_0_running_1_stopped_2_no_service_3_access_denied() {
+    let lab = Lab::with_config(Some("[access]\ndefault_role = \"none\"\n"));
+    let status = |lab: &Lab| lab.service.ddm(&["status"]).output().unwrap();
+    let running = status(&lab);
+    assert_eq!(
+        (code(&running), running.stdout.as_slice()),
+        (0, &b"running\n"[..])
+    );
+    lab.service.connect().set_router_running(false).unwrap();
+    let stopped = status(&lab);
+    assert_eq!(
+        (code(&stopped), stopped.stdout.as_slice()),
+        (1, &b"stopped\n"[..])
+    );
+    let denied = lab
+        .service
+        .ddm(&["status"])
+        .uid(NOBODY)
+        .gid(NOGROUP)
+        .output()
+        .unwrap();
+    assert_eq!(
+        code(&denied),
+        3,
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let none = Command::new(DDM)
+        .args(["status", "--socket"])
+        .arg(dir.path().join("none.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&none), 2);
+    assert!(String::from_utf8_lossy(&none.stderr).contains("(1717)"));
+}
+
+/// What `ddm` answers a shell completing `words` (the last one being
+/// typed), as the installed bash script asks it.
+fn complete(socket: &Path, words: &[&str]) -> Vec<String> {
+    let out = Command::new(DDM)
+        .env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
+        .env("_CLAP_COMPLETE_COMP_TYPE", "9")
+        .env("_CLAP_COMPLETE_SPACE", "true")
+        .env("_CLAP_IFS", "\n")
+        .env("DDM_SOCKET", socket)
+        .arg("--")
+        .args(words)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn tab_completes_subcommands_and_the_services_interface_names() {
+    let lab = Lab::new();
+    lab.add_link("tabby0");
+    lab.add_link("tabby1");
+    lab.wait_listed("tabby1");
+    let socket = &lab.service.socket;
+    assert!(complete(socket, &["ddm", "disc"]).contains(&"disconnect".to_owned()));
+    for command in ["connect", "disconnect", "enable", "disable"] {
+        let names = complete(socket, &["ddm", command, "tab"]);
+        assert_eq!(names, ["tabby0", "tabby1"], "ddm {command} tab<Tab>");
+    }
+    let all = complete(socket, &["ddm", "connect", ""]);
+    assert!(all.contains(&"lo".to_owned()), "{all:?}");
+    // No service: no names, and no error either.
+    let dir = tempfile::tempdir().unwrap();
+    assert!(complete(&dir.path().join("none.sock"), &["ddm", "connect", "t"]).is_empty());
+
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(DDM)
+            .args(["generate", "completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            script.contains("COMPLETE") && script.contains("ddm"),
+            "{shell}: {script}"
+        );
+        if shell == "bash" {
+            let check = Command::new("bash")
+                .args(["-n", "-c", &script])
+                .status()
+                .unwrap();
+            assert!(check.success(), "the bash script does not parse");
+        }
+    }
+}
+
+#[test]
+fn man_pages_for_ddm_each_subcommand_and_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(DDM)
+        .args(["generate", "man"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for page in [
+        "ddm.1",
+        "ddm-serve.1",
+        "ddm-status.1",
+        "ddm-watch.1",
+        "ddm-connect.1",
+        "ddm-history.1",
+        "ddm.toml.5",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page))
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.starts_with(".TH") || text.starts_with(".ie"), "{page}");
+    }
+    let ddm = std::fs::read_to_string(dir.path().join("ddm.1")).unwrap();
+    for section in ["EXIT STATUS", "ENVIRONMENT", "FILES", "ddm\\-serve(1)"] {
+        assert!(ddm.contains(section), "ddm.1 lacks {section}");
+    }
+    let serve = std::fs::read_to_string(dir.path().join("ddm-serve.1")).unwrap();
+    assert!(serve.contains("config"), "ddm-serve.1 lacks --config");
+}
