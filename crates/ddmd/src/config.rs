@@ -347,6 +347,30 @@ fn is_trusted(path: &Path) -> bool {
 mod tests {
     use super::*;
 
+    /// The package's commented /etc/ddm/ddm.toml: as shipped it is the
+    /// default, and every key it shows, uncommented, is one the service
+    /// knows, with a value of the right type.
+    #[test]
+    fn the_packaged_configuration_file_names_only_real_keys() {
+        let shipped = include_str!("../../../packaging/ddm.toml");
+        let as_shipped = Config::parse(shipped).unwrap();
+        assert!(as_shipped.interfaces.is_empty() && as_shipped.metrics.is_none());
+        let uncommented: String = shipped
+            .lines()
+            .map(|line| match line.strip_prefix('#') {
+                Some(rest) if rest.starts_with(|c: char| c.is_ascii_lowercase() || c == '[') => {
+                    rest
+                }
+                _ => line,
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let mut every: Config = toml::from_str(&uncommented).unwrap();
+        declaration::check_all(&mut every.interfaces).unwrap();
+        assert_eq!(every.interfaces.len(), 1);
+        assert!(every.metrics.is_some() && every.remote.is_some() && every.export.is_some());
+    }
+
     #[test]
     fn empty_file_is_the_default() {
         let c = Config::parse("").unwrap();

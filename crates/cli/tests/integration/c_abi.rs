@@ -16,8 +16,23 @@ fn repository() -> PathBuf {
 }
 
 /// Where `cargo test` leaves libmprapi.so.
+/// A directory with the library under its soname (libmprapi.so.0, what
+/// the programs ask for) and its linker name, both links to the one cargo
+/// built.
 fn library_dir() -> PathBuf {
-    Path::new(DDM).parent().unwrap().join("deps")
+    let target = Path::new(DDM).parent().unwrap();
+    let built = target.join("deps/libmprapi.so");
+    let dir = target.join("c-tests/lib");
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["libmprapi.so.0", "libmprapi.so"] {
+        // Tests run in parallel: each makes its link and renames it over.
+        static LINKS: AtomicU32 = AtomicU32::new(0);
+        let serial = LINKS.fetch_add(1, Ordering::Relaxed);
+        let temporary = dir.join(format!(".{name}-{}-{serial}", std::process::id()));
+        std::os::unix::fs::symlink(&built, &temporary).unwrap();
+        std::fs::rename(&temporary, dir.join(name)).unwrap();
+    }
+    dir
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -190,7 +205,8 @@ fn the_pkg_config_file_builds_a_program_from_an_installed_library() {
     for header in ["mprapi.h", "windows.h", "mprerror.h"] {
         std::fs::copy(repo.join("include").join(header), include.join(header)).unwrap();
     }
-    std::fs::copy(library_dir().join("libmprapi.so"), lib.join("libmprapi.so")).unwrap();
+    std::fs::copy(library_dir().join("libmprapi.so"), lib.join("libmprapi.so.0")).unwrap();
+    std::os::unix::fs::symlink("libmprapi.so.0", lib.join("libmprapi.so")).unwrap();
     std::fs::copy(repo.join("mprapi.pc"), lib.join("pkgconfig/mprapi.pc")).unwrap();
     let flags = Command::new("pkg-config")
         .arg(format!(
@@ -226,6 +242,11 @@ fn the_pkg_config_file_builds_a_program_from_an_installed_library() {
         .env("LD_LIBRARY_PATH", &lib)
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&linked.stdout)
-        .contains(lib.join("libmprapi.so").to_str().unwrap()));
+    // The program asks for the soname, found where it was installed.
+    let needed = format!("libmprapi.so.0 => {}", lib.join("libmprapi.so.0").display());
+    assert!(
+        String::from_utf8_lossy(&linked.stdout).contains(&needed),
+        "{}",
+        String::from_utf8_lossy(&linked.stdout)
+    );
 }
