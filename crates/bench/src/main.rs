@@ -70,6 +70,7 @@ enum Workload {
     Dialing,
     Journal,
     Remote,
+    Metrics,
 }
 
 /// How much of each workload to run.
@@ -92,6 +93,8 @@ struct Plan {
     remote_flips: usize,
     remote_calls: usize,
     remote_fanout: usize,
+    metrics_rounds: usize,
+    metrics_flips: usize,
 }
 
 const QUICK: Plan = Plan {
@@ -113,6 +116,8 @@ const QUICK: Plan = Plan {
     remote_flips: 20,
     remote_calls: 200,
     remote_fanout: 100,
+    metrics_rounds: 2,
+    metrics_flips: 20,
 };
 
 const FULL: Plan = Plan {
@@ -134,6 +139,8 @@ const FULL: Plan = Plan {
     remote_flips: 100,
     remote_calls: 5_000,
     remote_fanout: 1_000,
+    metrics_rounds: 6,
+    metrics_flips: 50,
 };
 
 fn main() -> ExitCode {
@@ -243,6 +250,10 @@ fn main() -> ExitCode {
             plan.remote_fanout,
             &mut report,
         );
+    }
+    if wanted(Workload::Metrics) {
+        step("metrics");
+        workloads::metrics::run(plan.metrics_rounds, plan.metrics_flips, &mut report);
     }
     step("done");
 

@@ -67,7 +67,6 @@ pub async fn serve(
     let metrics = match &config.metrics {
         Some(metrics_config) => {
             let listener = crate::metrics::bind(metrics_config)
-                .await
                 .map_err(|e| ServeError::Metrics(metrics_config.listen, e))?;
             let outside = crate::metrics::Outside {
                 context: context.clone(),
@@ -115,18 +114,14 @@ pub async fn serve(
             reloader,
         )
         .notifying(notifier.clone());
-    let metrics_served = match metrics {
-        Some((feed, listener, source, metrics_config)) => {
-            router = router.counting(Accounts::new(feed));
-            if let Ok(address) = listener.local_addr() {
-                tracing::info!(%address, "metrics endpoint for Prometheus at /metrics");
-            }
-            Some(tokio::spawn(async move {
-                crate::metrics::serve(listener, source, &metrics_config).await
-            }))
+    let metrics_stop = tokio_util::sync::CancellationToken::new();
+    if let Some((feed, listener, source, metrics_config)) = metrics {
+        router = router.counting(Accounts::new(feed));
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, "metrics endpoint for Prometheus at /metrics");
         }
-        None => None,
-    };
+        crate::metrics::spawn(listener, source, metrics_config, metrics_stop.clone())?;
+    }
     router.declare(config.interfaces.clone());
     let export_stop = tokio_util::sync::CancellationToken::new();
     if let Some(journal_config) = config.journal.config() {
@@ -201,9 +196,7 @@ pub async fn serve(
     notifier.tell(Notice::Stopping);
     drop(endpoint);
     drop(remote);
-    if let Some(metrics) = metrics_served {
-        metrics.abort();
-    }
+    metrics_stop.cancel();
     let (done, router_done) = oneshot::channel();
     if commands.send(Command::Shutdown(done)).is_ok() {
         if let Ok(stopping) = router_done.await {

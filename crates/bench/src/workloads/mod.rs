@@ -6,6 +6,7 @@ pub mod fanout;
 pub mod journal;
 pub mod latency;
 pub mod memory;
+pub mod metrics;
 pub mod registration;
 pub mod remote;
 

@@ -205,7 +205,11 @@ fn the_pkg_config_file_builds_a_program_from_an_installed_library() {
     for header in ["mprapi.h", "windows.h", "mprerror.h"] {
         std::fs::copy(repo.join("include").join(header), include.join(header)).unwrap();
     }
-    std::fs::copy(library_dir().join("libmprapi.so"), lib.join("libmprapi.so.0")).unwrap();
+    std::fs::copy(
+        library_dir().join("libmprapi.so"),
+        lib.join("libmprapi.so.0"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink("libmprapi.so.0", lib.join("libmprapi.so")).unwrap();
     std::fs::copy(repo.join("mprapi.pc"), lib.join("pkgconfig/mprapi.pc")).unwrap();
     let flags = Command::new("pkg-config")

@@ -18,7 +18,7 @@ mod exposition;
 mod server;
 
 pub use accounts::Accounts;
-pub use server::{bind, serve};
+pub use server::{bind, spawn};
 
 use crate::session::SessionContext;
 use crate::systemd::Notifier;

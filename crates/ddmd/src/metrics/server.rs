@@ -1,10 +1,12 @@
 //! The HTTP endpoint (hyper, HTTP/1.1): `GET /metrics` answers with the
 //! exposition; anything else is 404 (or 405 for another method).
 //!
-//! It runs beside the router as tasks of its own, at most
-//! `max_connections` at once (the rest wait in the listen backlog), each
-//! with a time limit for its request's headers and one for its life, so a
-//! slow or hostile scraper holds only its own connection, and not for long.
+//! It runs beside the router on a thread of its own, with its own small
+//! runtime, so that writing an exposition never takes the router's
+//! thread; at most `max_connections` connections at once (the rest wait in
+//! the listen backlog), each with a time limit for its request's headers
+//! and one for its life, so a slow or hostile scraper holds only its own
+//! connection, and not for long.
 
 use super::{MetricsConfig, Source};
 use http_body_util::Full;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 /// Time a client has to send its request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,12 +29,40 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 
 /// Binds the endpoint's address (an error here stops the start: the
 /// administrator asked for it).
-pub async fn bind(config: &MetricsConfig) -> std::io::Result<TcpListener> {
-    TcpListener::bind(config.listen).await
+pub fn bind(config: &MetricsConfig) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(config.listen)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
-/// Serves scrapes on `listener` until the future is dropped.
-pub async fn serve(listener: TcpListener, source: Source, config: &MetricsConfig) {
+/// Serves scrapes on `listener` from a thread of its own until `stop`.
+pub fn spawn(
+    listener: std::net::TcpListener,
+    source: Source,
+    config: MetricsConfig,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("ddm-metrics".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match TcpListener::from_std(listener) {
+                    Ok(listener) => listener,
+                    Err(e) => return tracing::error!("metrics endpoint: {e}"),
+                };
+                tokio::select! {
+                    () = serve(listener, source, &config) => {}
+                    () = stop.cancelled() => {}
+                }
+            })
+        })?;
+    Ok(())
+}
+
+async fn serve(listener: TcpListener, source: Source, config: &MetricsConfig) {
     let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
