@@ -114,25 +114,49 @@ fn tab_completes_subcommands_and_the_services_interface_names() {
     let dir = tempfile::tempdir().unwrap();
     assert!(complete(&dir.path().join("none.sock"), &["ddm", "connect", "t"]).is_empty());
 
-    for shell in ["bash", "zsh", "fish"] {
-        let out = Command::new(DDM)
-            .args(["generate", "completions", shell])
+    // The real shells, with the scripts `ddm generate completions` prints
+    // (as the package installs them), asking the service.
+    let ddm_dir = Path::new(DDM).parent().unwrap();
+    let path = format!("{}:{}", ddm_dir.display(), std::env::var("PATH").unwrap());
+    let shell = |program: &str, script: &str| -> String {
+        let out = Command::new(program)
+            .args(["-c", script])
+            .env("PATH", &path)
+            .env("DDM_SOCKET", socket)
             .output()
-            .unwrap();
-        assert!(out.status.success());
-        let script = String::from_utf8(out.stdout).unwrap();
+            .unwrap_or_else(|e| panic!("{program} is needed for this test: {e}"));
         assert!(
-            script.contains("COMPLETE") && script.contains("ddm"),
-            "{shell}: {script}"
+            out.status.success(),
+            "{program}: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
-        if shell == "bash" {
-            let check = Command::new("bash")
-                .args(["-n", "-c", &script])
-                .status()
-                .unwrap();
-            assert!(check.success(), "the bash script does not parse");
-        }
-    }
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = shell(
+        "bash",
+        "source <(ddm generate completions bash); COMP_WORDS=(ddm enable tab); COMP_CWORD=2; \
+         COMP_TYPE=9; _clap_complete_ddm ddm tab enable; printf '%s\\n' \"${COMPREPLY[@]}\"",
+    );
+    assert_eq!(
+        bash.lines().collect::<Vec<_>>(),
+        ["tabby0", "tabby1"],
+        "bash"
+    );
+    let fish = shell(
+        "fish",
+        "ddm generate completions fish | source; complete -C 'ddm disconnect tab'",
+    );
+    let names: Vec<&str> = fish
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(names, ["tabby0", "tabby1"], "fish");
+    let zsh = shell(
+        "zsh",
+        "autoload -U compinit; compinit -u; source <(ddm generate completions zsh); \
+         print -r -- ${+functions[_clap_dynamic_completer_ddm]}",
+    );
+    assert_eq!(zsh.trim(), "1", "zsh loads the completer function");
 }
 
 #[test]

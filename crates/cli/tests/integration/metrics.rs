@@ -157,3 +157,43 @@ fn the_endpoint_answers_only_metrics_and_is_off_by_default() {
         "something answered without [metrics]"
     );
 }
+
+#[test]
+fn a_connection_over_the_limit_waits_and_a_silent_one_is_closed() {
+    let lab = Lab::with_config(Some(
+        "[metrics]\nlisten = \"127.0.0.1:9731\"\nmax_connections = 1\n",
+    ));
+    lab.set_up("lo", true);
+    // One connection that says nothing holds the only place.
+    let mut silent = lab
+        .router
+        .enter(|| std::net::TcpStream::connect("127.0.0.1:9731").expect("the endpoint"));
+    std::thread::sleep(QUIET);
+    let waiting = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.router.name,
+            "curl",
+            "-sS",
+            "--max-time",
+            "1",
+        ])
+        .arg("http://127.0.0.1:9731/metrics")
+        .output()
+        .unwrap();
+    assert!(
+        !waiting.status.success(),
+        "a scrape over max_connections was served"
+    );
+    // The silent one is closed when its time for headers (5 s) is up...
+    silent
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let read = std::io::Read::read(&mut silent, &mut [0u8; 64]).expect("closed, not timed out");
+    assert_eq!(read, 0, "the endpoint answered a request never sent");
+    assert!(started.elapsed() < std::time::Duration::from_secs(6));
+    // ...and the next scrape is served.
+    assert_eq!(fetch(&lab, "/metrics").0, 200);
+}
