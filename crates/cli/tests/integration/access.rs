@@ -5,10 +5,6 @@ use std::os::unix::process::CommandExt;
 use std::process::Output;
 
 /// Runs `ddm ARGS` as nobody:nogroup, with no supplementary groups.
-fn as_nobody(service: &Service, args: &[&str]) -> Output {
-    service.ddm(args).uid(NOBODY).gid(NOGROUP).output().unwrap()
-}
-
 fn assert_denied(out: &Output, what: &str) {
     assert!(!out.status.success(), "{what} should be refused");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -29,18 +25,21 @@ fn assert_allowed(out: &Output, what: &str) {
 #[test]
 fn by_default_others_get_the_status_role_only() {
     let lab = Lab::new();
-    let out = as_nobody(&lab.service, &["status"]);
+    let out = lab.service.ddm_as_nobody(&["status"]);
     assert_allowed(&out, "status");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "running");
-    assert_allowed(&as_nobody(&lab.service, &["info"]), "info");
-    assert_denied(&as_nobody(&lab.service, &["interfaces"]), "interfaces");
+    assert_allowed(&lab.service.ddm_as_nobody(&["info"]), "info");
+    assert_denied(&lab.service.ddm_as_nobody(&["interfaces"]), "interfaces");
     assert_denied(
-        &as_nobody(&lab.service, &["watch", "--timeout", "1"]),
+        &lab.service.ddm_as_nobody(&["watch", "--timeout", "1"]),
         "register (watch)",
     );
-    assert_denied(&as_nobody(&lab.service, &["router", "stop"]), "router stop");
     assert_denied(
-        &as_nobody(&lab.service, &["registrations"]),
+        &lab.service.ddm_as_nobody(&["router", "stop"]),
+        "router stop",
+    );
+    assert_denied(
+        &lab.service.ddm_as_nobody(&["registrations"]),
         "registrations",
     );
     // The refusals changed nothing.
@@ -51,7 +50,7 @@ fn by_default_others_get_the_status_role_only() {
 fn a_monitor_user_may_read_and_register_but_not_administer() {
     let lab = Lab::with_config(Some("[access]\nmonitor_users = [\"nobody\"]\n"));
     lab.add_link("va");
-    assert_allowed(&as_nobody(&lab.service, &["interfaces"]), "interfaces");
+    assert_allowed(&lab.service.ddm_as_nobody(&["interfaces"]), "interfaces");
     let watch = lab
         .service
         .ddm(&["watch", "--count", "1", "--timeout", "10"])
@@ -65,9 +64,12 @@ fn a_monitor_user_may_read_and_register_but_not_administer() {
         watch.wait().unwrap().success(),
         "a monitor's watch sees the event"
     );
-    assert_denied(&as_nobody(&lab.service, &["router", "stop"]), "router stop");
     assert_denied(
-        &as_nobody(&lab.service, &["registrations"]),
+        &lab.service.ddm_as_nobody(&["router", "stop"]),
+        "router stop",
+    );
+    assert_denied(
+        &lab.service.ddm_as_nobody(&["registrations"]),
         "registrations",
     );
 }
@@ -76,11 +78,11 @@ fn a_monitor_user_may_read_and_register_but_not_administer() {
 fn groups_grant_roles() {
     let lab = Lab::with_config(Some("[access]\nadmin_groups = [\"nogroup\"]\n"));
     assert_allowed(
-        &as_nobody(&lab.service, &["registrations"]),
+        &lab.service.ddm_as_nobody(&["registrations"]),
         "registrations as an admin group member",
     );
     assert_allowed(
-        &as_nobody(&lab.service, &["router", "stop"]),
+        &lab.service.ddm_as_nobody(&["router", "stop"]),
         "router stop as an admin group member",
     );
     assert!(!lab.service.connect().is_service_running());
@@ -89,7 +91,10 @@ fn groups_grant_roles() {
 #[test]
 fn a_closed_policy_refuses_strangers_at_connect() {
     let lab = Lab::with_config(Some("[access]\ndefault_role = \"none\"\n"));
-    assert_denied(&as_nobody(&lab.service, &["status"]), "status with no role");
+    assert_denied(
+        &lab.service.ddm_as_nobody(&["status"]),
+        "status with no role",
+    );
     assert_allowed(
         &lab.service.ddm(&["status"]).output().unwrap(),
         "root is always admin",

@@ -3,7 +3,6 @@
 //! interface names, and man pages.
 
 use crate::support::*;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -47,13 +46,7 @@ fn status_exits_0_running_1_stopped_2_no_service_3_access_denied() {
         (code(&stopped), stopped.stdout.as_slice()),
         (1, &b"stopped\n"[..])
     );
-    let denied = lab
-        .service
-        .ddm(&["status"])
-        .uid(NOBODY)
-        .gid(NOGROUP)
-        .output()
-        .unwrap();
+    let denied = lab.service.ddm_as_nobody(&["status"]);
     assert_eq!(
         code(&denied),
         3,
@@ -73,27 +66,20 @@ fn status_exits_0_running_1_stopped_2_no_service_3_access_denied() {
 /// What `ddm` answers a shell completing `words` (the last one being
 /// typed), as the installed bash script asks it.
 fn complete(socket: &Path, words: &[&str]) -> Vec<String> {
-    let out = Command::new(DDM)
-        .env("COMPLETE", "bash")
-        .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
-        .env("_CLAP_COMPLETE_COMP_TYPE", "9")
-        .env("_CLAP_COMPLETE_SPACE", "true")
-        .env("_CLAP_IFS", "\n")
-        .env("DDM_SOCKET", socket)
-        .arg("--")
-        .args(words)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    stdout_of(
+        Command::new(DDM)
+            .env("COMPLETE", "bash")
+            .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
+            .env("_CLAP_COMPLETE_COMP_TYPE", "9")
+            .env("_CLAP_COMPLETE_SPACE", "true")
+            .env("_CLAP_IFS", "\n")
+            .env("DDM_SOCKET", socket)
+            .arg("--")
+            .args(words),
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect()
 }
 
 #[test]
@@ -119,18 +105,12 @@ fn tab_completes_subcommands_and_the_services_interface_names() {
     let ddm_dir = Path::new(DDM).parent().unwrap();
     let path = format!("{}:{}", ddm_dir.display(), std::env::var("PATH").unwrap());
     let shell = |program: &str, script: &str| -> String {
-        let out = Command::new(program)
-            .args(["-c", script])
-            .env("PATH", &path)
-            .env("DDM_SOCKET", socket)
-            .output()
-            .unwrap_or_else(|e| panic!("{program} is needed for this test: {e}"));
-        assert!(
-            out.status.success(),
-            "{program}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        stdout_of(
+            Command::new(program)
+                .args(["-c", script])
+                .env("PATH", &path)
+                .env("DDM_SOCKET", socket),
+        )
     };
     let bash = shell(
         "bash",
@@ -162,16 +142,7 @@ fn tab_completes_subcommands_and_the_services_interface_names() {
 #[test]
 fn man_pages_for_ddm_each_subcommand_and_the_configuration() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(DDM)
-        .args(["generate", "man"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stdout_of(Command::new(DDM).args(["generate", "man"]).arg(dir.path()));
     for page in [
         "ddm.1",
         "ddm-serve.1",

@@ -328,13 +328,7 @@ fn only_monitors_and_admins_read_the_journal() {
             "{command:?}: {out:?}"
         );
     }
-    let status = lab
-        .service
-        .ddm(&["status"])
-        .uid(NOBODY)
-        .gid(NOGROUP)
-        .output()
-        .unwrap();
+    let status = lab.service.ddm_as_nobody(&["status"]);
     assert_eq!(String::from_utf8_lossy(&status.stdout), "running\n");
     let status = lab.service.ddm(&["status"]).output().unwrap();
     assert_eq!(

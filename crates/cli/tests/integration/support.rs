@@ -33,6 +33,17 @@ pub fn require_root() {
     ddmd::raise_descriptor_limit();
 }
 
+/// What `command` prints, failing the test (with its stderr) if it fails.
+pub fn stdout_of(command: &mut Command) -> String {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Runs a command, failing the test if it fails.
 pub fn run(program: &str, args: &[&str]) {
     let out = Command::new(program).args(args).output().unwrap();
@@ -257,6 +268,12 @@ impl Service {
                 .iter()
                 .any(|s| s.pid == pid as i32 && s.registrations > 0)
         });
+    }
+
+    /// A `ddm` client command run as nobody:nogroup, and what it did.
+    pub fn ddm_as_nobody(&self, args: &[&str]) -> std::process::Output {
+        use std::os::unix::process::CommandExt;
+        self.ddm(args).uid(NOBODY).gid(NOGROUP).output().unwrap()
     }
 
     /// A `ddm` client command against this service.

@@ -178,12 +178,18 @@ fn connections_made_while_the_service_restarts_wait_in_the_passed_socket() {
             .env("STATE_DIRECTORY", &state)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: dup2 is async-signal-safe; it puts the listening socket
-        // at descriptor 3, where LISTEN_FDS says it is (and clears its
-        // close-on-exec flag).
+        // SAFETY: dup2 and fcntl are async-signal-safe. The listening
+        // socket goes to descriptor 3, where LISTEN_FDS says it is, without
+        // close-on-exec (dup2 clears it on the copy; a socket that already
+        // is descriptor 3 has it cleared by hand).
         unsafe {
             command.pre_exec(move || {
-                if libc::dup2(fd, 3) < 0 {
+                let done = if fd == 3 {
+                    libc::fcntl(3, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(fd, 3)
+                };
+                if done < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
