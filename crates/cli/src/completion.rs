@@ -1,5 +1,6 @@
 //! Shell completion: clap_complete's dynamic engine. The script a shell
-//! loads (`ddm generate completions bash`, installed by the package) calls
+//! loads (`ddm generate completions bash`; the package installs the ones
+//! committed in `packaging/completions`) calls
 //! `ddm` itself at each Tab (`COMPLETE=bash ddm -- ...`, answered at the top
 //! of `main`), so the interface names for `connect`, `disconnect`,
 //! `enable` and `disable` come from the service when one answers.
@@ -35,8 +36,8 @@ pub fn interface_names() -> ArgValueCompleter {
     })
 }
 
-/// Prints the script that registers `ddm`'s completions with `shell`.
-pub fn print_script(shell: Shell) -> std::io::Result<()> {
+/// Writes the script that registers `ddm`'s completions with `shell`.
+pub fn write_script(shell: Shell, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     let name = match shell {
         Shell::Bash => "bash",
         Shell::Zsh => "zsh",
@@ -46,5 +47,5 @@ pub fn print_script(shell: Shell) -> std::io::Result<()> {
     let completer = shells
         .completer(name)
         .expect("clap_complete knows bash, zsh and fish");
-    completer.write_registration("COMPLETE", "ddm", "ddm", "ddm", &mut std::io::stdout())
+    completer.write_registration("COMPLETE", "ddm", "ddm", "ddm", out)
 }

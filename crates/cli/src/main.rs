@@ -274,7 +274,9 @@ fn main() -> ExitCode {
         Command::Generate { what } => {
             let written = match what {
                 Generate::Man { dir } => manual::write(Cli::command(), &dir),
-                Generate::Completions { shell } => completion::print_script(shell),
+                Generate::Completions { shell } => {
+                    completion::write_script(shell, &mut std::io::stdout())
+                }
             };
             return match written {
                 Ok(()) => ExitCode::SUCCESS,
@@ -373,6 +375,52 @@ fn status(endpoint: &Endpoint, verbose: bool) -> ExitCode {
             } else {
                 2
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// The man pages and completion scripts the package ships, committed in
+    /// packaging/, are what this build generates. When this fails, write
+    /// them again: `ddm generate man packaging/man` and `ddm generate
+    /// completions bash > packaging/completions/ddm.bash` (zsh: `_ddm`,
+    /// fish: `ddm.fish`).
+    #[test]
+    fn the_packaged_pages_and_completion_scripts_are_fresh() {
+        let packaging = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging");
+        let fresh = tempfile::tempdir().unwrap();
+        manual::write(Cli::command(), fresh.path()).unwrap();
+        let names = |dir: &Path| -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let pages = packaging.join("man");
+        assert_eq!(names(fresh.path()), names(&pages), "the set of pages");
+        for name in names(fresh.path()) {
+            let generated = std::fs::read(fresh.path().join(&name)).unwrap();
+            let committed = std::fs::read(pages.join(&name)).unwrap();
+            assert!(generated == committed, "packaging/man/{name} is stale");
+        }
+        for (shell, file) in [
+            (completion::Shell::Bash, "ddm.bash"),
+            (completion::Shell::Zsh, "_ddm"),
+            (completion::Shell::Fish, "ddm.fish"),
+        ] {
+            let mut generated = Vec::new();
+            completion::write_script(shell, &mut generated).unwrap();
+            let committed = std::fs::read(packaging.join("completions").join(file)).unwrap();
+            assert!(
+                generated == committed,
+                "packaging/completions/{file} is stale"
+            );
         }
     }
 }

@@ -1,13 +1,16 @@
 //! The man pages: ddm(1) and one page per subcommand (ddm-serve(1), ...)
 //! generated from the clap definitions by clap_mangen, ddm(1) with the
 //! sections clap does not know (exit status, environment, files), and
-//! ddm.toml(5), written by hand (`doc/ddm.toml.5`).
+//! ddm.toml(5), written by hand. The package ships the pages as committed
+//! in `packaging/man` (`ddm generate man packaging/man` writes them; a test
+//! says when they are stale); they carry the version without the git
+//! revision, so they change only when the command does.
 
 use std::io::Write;
 use std::path::Path;
 
 /// The configuration file's page.
-const DDM_TOML_5: &str = include_str!("../../../doc/ddm.toml.5");
+const DDM_TOML_5: &str = include_str!("../../../packaging/man/ddm.toml.5");
 
 /// What ddm(1) says beyond the options and subcommands.
 const MORE: &str = r#".SH "EXIT STATUS"
@@ -56,6 +59,7 @@ Client certificates for remote routers.
 /// Writes every page into `dir`.
 pub fn write(command: clap::Command, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
+    let command = command.version(env!("CARGO_PKG_VERSION"));
     clap_mangen::generate_to(command.clone(), dir)?;
     let mut command = command.disable_help_subcommand(true);
     command.build();
