@@ -36,6 +36,13 @@ pub fn interface_names() -> ArgValueCompleter {
     })
 }
 
+/// What zsh needs beyond clap's script when it loads the file from its
+/// fpath as the function `_ddm` at the first Tab (the package installs it
+/// there): complete at once, not only from the second Tab on. Sourced, the
+/// file does nothing more.
+const ZSH_AUTOLOADED: &str =
+    "if [ \"$funcstack[1]\" = \"_ddm\" ]; then _clap_dynamic_completer_ddm \"$@\"; fi\n";
+
 /// Writes the script that registers `ddm`'s completions with `shell`.
 pub fn write_script(shell: Shell, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     let name = match shell {
@@ -47,5 +54,9 @@ pub fn write_script(shell: Shell, out: &mut dyn std::io::Write) -> std::io::Resu
     let completer = shells
         .completer(name)
         .expect("clap_complete knows bash, zsh and fish");
-    completer.write_registration("COMPLETE", "ddm", "ddm", "ddm", out)
+    completer.write_registration("COMPLETE", "ddm", "ddm", "ddm", out)?;
+    if let Shell::Zsh = shell {
+        out.write_all(ZSH_AUTOLOADED.as_bytes())?;
+    }
+    Ok(())
 }

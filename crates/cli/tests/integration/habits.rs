@@ -131,12 +131,32 @@ fn tab_completes_subcommands_and_the_services_interface_names() {
         .map(|l| l.split('\t').next().unwrap())
         .collect();
     assert_eq!(names, ["tabby0", "tabby1"], "fish");
+    // zsh loads `_ddm` from its fpath at the first Tab, as it does from
+    // the package's vendor-completions: an interactive zsh on a pty.
+    let fpath = tempfile::tempdir().unwrap();
+    let script = stdout_of(Command::new(DDM).args(["generate", "completions", "zsh"]));
+    std::fs::write(fpath.path().join("_ddm"), script).unwrap();
     let zsh = shell(
         "zsh",
-        "autoload -U compinit; compinit -u; source <(ddm generate completions zsh); \
-         print -r -- ${+functions[_clap_dynamic_completer_ddm]}",
+        &format!(
+            r#"zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z 'PS1="> "; fpath=({} $fpath); autoload -U compinit; compinit -u'
+zpty -w -n z $'ddm enable tab\t'
+out=""
+for i in {{1..100}}; do
+  while zpty -r -t z line; do out+=$line; done
+  [[ $out == *"enable tabby"* ]] && break
+  sleep 0.1
+done
+zpty -d z
+print -r -- "$out""#,
+            fpath.path().display()
+        ),
     );
-    assert_eq!(zsh.trim(), "1", "zsh loads the completer function");
+    // At the first Tab "tab" becomes "tabby", the part the service's two
+    // names share (zsh writes the line back, terminal codes around it).
+    assert!(zsh.contains("ddm enable tabby"), "zsh: {zsh:?}");
 }
 
 #[test]
