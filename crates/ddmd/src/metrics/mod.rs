@@ -163,9 +163,59 @@ impl Source {
         self.published.borrow_and_update().clone()
     }
 
-    /// The whole exposition, in the OpenMetrics text format.
-    pub async fn render(&mut self) -> String {
+    /// The whole exposition, in the OpenMetrics text format; `None` while
+    /// the router has never published a snapshot (it is starting, or too
+    /// busy to take one): all zeros would say things that are not so.
+    pub async fn render(&mut self) -> Option<String> {
         let snapshot = self.snapshot().await;
-        exposition::render(&snapshot, &self.outside)
+        snapshot.taken?;
+        Some(exposition::render(&snapshot, &self.outside))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::Policy;
+    use crate::config::{AccessConfig, Limits};
+
+    fn source_and_feed() -> (Feed, Source) {
+        let (commands, _) = tokio::sync::mpsc::unbounded_channel();
+        let outside = Outside {
+            context: Arc::new(SessionContext::new(
+                Policy::resolve(&AccessConfig::default()),
+                Limits::default(),
+                commands,
+            )),
+            netlink_overruns: Arc::default(),
+            notifier: Notifier::default(),
+        };
+        channel(outside, &MetricsConfig::default())
+    }
+
+    #[tokio::test]
+    async fn no_exposition_before_the_routers_first_snapshot() {
+        let (_feed, mut source) = source_and_feed();
+        assert_eq!(source.render().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_scrape_asks_the_router_and_writes_what_it_published() {
+        let (feed, mut source) = source_and_feed();
+        let wanted = feed.wanted.clone();
+        let mut accounts = Accounts::new(feed);
+        let router = tokio::spawn(async move {
+            wanted.notified().await;
+            let snapshot = Snapshot {
+                running: true,
+                ..Snapshot::default()
+            };
+            accounts.publish(snapshot, &[]);
+        });
+        let text = source.render().await.expect("an exposition");
+        router.await.unwrap();
+        assert!(text.contains("ddm_running 1\n"), "{text}");
+        assert!(text.contains("ddm_sessions_refused_total 0\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

@@ -1,5 +1,6 @@
 //! The HTTP endpoint (hyper, HTTP/1.1): `GET /metrics` answers with the
-//! exposition; anything else is 404 (or 405 for another method).
+//! exposition (503 until the router's first snapshot); anything else is
+//! 404 (or 405 for another method).
 //!
 //! It runs beside the router on a thread of its own, with its own small
 //! runtime, so that writing an exposition never takes the router's
@@ -94,7 +95,14 @@ async fn serve(listener: TcpListener, source: Source, config: &MetricsConfig) {
 
 async fn answer(request: &Request<Incoming>, source: &mut Source) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/metrics") => (StatusCode::OK, OPENMETRICS, source.render().await),
+        (&Method::GET, "/metrics") => match source.render().await {
+            Some(text) => (StatusCode::OK, OPENMETRICS, text),
+            None => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "the router has not taken a snapshot yet\n".to_owned(),
+            ),
+        },
         (_, "/metrics") => (
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
