@@ -103,6 +103,11 @@ impl Endpoint {
 #[derive(Subcommand)]
 enum Command {
     /// Run the service (the DDM) in the foreground.
+    ///
+    /// Under systemd (ddm.service) it takes the socket ddm.socket passes,
+    /// says when it is ready, reloading and stopping, feeds the watchdog and
+    /// logs with journal priorities; SIGHUP reads the configuration again,
+    /// SIGINT and SIGTERM stop it.
     Serve {
         /// TOML configuration; without it the built-in defaults apply.
         #[arg(long, value_name = "FILE")]
