@@ -4,14 +4,11 @@
 //! The session answers or closes, and the service never panics or hangs.
 #![no_main]
 
+use ddm_test_ca::{Ca, Flaw};
 use ddmd::config::{Config, JournalSetting, Limits};
 use ddmd::in_process::InProcess;
 use ddmd::remote::RemoteConfig;
 use libfuzzer_sys::fuzz_target;
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, SanType,
-};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use std::net::SocketAddr;
@@ -32,31 +29,11 @@ struct Harness {
 }
 
 /// A CA, the service's certificate and a client's, in `dir`.
-fn certificates(dir: &Path) {
-    let names = |cn: &str| {
-        let mut names = DistinguishedName::new();
-        names.push(DnType::CommonName, cn);
-        names
-    };
-    let mut ca = CertificateParams::default();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name = names("fuzz CA");
-    let ca_key = KeyPair::generate().unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.self_signed(&ca_key).unwrap().pem()).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    for (file, usage) in [
-        ("server", ExtendedKeyUsagePurpose::ServerAuth),
-        ("client", ExtendedKeyUsagePurpose::ClientAuth),
-    ] {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = names(file);
-        params.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
-        params.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
-    }
+fn certificates(dir: &Path) -> Ca {
+    let ca = Ca::new(dir, "fuzz");
+    ca.server("server", &["127.0.0.1"]);
+    ca.client("client", "client", None, Flaw::None);
+    ca
 }
 
 fn harness() -> &'static Harness {
@@ -64,7 +41,7 @@ fn harness() -> &'static Harness {
     HARNESS.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("ddm-fuzz-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        certificates(&dir);
+        let ca = certificates(&dir);
         let mut config = Config {
             limits: Limits {
                 handshake_timeout_ms: 200,
@@ -75,7 +52,7 @@ fn harness() -> &'static Harness {
                 listen: ADDRESS.parse::<SocketAddr>().unwrap(),
                 certificate: dir.join("server.pem"),
                 key: dir.join("server.key"),
-                client_ca: dir.join("ca.pem"),
+                client_ca: ca.ca_file(),
                 crl: Vec::new(),
                 max_pending_handshakes: 64,
                 write_timeout_ms: 1000,
@@ -93,7 +70,7 @@ fn harness() -> &'static Harness {
             std::thread::sleep(Duration::from_millis(10));
         }
         let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(dir.join("ca.pem")).unwrap() {
+        for cert in CertificateDer::pem_file_iter(ca.ca_file()).unwrap() {
             roots.add(cert.unwrap()).unwrap();
         }
         let chain = CertificateDer::pem_file_iter(dir.join("client.pem"))

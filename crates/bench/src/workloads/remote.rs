@@ -13,12 +13,8 @@ use crate::listeners::Mechanism;
 use crate::report::Report;
 use crate::stats::Summary;
 use crate::wake::{wake_times, Kind, Waiter};
-use mprapi::client_config::ClientConfig;
+use ddm_test_ca::{Ca, Flaw};
 use mprapi::{Event, Server};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, SanType,
-};
 use rustls::pki_types::pem::PemObject;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -35,50 +31,20 @@ const PING_PONG: &str = "TLS 1.3 ping-pong (1 byte)";
 /// The TLS echo server's port, beside the service's.
 const ECHO_PORT: u16 = 4851;
 
-/// A CA, the router's certificate and the bench client's, in `dir`.
-fn certificates(dir: &Path) {
-    let names = |cn: &str| {
-        let mut names = DistinguishedName::new();
-        names.push(DnType::CommonName, cn);
-        names
-    };
-    let mut ca = CertificateParams::default();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name = names("bench CA");
-    let ca_key = KeyPair::generate().expect("key");
-    std::fs::write(
-        dir.join("ca.pem"),
-        ca.self_signed(&ca_key).expect("CA").pem(),
-    )
-    .unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    for (file, usage) in [
-        ("router", ExtendedKeyUsagePurpose::ServerAuth),
-        ("bench", ExtendedKeyUsagePurpose::ClientAuth),
-    ] {
-        let mut params = CertificateParams::default();
-        params.distinguished_name = names(file);
-        params.subject_alt_names = vec![SanType::IpAddress(ROUTER.parse().unwrap())];
-        params.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().expect("key");
-        let cert = params.signed_by(&key, &issuer).expect("certificate");
-        std::fs::write(dir.join(format!("{file}.pem")), cert.pem()).unwrap();
-        std::fs::write(dir.join(format!("{file}.key")), key.serialize_pem()).unwrap();
-    }
-}
-
-fn client_config(dir: &Path) -> ClientConfig {
-    ClientConfig {
-        certificate: Some(dir.join("bench.pem")),
-        key: Some(dir.join("bench.key")),
-        ca: Some(dir.join("ca.pem")),
-        port: None,
-    }
+/// The CA, the router's certificate and the bench client's, in `dir`.
+fn certificates(dir: &Path) -> Ca {
+    let ca = Ca::new(dir, "bench");
+    ca.server("router", &[ROUTER]);
+    ca.client("bench", "bench", None, Flaw::None);
+    ca
 }
 
 pub fn run(rounds: usize, flips: usize, calls: usize, fanout: usize, report: &mut Report) {
+    let mut ca = None;
     let lab = Lab::with_config(|router, far, dir| {
-        certificates(dir);
+        let issued = certificates(dir);
+        let ca_file = issued.ca_file();
+        ca = Some(issued);
         router.ip(&[
             "link", "add", "rt0", "type", "veth", "peer", "name", "ft0", "netns", &far.name,
         ]);
@@ -90,23 +56,26 @@ pub fn run(rounds: usize, flips: usize, calls: usize, fanout: usize, report: &mu
             "[links]\nexclude = [\"rt0\"]\n[access]\nadmin_identities = [\"bench\"]\n\
              [limits]\nmax_sessions_per_identity = {}\n\
              [remote]\nlisten = \"{ROUTER}:4850\"\ncertificate = \"{d}/router.pem\"\n\
-             key = \"{d}/router.key\"\nclient_ca = \"{d}/ca.pem\"\n",
+             key = \"{d}/router.key\"\nclient_ca = \"{ca}\"\n",
             fanout + 16,
-            d = dir.display()
+            d = dir.display(),
+            ca = ca_file.display()
         ))
     });
-    let client = client_config(&lab.dir);
+    let ca = ca.expect("the lab's CA");
+    let client = ca.client_config("bench");
     let connect = || {
         lab.far
             .enter(|| Server::connect_remote(ROUTER, &client))
             .expect("a remote session")
     };
     let echo = echo_server(&lab);
-    let ping_pong = ping_pongs(&lab, calls);
+    let tls = ping_pong_client(&ca);
+    let ping_pong = ping_pongs(&lab, &tls, calls);
     report.add(LATENCY, PING_PONG, "us", Summary::of_durations(&ping_pong));
     latency(&lab, &connect, rounds, flips, report);
-    round_trips(&lab, &connect, calls, "", report);
-    crate::lab::on_one_cpu(|| round_trips(&lab, &connect, calls, ", one CPU", report));
+    round_trips(&lab, &connect, &tls, calls, "", report);
+    crate::lab::on_one_cpu(|| round_trips(&lab, &connect, &tls, calls, ", one CPU", report));
     fan_out(&lab, &connect, fanout, flips, report);
     judge(report);
     drop(echo);
@@ -160,12 +129,13 @@ fn latency(
 fn round_trips(
     lab: &Lab,
     connect: &dyn Fn() -> Server,
+    tls: &Arc<rustls::ClientConfig>,
     calls: usize,
     suffix: &str,
     report: &mut Report,
 ) {
     let workload = format!("{ROUND_TRIP}{suffix}");
-    let ping_pong = ping_pongs(lab, calls);
+    let ping_pong = ping_pongs(lab, tls, calls);
     report.add(
         &workload,
         PING_PONG,
@@ -328,13 +298,11 @@ fn echo_server(lab: &Lab) -> std::thread::JoinHandle<()> {
     })
 }
 
-/// `n` one-byte round trips over TLS 1.3 from the far namespace.
-fn ping_pongs(lab: &Lab, n: usize) -> Vec<Duration> {
+/// The ping-pong's client side: TLS 1.3, trusting the lab's CA.
+fn ping_pong_client(ca: &Ca) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in
-        rustls::pki_types::CertificateDer::pem_file_iter(lab.dir.join("ca.pem")).expect("ca.pem")
-    {
-        roots.add(cert.expect("ca.pem")).expect("the CA");
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca.ca_file()).expect("the CA") {
+        roots.add(cert.expect("the CA")).expect("the CA");
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -343,13 +311,18 @@ fn ping_pongs(lab: &Lab, n: usize) -> Vec<Duration> {
     .expect("TLS 1.3")
     .with_root_certificates(roots)
     .with_no_client_auth();
+    Arc::new(config)
+}
+
+/// `n` one-byte round trips over TLS 1.3 from the far namespace.
+fn ping_pongs(lab: &Lab, tls: &Arc<rustls::ClientConfig>, n: usize) -> Vec<Duration> {
     let stream = lab
         .far
         .enter(|| std::net::TcpStream::connect((ROUTER, ECHO_PORT)))
         .expect("the echo server");
     let _ = stream.set_nodelay(true);
     let name = rustls::pki_types::ServerName::try_from(ROUTER).expect("name");
-    let connection = rustls::ClientConnection::new(Arc::new(config), name).expect("TLS");
+    let connection = rustls::ClientConnection::new(tls.clone(), name).expect("TLS");
     let mut tls = rustls::StreamOwned::new(connection, stream);
     let mut byte = [7u8; 1];
     // The handshake, and a warm-up.
