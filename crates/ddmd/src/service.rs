@@ -64,7 +64,11 @@ pub async fn serve(
         config.limits.clone(),
         commands.clone(),
     ));
-    let metrics = match &config.metrics {
+    // The endpoint's thread ends when this guard goes: at the shutdown,
+    // or with any error on the way to it.
+    let metrics_stop = tokio_util::sync::CancellationToken::new();
+    let stop_metrics = metrics_stop.clone().drop_guard();
+    let metrics_feed = match &config.metrics {
         Some(metrics_config) => {
             let listener = crate::metrics::bind(metrics_config)
                 .map_err(|e| ServeError::Metrics(metrics_config.listen, e))?;
@@ -74,7 +78,11 @@ pub async fn serve(
                 notifier: notifier.clone(),
             };
             let (feed, source) = crate::metrics::channel(outside, metrics_config);
-            Some((feed, listener, source, metrics_config.clone()))
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, "metrics endpoint for Prometheus at /metrics");
+            }
+            crate::metrics::spawn(listener, source, metrics_config.clone(), metrics_stop)?;
+            Some(feed)
         }
         None => None,
     };
@@ -114,13 +122,8 @@ pub async fn serve(
             reloader,
         )
         .notifying(notifier.clone());
-    let metrics_stop = tokio_util::sync::CancellationToken::new();
-    if let Some((feed, listener, source, metrics_config)) = metrics {
+    if let Some(feed) = metrics_feed {
         router = router.counting(Accounts::new(feed));
-        if let Ok(address) = listener.local_addr() {
-            tracing::info!(%address, "metrics endpoint for Prometheus at /metrics");
-        }
-        crate::metrics::spawn(listener, source, metrics_config, metrics_stop.clone())?;
     }
     router.declare(config.interfaces.clone());
     let export_stop = tokio_util::sync::CancellationToken::new();
@@ -196,7 +199,7 @@ pub async fn serve(
     notifier.tell(Notice::Stopping);
     drop(endpoint);
     drop(remote);
-    metrics_stop.cancel();
+    drop(stop_metrics);
     let (done, router_done) = oneshot::channel();
     if commands.send(Command::Shutdown(done)).is_ok() {
         if let Ok(stopping) = router_done.await {

@@ -188,3 +188,43 @@ fn shutdown_does_not_wait_for_ever_on_a_client_that_stopped_reading() {
         "the shutdown gave up on the stuck client"
     );
 }
+
+/// A start that fails after the metrics endpoint began (here: the journal
+/// cannot be opened) stops the endpoint's thread, which lets go of its
+/// port.
+#[test]
+fn a_failed_start_lets_go_of_the_metrics_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_directory = dir.path().join("file");
+    std::fs::write(&not_a_directory, "").unwrap();
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = Config {
+        journal: JournalSetting::Table(JournalConfig {
+            directory: Some(not_a_directory),
+            ..JournalConfig::default()
+        }),
+        metrics: Some(ddmd::metrics::MetricsConfig {
+            listen: address,
+            ..ddmd::metrics::MetricsConfig::default()
+        }),
+        ..Config::default()
+    };
+    let service = InProcess::start(config, &dir.path().join("ddm.sock")).unwrap();
+    // The service ends by itself, with the journal's error.
+    let outcome = service.stop();
+    assert!(
+        matches!(outcome, Err(ddmd::ServeError::Journal(_))),
+        "{outcome:?}"
+    );
+    let deadline = Instant::now() + PATIENCE;
+    while std::net::TcpListener::bind(address).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the metrics endpoint still holds {address} after the start failed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
