@@ -169,8 +169,10 @@ fn a_stale_socket_from_a_crashed_service_is_replaced() {
         lab.service.socket.exists(),
         "SIGKILL leaves the socket behind"
     );
-    let mut again = Command::new("ip")
-        .args(["netns", "exec", &lab.router.name, DDM, "serve", "--socket"])
+    let mut again = lab
+        .router
+        .command(DDM)
+        .args(["serve", "--socket"])
         .arg(&lab.service.socket)
         .stderr(Stdio::null())
         .spawn()

@@ -4,18 +4,23 @@
 use crate::support::*;
 use mprapi::{ConnectionState, Event};
 use std::collections::HashMap;
-use std::process::Command;
 
 const CONFIG: &str = "[metrics]\nlisten = \"127.0.0.1:9731\"\n";
 
-/// `curl` in the router's namespace: status code, content type and body.
-fn fetch(lab: &Lab, path: &str) -> (u16, String, String) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", &lab.router.name, "curl", "-sS", "-w"])
-        .arg("\n%{http_code} %{content_type}")
+/// `curl OPTIONS URL` in the router's namespace for `path` on the endpoint.
+fn curl(lab: &Lab, options: &[&str], path: &str) -> std::process::Output {
+    lab.router
+        .command("curl")
+        .arg("-sS")
+        .args(options)
         .arg(format!("http://127.0.0.1:9731{path}"))
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `curl` in the router's namespace: status code, content type and body.
+fn fetch(lab: &Lab, path: &str) -> (u16, String, String) {
+    let out = curl(lab, &["-w", "\n%{http_code} %{content_type}"], path);
     assert!(
         out.status.success(),
         "curl: {}",
@@ -147,11 +152,7 @@ fn the_endpoint_answers_only_metrics_and_is_off_by_default() {
 
     let plain = Lab::new();
     plain.set_up("lo", true);
-    let refused = Command::new("ip")
-        .args(["netns", "exec", &plain.router.name, "curl", "-sS"])
-        .arg("http://127.0.0.1:9731/metrics")
-        .output()
-        .unwrap();
+    let refused = curl(&plain, &[], "/metrics");
     assert!(
         !refused.status.success(),
         "something answered without [metrics]"
@@ -169,19 +170,7 @@ fn a_connection_over_the_limit_waits_and_a_silent_one_is_closed() {
         .router
         .enter(|| std::net::TcpStream::connect("127.0.0.1:9731").expect("the endpoint"));
     std::thread::sleep(QUIET);
-    let waiting = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.router.name,
-            "curl",
-            "-sS",
-            "--max-time",
-            "1",
-        ])
-        .arg("http://127.0.0.1:9731/metrics")
-        .output()
-        .unwrap();
+    let waiting = curl(&lab, &["--max-time", "1"], "/metrics");
     assert!(
         !waiting.status.success(),
         "a scrape over max_connections was served"

@@ -149,8 +149,8 @@ impl Broker {
     fn run(&mut self) {
         let log = self.dir.path().join("nats.log");
         let _ = std::fs::remove_file(&log);
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.netns.name, "nats-server", "-c"]);
+        let mut command = self.netns.command("nats-server");
+        command.arg("-c");
         command.arg(self.dir.path().join("nats.conf"));
         if self.port != 0 {
             command.args(["-p", &self.port.to_string()]);

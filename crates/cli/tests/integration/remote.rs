@@ -452,9 +452,10 @@ fn the_c_library_reaches_a_remote_router_by_name_with_each_role() {
     let api = compile("tests/c/api.c", Build::Plain);
     let run = |certificate: &str, mode: &str| {
         let config = r.ca.client_config(certificate);
-        let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &r.clients.netns.name])
-            .arg(&api)
+        let out = r
+            .clients
+            .netns
+            .command(&api)
             .arg(mode)
             .env("DDM_TEST_SERVER", &r.address)
             .env("DDM_SOCKET", &r.lab.service.socket)

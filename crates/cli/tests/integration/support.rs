@@ -71,6 +71,13 @@ impl Netns {
     }
 
     /// `ip -n NS ARGS...`
+    /// `program`, to be run inside this namespace (`ip netns exec`).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.name]).arg(program);
+        command
+    }
+
     pub fn ip(&self, args: &[&str]) {
         let mut all = vec!["-n", &self.name];
         all.extend_from_slice(args);

@@ -11,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// What the service sends to `NOTIFY_SOCKET`, as systemd would receive it.
@@ -85,14 +85,9 @@ fn socket_activation_readiness_status_reload_watchdog_and_stopping() {
     let socket = dir.path().join("ddm.sock");
     let notify = NotifySocket::bind(dir.path());
     let config = config(dir.path());
-    let mut activator = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &router.name,
-            "systemd-socket-activate",
-            "-l",
-        ])
+    let mut activator = router
+        .command("systemd-socket-activate")
+        .arg("-l")
         .arg(&socket)
         .arg(format!("--setenv=NOTIFY_SOCKET={}", notify.path.display()))
         .arg("--setenv=WATCHDOG_USEC=300000")
@@ -170,9 +165,9 @@ fn connections_made_while_the_service_restarts_wait_in_the_passed_socket() {
     let state = dir.path().join("state");
     let start = || {
         let fd = listener.as_raw_fd();
-        let mut command = Command::new("ip");
+        let mut command = router.command("sh");
         command
-            .args(["netns", "exec", &router.name, "sh", "-c"])
+            .arg("-c")
             .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$@\"")
             .args(["sh", DDM, "serve"])
             .env("STATE_DIRECTORY", &state)
@@ -234,8 +229,9 @@ fn without_a_socket_the_service_listens_in_its_runtime_directory() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = dir.path().join("run");
     std::fs::create_dir(&runtime).unwrap();
-    let mut service = Command::new("ip")
-        .args(["netns", "exec", &router.name, DDM, "serve"])
+    let mut service = router
+        .command(DDM)
+        .arg("serve")
         .env("RUNTIME_DIRECTORY", &runtime)
         .env("STATE_DIRECTORY", dir.path().join("state"))
         .env_remove("DDM_SOCKET")
@@ -268,8 +264,9 @@ fn log_lines_for_the_journal_carry_priorities_and_no_timestamps() {
         "[access]\nadmin_groups = [\"no-such-group-ddm\"]\n",
     )
     .unwrap();
-    let mut service = Command::new("ip")
-        .args(["netns", "exec", &router.name, DDM, "serve", "--socket"])
+    let mut service = router
+        .command(DDM)
+        .args(["serve", "--socket"])
         .arg(&socket)
         .arg("--config")
         .arg(&config)

@@ -52,9 +52,8 @@ impl Clients {
     /// `ddm ARGS` in the client namespace with certificate `file`.
     pub fn ddm(&self, ca: &Ca, file: &str, args: &[&str]) -> std::process::Command {
         let config = ca.client_config(file);
-        let mut command = std::process::Command::new("ip");
+        let mut command = self.netns.command(DDM);
         command
-            .args(["netns", "exec", &self.netns.name, DDM])
             .args(args)
             .env("DDM_CLIENT_CONFIG", "/nonexistent")
             .env("DDM_CA", config.ca.unwrap())

@@ -298,8 +298,9 @@ impl WgLab {
 
     /// One ping from the router to the far LAN; true if it was answered.
     pub fn ping(&self, wait_secs: u32) -> bool {
-        Command::new("ip")
-            .args(["netns", "exec", &self.router.name, "ping", "-c", "1", "-W"])
+        self.router
+            .command("ping")
+            .args(["-c", "1", "-W"])
             .arg(wait_secs.to_string())
             .arg(FAR_LAN)
             .stdout(std::process::Stdio::null())
