@@ -7,7 +7,7 @@
 use ddm_test_ca::{Ca, Flaw};
 use ddmd::config::{Config, JournalSetting, Limits};
 use ddmd::in_process::InProcess;
-use ddmd::remote::RemoteConfig;
+use ddmd::clients::remote::RemoteConfig;
 use libfuzzer_sys::fuzz_target;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};

@@ -70,11 +70,11 @@ fn time_of(ns: u64) -> humantime::Rfc3339Timestamp {
 }
 
 fn kind(entry: &JournalEntry) -> &'static str {
-    ddmd::export::kind_name(entry.kind)
+    ddmd::record::export::kind_name(entry.kind)
 }
 
 fn entry_json(entry: &JournalEntry) -> serde_json::Value {
-    let mut value = ddmd::export::payload("", 0, entry);
+    let mut value = ddmd::record::export::payload("", 0, entry);
     let fields = value.as_object_mut().expect("an object");
     fields.remove("router");
     fields.remove("epoch");

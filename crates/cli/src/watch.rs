@@ -189,8 +189,8 @@ pub fn event_line(event: &ConnectionEvent) -> String {
 /// each (the published JSON with --json).
 pub fn fleet(nats: &NatsArgs, options: &Options) -> Result<(), WinError> {
     let stop = catch_termination();
-    let watch = ddmd::export::fleet::FleetWatch {
-        broker: ddmd::export::Broker {
+    let watch = ddmd::record::export::fleet::FleetWatch {
+        broker: ddmd::record::export::Broker {
             servers: nats.brokers.clone(),
             ca: nats.ca.clone(),
             certificate: nats.cert.clone(),
@@ -203,7 +203,7 @@ pub fn fleet(nats: &NatsArgs, options: &Options) -> Result<(), WinError> {
     };
     let mut seen = 0u64;
     let mut out = std::io::stdout().lock();
-    let outcome = ddmd::export::fleet::watch(&watch, |entry| {
+    let outcome = ddmd::record::export::fleet::watch(&watch, |entry| {
         seen += 1;
         let _ = if options.json {
             writeln!(out, "{entry}")

@@ -22,11 +22,11 @@ pub struct Config {
     /// The connection journal (`journal = false` turns it off).
     pub journal: JournalSetting,
     /// Export of the journal to NATS JetStream (off unless configured).
-    pub export: Option<crate::export::ExportConfig>,
+    pub export: Option<crate::record::export::ExportConfig>,
     /// Remote administration over TLS (off unless configured).
-    pub remote: Option<crate::remote::RemoteConfig>,
+    pub remote: Option<crate::clients::remote::RemoteConfig>,
     /// The Prometheus endpoint (off unless configured).
-    pub metrics: Option<crate::metrics::MetricsConfig>,
+    pub metrics: Option<crate::ops::metrics::MetricsConfig>,
     /// Demand-dial interfaces (`[[interface]]` tables).
     #[serde(rename = "interface")]
     pub interfaces: Vec<Declaration>,

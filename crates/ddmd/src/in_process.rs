@@ -8,12 +8,12 @@
 //! need kernel links run as any user, in milliseconds; the fuzz target uses
 //! it too.
 
+use crate::clients::listen::LocalEndpoint;
 use crate::config::Config;
+use crate::core::table::LinkState;
 use crate::links::LinkEvent;
-use crate::listen::LocalEndpoint;
+use crate::ops::systemd::Notifier;
 use crate::service::{serve, LinkSource};
-use crate::systemd::Notifier;
-use crate::table::LinkState;
 use crate::ServeError;
 use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot};

@@ -40,34 +40,20 @@
 //!   of clients leaves; [`throttle`]: rate-limited log lines;
 //! * [`daemon`]: `ddm serve` itself: logging, configuration, exit status.
 
-pub mod access;
-pub mod admission;
+pub mod clients;
 pub mod config;
+pub mod core;
 pub mod daemon;
 pub mod dial;
-pub mod export;
 pub mod in_process;
-pub mod journal;
 pub mod links;
-pub mod listen;
-pub mod memory;
-pub mod metrics;
-pub mod notify;
-pub mod outbox;
-pub mod peer;
-pub mod remote;
-pub mod requests;
+pub mod ops;
+pub mod record;
 pub mod router;
-pub mod scm;
 pub mod service;
-pub mod session;
-pub mod systemd;
-pub mod table;
-pub mod throttle;
-pub mod transport;
 
+use clients::listen::LocalEndpoint;
 use config::Config;
-use listen::LocalEndpoint;
 use service::LinkSource;
 use std::path::PathBuf;
 use tokio::signal::unix::{signal, SignalKind};
@@ -88,7 +74,7 @@ pub enum ServeError {
     #[error("kernel link monitor: {0}")]
     Links(std::io::Error),
     #[error(transparent)]
-    Journal(#[from] journal::JournalError),
+    Journal(#[from] record::journal::JournalError),
     #[error("remote listener: {0}")]
     Remote(String),
     #[error("metrics endpoint {0}: {1}")]
@@ -114,11 +100,11 @@ pub fn run(config: Config, socket: PathBuf) -> Result<(), ServeError> {
                     _ = sigint.recv() => tracing::info!("SIGINT"),
                 }
             };
-            let endpoint = match systemd::passed_listener()? {
+            let endpoint = match ops::systemd::passed_listener()? {
                 Some(passed) => LocalEndpoint::adopt(passed)?,
                 None => LocalEndpoint::bind(&socket)?,
             };
-            let notifier = systemd::Notifier::from_environment()?;
+            let notifier = ops::systemd::Notifier::from_environment()?;
             service::serve(config, endpoint, LinkSource::Kernel, notifier, termination).await
         })
 }

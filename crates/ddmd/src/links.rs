@@ -13,7 +13,7 @@
 //! done again, so a link it skipped is never taken for deleted.
 
 use crate::config::LinksConfig;
-use crate::table::LinkState;
+use crate::core::table::LinkState;
 use netlink_packet_core::{
     NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLA_TYPE_MASK,
     NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,

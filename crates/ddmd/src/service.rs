@@ -7,20 +7,20 @@
 //! session write what it still holds and close, and return once they have,
 //! or after `limits.shutdown_timeout_ms` at the most.
 
-use crate::access::Policy;
+use crate::clients::access::Policy;
+use crate::clients::listen::LocalEndpoint;
+use crate::clients::remote::{Reloadable, RemoteEndpoint};
+use crate::clients::session::SessionContext;
 use crate::config::Config;
+use crate::core::table::{InterfaceTable, LinkFilter};
 use crate::dial::net::Net;
 use crate::dial::supervisor;
 use crate::dial::{Dialed, LocalClock};
-use crate::journal::Journal;
 use crate::links::{self, LinkEvent};
-use crate::listen::LocalEndpoint;
-use crate::metrics::Accounts;
-use crate::remote::{Reloadable, RemoteEndpoint};
+use crate::ops::metrics::Accounts;
+use crate::ops::systemd::{Notice, Notifier};
+use crate::record::journal::Journal;
 use crate::router::{Command, Router};
-use crate::session::SessionContext;
-use crate::systemd::{Notice, Notifier};
-use crate::table::{InterfaceTable, LinkFilter};
 use crate::ServeError;
 use std::future::Future;
 use std::path::PathBuf;
@@ -70,18 +70,18 @@ pub async fn serve(
     let stop_metrics = metrics_stop.clone().drop_guard();
     let metrics_feed = match &config.metrics {
         Some(metrics_config) => {
-            let listener = crate::metrics::bind(metrics_config)
+            let listener = crate::ops::metrics::bind(metrics_config)
                 .map_err(|e| ServeError::Metrics(metrics_config.listen, e))?;
-            let outside = crate::metrics::Outside {
+            let outside = crate::ops::metrics::Outside {
                 context: context.clone(),
                 netlink_overruns: netlink_overruns.clone(),
                 notifier: notifier.clone(),
             };
-            let (feed, source) = crate::metrics::channel(outside, metrics_config);
+            let (feed, source) = crate::ops::metrics::channel(outside, metrics_config);
             if let Ok(address) = listener.local_addr() {
                 tracing::info!(%address, "metrics endpoint for Prometheus at /metrics");
             }
-            crate::metrics::spawn(listener, source, metrics_config.clone(), metrics_stop)?;
+            crate::ops::metrics::spawn(listener, source, metrics_config.clone(), metrics_stop)?;
             Some(feed)
         }
         None => None,
@@ -130,14 +130,14 @@ pub async fn serve(
     if let Some(journal_config) = config.journal.config() {
         let (journal, recovered) = Journal::open(&journal_config)?;
         if let Some(export) = &config.export {
-            let export = crate::export::spawn(
+            let export = crate::record::export::spawn(
                 export.clone(),
                 journal.path().to_owned(),
                 journal.epoch(),
                 journal.handled(),
                 export_stop.clone(),
             )
-            .map_err(|e| crate::journal::JournalError {
+            .map_err(|e| crate::record::journal::JournalError {
                 path: journal.path().to_owned(),
                 source: std::io::Error::other(e),
             })?;
@@ -262,7 +262,7 @@ fn spawn_reloader(
     notifier: Notifier,
 ) -> crate::router::Reloader {
     let (asks, mut asked) =
-        mpsc::unbounded_channel::<Option<oneshot::Sender<crate::requests::Outcome>>>();
+        mpsc::unbounded_channel::<Option<oneshot::Sender<crate::router::requests::Outcome>>>();
     let hangups = asks.clone();
     tokio::spawn(async move {
         let Ok(mut sighup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())

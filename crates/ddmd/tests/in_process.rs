@@ -206,9 +206,9 @@ fn a_failed_start_lets_go_of_the_metrics_port() {
             directory: Some(not_a_directory),
             ..JournalConfig::default()
         }),
-        metrics: Some(ddmd::metrics::MetricsConfig {
+        metrics: Some(ddmd::ops::metrics::MetricsConfig {
             listen: address,
-            ..ddmd::metrics::MetricsConfig::default()
+            ..ddmd::ops::metrics::MetricsConfig::default()
         }),
         ..Config::default()
     };

@@ -10,8 +10,8 @@ use crate::lab::{on_one_cpu, Lab, Link, Netns, Process};
 use crate::listeners::Mechanism;
 use crate::report::Report;
 use crate::stats::Summary;
-use ddmd::export::fleet::{self, FleetWatch};
-use ddmd::export::Broker;
+use ddmd::record::export::fleet::{self, FleetWatch};
+use ddmd::record::export::Broker;
 use mprapi::JournalStatus;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -90,7 +90,7 @@ fn stalled(lab: &mut Lab, flips: usize, report: &mut Report) {
     // Rounds that alternate, so that the machine's drift falls on both.
     let (mut running, mut stalled) = (Vec::new(), Vec::new());
     let file = lab.dir.join("state/journal.sqlite");
-    let blocker = ddmd::journal::store::open_reader(&file).expect("the journal file");
+    let blocker = ddmd::record::journal::store::open_reader(&file).expect("the journal file");
     for _ in 0..STALL_ROUNDS {
         running.extend(times(&mut link));
         blocker

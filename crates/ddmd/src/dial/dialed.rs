@@ -7,10 +7,10 @@ use super::declaration::Declaration;
 use super::hours::{DialoutHours, WeekTime};
 use super::machine::{Action, Connecting, Machine};
 use super::supervisor::{Order, Report, Reported};
-use crate::notify::Target;
-use crate::outbox::Outbox;
-use crate::requests::Outcome;
-use crate::table::{LinkState, Transition};
+use crate::core::notify::Target;
+use crate::core::outbox::Outbox;
+use crate::core::table::{LinkState, Transition};
+use crate::router::requests::Outcome;
 use ddm_proto::message::{Interface, InterfaceConnect};
 use ddm_proto::model::{interface_type, ConnectionState};
 use ddm_proto::WinError;
@@ -540,7 +540,7 @@ fn complete(waiters: Vec<Waiter>, result: WinError, outboxes: &BTreeMap<u64, Arc
                 event,
                 target,
             } => match (target, outboxes.get(&session)) {
-                (Target::Eventfd(fd), _) => crate::notify::signal_once(&fd),
+                (Target::Eventfd(fd), _) => crate::core::notify::signal_once(&fd),
                 (Target::Session, Some(outbox)) => outbox.push_signal(event),
                 (Target::Session, None) => {}
             },

@@ -10,8 +10,8 @@
 //! session holds no read buffer of its own.
 
 use super::{Attachment, Fault, Transport};
-use crate::notify::accept_eventfd;
-use crate::scm;
+use crate::clients::scm;
+use crate::core::notify::accept_eventfd;
 use ddm_proto::frame::FrameDecoder;
 use ddm_proto::message::ClientMessage;
 use ddm_proto::WinError;

@@ -6,8 +6,8 @@
 //! (`ddm.proto`), a handler file and a line in `table!` below, and the client's
 //! call.
 
+use crate::clients::transport::Attachment;
 use crate::router::Router;
-use crate::transport::Attachment;
 use ddm_proto::message::{ReplyResult, Request, Role};
 use ddm_proto::WinError;
 use tokio::sync::oneshot;

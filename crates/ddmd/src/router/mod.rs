@@ -9,29 +9,31 @@
 //! go to bounded outboxes. Requests are checked against the request table
 //! (`requests`) and run by their handlers.
 
+pub mod requests;
+
+use crate::clients::transport::Attachment;
 use crate::config::Limits;
+use crate::core::notify::Registrations;
+use crate::core::outbox::Outbox;
+use crate::core::peer::Peer;
+use crate::core::table::{InterfaceTable, Transition};
 use crate::dial::declaration::Declaration;
 use crate::dial::supervisor::Report;
 use crate::dial::supervisor::Reported;
 use crate::dial::{Dialed, LocalClock};
-use crate::export::Export;
-use crate::journal::{Journal, Recovered};
 use crate::links::LinkEvent;
-use crate::memory::Trimmer;
-use crate::metrics::{Accounts, Snapshot};
-use crate::notify::Registrations;
-use crate::outbox::Outbox;
-use crate::peer::Peer;
-use crate::requests::{self, Call, Outcome};
-use crate::systemd::{Notice, Notifier};
-use crate::table::{InterfaceTable, Transition};
-use crate::throttle::Throttle;
-use crate::transport::Attachment;
+use crate::ops::memory::Trimmer;
+use crate::ops::metrics::{Accounts, Snapshot};
+use crate::ops::systemd::{Notice, Notifier};
+use crate::ops::throttle::Throttle;
+use crate::record::export::Export;
+use crate::record::journal::{Journal, Recovered};
 use ddm_proto::message::{
     ConnectionEvent, EntryKind, Interface, JournalEntry, Reply, Request, Role,
 };
 use ddm_proto::model::ConnectionState;
 use ddm_proto::WinError;
+use requests::{Call, Outcome};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -156,7 +158,7 @@ impl Router {
             shutting_down: false,
             started: Instant::now(),
             seq: 0,
-            epoch: crate::journal::now_ns() >> 1,
+            epoch: crate::record::journal::now_ns() >> 1,
             journal: None,
             export: None,
             recovered: None,
@@ -386,7 +388,7 @@ impl Router {
             let name = self.interface(reported.handle).map(|i| i.name);
             if let (Some(journal), Some(interface)) = (&mut self.journal, name) {
                 journal.append(JournalEntry {
-                    time_unix_ns: crate::journal::now_ns(),
+                    time_unix_ns: crate::record::journal::now_ns(),
                     kind: EntryKind::EntryAccounting as i32,
                     interface,
                     rx_bytes,
@@ -419,7 +421,7 @@ impl Router {
             name: t.name,
             from: t.from as u32,
             to: t.to as u32,
-            time_unix_ns: crate::journal::now_ns(),
+            time_unix_ns: crate::record::journal::now_ns(),
             last_error: t.last_error,
         };
         let mut signals = 0;
@@ -683,8 +685,8 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peer::test_peer;
-    use crate::table::{LinkFilter, LinkState};
+    use crate::core::peer::test_peer;
+    use crate::core::table::{LinkFilter, LinkState};
     use ddm_proto::message::*;
     use ddm_proto::model::ConnectionState;
 
@@ -940,7 +942,7 @@ mod tests {
             .get_mut(&1)
             .unwrap()
             .registrations
-            .insert(5, crate::notify::Target::Session, 8)
+            .insert(5, crate::core::notify::Target::Session, 8)
             .unwrap();
         call(&mut r, 1, Request::Subscribe(Subscribe { stream: 1 }));
         outbox.take();

@@ -9,11 +9,11 @@
 //! connection is admitted or refused (see `admission`) before it costs the
 //! service anything but a short write.
 
-use crate::admission::Who;
-use crate::peer::{Credentials, Identity, Peer};
-use crate::session::{self, refusal_frame, SessionContext};
-use crate::throttle::Throttle;
-use crate::transport::UnixTransport;
+use crate::clients::admission::Who;
+use crate::clients::session::{self, refusal_frame, SessionContext};
+use crate::clients::transport::UnixTransport;
+use crate::core::peer::{Credentials, Identity, Peer};
+use crate::ops::throttle::Throttle;
 use crate::ServeError;
 use ddm_proto::WinError;
 use std::os::fd::AsFd;

@@ -9,7 +9,7 @@
 //! pause, from the position.
 
 use super::{Export, ExportConfig, State};
-use crate::journal::store::{self, COLUMNS};
+use crate::record::journal::store::{self, COLUMNS};
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use ddm_proto::message::JournalEntry;
 use rusqlite::Connection;

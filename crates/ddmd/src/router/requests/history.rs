@@ -1,7 +1,7 @@
 //! `ddm history`: a page of the journal, read off the router.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::journal::history;
+use crate::record::journal::history;
 use crate::router::Router;
 use ddm_proto::message::{History, HistoryPage, ReplyResult, Role};
 use ddm_proto::WinError;

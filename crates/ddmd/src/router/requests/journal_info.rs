@@ -2,7 +2,7 @@
 //! how far its export is behind.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::journal::store;
+use crate::record::journal::store;
 use crate::router::Router;
 use ddm_proto::message::{JournalInfo, JournalStatus, ReplyResult, Role};
 

@@ -4,9 +4,9 @@
 //! is the target.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::notify::Target;
+use crate::core::notify::Target;
 use crate::router::Router;
-use crate::transport::Attachment;
+use crate::clients::transport::Attachment;
 use ddm_proto::message::{Register, Role};
 use ddm_proto::WinError;
 

@@ -20,8 +20,8 @@ mod server;
 pub use accounts::Accounts;
 pub use server::{bind, spawn};
 
-use crate::session::SessionContext;
-use crate::systemd::Notifier;
+use crate::clients::session::SessionContext;
+use crate::ops::systemd::Notifier;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -176,7 +176,7 @@ impl Source {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::access::Policy;
+    use crate::clients::access::Policy;
     use crate::config::{AccessConfig, Limits};
 
     fn source_and_feed() -> (Feed, Source) {

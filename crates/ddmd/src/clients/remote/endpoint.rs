@@ -6,11 +6,11 @@
 
 use super::tls::{self, Tls};
 use super::{identity, RemoteConfig};
-use crate::admission::Who;
-use crate::peer::{Identity, Peer};
-use crate::session::{self, refusal_frame, SessionContext};
-use crate::throttle::Throttle;
-use crate::transport::TlsTransport;
+use crate::clients::admission::Who;
+use crate::clients::session::{self, refusal_frame, SessionContext};
+use crate::clients::transport::TlsTransport;
+use crate::core::peer::{Identity, Peer};
+use crate::ops::throttle::Throttle;
 use ddm_proto::WinError;
 use rustls::pki_types::CertificateDer;
 use std::collections::HashMap;

@@ -10,7 +10,7 @@
 //! batches, so writes never wait long behind it.
 
 use super::store;
-use crate::throttle::Throttle;
+use crate::ops::throttle::Throttle;
 use ddm_proto::message::{EntryKind, JournalEntry};
 use rusqlite::Connection;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};

@@ -1,7 +1,7 @@
 //! `ddm uptime`: connected time, outages and accounting, from the journal.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::journal::{now_ns, uptime};
+use crate::record::journal::{now_ns, uptime};
 use crate::router::Router;
 use ddm_proto::message::{ReplyResult, Role, Uptime, UptimeReport};
 use ddm_proto::WinError;

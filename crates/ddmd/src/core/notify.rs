@@ -17,7 +17,7 @@
 //! afterwards (G2); dropping a session drops all of its registrations at
 //! once (G3).
 
-use crate::outbox::Outbox;
+use crate::core::outbox::Outbox;
 use ddm_proto::WinError;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use std::collections::HashMap;

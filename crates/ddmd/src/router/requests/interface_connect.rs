@@ -9,9 +9,9 @@
 use super::{Call, Handler, Outcome, Spec};
 use crate::dial::machine::Connecting;
 use crate::dial::Waiter;
-use crate::notify::Target;
+use crate::core::notify::Target;
 use crate::router::Router;
-use crate::transport::Attachment;
+use crate::clients::transport::Attachment;
 use ddm_proto::message::{InterfaceConnect, Role};
 use ddm_proto::model::ConnectionState;
 use ddm_proto::WinError;

@@ -4,7 +4,7 @@
 //! the service's frames back. It may also carry descriptors (the Unix
 //! socket does, for the eventfd of a Register); what came with a message is
 //! its [`Attachment`]. The session speaks the protocol over any transport,
-//! and knows its peer only as a [`Peer`](crate::peer::Peer).
+//! and knows its peer only as a [`Peer`](crate::core::peer::Peer).
 
 mod tls;
 mod unix;

@@ -171,7 +171,7 @@ impl Accounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::feed;
+    use crate::ops::metrics::feed;
 
     fn t(
         name: &str,

@@ -6,7 +6,7 @@
 //! (SO_PEERCRED, SO_PEERGROUPS), never from file modes.
 
 use crate::config::AccessConfig;
-use crate::peer::Credentials;
+use crate::core::peer::Credentials;
 use ddm_proto::message::Role;
 use nix::unistd::{Gid, Group, Uid, User};
 

@@ -11,13 +11,13 @@
 //! down, the session writes what its outbox holds (the end of its streams)
 //! and closes.
 
-use crate::access::Policy;
-use crate::admission::{Admission, Ticket};
+use crate::clients::access::Policy;
+use crate::clients::admission::{Admission, Ticket};
+use crate::clients::transport::{Attachment, Fault, Transport};
 use crate::config::Limits;
-use crate::outbox::Outbox;
-use crate::peer::Peer;
+use crate::core::outbox::Outbox;
+use crate::core::peer::Peer;
 use crate::router::{Answer, Command};
-use crate::transport::{Attachment, Fault, Transport};
 use ddm_proto::frame::{encode_frame, PROTOCOL_VERSION};
 use ddm_proto::message::*;
 use ddm_proto::WinError;
@@ -323,10 +323,10 @@ mod tests {
     //! as a remote one will: its registrations are signaled by frames.
 
     use super::*;
+    use crate::core::peer::test_peer;
+    use crate::core::table::{InterfaceTable, LinkFilter, LinkState};
     use crate::links::LinkEvent;
-    use crate::peer::test_peer;
     use crate::router::Router;
-    use crate::table::{InterfaceTable, LinkFilter, LinkState};
     use ddm_proto::frame::FrameDecoder;
     use std::time::Duration;
 
@@ -385,7 +385,7 @@ mod tests {
         let peer = test_peer(Role::Monitor);
         let ticket = context
             .admission
-            .admit(crate::admission::Who::User(1000), Role::Monitor)
+            .admit(crate::clients::admission::Who::User(1000), Role::Monitor)
             .unwrap();
         let transport = MemoryTransport { incoming, outgoing };
         tokio::spawn(run(transport, peer, ticket, context.clone()));
