@@ -5,11 +5,14 @@
 //! file needs to name only what it changes. Unknown keys are an error: a
 //! misspelt limit must not be silently ignored.
 
+pub use crate::clients::access::AccessConfig;
+pub use crate::core::limits::Limits;
 use crate::dial::declaration::{self, Declaration};
+pub use crate::links::LinksConfig;
+pub use crate::record::journal::config::{JournalConfig, JournalSetting};
 use serde::Deserialize;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -33,213 +36,6 @@ pub struct Config {
     /// The file it was read from, read again by `ddm reload` and SIGHUP.
     #[serde(skip)]
     pub path: Option<PathBuf>,
-}
-
-/// Who gets which role. Users and groups are names or numeric ids. Root and
-/// the user the service runs as are always admin.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AccessConfig {
-    pub admin_users: Vec<String>,
-    pub admin_groups: Vec<String>,
-    pub monitor_users: Vec<String>,
-    pub monitor_groups: Vec<String>,
-    /// The role of everyone else: "status" or "none".
-    pub default_role: String,
-    /// Remote clients, by their certificate's identity (SAN URI, else
-    /// subject CN); an entry ending in `*` is a prefix. Others get none.
-    pub admin_identities: Vec<String>,
-    pub monitor_identities: Vec<String>,
-    pub status_identities: Vec<String>,
-}
-
-impl Default for AccessConfig {
-    fn default() -> Self {
-        AccessConfig {
-            admin_users: Vec::new(),
-            admin_groups: vec!["ddm-admin".into()],
-            monitor_users: Vec::new(),
-            monitor_groups: vec!["ddm".into()],
-            default_role: "status".into(),
-            admin_identities: Vec::new(),
-            monitor_identities: Vec::new(),
-            status_identities: Vec::new(),
-        }
-    }
-}
-
-/// The limits that bound the service's memory. Each refusal is a clear error.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// Largest frame body accepted or sent, in bytes.
-    pub max_frame_bytes: usize,
-    /// Sessions open at once; the next is refused with RPC_S_SERVER_TOO_BUSY.
-    pub max_sessions: usize,
-    /// Of those, how many only admin callers may use.
-    pub admin_reserved_sessions: usize,
-    /// Sessions one user (other than an admin) may have open at once.
-    pub max_sessions_per_user: usize,
-    /// Sessions one remote identity (other than an admin) may have open.
-    pub max_sessions_per_identity: usize,
-    /// Connections (other than an admin's) that may be in their handshake
-    /// at once.
-    pub max_pending_handshakes: usize,
-    /// Registrations per session; the next gets ERROR_NOT_ENOUGH_QUOTA.
-    pub max_registrations_per_session: usize,
-    /// Typed streams per session; the next gets ERROR_NOT_ENOUGH_QUOTA.
-    pub max_streams_per_session: usize,
-    /// Time a new connection has to send its Hello.
-    pub handshake_timeout_ms: u64,
-    /// Typed events queued per subscribed session before they are counted
-    /// as missed.
-    pub stream_backlog: usize,
-    /// How long a shutdown waits for sessions to write what they hold.
-    pub shutdown_timeout_ms: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_frame_bytes: ddm_proto::frame::DEFAULT_MAX_FRAME,
-            max_sessions: 16_384,
-            admin_reserved_sessions: 16,
-            max_sessions_per_user: 256,
-            max_sessions_per_identity: 64,
-            max_pending_handshakes: 64,
-            max_registrations_per_session: 256,
-            max_streams_per_session: 64,
-            handshake_timeout_ms: 5_000,
-            stream_backlog: 1_024,
-            shutdown_timeout_ms: 2_000,
-        }
-    }
-}
-
-impl Limits {
-    pub fn handshake_timeout(&self) -> Duration {
-        Duration::from_millis(self.handshake_timeout_ms)
-    }
-
-    pub fn shutdown_timeout(&self) -> Duration {
-        Duration::from_millis(self.shutdown_timeout_ms)
-    }
-}
-
-/// Which kernel links become router interfaces.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LinksConfig {
-    /// Name globs a link must match (any of them).
-    pub include: Vec<String>,
-    /// Name globs that exclude a link, even if included.
-    pub exclude: Vec<String>,
-    /// Receive buffer of the link-monitor socket, in bytes. When the kernel
-    /// overruns it the service dumps the links again and reconciles.
-    pub receive_buffer_bytes: usize,
-}
-
-impl Default for LinksConfig {
-    fn default() -> Self {
-        LinksConfig {
-            include: vec!["*".into()],
-            exclude: Vec::new(),
-            receive_buffer_bytes: 4 << 20,
-        }
-    }
-}
-
-/// `journal = true | false`, or a `[journal]` table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(
-    untagged,
-    expecting = "journal = true, journal = false, or a [journal] table with only enabled, directory, max_age_days, max_bytes and queue"
-)]
-pub enum JournalSetting {
-    On(bool),
-    Table(JournalConfig),
-}
-
-impl Default for JournalSetting {
-    fn default() -> Self {
-        JournalSetting::Table(JournalConfig::default())
-    }
-}
-
-impl JournalSetting {
-    /// The journal's settings, or None when it is off.
-    pub fn config(&self) -> Option<JournalConfig> {
-        match self {
-            JournalSetting::On(false) => None,
-            JournalSetting::On(true) => Some(JournalConfig::default()),
-            JournalSetting::Table(table) => table.enabled.then(|| table.clone()),
-        }
-    }
-}
-
-/// Where the journal is kept and how much of it.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct JournalConfig {
-    pub enabled: bool,
-    /// The state directory; `journal.sqlite` is made in it. Default:
-    /// $STATE_DIRECTORY (systemd's StateDirectory=), else /var/lib/ddm for
-    /// root, else $XDG_STATE_HOME/ddm (~/.local/state/ddm).
-    pub directory: Option<PathBuf>,
-    /// Entries older than this go.
-    pub max_age_days: u64,
-    /// The oldest entries go while the journal holds more than this.
-    pub max_bytes: u64,
-    /// Entries queued to the writer; beyond, they are counted in a gap.
-    pub queue: usize,
-}
-
-impl Default for JournalConfig {
-    fn default() -> Self {
-        JournalConfig {
-            enabled: true,
-            directory: None,
-            max_age_days: 90,
-            max_bytes: 256 << 20,
-            queue: 65_536,
-        }
-    }
-}
-
-impl JournalConfig {
-    /// The journal's file.
-    pub fn file(&self) -> PathBuf {
-        let directory = self
-            .directory
-            .clone()
-            .unwrap_or_else(default_state_directory);
-        directory.join("journal.sqlite")
-    }
-}
-
-/// $STATE_DIRECTORY, else /var/lib/ddm for root, else $XDG_STATE_HOME/ddm
-/// or ~/.local/state/ddm.
-pub fn default_state_directory() -> PathBuf {
-    if let Some(directory) = std::env::var_os("STATE_DIRECTORY") {
-        // systemd may give several, separated by colons: the first is ours.
-        let first = directory
-            .to_string_lossy()
-            .split(':')
-            .next()
-            .map(PathBuf::from);
-        if let Some(first) = first.filter(|d| !d.as_os_str().is_empty()) {
-            return first;
-        }
-    }
-    if nix::unistd::geteuid().is_root() {
-        return PathBuf::from("/var/lib/ddm");
-    }
-    let home = || std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state"));
-    std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(home)
-        .unwrap_or_else(std::env::temp_dir)
-        .join("ddm")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -283,35 +79,11 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if !matches!(self.access.default_role.as_str(), "status" | "none") {
-            return Err(format!(
-                "access.default_role must be \"status\" or \"none\", not {:?}",
-                self.access.default_role
-            ));
-        }
-        for pattern in self.links.include.iter().chain(&self.links.exclude) {
-            glob::Pattern::new(pattern).map_err(|e| format!("link glob {pattern:?}: {e}"))?;
-        }
-        let l = &self.limits;
-        if l.max_frame_bytes < 1024 || l.max_sessions == 0 || l.stream_backlog == 0 {
-            return Err(
-                "limits: max_frame_bytes must be at least 1024, max_sessions and stream_backlog at least 1"
-                    .into(),
-            );
-        }
-        if l.admin_reserved_sessions >= l.max_sessions {
-            return Err(format!(
-                "limits: admin_reserved_sessions ({}) must be less than max_sessions ({})",
-                l.admin_reserved_sessions, l.max_sessions
-            ));
-        }
+        self.access.check()?;
+        self.links.check()?;
+        self.limits.check()?;
         if let Some(journal) = self.journal.config() {
-            if journal.queue == 0 || journal.max_age_days == 0 || journal.max_bytes < 1 << 20 {
-                return Err(
-                    "journal: queue and max_age_days must be at least 1, max_bytes at least 1048576"
-                        .into(),
-                );
-            }
+            journal.check()?;
         }
         if let Some(remote) = &self.remote {
             remote.check()?;
@@ -321,15 +93,6 @@ impl Config {
                 return Err("export: the journal is its outbox; it cannot be off".into());
             }
             export.check()?;
-        }
-        if l.max_sessions_per_user == 0
-            || l.max_pending_handshakes == 0
-            || l.max_sessions_per_identity == 0
-        {
-            return Err(
-                "limits: max_sessions_per_user, max_sessions_per_identity and max_pending_handshakes must be at least 1"
-                    .into(),
-            );
         }
         Ok(())
     }

@@ -10,8 +10,8 @@
 
 use crate::clients::listen::LocalEndpoint;
 use crate::config::Config;
-use crate::core::table::LinkState;
 use crate::links::LinkEvent;
+use crate::links::LinkState;
 use crate::ops::systemd::Notifier;
 use crate::service::{serve, LinkSource};
 use crate::ServeError;

@@ -12,8 +12,7 @@
 //! the kernel's latest word on it. A dump the kernel marks as interrupted is
 //! done again, so a link it skipped is never taken for deleted.
 
-use crate::config::LinksConfig;
-use crate::core::table::LinkState;
+use ddm_proto::model::{unreachability, ConnectionState};
 use netlink_packet_core::{
     NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLA_TYPE_MASK,
     NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
@@ -21,10 +20,91 @@ use netlink_packet_core::{
 use netlink_packet_route::link::{LinkHeader, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, SocketAddr, TokioSocket};
+use serde::Deserialize;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
+
+const IFF_UP: u32 = libc::IFF_UP as u32;
+const IFF_RUNNING: u32 = libc::IFF_RUNNING as u32;
+
+/// What the kernel reports of one link (RTM_NEWLINK).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkState {
+    pub index: u32,
+    pub name: String,
+    /// IFF_* flags.
+    pub flags: u32,
+    /// IF_OPER_* (RFC 2863) operational state.
+    pub operstate: u8,
+}
+
+pub(crate) const IF_OPER_UNKNOWN: u8 = 0;
+pub(crate) const IF_OPER_UP: u8 = 6;
+
+impl LinkState {
+    /// Up with carrier: IFF_UP and IFF_RUNNING, with operstate UP, or
+    /// UNKNOWN as loopback and tun report.
+    pub fn is_connected(&self) -> bool {
+        self.flags & IFF_UP != 0
+            && self.flags & IFF_RUNNING != 0
+            && matches!(self.operstate, IF_OPER_UP | IF_OPER_UNKNOWN)
+    }
+
+    /// CONNECTED or DISCONNECTED, as an interface.
+    pub fn state(&self) -> ConnectionState {
+        if self.is_connected() {
+            ConnectionState::Connected
+        } else {
+            ConnectionState::Disconnected
+        }
+    }
+
+    /// MPR_INTERFACE_0's unreachability reasons.
+    pub fn unreachability_reasons(&self) -> u32 {
+        if self.flags & IFF_UP == 0 {
+            unreachability::ADMIN_DISABLED
+        } else if !self.is_connected() {
+            unreachability::NO_MEDIA_SENSE
+        } else {
+            0
+        }
+    }
+}
+
+/// Which kernel links become router interfaces.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinksConfig {
+    /// Name globs a link must match (any of them).
+    pub include: Vec<String>,
+    /// Name globs that exclude a link, even if included.
+    pub exclude: Vec<String>,
+    /// Receive buffer of the link-monitor socket, in bytes. When the kernel
+    /// overruns it the service dumps the links again and reconciles.
+    pub receive_buffer_bytes: usize,
+}
+
+impl Default for LinksConfig {
+    fn default() -> Self {
+        LinksConfig {
+            include: vec!["*".into()],
+            exclude: Vec::new(),
+            receive_buffer_bytes: 4 << 20,
+        }
+    }
+}
+
+impl LinksConfig {
+    /// Every glob parses.
+    pub fn check(&self) -> Result<(), String> {
+        for pattern in self.include.iter().chain(&self.exclude) {
+            glob::Pattern::new(pattern).map_err(|e| format!("link glob {pattern:?}: {e}"))?;
+        }
+        Ok(())
+    }
+}
 
 const RTNLGRP_LINK: u32 = 1;
 const RECEIVE_CHUNK: usize = 64 * 1024;

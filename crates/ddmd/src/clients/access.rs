@@ -5,10 +5,56 @@
 //! the decision is made here, from the peer's kernel-attested credentials
 //! (SO_PEERCRED, SO_PEERGROUPS), never from file modes.
 
-use crate::config::AccessConfig;
 use crate::core::peer::Credentials;
 use ddm_proto::message::Role;
 use nix::unistd::{Gid, Group, Uid, User};
+use serde::Deserialize;
+
+/// Who gets which role. Users and groups are names or numeric ids. Root and
+/// the user the service runs as are always admin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    pub admin_users: Vec<String>,
+    pub admin_groups: Vec<String>,
+    pub monitor_users: Vec<String>,
+    pub monitor_groups: Vec<String>,
+    /// The role of everyone else: "status" or "none".
+    pub default_role: String,
+    /// Remote clients, by their certificate's identity (SAN URI, else
+    /// subject CN); an entry ending in `*` is a prefix. Others get none.
+    pub admin_identities: Vec<String>,
+    pub monitor_identities: Vec<String>,
+    pub status_identities: Vec<String>,
+}
+
+impl Default for AccessConfig {
+    fn default() -> Self {
+        AccessConfig {
+            admin_users: Vec::new(),
+            admin_groups: vec!["ddm-admin".into()],
+            monitor_users: Vec::new(),
+            monitor_groups: vec!["ddm".into()],
+            default_role: "status".into(),
+            admin_identities: Vec::new(),
+            monitor_identities: Vec::new(),
+            status_identities: Vec::new(),
+        }
+    }
+}
+
+impl AccessConfig {
+    /// The default role is one a stranger may have.
+    pub fn check(&self) -> Result<(), String> {
+        if !matches!(self.default_role.as_str(), "status" | "none") {
+            return Err(format!(
+                "access.default_role must be \"status\" or \"none\", not {:?}",
+                self.default_role
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// The role policy, with names already resolved to ids.
 #[derive(Debug, Clone)]

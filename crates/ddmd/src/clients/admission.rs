@@ -10,7 +10,7 @@
 //! peers are counted by their certificate's identity, as local ones by
 //! their uid (`max_sessions_per_identity`).
 
-use crate::config::Limits;
+use crate::core::limits::Limits;
 use ddm_proto::message::Role;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

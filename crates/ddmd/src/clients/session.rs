@@ -14,7 +14,7 @@
 use crate::clients::access::Policy;
 use crate::clients::admission::{Admission, Ticket};
 use crate::clients::transport::{Attachment, Fault, Transport};
-use crate::config::Limits;
+use crate::core::limits::Limits;
 use crate::core::outbox::Outbox;
 use crate::core::peer::Peer;
 use crate::router::{Answer, Command};
@@ -324,8 +324,9 @@ mod tests {
 
     use super::*;
     use crate::core::peer::test_peer;
-    use crate::core::table::{InterfaceTable, LinkFilter, LinkState};
+    use crate::core::table::{InterfaceTable, LinkFilter};
     use crate::links::LinkEvent;
+    use crate::links::LinkState;
     use crate::router::Router;
     use ddm_proto::frame::FrameDecoder;
     use std::time::Duration;
@@ -376,7 +377,7 @@ mod tests {
         let router = Router::new(table, limits.clone(), oneshot::channel().0);
         tokio::spawn(router.run(command_receiver, link_receiver));
         let context = Arc::new(SessionContext::new(
-            Policy::resolve(&crate::config::AccessConfig::default()),
+            Policy::resolve(&crate::clients::access::AccessConfig::default()),
             limits,
             commands,
         ));

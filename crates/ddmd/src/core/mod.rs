@@ -2,6 +2,7 @@
 //! it: the interface table, registrations and how they are signaled, the
 //! sessions' outboxes, who a peer is.
 
+pub mod limits;
 pub mod notify;
 pub mod outbox;
 pub mod peer;

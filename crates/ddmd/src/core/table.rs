@@ -5,55 +5,13 @@
 //! must commit. Keeping it free of sockets lets the unit tests walk through
 //! every path, including reconciliation after a netlink overrun.
 
+use crate::links::LinkState;
 use ddm_proto::message::Interface;
-use ddm_proto::model::{interface_type, unreachability, ConnectionState};
+use ddm_proto::model::{interface_type, ConnectionState};
 use std::collections::{BTreeMap, HashSet};
 
 const IFF_UP: u32 = libc::IFF_UP as u32;
-const IFF_RUNNING: u32 = libc::IFF_RUNNING as u32;
 const IFF_LOOPBACK: u32 = libc::IFF_LOOPBACK as u32;
-
-/// What the kernel reports of one link (RTM_NEWLINK).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkState {
-    pub index: u32,
-    pub name: String,
-    /// IFF_* flags.
-    pub flags: u32,
-    /// IF_OPER_* (RFC 2863) operational state.
-    pub operstate: u8,
-}
-
-const IF_OPER_UNKNOWN: u8 = 0;
-const IF_OPER_UP: u8 = 6;
-
-impl LinkState {
-    /// Up with carrier: IFF_UP and IFF_RUNNING, with operstate UP, or
-    /// UNKNOWN as loopback and tun report.
-    pub fn is_connected(&self) -> bool {
-        self.flags & IFF_UP != 0
-            && self.flags & IFF_RUNNING != 0
-            && matches!(self.operstate, IF_OPER_UP | IF_OPER_UNKNOWN)
-    }
-
-    fn state(&self) -> ConnectionState {
-        if self.is_connected() {
-            ConnectionState::Connected
-        } else {
-            ConnectionState::Disconnected
-        }
-    }
-
-    fn unreachability_reasons(&self) -> u32 {
-        if self.flags & IFF_UP == 0 {
-            unreachability::ADMIN_DISABLED
-        } else if !self.is_connected() {
-            unreachability::NO_MEDIA_SENSE
-        } else {
-            0
-        }
-    }
-}
 
 /// One committed change of an interface's connected-ness.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,6 +219,10 @@ fn to_interface(entry: &Entry) -> Interface {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::links::{IF_OPER_UNKNOWN, IF_OPER_UP};
+    use ddm_proto::model::unreachability;
+
+    const IFF_RUNNING: u32 = libc::IFF_RUNNING as u32;
     use ConnectionState::*;
 
     fn link(index: u32, name: &str, up: bool, carrier: bool) -> LinkState {

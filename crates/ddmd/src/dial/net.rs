@@ -6,7 +6,7 @@
 //! (`Net`) in every supervisor; the router never waits on any of it.
 
 use super::declaration::Route;
-use crate::core::table::LinkState;
+use crate::links::LinkState;
 use futures_util::TryStreamExt;
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};

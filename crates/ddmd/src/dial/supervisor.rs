@@ -20,7 +20,7 @@ use super::declaration::{Declaration, DialMode, Ready, Route};
 use super::net::Net;
 use super::trigger::Trigger;
 use super::wireguard;
-use crate::core::table::LinkState;
+use crate::links::LinkState;
 use ddm_proto::WinError;
 use std::future::pending;
 use std::io;

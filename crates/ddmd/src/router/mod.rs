@@ -12,7 +12,7 @@
 pub mod requests;
 
 use crate::clients::transport::Attachment;
-use crate::config::Limits;
+use crate::core::limits::Limits;
 use crate::core::notify::Registrations;
 use crate::core::outbox::Outbox;
 use crate::core::peer::Peer;
@@ -686,7 +686,8 @@ impl Router {
 mod tests {
     use super::*;
     use crate::core::peer::test_peer;
-    use crate::core::table::{LinkFilter, LinkState};
+    use crate::core::table::LinkFilter;
+    use crate::links::LinkState;
     use ddm_proto::message::*;
     use ddm_proto::model::ConnectionState;
 

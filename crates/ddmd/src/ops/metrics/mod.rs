@@ -176,8 +176,9 @@ impl Source {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clients::access::AccessConfig;
     use crate::clients::access::Policy;
-    use crate::config::{AccessConfig, Limits};
+    use crate::core::limits::Limits;
 
     fn source_and_feed() -> (Feed, Source) {
         let (commands, _) = tokio::sync::mpsc::unbounded_channel();

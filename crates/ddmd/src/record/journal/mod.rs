@@ -13,12 +13,13 @@
 //! connection; it first waits until the writer has handled everything
 //! committed before the request, so a reader sees its own past.
 
+pub mod config;
 pub mod history;
 pub mod store;
 pub mod uptime;
 mod writer;
 
-use crate::config::JournalConfig;
+use config::JournalConfig;
 use ddm_proto::message::{ConnectionEvent, EntryKind, JournalEntry};
 use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

@@ -1,0 +1,88 @@
+//! `[limits]`: what bounds the service's memory, whatever clients do.
+
+use serde::Deserialize;
+use std::time::Duration;
+
+/// The limits that bound the service's memory. Each refusal is a clear error.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest frame body accepted or sent, in bytes.
+    pub max_frame_bytes: usize,
+    /// Sessions open at once; the next is refused with RPC_S_SERVER_TOO_BUSY.
+    pub max_sessions: usize,
+    /// Of those, how many only admin callers may use.
+    pub admin_reserved_sessions: usize,
+    /// Sessions one user (other than an admin) may have open at once.
+    pub max_sessions_per_user: usize,
+    /// Sessions one remote identity (other than an admin) may have open.
+    pub max_sessions_per_identity: usize,
+    /// Connections (other than an admin's) that may be in their handshake
+    /// at once.
+    pub max_pending_handshakes: usize,
+    /// Registrations per session; the next gets ERROR_NOT_ENOUGH_QUOTA.
+    pub max_registrations_per_session: usize,
+    /// Typed streams per session; the next gets ERROR_NOT_ENOUGH_QUOTA.
+    pub max_streams_per_session: usize,
+    /// Time a new connection has to send its Hello.
+    pub handshake_timeout_ms: u64,
+    /// Typed events queued per subscribed session before they are counted
+    /// as missed.
+    pub stream_backlog: usize,
+    /// How long a shutdown waits for sessions to write what they hold.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: ddm_proto::frame::DEFAULT_MAX_FRAME,
+            max_sessions: 16_384,
+            admin_reserved_sessions: 16,
+            max_sessions_per_user: 256,
+            max_sessions_per_identity: 64,
+            max_pending_handshakes: 64,
+            max_registrations_per_session: 256,
+            max_streams_per_session: 64,
+            handshake_timeout_ms: 5_000,
+            stream_backlog: 1_024,
+            shutdown_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl Limits {
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    /// Every limit in its range.
+    pub fn check(&self) -> Result<(), String> {
+        if self.max_frame_bytes < 1024 || self.max_sessions == 0 || self.stream_backlog == 0 {
+            return Err(
+                "limits: max_frame_bytes must be at least 1024, max_sessions and stream_backlog at least 1"
+                    .into(),
+            );
+        }
+        if self.admin_reserved_sessions >= self.max_sessions {
+            return Err(format!(
+                "limits: admin_reserved_sessions ({}) must be less than max_sessions ({})",
+                self.admin_reserved_sessions, self.max_sessions
+            ));
+        }
+        if self.max_sessions_per_user == 0
+            || self.max_pending_handshakes == 0
+            || self.max_sessions_per_identity == 0
+        {
+            return Err(
+                "limits: max_sessions_per_user, max_sessions_per_identity and max_pending_handshakes must be at least 1"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
