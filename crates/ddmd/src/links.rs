@@ -12,6 +12,7 @@
 //! the kernel's latest word on it. A dump the kernel marks as interrupted is
 //! done again, so a link it skipped is never taken for deleted.
 
+use crate::ops::metrics::Counters;
 use ddm_proto::model::{unreachability, ConnectionState};
 use netlink_packet_core::{
     NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NlasIterator, NLA_TYPE_MASK,
@@ -22,7 +23,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, AsyncSocketExt, SocketAddr, TokioSocket};
 use serde::Deserialize;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -123,11 +124,11 @@ pub enum LinkEvent {
 /// Streams link events to `events` until the router goes away or the
 /// kernel socket fails.
 /// Each overrun (notifications the kernel dropped) is counted in
-/// `overruns`.
+/// `counters`.
 pub async fn monitor(
     config: &LinksConfig,
     events: UnboundedSender<LinkEvent>,
-    overruns: Arc<AtomicU64>,
+    counters: Arc<Counters>,
 ) -> io::Result<()> {
     let mut changes = TokioSocket::new(NETLINK_ROUTE)?;
     changes.socket_mut().bind(&SocketAddr::new(0, 0))?;
@@ -152,7 +153,7 @@ pub async fn monitor(
         match changes.recv(&mut buffer).await {
             Ok(()) => forward(&buffer, &mut send)?,
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                overruns.fetch_add(1, Ordering::Relaxed);
+                counters.netlink_overruns.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     "kernel link notifications overran; dumping links again to reconcile"
                 );

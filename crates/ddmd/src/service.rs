@@ -17,14 +17,13 @@ use crate::dial::net::Net;
 use crate::dial::supervisor;
 use crate::dial::{Dialed, LocalClock};
 use crate::links::{self, LinkEvent};
-use crate::ops::metrics::Accounts;
+use crate::ops::metrics::{Accounts, Counters};
 use crate::ops::systemd::{Notice, Notifier};
 use crate::record::journal::Journal;
 use crate::router::{Command, Router};
 use crate::ServeError;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -58,11 +57,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let (commands, command_receiver) = mpsc::unbounded_channel();
-    let netlink_overruns = Arc::new(AtomicU64::new(0));
+    let counters = Arc::new(Counters::default());
     let context = Arc::new(SessionContext::new(
         Policy::resolve(&config.access),
         config.limits.clone(),
         commands.clone(),
+        counters.clone(),
     ));
     // The endpoint's thread ends when this guard goes: at the shutdown,
     // or with any error on the way to it.
@@ -73,8 +73,7 @@ pub async fn serve(
             let listener = crate::ops::metrics::bind(metrics_config)
                 .map_err(|e| ServeError::Metrics(metrics_config.listen, e))?;
             let outside = crate::ops::metrics::Outside {
-                context: context.clone(),
-                netlink_overruns: netlink_overruns.clone(),
+                counters: counters.clone(),
                 notifier: notifier.clone(),
             };
             let (feed, source) = crate::ops::metrics::channel(outside, metrics_config);
@@ -150,9 +149,9 @@ pub async fn serve(
         LinkSource::Kernel => {
             let (events, receiver) = mpsc::unbounded_channel();
             let links_config = config.links.clone();
-            let overruns = netlink_overruns.clone();
+            let counters = counters.clone();
             let monitor =
-                tokio::spawn(async move { links::monitor(&links_config, events, overruns).await });
+                tokio::spawn(async move { links::monitor(&links_config, events, counters).await });
             (receiver, Some(monitor))
         }
     };

@@ -11,9 +11,10 @@
 //! their uid (`max_sessions_per_identity`).
 
 use crate::core::limits::Limits;
+use crate::ops::metrics::Counters;
 use ddm_proto::message::Role;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 /// Why a connection was refused.
@@ -58,16 +59,16 @@ struct Counts {
 pub struct Admission {
     limits: Limits,
     counts: Mutex<Counts>,
-    /// Connections refused by a limit, for the metrics.
-    refused: AtomicU64,
+    /// Counts connections refused by a limit, for the metrics.
+    counters: Arc<Counters>,
 }
 
 impl Admission {
-    pub fn new(limits: &Limits) -> Arc<Self> {
+    pub fn new(limits: &Limits, counters: Arc<Counters>) -> Arc<Self> {
         Arc::new(Admission {
             limits: limits.clone(),
             counts: Mutex::new(Counts::default()),
-            refused: AtomicU64::new(0),
+            counters,
         })
     }
 
@@ -76,14 +77,11 @@ impl Admission {
     pub fn admit(self: &Arc<Self>, who: Who, role: Role) -> Result<Ticket, Refusal> {
         let admitted = self.try_admit(who, role);
         if admitted.is_err() {
-            self.refused.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .sessions_refused
+                .fetch_add(1, Ordering::Relaxed);
         }
         admitted
-    }
-
-    /// Connections refused so far.
-    pub fn refused(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
     }
 
     fn try_admit(self: &Arc<Self>, who: Who, role: Role) -> Result<Ticket, Refusal> {
@@ -171,7 +169,7 @@ mod tests {
             max_sessions_per_identity: 2,
             ..Limits::default()
         };
-        let a = Admission::new(&limits);
+        let a = Admission::new(&limits, Arc::default());
         let alice = || Who::Remote("spiffe://example.org/alice".into());
         let held: Vec<Ticket> = (0..2)
             .map(|_| a.admit(alice(), Role::Monitor).unwrap())
@@ -190,13 +188,16 @@ mod tests {
     }
 
     fn admission() -> Arc<Admission> {
-        Admission::new(&Limits {
-            max_sessions: 10,
-            admin_reserved_sessions: 2,
-            max_sessions_per_user: 5,
-            max_pending_handshakes: 3,
-            ..Limits::default()
-        })
+        Admission::new(
+            &Limits {
+                max_sessions: 10,
+                admin_reserved_sessions: 2,
+                max_sessions_per_user: 5,
+                max_pending_handshakes: 3,
+                ..Limits::default()
+            },
+            Arc::default(),
+        )
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::clients::transport::{Attachment, Fault, Transport};
 use crate::core::limits::Limits;
 use crate::core::outbox::Outbox;
 use crate::core::peer::Peer;
+use crate::ops::metrics::Counters;
 use crate::router::{Answer, Command};
 use ddm_proto::frame::{encode_frame, PROTOCOL_VERSION};
 use ddm_proto::message::*;
@@ -35,20 +36,25 @@ pub struct SessionContext {
     pub router: mpsc::UnboundedSender<Command>,
     /// Fires when the service shuts down.
     pub shutdown: CancellationToken,
-    /// Sessions ended for a protocol fault, for the metrics.
-    pub protocol_faults: AtomicU64,
+    /// Protocol faults and refusals, for the metrics.
+    pub counters: Arc<Counters>,
     last_id: AtomicU64,
 }
 
 impl SessionContext {
-    pub fn new(policy: Policy, limits: Limits, router: mpsc::UnboundedSender<Command>) -> Self {
+    pub fn new(
+        policy: Policy,
+        limits: Limits,
+        router: mpsc::UnboundedSender<Command>,
+        counters: Arc<Counters>,
+    ) -> Self {
         SessionContext {
             policy,
-            admission: Admission::new(&limits),
+            admission: Admission::new(&limits, counters.clone()),
             limits,
             router,
             shutdown: CancellationToken::new(),
-            protocol_faults: AtomicU64::new(0),
+            counters,
             last_id: AtomicU64::new(0),
         }
     }
@@ -283,7 +289,10 @@ impl<T: Transport> Session<T> {
         match fault {
             Fault::Gone(e) => tracing::debug!(session = self.id, "session ends: {e}"),
             Fault::Protocol(error, why) => {
-                self.context.protocol_faults.fetch_add(1, Ordering::Relaxed);
+                self.context
+                    .counters
+                    .protocol_faults
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     session = self.id,
                     error = error.name(),
@@ -380,6 +389,7 @@ mod tests {
             Policy::resolve(&crate::clients::access::AccessConfig::default()),
             limits,
             commands,
+            Arc::default(),
         ));
         let (to_session, incoming) = mpsc::unbounded_channel();
         let (outgoing, mut pushes) = mpsc::unbounded_channel();

@@ -19,9 +19,9 @@ pub fn render(snapshot: &Arc<Snapshot>, outside: &Outside) -> String {
     let mut registry = Registry::with_prefix("ddm");
     registry.register_collector(Box::new(Figures {
         snapshot: snapshot.clone(),
-        sessions_refused: outside.context.admission.refused(),
-        protocol_faults: outside.context.protocol_faults.load(Ordering::Relaxed),
-        netlink_overruns: outside.netlink_overruns.load(Ordering::Relaxed),
+        sessions_refused: outside.counters.sessions_refused.load(Ordering::Relaxed),
+        protocol_faults: outside.counters.protocol_faults.load(Ordering::Relaxed),
+        netlink_overruns: outside.counters.netlink_overruns.load(Ordering::Relaxed),
         notices_dropped: outside.notifier.dropped(),
     }));
     let mut text = String::new();

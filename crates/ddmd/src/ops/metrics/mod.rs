@@ -20,7 +20,6 @@ mod server;
 pub use accounts::Accounts;
 pub use server::{bind, spawn};
 
-use crate::clients::session::SessionContext;
 use crate::ops::systemd::Notifier;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -94,13 +93,22 @@ pub struct Snapshot {
     pub turn_seconds: f64,
 }
 
+/// Figures counted where they happen, outside the router, and read at
+/// each scrape.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Connections refused by a session limit (admission).
+    pub sessions_refused: AtomicU64,
+    /// Sessions ended for a protocol fault.
+    pub protocol_faults: AtomicU64,
+    /// Kernel link notifications lost (ENOBUFS), each followed by a dump.
+    pub netlink_overruns: AtomicU64,
+}
+
 /// Where the figures kept outside the router are, read at each scrape.
 #[derive(Clone)]
 pub struct Outside {
-    /// Sessions refused by a limit (admission), protocol faults.
-    pub context: Arc<SessionContext>,
-    /// Kernel link notifications lost (ENOBUFS), each followed by a dump.
-    pub netlink_overruns: Arc<AtomicU64>,
+    pub counters: Arc<Counters>,
     /// systemd notices dropped.
     pub notifier: Notifier,
 }
@@ -176,19 +184,10 @@ impl Source {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clients::access::AccessConfig;
-    use crate::clients::access::Policy;
-    use crate::core::limits::Limits;
 
     fn source_and_feed() -> (Feed, Source) {
-        let (commands, _) = tokio::sync::mpsc::unbounded_channel();
         let outside = Outside {
-            context: Arc::new(SessionContext::new(
-                Policy::resolve(&AccessConfig::default()),
-                Limits::default(),
-                commands,
-            )),
-            netlink_overruns: Arc::default(),
+            counters: Arc::default(),
             notifier: Notifier::default(),
         };
         channel(outside, &MetricsConfig::default())
