@@ -12,7 +12,7 @@
 
 use crate::channel::Channel;
 use crate::client_config::{split_server_name, ClientConfig};
-use ddm_proto::message::{Register, Reply, Request};
+use ddm_proto::message::{Reply, Request};
 use ddm_proto::WinError;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -147,17 +147,15 @@ impl Events {
         let Ok(fd) = fd.try_clone_to_owned() else {
             return;
         };
-        match request {
-            Request::Register(Register { event }) => {
-                self.registered.insert(*event, fd);
-            }
-            Request::InterfaceConnect(connect) if connect.event != 0 => {
-                self.connects
-                    .entry(connect.event)
-                    .or_default()
-                    .push_back(fd);
-            }
-            _ => {}
+        let Some(event) = request.event_carried() else {
+            return;
+        };
+        // A registration's event is set at every change, until it is
+        // deregistered; a Connect's once.
+        if matches!(request, Request::Register(_)) {
+            self.registered.insert(event, fd);
+        } else {
+            self.connects.entry(event).or_default().push_back(fd);
         }
     }
 

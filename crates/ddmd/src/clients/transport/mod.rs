@@ -61,14 +61,13 @@ pub(crate) fn next_message(
         .map_err(|e| Fault::Protocol(WinError::RPC_S_PROTOCOL_ERROR, e.to_string()))
 }
 
-/// Whether `message` comes with an event of the client's (a Register, or
-/// a Connect with an event): its descriptor locally, a Signal remotely.
+/// Whether `message` comes with an event of the client's (see
+/// `Request::event_carried`): its descriptor locally, a Signal remotely.
 pub(crate) fn carries_event(message: &ClientMessage) -> bool {
-    match &message.body {
-        Some(ddm_proto::message::Request::Register(_)) => true,
-        Some(ddm_proto::message::Request::InterfaceConnect(connect)) => connect.event != 0,
-        _ => false,
-    }
+    message
+        .body
+        .as_ref()
+        .is_some_and(|request| request.event_carried().is_some())
 }
 
 /// A session's connection to its peer.
