@@ -13,8 +13,8 @@ use crate::config::Config;
 use crate::links::LinkEvent;
 use crate::links::LinkState;
 use crate::ops::systemd::Notifier;
+use crate::service::ServeError;
 use crate::service::{serve, LinkSource};
-use crate::ServeError;
 use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot};
 
@@ -75,7 +75,7 @@ impl InProcess {
             stop: Some(stop),
             thread: Some(thread),
         };
-        outcome.map(|()| service)
+        outcome.map(|()| service).map_err(ServeError::from)
     }
 
     /// The socket the service listens on.

@@ -8,10 +8,11 @@
 //! or after `limits.shutdown_timeout_ms` at the most.
 
 use crate::clients::access::Policy;
-use crate::clients::listen::LocalEndpoint;
+use crate::clients::listen::{ListenError, LocalEndpoint};
 use crate::clients::remote::{Reloadable, RemoteEndpoint};
 use crate::clients::session::SessionContext;
 use crate::config::Config;
+use crate::core::outbox::LateReply;
 use crate::core::table::{InterfaceTable, LinkFilter};
 use crate::dial::net::Net;
 use crate::dial::supervisor;
@@ -20,14 +21,31 @@ use crate::links::{self, LinkEvent};
 use crate::ops::metrics::{Accounts, Counters};
 use crate::ops::systemd::{Notice, Notifier};
 use crate::record::journal::Journal;
+use crate::router::requests::Reloader;
 use crate::router::{Command, Router};
-use crate::ServeError;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
+
+/// Why the service could not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error("kernel link monitor: {0}")]
+    Links(std::io::Error),
+    #[error(transparent)]
+    Journal(#[from] crate::record::journal::JournalError),
+    #[error("remote listener: {0}")]
+    Remote(String),
+    #[error("metrics endpoint {0}: {1}")]
+    Metrics(std::net::SocketAddr, std::io::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
 
 /// Reports queued from supervisors to the router; a supervisor waits when
 /// it is full (the router never does).
@@ -128,21 +146,23 @@ pub async fn serve(
     let export_stop = tokio_util::sync::CancellationToken::new();
     if let Some(journal_config) = config.journal.config() {
         let (journal, recovered) = Journal::open(&journal_config)?;
-        if let Some(export) = &config.export {
-            let export = crate::record::export::spawn(
-                export.clone(),
-                journal.path().to_owned(),
-                journal.epoch(),
-                journal.handled(),
-                export_stop.clone(),
-            )
-            .map_err(|e| crate::record::journal::JournalError {
-                path: journal.path().to_owned(),
-                source: std::io::Error::other(e),
-            })?;
-            router.export = Some(export);
-        }
-        router = router.journaled(journal, recovered);
+        let export = match &config.export {
+            Some(export) => Some(
+                crate::record::export::spawn(
+                    export.clone(),
+                    journal.path().to_owned(),
+                    journal.epoch(),
+                    journal.handled(),
+                    export_stop.clone(),
+                )
+                .map_err(|e| crate::record::journal::JournalError {
+                    path: journal.path().to_owned(),
+                    source: std::io::Error::other(e),
+                })?,
+            ),
+            None => None,
+        };
+        router = router.journaled(journal, export, recovered);
     }
     let (link_receiver, monitor) = match links {
         LinkSource::Channel(receiver) => (receiver, None),
@@ -259,9 +279,8 @@ fn spawn_reloader(
     tls: Option<Reloadable>,
     router: mpsc::UnboundedSender<Command>,
     notifier: Notifier,
-) -> crate::router::Reloader {
-    let (asks, mut asked) =
-        mpsc::unbounded_channel::<Option<oneshot::Sender<crate::router::requests::Outcome>>>();
+) -> Reloader {
+    let (asks, mut asked) = mpsc::unbounded_channel::<Option<LateReply>>();
     let hangups = asks.clone();
     tokio::spawn(async move {
         let Ok(mut sighup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -301,7 +320,7 @@ fn spawn_reloader(
             let outcome = outcome.await;
             notifier.tell(Notice::Ready);
             if let (Some(reply), Ok(outcome)) = (reply, outcome) {
-                let _ = reply.send(outcome);
+                reply.send(outcome);
             }
         }
     });

@@ -74,3 +74,11 @@ pub mod unreachability {
 /// The longest `connect_timeout_secs` a declared interface may have: it
 /// bounds how long a synchronous Connect can wait.
 pub const MAX_CONNECT_TIMEOUT_SECS: u64 = 600;
+
+/// The time now as the wire carries it (`time_unix_ns`): nanoseconds since
+/// 1970, UTC.
+pub fn now_unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

@@ -14,7 +14,7 @@ use ddmd::record::export::fleet::{self, FleetWatch};
 use ddmd::record::export::Broker;
 use mprapi::JournalStatus;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const OFF: &str = "ddm, journal off";
 const ON: &str = "ddm, journal on";
@@ -189,12 +189,6 @@ fn footprint(before: &JournalStatus, after: &JournalStatus, report: &mut Report)
     }
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 fn export_lag(lab: &mut Lab, port: u16, duration: Duration, report: &mut Report) {
     let config =
         format!("[export]\nservers = [\"nats://127.0.0.1:{port}\"]\nrouter_id = \"bench\"\n");
@@ -219,7 +213,7 @@ fn export_lag(lab: &mut Lab, port: u16, duration: Duration, report: &mut Report)
     };
     let before = server.journal_status().expect("journal status");
     let mut link = Link::new(lab);
-    let started = now_ns();
+    let started = ddm_proto::model::now_unix_ns();
     let lags = std::thread::scope(|scope| {
         let watcher = scope.spawn(|| {
             let mut lags = Vec::new();
@@ -227,7 +221,9 @@ fn export_lag(lab: &mut Lab, port: u16, duration: Duration, report: &mut Report)
                 fleet::watch(&watch, |entry| {
                     let committed = entry["time_unix_ns"].as_u64().unwrap_or(0);
                     if committed >= started {
-                        lags.push(Duration::from_nanos(now_ns().saturating_sub(committed)));
+                        lags.push(Duration::from_nanos(
+                            ddm_proto::model::now_unix_ns().saturating_sub(committed),
+                        ));
                     }
                     true
                 })

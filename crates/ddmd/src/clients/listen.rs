@@ -14,7 +14,6 @@ use crate::clients::session::{self, refusal_frame, SessionContext};
 use crate::clients::transport::UnixTransport;
 use crate::core::peer::{Credentials, Identity, Peer};
 use crate::ops::throttle::Throttle;
-use crate::ServeError;
 use ddm_proto::WinError;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
@@ -23,6 +22,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::task::TaskTracker;
+
+/// Why the socket could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("another ddm service is already listening on {0}")]
+    AlreadyRunning(PathBuf),
+    #[error("{0} exists and is not a socket; remove it or choose another --socket")]
+    NotASocket(PathBuf),
+    #[error("{0} belongs to another user; choose another --socket")]
+    ForeignDirectory(PathBuf),
+    #[error("socket {path}: {source}")]
+    Socket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
 
 pub struct LocalEndpoint {
     listener: UnixListener,
@@ -33,8 +48,8 @@ pub struct LocalEndpoint {
 
 impl LocalEndpoint {
     /// Binds `path`, replacing a stale socket, refusing to steal a live one.
-    pub fn bind(path: &Path) -> Result<Self, ServeError> {
-        let fail = |source| ServeError::Socket {
+    pub fn bind(path: &Path) -> Result<Self, ListenError> {
+        let fail = |source| ListenError::Socket {
             path: path.to_owned(),
             source,
         };
@@ -49,15 +64,15 @@ impl LocalEndpoint {
             let owner = std::fs::metadata(dir).map_err(fail)?.uid();
             let euid = nix::unistd::Uid::effective().as_raw();
             if owner != euid && owner != 0 {
-                return Err(ServeError::ForeignDirectory(dir.to_owned()));
+                return Err(ListenError::ForeignDirectory(dir.to_owned()));
             }
         }
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             if !meta.file_type().is_socket() {
-                return Err(ServeError::NotASocket(path.to_owned()));
+                return Err(ListenError::NotASocket(path.to_owned()));
             }
             if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(ServeError::AlreadyRunning(path.to_owned()));
+                return Err(ListenError::AlreadyRunning(path.to_owned()));
             }
             tracing::info!(socket = %path.display(), "replacing a stale socket");
             std::fs::remove_file(path).map_err(fail)?;
@@ -75,13 +90,13 @@ impl LocalEndpoint {
 
     /// Serves on a listening socket systemd passed; its file stays when
     /// the endpoint is dropped.
-    pub fn adopt(listener: std::os::unix::net::UnixListener) -> Result<Self, ServeError> {
+    pub fn adopt(listener: std::os::unix::net::UnixListener) -> Result<Self, ListenError> {
         let path = listener
             .local_addr()
             .ok()
             .and_then(|a| a.as_pathname().map(Path::to_owned))
             .unwrap_or_default();
-        let fail = |source| ServeError::Socket {
+        let fail = |source| ListenError::Socket {
             path: path.clone(),
             source,
         };

@@ -13,8 +13,9 @@
 
 use crate::clients::access::Policy;
 use crate::clients::admission::{Admission, Ticket};
-use crate::clients::transport::{Attachment, Fault, Transport};
+use crate::clients::transport::{Fault, Transport};
 use crate::core::limits::Limits;
+use crate::core::notify::Attachment;
 use crate::core::outbox::Outbox;
 use crate::core::peer::Peer;
 use crate::ops::metrics::Counters;
@@ -70,11 +71,9 @@ struct Session<T> {
     peer: Peer,
     transport: T,
     context: Arc<SessionContext>,
+    /// What the router sends unasked: typed events, signals, and replies
+    /// that came later (a synchronous Connect, a reload, a journal read).
     outbox: Arc<Outbox>,
-    /// Replies that come later (a synchronous Connect), in the order they
-    /// complete; made at the first (a channel costs kilobytes, and most
-    /// sessions never need one).
-    late: Option<(mpsc::UnboundedSender<Reply>, mpsc::UnboundedReceiver<Reply>)>,
 }
 
 /// Runs a session to its end. `ticket` is its place among the admitted.
@@ -91,7 +90,6 @@ pub async fn run<T: Transport>(
         transport,
         outbox: Arc::new(Outbox::new(context.limits.stream_backlog)),
         context,
-        late: None,
     };
     let outcome = match session.handshake().await {
         Ok(()) => {
@@ -186,7 +184,6 @@ impl<T: Transport> Session<T> {
                     self.handle(message, attachment).await?;
                 }
                 () = outbox.wait() => {}
-                Some(reply) = late_reply(&mut self.late) => self.write(Push::Reply(reply)).await?,
                 () = shutdown.cancelled() => return self.flush_outbox().await,
             }
             // Also after a request: a Subscribe's events follow its snapshot.
@@ -220,27 +217,8 @@ impl<T: Transport> Session<T> {
         self.context.router.send(call).map_err(|_| gone(()))?;
         match reply.await.map_err(|_| gone(()))? {
             Answer::Now(reply) => self.write(Push::Reply(reply)).await,
-            Answer::Later(outcome) => {
-                let late = self
-                    .late
-                    .get_or_insert_with(mpsc::unbounded_channel)
-                    .0
-                    .clone();
-                let id = message.id;
-                tokio::spawn(async move {
-                    // A dropped promise (the interface went away) is an
-                    // answer too.
-                    let outcome = outcome
-                        .await
-                        .unwrap_or_else(|_| WinError::ERROR_DDM_NOT_RUNNING.into());
-                    let _ = late.send(Reply {
-                        id,
-                        error: outcome.error.0,
-                        result: outcome.result,
-                    });
-                });
-                Ok(())
-            }
+            // Its reply comes through the outbox.
+            Answer::Later => Ok(()),
         }
     }
 
@@ -301,16 +279,6 @@ impl<T: Transport> Session<T> {
                 let _ = self.reply(0, error, None).await;
             }
         }
-    }
-}
-
-/// The next late reply, if the session has any coming.
-async fn late_reply(
-    late: &mut Option<(mpsc::UnboundedSender<Reply>, mpsc::UnboundedReceiver<Reply>)>,
-) -> Option<Reply> {
-    match late {
-        Some((_, replies)) => replies.recv().await,
-        None => std::future::pending().await,
     }
 }
 

@@ -5,5 +5,6 @@
 pub mod limits;
 pub mod notify;
 pub mod outbox;
+pub mod outcome;
 pub mod peer;
 pub mod table;

@@ -37,6 +37,37 @@ pub fn accept_eventfd(fd: OwnedFd) -> Result<OwnedFd, WinError> {
     Ok(fd)
 }
 
+/// What came with a message besides its bytes.
+#[derive(Debug)]
+pub enum Attachment {
+    /// Nothing.
+    None,
+    /// The eventfd of a Register, checked and made non-blocking (see
+    /// [`accept_eventfd`]).
+    Eventfd(OwnedFd),
+    /// A descriptor that is not an eventfd.
+    NotAnEventfd,
+    /// A descriptor was sent but the service could not take it: it is out
+    /// of descriptors.
+    Dropped,
+    /// The transport carries no descriptors: a Register is signaled by a
+    /// frame on the session.
+    NotCarried,
+}
+
+impl Attachment {
+    /// The target of the event the request came with: its eventfd, or the
+    /// session when the transport carries no descriptors.
+    pub fn into_target(self) -> Result<Target, WinError> {
+        match self {
+            Attachment::Eventfd(fd) => Ok(Target::Eventfd(fd)),
+            Attachment::NotCarried => Ok(Target::Session),
+            Attachment::Dropped => Err(WinError::ERROR_NOT_ENOUGH_QUOTA),
+            Attachment::None | Attachment::NotAnEventfd => Err(WinError::ERROR_INVALID_PARAMETER),
+        }
+    }
+}
+
 /// Where a registration's signal goes.
 #[derive(Debug)]
 pub enum Target {
@@ -83,10 +114,7 @@ impl Registrations {
     /// Signals every registered event.
     pub fn signal_all(&self, outbox: &Outbox) {
         for (event, target) in &self.events {
-            match target {
-                Target::Eventfd(fd) => signal(fd.as_fd()),
-                Target::Session => outbox.push_signal(*event),
-            }
+            signal(target, *event, outbox);
         }
     }
 
@@ -106,15 +134,16 @@ impl Registrations {
     }
 }
 
-/// Signals an event once (a Connect's, when its attempt completes).
-pub fn signal_once(fd: &OwnedFd) {
-    signal(fd.as_fd());
-}
-
-fn signal(fd: std::os::fd::BorrowedFd<'_>) {
-    match nix::unistd::write(fd, &1u64.to_ne_bytes()) {
-        Ok(_) | Err(nix::errno::Errno::EAGAIN) => {}
-        Err(e) => tracing::debug!("signalling an event failed: {e}"),
+/// Signals `event` at `target`: adds 1 to its eventfd, or queues a Signal
+/// frame in the session's `outbox`. For registrations and a Connect's
+/// event alike.
+pub fn signal(target: &Target, event: u64, outbox: &Outbox) {
+    match target {
+        Target::Eventfd(fd) => match nix::unistd::write(fd.as_fd(), &1u64.to_ne_bytes()) {
+            Ok(_) | Err(nix::errno::Errno::EAGAIN) => {}
+            Err(e) => tracing::debug!("signalling an event failed: {e}"),
+        },
+        Target::Session => outbox.push_signal(event),
     }
 }
 

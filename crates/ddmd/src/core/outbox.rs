@@ -6,12 +6,15 @@
 //! too slowly costs bounded memory and is told how many events it missed
 //! and which (the last missed sequence number of each gap). Signals for
 //! registrations whose target is the session are a set: an event is a
-//! level, so a signal already pending absorbs the next.
+//! level, so a signal already pending absorbs the next. Replies that come
+//! later (a synchronous Connect, a reload, a journal read) are queued here
+//! too, by whoever completes them ([`LateReply`]).
 
+use crate::core::outcome::Outcome;
 use ddm_proto::backlog::{Backlog, Entry};
-use ddm_proto::message::{ConnectionEvent, Missed, Push, Signal, StreamEnd};
+use ddm_proto::message::{ConnectionEvent, Missed, Push, Reply, Signal, StreamEnd};
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 #[derive(Debug)]
@@ -27,6 +30,8 @@ struct State {
     last_dropped: u64,
     end: Option<u32>,
     signals: BTreeSet<u64>,
+    /// Late replies, in the order they completed.
+    replies: Vec<Reply>,
 }
 
 impl Outbox {
@@ -37,6 +42,7 @@ impl Outbox {
                 last_dropped: 0,
                 end: None,
                 signals: BTreeSet::new(),
+                replies: Vec::new(),
             }),
             wake: Notify::new(),
         }
@@ -65,6 +71,11 @@ impl Outbox {
         self.update(|s| {
             s.signals.insert(event);
         });
+    }
+
+    /// Queues a reply that came later.
+    fn push_reply(&self, reply: Reply) {
+        self.update(|s| s.replies.push(reply));
     }
 
     /// Withdraws a queued Signal for `event` (its registration ended).
@@ -116,6 +127,7 @@ impl Outbox {
                 last_seq: last_dropped,
             }));
         }
+        out.extend(state.replies.drain(..).map(Push::Reply));
         if let Some(error) = state.end.take() {
             out.push(Push::StreamEnd(StreamEnd { error }));
         }
@@ -128,9 +140,34 @@ impl Outbox {
     }
 }
 
+/// The reply to a call whose outcome comes later: it goes into the
+/// session's outbox, behind what was queued before it, and the session
+/// writes it as it writes everything else it is sent unasked.
+#[derive(Debug)]
+pub struct LateReply {
+    id: u64,
+    outbox: Arc<Outbox>,
+}
+
+impl LateReply {
+    /// The reply to request `id`, through `outbox`.
+    pub fn new(id: u64, outbox: Arc<Outbox>) -> Self {
+        LateReply { id, outbox }
+    }
+
+    pub fn send(self, outcome: Outcome) {
+        self.outbox.push_reply(Reply {
+            id: self.id,
+            error: outcome.error.0,
+            result: outcome.result,
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ddm_proto::WinError;
 
     fn event(seq: u64) -> ConnectionEvent {
         ConnectionEvent {
@@ -196,6 +233,29 @@ mod tests {
                     last_seq: 6
                 }),
                 Push::Event(event(7))
+            ]
+        );
+    }
+
+    #[test]
+    fn late_replies_come_through_the_outbox_after_what_was_queued() {
+        let outbox = Arc::new(Outbox::new(4));
+        outbox.push_event(event(1));
+        LateReply::new(7, outbox.clone()).send(WinError::ERROR_NO_ANSWER.into());
+        LateReply::new(8, outbox.clone()).send(Outcome::done());
+        let reply = |id, error: WinError| {
+            Push::Reply(Reply {
+                id,
+                error: error.0,
+                result: None,
+            })
+        };
+        assert_eq!(
+            outbox.take(),
+            vec![
+                Push::Event(event(1)),
+                reply(7, WinError::ERROR_NO_ANSWER),
+                reply(8, WinError::NO_ERROR),
             ]
         );
     }

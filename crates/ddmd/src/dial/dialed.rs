@@ -8,10 +8,9 @@ use super::hours::{DialoutHours, WeekTime};
 use super::machine::{Action, Connecting, Machine};
 use super::supervisor::{Order, Report, Reported};
 use crate::core::notify::Target;
-use crate::core::outbox::Outbox;
+use crate::core::outbox::{LateReply, Outbox};
 use crate::core::table::Transition;
 use crate::links::LinkState;
-use crate::router::requests::Outcome;
 use ddm_proto::message::{Interface, InterfaceConnect};
 use ddm_proto::model::{interface_type, ConnectionState};
 use ddm_proto::WinError;
@@ -44,12 +43,11 @@ pub enum Waiter {
         session: u64,
         event: u64,
         target: Target,
+        /// The session's, for a target that is the session.
+        outbox: Arc<Outbox>,
     },
     /// A synchronous Connect's reply.
-    Reply {
-        session: u64,
-        reply: oneshot::Sender<Outcome>,
-    },
+    Reply { session: u64, reply: LateReply },
 }
 
 struct DialedInterface {
@@ -98,8 +96,6 @@ pub struct Dialed {
     clock: Box<dyn Clock>,
     /// During a link dump: the indexes of claimed links it reported.
     reconciling: Option<HashSet<u32>>,
-    /// Sessions' outboxes, for Connect events signaled by frame.
-    outboxes: BTreeMap<u64, Arc<Outbox>>,
 }
 
 impl Dialed {
@@ -109,7 +105,6 @@ impl Dialed {
             spawn,
             clock,
             reconciling: None,
-            outboxes: BTreeMap::new(),
         }
     }
 
@@ -243,7 +238,7 @@ impl Dialed {
                 } else {
                     last_error
                 };
-                complete(std::mem::take(&mut d.waiters), result, &self.outboxes);
+                complete(std::mem::take(&mut d.waiters), result);
             }
             transitions.push(Transition {
                 handle,
@@ -310,14 +305,8 @@ impl Dialed {
                 }
             }
         });
-        // Connected already: the attempt is complete, so to speak.
-        self.answer(done_already, WinError::NO_ERROR);
+        connected_already(done_already);
         (result, transitions)
-    }
-
-    /// Tells a waiter, if there is one, that its attempt is over.
-    pub fn answer(&self, waiter: Option<Waiter>, result: WinError) {
-        complete(waiter.into_iter().collect(), result, &self.outboxes);
     }
 
     pub fn disconnect(&mut self, handle: u32) -> (Result<(), WinError>, Vec<Transition>) {
@@ -402,16 +391,9 @@ impl Dialed {
             .map(|d| d.handle)
     }
 
-    /// A session opened: its outbox carries the signals of its Connect
-    /// events made without descriptors.
-    pub fn session_opened(&mut self, session: u64, outbox: Arc<Outbox>) {
-        self.outboxes.insert(session, outbox);
-    }
-
     /// A session closed: its waiters go with it (their descriptors are
     /// closed).
     pub fn session_closed(&mut self, session: u64) {
-        self.outboxes.remove(&session);
         for d in self.interfaces.values_mut() {
             d.waiters.retain(|w| match w {
                 Waiter::Event { session: s, .. } | Waiter::Reply { session: s, .. } => {
@@ -474,11 +456,7 @@ impl Dialed {
         d.declaration = declaration.clone();
         d.order(Order::Replace(declaration));
         let waiters = std::mem::take(&mut d.waiters);
-        complete(
-            waiters,
-            WinError::ERROR_INTERFACE_DISCONNECTED,
-            &self.outboxes,
-        );
+        complete(waiters, WinError::ERROR_INTERFACE_DISCONNECTED);
         let mut transitions = Vec::new();
         if from != ConnectionState::Disconnected {
             transitions.push(Transition {
@@ -500,7 +478,7 @@ impl Dialed {
         };
         let (done, _) = oneshot::channel();
         d.order(Order::Stop(done));
-        complete(d.waiters, WinError::ERROR_NO_SUCH_INTERFACE, &self.outboxes);
+        complete(d.waiters, WinError::ERROR_NO_SUCH_INTERFACE);
         let from = d.machine.state();
         (from != ConnectionState::Unreachable)
             .then(|| Transition {
@@ -529,22 +507,26 @@ impl Dialed {
     }
 }
 
+/// A Connect of what is connected already: its event is set at once; a
+/// synchronous Connect's reply is the call's own (NO_ERROR at once), so
+/// nothing comes later.
+pub fn connected_already(waiter: Option<Waiter>) {
+    if let Some(waiter @ Waiter::Event { .. }) = waiter {
+        complete(vec![waiter], WinError::NO_ERROR);
+    }
+}
+
 /// Tells every waiter the attempt is over, with `result`.
-fn complete(waiters: Vec<Waiter>, result: WinError, outboxes: &BTreeMap<u64, Arc<Outbox>>) {
+fn complete(waiters: Vec<Waiter>, result: WinError) {
     for waiter in waiters {
         match waiter {
-            Waiter::Reply { reply, .. } => {
-                let _ = reply.send(result.into());
-            }
+            Waiter::Reply { reply, .. } => reply.send(result.into()),
             Waiter::Event {
-                session,
                 event,
                 target,
-            } => match (target, outboxes.get(&session)) {
-                (Target::Eventfd(fd), _) => crate::core::notify::signal_once(&fd),
-                (Target::Session, Some(outbox)) => outbox.push_signal(event),
-                (Target::Session, None) => {}
-            },
+                outbox,
+                ..
+            } => crate::core::notify::signal(&target, event, &outbox),
         }
     }
 }

@@ -19,7 +19,7 @@ pub mod supervisor;
 pub mod trigger;
 pub mod wireguard;
 
-pub use dialed::{Clock, Dialed, LocalClock, Spawner, Waiter};
+pub use dialed::{connected_already, Clock, Dialed, LocalClock, Spawner, Waiter};
 
 /// Sleeps until `deadline`; forever when there is none.
 pub(crate) async fn sleep_until(deadline: Option<std::time::Instant>) {

@@ -1,25 +1,26 @@
 //! The router: the one task that owns the DDM's state.
 //!
-//! Interfaces, the DDM's running flag, the sequence number, every session's
-//! registrations and streams: all of it lives here and nowhere else, and
-//! everything else talks to it by message. A transition is committed and
-//! signaled in one step, so a Deregister handled after it cannot miss it
-//! (G1) and a change handled after a Deregister cannot reach it (G2).
-//! Nothing here waits on a client: eventfd writes do not block and frames
-//! go to bounded outboxes. Requests are checked against the request table
-//! (`requests`) and run by their handlers.
+//! Everything else talks to it by message: link events, supervisors'
+//! reports, sessions' calls, timers. Each input changes the [`State`] (a
+//! request through its handler in `requests`, checked against its
+//! description first), and what the state committed comes back as
+//! [`Record`]s, which this loop hands to the journal, the metrics and the
+//! log; systemd hears the status line and the watchdog from here. Nothing
+//! here waits on a client, a disk or a broker: eventfd writes do not
+//! block, frames go to bounded outboxes, journal entries to a bounded
+//! queue.
 
 pub mod requests;
+pub mod state;
 
-use crate::clients::transport::Attachment;
 use crate::core::limits::Limits;
-use crate::core::notify::Registrations;
+use crate::core::notify::{Attachment, Registrations};
 use crate::core::outbox::Outbox;
+use crate::core::outcome::Outcome;
 use crate::core::peer::Peer;
 use crate::core::table::{InterfaceTable, Transition};
 use crate::dial::declaration::Declaration;
-use crate::dial::supervisor::Report;
-use crate::dial::supervisor::Reported;
+use crate::dial::supervisor::{Report, Reported};
 use crate::dial::{Dialed, LocalClock};
 use crate::links::LinkEvent;
 use crate::ops::memory::Trimmer;
@@ -28,12 +29,11 @@ use crate::ops::systemd::{Notice, Notifier};
 use crate::ops::throttle::Throttle;
 use crate::record::export::Export;
 use crate::record::journal::{Journal, Recovered};
-use ddm_proto::message::{
-    ConnectionEvent, EntryKind, Interface, JournalEntry, Reply, Request, Role,
-};
-use ddm_proto::model::ConnectionState;
+use ddm_proto::message::{EntryKind, JournalEntry, Reply, Request, Role};
+use ddm_proto::model::{now_unix_ns, ConnectionState};
 use ddm_proto::WinError;
-use requests::{Call, Outcome};
+use requests::{Call, Reloader};
+use state::{Record, Session, State};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -93,43 +93,21 @@ enum Woken {
 #[derive(Debug)]
 pub enum Answer {
     Now(Reply),
-    /// The outcome comes when something completes (a synchronous Connect,
-    /// a Reload); the session goes on meanwhile.
-    Later(oneshot::Receiver<Outcome>),
-}
-
-/// Asks the reloader to read the configuration file again.
-pub type Reloader = mpsc::UnboundedSender<Option<oneshot::Sender<Outcome>>>;
-
-/// A session as the router knows it.
-#[derive(Debug)]
-pub(crate) struct Session {
-    pub(crate) peer: Peer,
-    pub(crate) outbox: Arc<Outbox>,
-    pub(crate) registrations: Registrations,
-    /// The session's open typed streams, by the client's ids.
-    pub(crate) streams: HashSet<u64>,
+    /// The reply comes later, through the session's outbox (a synchronous
+    /// Connect, a reload, a journal read); the session goes on meanwhile.
+    Later,
 }
 
 pub struct Router {
-    pub(crate) table: InterfaceTable,
-    pub(crate) dialed: Dialed,
+    state: State,
     reports: Option<mpsc::Receiver<Reported>>,
-    pub(crate) reloader: Option<Reloader>,
-    pub(crate) running: bool,
-    shutting_down: bool,
-    pub(crate) started: Instant,
-    pub(crate) seq: u64,
-    /// Names the numbering (the journal's epoch, or this run's).
-    pub(crate) epoch: u64,
-    pub(crate) journal: Option<Journal>,
+    reloader: Option<Reloader>,
+    journal: Option<Journal>,
     /// The journal's export to NATS, if configured.
-    pub export: Option<Export>,
+    export: Option<Export>,
     /// The journal's last states, until the first link dump is compared
     /// with them.
     recovered: Option<Recovered>,
-    pub(crate) sessions: HashMap<u64, Session>,
-    pub(crate) limits: Limits,
     ready: Option<oneshot::Sender<()>>,
     trimmer: Trimmer,
     refusals: Throttle,
@@ -146,24 +124,17 @@ pub struct Router {
 impl Router {
     /// `ready` fires once the first link dump is in the table.
     pub fn new(table: InterfaceTable, limits: Limits, ready: oneshot::Sender<()>) -> Self {
+        let dialed = Dialed::new(
+            Box::new(|_, _| mpsc::unbounded_channel().0),
+            Box::new(LocalClock),
+        );
         Router {
-            table,
-            dialed: Dialed::new(
-                Box::new(|_, _| mpsc::unbounded_channel().0),
-                Box::new(LocalClock),
-            ),
+            state: State::new(table, dialed, limits),
             reports: None,
             reloader: None,
-            running: true,
-            shutting_down: false,
-            started: Instant::now(),
-            seq: 0,
-            epoch: crate::record::journal::now_ns() >> 1,
             journal: None,
             export: None,
             recovered: None,
-            sessions: HashMap::new(),
-            limits,
             ready: Some(ready),
             trimmer: Trimmer::default(),
             refusals: Throttle::default(),
@@ -195,27 +166,32 @@ impl Router {
         reports: mpsc::Receiver<Reported>,
         reloader: Option<Reloader>,
     ) -> Self {
-        self.dialed = dialed;
+        self.state.dialed = dialed;
         self.reports = Some(reports);
         self.reloader = reloader;
         self
     }
 
-    /// Keeps every change in `journal`: numbering goes on from it, and the
-    /// first link dump is compared with its last states.
-    pub fn journaled(mut self, journal: Journal, recovered: Recovered) -> Self {
-        self.seq = recovered.last_seq;
-        self.epoch = journal.epoch();
+    /// Keeps every change in `journal` (and exports it, when `export`):
+    /// numbering goes on from it, and the first link dump is compared with
+    /// its last states.
+    pub fn journaled(
+        mut self,
+        journal: Journal,
+        export: Option<Export>,
+        recovered: Recovered,
+    ) -> Self {
+        self.state.seq = recovered.last_seq;
+        self.state.epoch = journal.epoch();
         self.journal = Some(journal);
+        self.export = export;
         self.recovered = Some(recovered);
         self
     }
 
     /// Declares interfaces, with handles from the table's counter.
     pub fn declare(&mut self, declarations: Vec<Declaration>) {
-        let table = &mut self.table;
-        self.dialed
-            .declare(declarations, || table.allocate_handle());
+        self.state.declare(declarations);
     }
 
     /// Serves until every command sender is gone.
@@ -232,7 +208,7 @@ impl Router {
         });
         let scrapes = self.accounts.as_ref().map(Accounts::wanted);
         loop {
-            let deadline = self.dialed.deadline();
+            let deadline = self.state.dialed.deadline();
             let woken = tokio::select! {
                 biased;
                 // First: a flood of link events must not starve the watchdog.
@@ -255,12 +231,13 @@ impl Router {
                 Woken::Report(reported) => self.on_report(reported),
                 Woken::Command(command) => self.on_command(command),
                 Woken::Timer => {
-                    let transitions = self.dialed.tick();
-                    self.commit_all(transitions);
+                    let transitions = self.state.dialed.tick();
+                    self.state.commit_all(transitions);
                 }
                 Woken::Systemd => self.tell_systemd(),
                 Woken::Scrape => self.publish_figures(),
             }
+            self.hand_on();
             let took = started.elapsed();
             self.longest_turn = self.longest_turn.max(took);
             if let Some(accounts) = &mut self.accounts {
@@ -269,46 +246,82 @@ impl Router {
         }
     }
 
-    pub(crate) fn on_link(&mut self, event: LinkEvent) {
+    /// Hands what the state recorded to the journal, the metrics and the
+    /// log, in order.
+    fn hand_on(&mut self) {
+        for record in self.state.take_records() {
+            match record {
+                Record::Committed(c) => {
+                    if let Some(accounts) = &mut self.accounts {
+                        accounts.committed(&c.event, c.signals, c.missed);
+                    }
+                    if let Some(journal) = &mut self.journal {
+                        journal.transition(&c.event, c.reason);
+                    }
+                    let (e, from, to) = (
+                        &c.event,
+                        ConnectionState::from_u32(c.event.from),
+                        ConnectionState::from_u32(c.event.to),
+                    );
+                    tracing::info!(seq = e.seq, interface = %e.name, from = from.name(), to = to.name(), last_error = e.last_error, reason = c.reason, "connection event");
+                }
+                Record::Note(kind, count) => {
+                    if let Some(journal) = &mut self.journal {
+                        journal.note(kind, count);
+                    }
+                }
+                Record::Entry(entry) => {
+                    if let Some(journal) = &mut self.journal {
+                        journal.append(entry);
+                    }
+                }
+                Record::Signaled(signals) => {
+                    if let Some(accounts) = &mut self.accounts {
+                        accounts.signaled(signals);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_link(&mut self, event: LinkEvent) {
+        let state = &mut self.state;
         match event {
             LinkEvent::DumpBegin => {
                 if let (None, Some(accounts)) = (&self.ready, &mut self.accounts) {
                     accounts.resynced();
                 }
-                self.table.begin_reconcile();
-                self.dialed.begin_reconcile();
+                state.table.begin_reconcile();
+                state.dialed.begin_reconcile();
             }
             LinkEvent::DumpEnd => {
-                let gone = self.table.end_reconcile();
-                self.commit_all(gone);
-                self.dialed.end_reconcile();
+                let gone = state.table.end_reconcile();
+                state.commit_all(gone);
+                state.dialed.end_reconcile();
                 if let Some(ready) = self.ready.take() {
-                    let started = self.dialed.start();
+                    let started = self.state.dialed.start();
                     if let Some(recovered) = self.recovered.take() {
                         self.resync(recovered, &started);
                     }
-                    self.commit_all(started);
-                    if self.accounts.is_some() {
-                        let interfaces = self.interfaces();
-                        if let Some(accounts) = &mut self.accounts {
-                            accounts.started(&interfaces);
-                        }
+                    self.state.commit_all(started);
+                    if let Some(accounts) = &mut self.accounts {
+                        accounts.started(&self.state.interfaces());
                     }
                     self.tell_status();
                     let _ = ready.send(());
                 }
             }
             LinkEvent::Changed(link) => {
-                let transition = if self.dialed.link_changed(&link) {
-                    self.table.remove(link.index)
+                let transition = if state.dialed.link_changed(&link) {
+                    state.table.remove(link.index)
                 } else {
-                    self.table.update(link)
+                    state.table.update(link)
                 };
                 self.commit_found(transition);
             }
             LinkEvent::Deleted(index) => {
-                if !self.dialed.link_deleted(index) {
-                    let transition = self.table.remove(index);
+                if !state.dialed.link_deleted(index) {
+                    let transition = state.table.remove(index);
                     self.commit_found(transition);
                 }
             }
@@ -319,7 +332,7 @@ impl Router {
     /// journaled start, the resynchronisation at its end does instead.
     fn commit_found(&mut self, transition: Option<Transition>) {
         if self.recovered.is_none() {
-            self.commit_all(transition);
+            self.state.commit_all(transition);
         }
     }
 
@@ -333,7 +346,7 @@ impl Router {
             before_start.entry(t.handle).or_insert(t.from);
         }
         let mut found = Vec::new();
-        for interface in self.interfaces() {
+        for interface in self.state.interfaces() {
             let now = before_start
                 .get(&interface.handle)
                 .copied()
@@ -368,12 +381,10 @@ impl Router {
                 });
             }
         }
-        if let Some(journal) = &mut self.journal {
-            journal.note(EntryKind::EntryServiceStart, 0);
-            journal.note(EntryKind::EntryResync, found.len() as u64);
-        }
+        self.state.note(EntryKind::EntryServiceStart, 0);
+        self.state.note(EntryKind::EntryResync, found.len() as u64);
         tracing::info!(changes = found.len(), "resynchronised with the journal");
-        self.commit_all(found);
+        self.state.commit_all(found);
     }
 
     /// A supervisor's report: what it carried goes to the journal; the rest
@@ -385,12 +396,11 @@ impl Router {
             connected,
         } = reported.report
         {
-            let name = self.interface(reported.handle).map(|i| i.name);
-            if let (Some(journal), Some(interface)) = (&mut self.journal, name) {
-                journal.append(JournalEntry {
-                    time_unix_ns: crate::record::journal::now_ns(),
+            if let Some(interface) = self.state.interface(reported.handle) {
+                self.state.record_entry(JournalEntry {
+                    time_unix_ns: now_unix_ns(),
                     kind: EntryKind::EntryAccounting as i32,
-                    interface,
+                    interface: interface.name,
                     rx_bytes,
                     tx_bytes,
                     connected_ns: connected.as_nanos() as u64,
@@ -399,51 +409,8 @@ impl Router {
             }
             return;
         }
-        let transitions = self.dialed.report(reported);
-        self.commit_all(transitions);
-    }
-
-    pub(crate) fn commit_all(&mut self, transitions: impl IntoIterator<Item = Transition>) {
-        for transition in transitions {
-            self.commit(transition);
-        }
-    }
-
-    /// Commits one change of state: a new sequence number, every stream
-    /// told, and, for a connect or disconnect, every registered event
-    /// signaled (first: waiters are not kept waiting for the rest). The
-    /// log line comes last.
-    fn commit(&mut self, t: Transition) {
-        self.seq += 1;
-        let event = ConnectionEvent {
-            seq: self.seq,
-            handle: t.handle,
-            name: t.name,
-            from: t.from as u32,
-            to: t.to as u32,
-            time_unix_ns: crate::record::journal::now_ns(),
-            last_error: t.last_error,
-        };
-        let mut signals = 0;
-        if t.from == ConnectionState::Connected || t.to == ConnectionState::Connected {
-            for session in self.sessions.values() {
-                session.registrations.signal_all(&session.outbox);
-                signals += session.registrations.len() as u64;
-            }
-        }
-        let mut missed = 0;
-        for session in self.sessions.values() {
-            if !session.streams.is_empty() && !session.outbox.push_event(event.clone()) {
-                missed += 1;
-            }
-        }
-        if let Some(accounts) = &mut self.accounts {
-            accounts.committed(&event, signals, missed);
-        }
-        if let Some(journal) = &mut self.journal {
-            journal.transition(&event, t.reason);
-        }
-        tracing::info!(seq = event.seq, interface = %event.name, from = t.from.name(), to = t.to.name(), last_error = t.last_error, reason = t.reason, "connection event");
+        let transitions = self.state.dialed.report(reported);
+        self.state.commit_all(transitions);
     }
 
     fn on_command(&mut self, command: Command) {
@@ -453,20 +420,19 @@ impl Router {
                 peer,
                 outbox,
             } => {
-                self.dialed.session_opened(session, outbox.clone());
                 let state = Session {
                     peer,
                     outbox,
                     registrations: Registrations::default(),
                     streams: HashSet::new(),
                 };
-                self.sessions.insert(session, state);
-                self.trimmer.sessions_now(self.sessions.len());
+                self.state.sessions.insert(session, state);
+                self.trimmer.sessions_now(self.state.sessions.len());
             }
             Command::Close(id) => {
-                self.dialed.session_closed(id);
-                let closed = self.sessions.remove(&id);
-                self.trimmer.sessions_now(self.sessions.len());
+                self.state.dialed.session_closed(id);
+                let closed = self.state.sessions.remove(&id);
+                self.trimmer.sessions_now(self.state.sessions.len());
                 if let Some(session) = closed {
                     tracing::debug!(
                         session = id,
@@ -482,23 +448,26 @@ impl Router {
                 attachment,
                 reply,
             } => {
-                let outcome = self.call(session, request, attachment);
-                let _ = reply.send(match outcome.later {
-                    Some(later) => Answer::Later(later),
-                    None => Answer::Now(Reply {
+                let outcome = self.call(session, id, request, attachment);
+                let _ = reply.send(if outcome.later {
+                    Answer::Later
+                } else {
+                    Answer::Now(Reply {
                         id,
                         error: outcome.error.0,
                         result: outcome.result,
-                    }),
+                    })
                 });
             }
             Command::Reload { interfaces, reply } => {
                 let outcome = match interfaces {
                     Ok(declarations) => {
-                        let table = &mut self.table;
-                        let transitions =
-                            self.dialed.reload(declarations, || table.allocate_handle());
-                        self.commit_all(transitions);
+                        let state = &mut self.state;
+                        let table = &mut state.table;
+                        let transitions = state
+                            .dialed
+                            .reload(declarations, || table.allocate_handle());
+                        state.commit_all(transitions);
                         tracing::info!("configuration reloaded");
                         Outcome::done()
                     }
@@ -514,9 +483,9 @@ impl Router {
                     longest_turn_us = self.longest_turn.as_micros() as u64,
                     "router stopping"
                 );
-                self.shutting_down = true;
-                self.set_running(false);
-                let _ = done.send(self.dialed.stop_all());
+                self.state.shutting_down = true;
+                self.state.set_running(false);
+                let _ = done.send(self.state.dialed.stop_all());
             }
             Command::CloseJournal(reply) => {
                 if let Some(journal) = &mut self.journal {
@@ -551,12 +520,12 @@ impl Router {
 
     /// Publishes the figures for the metrics endpoint.
     fn publish_figures(&mut self) {
-        let interfaces = self.interfaces();
         let Some(accounts) = &mut self.accounts else {
             return;
         };
+        let state = &self.state;
         let mut snapshot = Snapshot {
-            running: self.running,
+            running: state.running,
             ..Snapshot::default()
         };
         for role in [Role::None, Role::Status, Role::Monitor, Role::Admin] {
@@ -564,62 +533,39 @@ impl Router {
             snapshot.registrations.insert(role.name(), 0);
             snapshot.streams.insert(role.name(), 0);
         }
-        for session in self.sessions.values() {
+        for session in state.sessions.values() {
             let role = session.peer.role.name();
             *snapshot.sessions.entry(role).or_default() += 1;
             *snapshot.registrations.entry(role).or_default() += session.registrations.len() as u64;
             *snapshot.streams.entry(role).or_default() += session.streams.len() as u64;
         }
-        accounts.publish(snapshot, &interfaces);
+        accounts.publish(snapshot, &state.interfaces());
     }
 
     /// `systemctl status`'s line: the DDM, interfaces, clients.
     fn status_line(&self) -> String {
-        let interfaces = self.interfaces();
+        let state = &self.state;
+        let interfaces = state.interfaces();
         let connected = interfaces
             .iter()
             .filter(|i| i.connection_state == ConnectionState::Connected as u32)
             .count();
-        let registrations: usize = self.sessions.values().map(|s| s.registrations.len()).sum();
+        let registrations: usize = state.sessions.values().map(|s| s.registrations.len()).sum();
         format!(
             "DDM {}: {} interfaces, {connected} connected; {} sessions, {registrations} registrations",
-            if self.running { "running" } else { "stopped" },
+            if state.running { "running" } else { "stopped" },
             interfaces.len(),
-            self.sessions.len(),
+            state.sessions.len(),
         )
     }
 
-    /// Every interface, kernel links and declared ones, in handle order.
-    pub(crate) fn interfaces(&self) -> Vec<Interface> {
-        let mut all = self.table.interfaces();
-        all.extend(self.dialed.interfaces());
-        all.sort_by_key(|i| i.handle);
-        all
-    }
-
-    pub(crate) fn interface(&self, handle: u32) -> Option<Interface> {
-        self.table.get(handle).or_else(|| self.dialed.get(handle))
-    }
-
-    /// A declared interface's name wins over a kernel link's of the same
-    /// spelling: the administrator chose it.
-    pub(crate) fn handle_of(&self, name: &str) -> Option<u32> {
-        self.dialed
-            .handle_of(name)
-            .or_else(|| self.table.handle_of(name))
-    }
-
     /// Checks a request against its description, then runs its handler.
-    pub(crate) fn call(
-        &mut self,
-        session: u64,
-        request: Request,
-        attachment: Attachment,
-    ) -> Outcome {
+    fn call(&mut self, session: u64, id: u64, request: Request, attachment: Attachment) -> Outcome {
         let spec = requests::spec(&request);
-        let Some(role) = self.sessions.get(&session).map(|s| s.peer.role) else {
+        let Some(caller) = self.state.sessions.get(&session) else {
             return WinError::RPC_S_PROTOCOL_ERROR.into();
         };
+        let (role, outbox) = (caller.peer.role, caller.outbox.clone());
         if role < spec.role {
             if let Some(suppressed) = self.refusals.allow(Instant::now()) {
                 tracing::info!(
@@ -632,53 +578,19 @@ impl Router {
             }
             return WinError::ERROR_ACCESS_DENIED.into();
         }
-        if self.shutting_down || (spec.needs_ddm && !self.running) {
+        if self.state.shutting_down || (spec.needs_ddm && !self.state.running) {
             return WinError::ERROR_DDM_NOT_RUNNING.into();
         }
-        requests::handle(
-            request,
-            self,
-            Call {
-                session,
-                attachment,
-            },
-        )
-    }
-
-    /// Stopping the DDM signals every registered event once (what a waiter
-    /// then calls returns ERROR_DDM_NOT_RUNNING), drops every registration
-    /// and ends every stream. Starting it again is what it sounds like.
-    pub(crate) fn set_running(&mut self, run: bool) {
-        if run == self.running {
-            return;
-        }
-        self.running = run;
-        // A shutdown is journaled as the service's stop.
-        if let Some(journal) = self.journal.as_mut().filter(|_| !self.shutting_down) {
-            let kind = if run {
-                EntryKind::EntryDdmStart
-            } else {
-                EntryKind::EntryDdmStop
-            };
-            journal.note(kind, 0);
-        }
-        let transitions = self.dialed.pause(!run);
-        self.commit_all(transitions);
-        if run {
-            tracing::info!("DDM started");
-            return;
-        }
-        tracing::info!("DDM stopped; registrations dropped, streams ended");
-        for session in self.sessions.values_mut() {
-            if let Some(accounts) = &mut self.accounts {
-                accounts.signaled(session.registrations.len() as u64);
-            }
-            session.registrations.signal_and_drop_all(&session.outbox);
-            if !session.streams.is_empty() {
-                session.streams.clear();
-                session.outbox.end_stream(WinError::ERROR_DDM_NOT_RUNNING.0);
-            }
-        }
+        let call = Call {
+            session,
+            id,
+            attachment,
+            outbox,
+            journal: self.journal.as_mut(),
+            export: self.export.as_ref(),
+            reloader: self.reloader.as_ref(),
+        };
+        requests::handle(request, &mut self.state, call)
     }
 }
 
@@ -708,7 +620,7 @@ mod tests {
     }
 
     fn call(router: &mut Router, session: u64, request: Request) -> Outcome {
-        router.call(session, request, Attachment::None)
+        router.call(session, 1, request, Attachment::None)
     }
 
     fn link(index: u32, connected: bool) -> LinkEvent {
@@ -737,7 +649,7 @@ mod tests {
         );
         let stop = Request::RouterControl(RouterControl { run: false });
         assert_eq!(call(&mut r, 1, stop).error, WinError::ERROR_ACCESS_DENIED);
-        assert!(r.running, "the refused stop stopped nothing");
+        assert!(r.state.running, "the refused stop stopped nothing");
     }
 
     #[test]
@@ -797,7 +709,7 @@ mod tests {
     #[test]
     fn the_number_of_streams_is_limited() {
         let mut r = router();
-        r.limits.max_streams_per_session = 2;
+        r.state.limits.max_streams_per_session = 2;
         open(&mut r, 1, Role::Monitor);
         let subscribe = |stream| Request::Subscribe(Subscribe { stream });
         assert_eq!(call(&mut r, 1, subscribe(1)).error, WinError::NO_ERROR);
@@ -863,15 +775,16 @@ mod tests {
             receiver.try_recv(),
             Ok(crate::dial::supervisor::Order::Start { adopt: None })
         ));
-        let handle = r.handle_of("branch").unwrap();
+        let handle = r.state.handle_of("branch").unwrap();
         (r, handle, receiver)
     }
 
     fn report(r: &mut Router, handle: u32, report: crate::dial::supervisor::Report) {
         let transitions = r
+            .state
             .dialed
             .report(crate::dial::supervisor::Reported { handle, report });
-        r.commit_all(transitions);
+        r.state.commit_all(transitions);
     }
 
     fn connect(handle: u32, event: u64, synchronous: bool) -> Request {
@@ -887,11 +800,11 @@ mod tests {
         use crate::dial::supervisor::{Order, Report};
         let (mut r, branch, mut orders) = dialing_router();
         let outbox = open(&mut r, 1, Role::Admin);
-        let outcome = r.call(1, connect(branch, 9, false), Attachment::NotCarried);
+        let outcome = r.call(1, 1, connect(branch, 9, false), Attachment::NotCarried);
         assert_eq!(outcome.error, WinError::PENDING);
         assert!(matches!(orders.try_recv(), Ok(Order::Dial(1))));
         assert_eq!(
-            r.interface(branch).unwrap().connection_state,
+            r.state.interface(branch).unwrap().connection_state,
             ConnectionState::Connecting as u32
         );
         assert_eq!(outbox.take(), vec![], "nothing yet");
@@ -906,32 +819,52 @@ mod tests {
     }
 
     #[test]
-    fn a_synchronous_connect_answers_with_the_attempts_outcome() {
+    fn a_synchronous_connect_answers_with_the_attempts_outcome_through_the_outbox() {
         use crate::dial::supervisor::Report;
         let (mut r, branch, _orders) = dialing_router();
-        open(&mut r, 1, Role::Admin);
-        let mut outcome = r.call(1, connect(branch, 0, true), Attachment::None);
-        let mut later = outcome.later.take().expect("the reply comes later");
-        assert!(later.try_recv().is_err(), "not yet");
+        let outbox = open(&mut r, 1, Role::Admin);
+        let outcome = r.call(1, 41, connect(branch, 0, true), Attachment::None);
+        assert!(outcome.later, "the reply comes later");
+        assert_eq!(outbox.take(), vec![], "not yet");
         assert_eq!(
-            r.call(1, connect(branch, 0, false), Attachment::None).error,
+            r.call(1, 42, connect(branch, 0, false), Attachment::None)
+                .error,
             WinError::ERROR_ALREADY_CONNECTING
         );
         report(&mut r, branch, Report::Failed(1, WinError::ERROR_NO_ANSWER));
-        assert_eq!(later.try_recv().unwrap().error, WinError::ERROR_NO_ANSWER);
+        assert_eq!(
+            outbox.take(),
+            vec![Push::Reply(Reply {
+                id: 41,
+                error: WinError::ERROR_NO_ANSWER.0,
+                result: None,
+            })]
+        );
+    }
+
+    #[test]
+    fn a_synchronous_connect_of_what_is_connected_answers_once_at_once() {
+        let mut r = router();
+        let outbox = open(&mut r, 1, Role::Admin);
+        r.on_link(link(2, true));
+        let up = r.state.handle_of("eth2").unwrap();
+        let outcome = r.call(1, 5, connect(up, 0, true), Attachment::None);
+        assert_eq!((outcome.error, outcome.later), (WinError::NO_ERROR, false));
+        assert_eq!(outbox.take(), vec![], "no second reply");
     }
 
     #[test]
     fn a_closed_session_takes_its_waiters_with_it() {
+        use crate::dial::supervisor::Report;
         let (mut r, branch, _orders) = dialing_router();
-        open(&mut r, 1, Role::Admin);
-        let mut outcome = r.call(1, connect(branch, 0, true), Attachment::None);
-        let mut later = outcome.later.take().unwrap();
+        let outbox = open(&mut r, 1, Role::Admin);
+        assert!(
+            r.call(1, 1, connect(branch, 0, true), Attachment::None)
+                .later
+        );
         r.on_command(Command::Close(1));
-        assert!(matches!(
-            later.try_recv(),
-            Err(oneshot::error::TryRecvError::Closed)
-        ));
+        report(&mut r, branch, Report::Ready(1));
+        assert_eq!(outbox.take(), vec![], "nobody is told");
     }
 
     #[test]
@@ -939,7 +872,8 @@ mod tests {
         use crate::dial::supervisor::Report;
         let (mut r, branch, _orders) = dialing_router();
         let outbox = open(&mut r, 1, Role::Admin);
-        r.sessions
+        r.state
+            .sessions
             .get_mut(&1)
             .unwrap()
             .registrations
@@ -947,7 +881,7 @@ mod tests {
             .unwrap();
         call(&mut r, 1, Request::Subscribe(Subscribe { stream: 1 }));
         outbox.take();
-        r.call(1, connect(branch, 0, false), Attachment::None);
+        r.call(1, 1, connect(branch, 0, false), Attachment::None);
         let pushes = outbox.take();
         assert!(
             matches!(&pushes[..], [Push::Event(e)] if e.to == ConnectionState::Connecting as u32),
@@ -1008,14 +942,14 @@ mod tests {
         let outbox = open(&mut r, 1, Role::Admin);
         r.on_link(link(2, true));
         r.on_link(link(3, false));
-        let up = r.handle_of("eth2").unwrap();
-        let down = r.handle_of("eth3").unwrap();
+        let up = r.state.handle_of("eth2").unwrap();
+        let down = r.state.handle_of("eth3").unwrap();
         let disconnect = |handle| Request::InterfaceDisconnect(InterfaceDisconnect { handle });
         assert_eq!(
             call(&mut r, 1, connect(up, 0, true)).error,
             WinError::NO_ERROR
         );
-        let with_event = r.call(1, connect(up, 11, false), Attachment::NotCarried);
+        let with_event = r.call(1, 1, connect(up, 11, false), Attachment::NotCarried);
         assert_eq!(with_event.error, WinError::NO_ERROR);
         assert!(
             outbox.take().contains(&Push::Signal(Signal { event: 11 })),

@@ -3,7 +3,7 @@
 //! A transport turns a byte stream into whole client messages and writes
 //! the service's frames back. It may also carry descriptors (the Unix
 //! socket does, for the eventfd of a Register); what came with a message is
-//! its [`Attachment`]. The session speaks the protocol over any transport,
+//! its [`Attachment`](crate::core::notify::Attachment). The session speaks the protocol over any transport,
 //! and knows its peer only as a [`Peer`](crate::core::peer::Peer).
 
 mod tls;
@@ -12,29 +12,11 @@ mod unix;
 pub use tls::TlsTransport;
 pub use unix::UnixTransport;
 
+use crate::core::notify::Attachment;
 use ddm_proto::message::ClientMessage;
 use ddm_proto::WinError;
 use std::future::Future;
 use std::io;
-use std::os::fd::OwnedFd;
-
-/// What came with a message besides its bytes.
-#[derive(Debug)]
-pub enum Attachment {
-    /// Nothing.
-    None,
-    /// The eventfd of a Register, checked and made non-blocking (see
-    /// `notify::accept_eventfd`).
-    Eventfd(OwnedFd),
-    /// A descriptor that is not an eventfd.
-    NotAnEventfd,
-    /// A descriptor was sent but the service could not take it: it is out
-    /// of descriptors.
-    Dropped,
-    /// The transport carries no descriptors: a Register is signaled by a
-    /// frame on the session.
-    NotCarried,
-}
 
 /// Why a transport could not deliver the next message.
 #[derive(Debug)]

@@ -3,7 +3,8 @@
 //! session. A session can be told to end (its certificate was revoked),
 //! and a write to a client that does not read fails after a time limit.
 
-use super::{Attachment, Fault, Transport};
+use super::{Fault, Transport};
+use crate::core::notify::Attachment;
 use ddm_proto::frame::FrameDecoder;
 use ddm_proto::message::ClientMessage;
 use std::io;

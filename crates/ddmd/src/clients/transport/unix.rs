@@ -9,9 +9,10 @@
 //! land in a buffer shared by every session of the thread, so an idle
 //! session holds no read buffer of its own.
 
-use super::{Attachment, Fault, Transport};
+use super::{Fault, Transport};
 use crate::clients::scm;
 use crate::core::notify::accept_eventfd;
+use crate::core::notify::Attachment;
 use ddm_proto::frame::FrameDecoder;
 use ddm_proto::message::ClientMessage;
 use ddm_proto::WinError;

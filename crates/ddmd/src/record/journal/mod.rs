@@ -21,26 +21,20 @@ mod writer;
 
 use config::JournalConfig;
 use ddm_proto::message::{ConnectionEvent, EntryKind, JournalEntry};
+use ddm_proto::model::now_unix_ns;
 use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{oneshot, watch, Semaphore};
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
 
 /// How long a reader waits for the writer to catch up with its request.
 const CATCH_UP: Duration = Duration::from_secs(2);
 /// Reads of the journal running at once; more are refused as too busy.
 const READERS: usize = 4;
-
-/// The time now, in nanoseconds since 1970.
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
 
 #[derive(Debug, thiserror::Error)]
 #[error("journal {path}: {source}")]
@@ -182,7 +176,7 @@ impl Journal {
     /// Records an entry of `kind` with nothing more than a count.
     pub fn note(&mut self, kind: EntryKind, count: u64) {
         self.append(JournalEntry {
-            time_unix_ns: now_ns(),
+            time_unix_ns: now_unix_ns(),
             kind: kind as i32,
             count,
             ..JournalEntry::default()
@@ -255,18 +249,21 @@ impl Journal {
     }
 
     /// Runs `read` on a connection of its own, on the blocking pool, once
-    /// the writer has handled everything appended so far; None when
-    /// `READERS` reads are running already. `failed` is the answer when the
-    /// file cannot be read.
+    /// the writer has handled everything appended so far, and hands the
+    /// result to `deliver`; false (and nothing run) when `READERS` reads are
+    /// running already. `failed` is the result when the file cannot be
+    /// read.
     pub fn read<T: Send + 'static>(
         &mut self,
         read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
         failed: impl FnOnce(rusqlite::Error) -> T + Send + 'static,
-    ) -> Option<oneshot::Receiver<T>> {
-        let permit = self.readers.clone().try_acquire_owned().ok()?;
+        deliver: impl FnOnce(T) + Send + 'static,
+    ) -> bool {
+        let Ok(permit) = self.readers.clone().try_acquire_owned() else {
+            return false;
+        };
         let caught_up = self.caught_up();
         let path = self.path.clone();
-        let (answer, answered) = oneshot::channel();
         tokio::spawn(async move {
             caught_up.await;
             let done = tokio::task::spawn_blocking(move || {
@@ -274,16 +271,15 @@ impl Journal {
                 store::open_reader(&path).and_then(|connection| read(&connection))
             })
             .await;
-            let result = match done {
+            deliver(match done {
                 Ok(result) => result.unwrap_or_else(|e| {
                     tracing::warn!("journal read failed: {e}");
                     failed(e)
                 }),
                 Err(_) => failed(rusqlite::Error::InvalidQuery),
-            };
-            let _ = answer.send(result);
+            });
         });
-        Some(answered)
+        true
     }
 
     /// Returns what hands the writer what is left and waits for it to
@@ -327,7 +323,7 @@ fn new_epoch() -> u64 {
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
         .is_err()
     {
-        bytes = now_ns().to_le_bytes();
+        bytes = now_unix_ns().to_le_bytes();
     }
     u64::from_le_bytes(bytes) >> 1
 }
@@ -350,7 +346,7 @@ mod tests {
             name: name.into(),
             from,
             to,
-            time_unix_ns: now_ns(),
+            time_unix_ns: now_unix_ns(),
             ..ConnectionEvent::default()
         }
     }

@@ -185,7 +185,7 @@ fn gap(lost: &Lost) -> JournalEntry {
     );
     JournalEntry {
         id: lost.last_id,
-        time_unix_ns: super::now_ns(),
+        time_unix_ns: ddm_proto::model::now_unix_ns(),
         kind: EntryKind::EntryGap as i32,
         count: lost.count,
         last_seq: lost.last_seq,

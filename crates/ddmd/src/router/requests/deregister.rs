@@ -4,7 +4,7 @@
 //! has NO_ERROR, nothing signals the event for this registration (G2).
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::router::Router;
+use crate::router::state::State;
 use ddm_proto::message::{Deregister, Role};
 use ddm_proto::WinError;
 
@@ -15,8 +15,8 @@ impl Handler for Deregister {
         needs_ddm: true,
     };
 
-    fn handle(self, router: &mut Router, call: Call) -> Outcome {
-        let removed = router
+    fn handle(self, state: &mut State, call: Call) -> Outcome {
+        let removed = state
             .sessions
             .get_mut(&call.session)
             .is_some_and(|s| s.registrations.remove(self.event, &s.outbox));

@@ -2,7 +2,7 @@
 //! Once the session is open, another is a protocol fault.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::router::Router;
+use crate::router::state::State;
 use ddm_proto::message::{Hello, Role};
 use ddm_proto::WinError;
 
@@ -13,7 +13,7 @@ impl Handler for Hello {
         needs_ddm: false,
     };
 
-    fn handle(self, _: &mut Router, _: Call) -> Outcome {
+    fn handle(self, _: &mut State, _: Call) -> Outcome {
         WinError::RPC_S_PROTOCOL_ERROR.into()
     }
 }

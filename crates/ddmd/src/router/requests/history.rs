@@ -2,7 +2,7 @@
 
 use super::{Call, Handler, Outcome, Spec};
 use crate::record::journal::history;
-use crate::router::Router;
+use crate::router::state::State;
 use ddm_proto::message::{History, HistoryPage, ReplyResult, Role};
 use ddm_proto::WinError;
 
@@ -13,9 +13,9 @@ impl Handler for History {
         needs_ddm: false,
     };
 
-    fn handle(self, router: &mut Router, _: Call) -> Outcome {
-        let max_frame = router.limits.max_frame_bytes;
-        super::read_journal(router, move |connection| {
+    fn handle(self, state: &mut State, call: Call) -> Outcome {
+        let max_frame = state.limits.max_frame_bytes;
+        call.read_journal(move |connection| {
             let (entries, more) = history::page(connection, &self, max_frame)?;
             Ok(Outcome {
                 error: if more {

@@ -8,14 +8,11 @@
 
 use super::{Call, Handler, Outcome, Spec};
 use crate::dial::machine::Connecting;
-use crate::dial::Waiter;
-use crate::core::notify::Target;
-use crate::router::Router;
-use crate::clients::transport::Attachment;
+use crate::dial::{connected_already, Waiter};
+use crate::router::state::State;
 use ddm_proto::message::{InterfaceConnect, Role};
 use ddm_proto::model::ConnectionState;
 use ddm_proto::WinError;
-use tokio::sync::oneshot;
 
 impl Handler for InterfaceConnect {
     const SPEC: Spec = Spec {
@@ -24,39 +21,45 @@ impl Handler for InterfaceConnect {
         needs_ddm: true,
     };
 
-    fn handle(self, router: &mut Router, call: Call) -> Outcome {
+    fn handle(self, state: &mut State, call: Call) -> Outcome {
         let session = call.session;
-        let (waiter, later) = if self.event != 0 {
-            let target = match call.attachment {
-                Attachment::Eventfd(fd) => Target::Eventfd(fd),
-                Attachment::NotCarried => Target::Session,
-                _ => return WinError::ERROR_INVALID_PARAMETER.into(),
+        let waiter = if self.event != 0 {
+            let target = match call.attachment.into_target() {
+                Ok(target) => target,
+                Err(e) => return e.into(),
             };
-            let event = self.event;
-            (Some(Waiter::Event { session, event, target }), None)
+            Some(Waiter::Event {
+                session,
+                event: self.event,
+                target,
+                outbox: call.outbox.clone(),
+            })
         } else if self.synchronous {
-            let (reply, later) = oneshot::channel();
-            (Some(Waiter::Reply { session, reply }), Some(later))
+            Some(Waiter::Reply {
+                session,
+                reply: call.late_reply(),
+            })
         } else {
-            (None, None)
+            None
         };
-        if !router.dialed.owns(self.handle) {
-            return match router.table.get(self.handle) {
+        let synchronous = matches!(waiter, Some(Waiter::Reply { .. }));
+        if !state.dialed.owns(self.handle) {
+            return match state.table.get(self.handle) {
                 Some(i) if i.connection_state == ConnectionState::Connected as u32 => {
-                    router.dialed.answer(waiter, WinError::NO_ERROR);
+                    connected_already(waiter);
                     Outcome::done()
                 }
                 Some(_) => WinError::ERROR_NOT_SUPPORTED.into(),
                 None => WinError::ERROR_INVALID_HANDLE.into(),
             };
         }
-        let (result, transitions) = router.dialed.connect(&self, waiter);
-        router.commit_all(transitions);
-        match (result, later) {
-            (Err(e), _) => e.into(),
-            (Ok(Connecting::Already), _) => Outcome::done(),
-            (Ok(Connecting::Started), Some(later)) => Outcome::later(later),
-            (Ok(Connecting::Started), None) => WinError::PENDING.into(),
+        let (result, transitions) = state.dialed.connect(&self, waiter);
+        state.commit_all(transitions);
+        match result {
+            Err(e) => e.into(),
+            Ok(Connecting::Already) => Outcome::done(),
+            Ok(Connecting::Started) if synchronous => Outcome::later(),
+            Ok(Connecting::Started) => WinError::PENDING.into(),
         }
     }
 }

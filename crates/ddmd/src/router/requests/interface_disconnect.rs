@@ -4,7 +4,7 @@
 //! ERROR_INTERFACE_NOT_CONNECTED when not.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::router::Router;
+use crate::router::state::State;
 use ddm_proto::message::{InterfaceDisconnect, Role};
 use ddm_proto::model::ConnectionState;
 use ddm_proto::WinError;
@@ -16,9 +16,9 @@ impl Handler for InterfaceDisconnect {
         needs_ddm: true,
     };
 
-    fn handle(self, router: &mut Router, _: Call) -> Outcome {
-        if !router.dialed.owns(self.handle) {
-            return match router.table.get(self.handle) {
+    fn handle(self, state: &mut State, _: Call) -> Outcome {
+        if !state.dialed.owns(self.handle) {
+            return match state.table.get(self.handle) {
                 Some(i) if i.connection_state == ConnectionState::Connected as u32 => {
                     WinError::ERROR_NOT_SUPPORTED.into()
                 }
@@ -26,8 +26,8 @@ impl Handler for InterfaceDisconnect {
                 None => WinError::ERROR_INVALID_HANDLE.into(),
             };
         }
-        let (result, transitions) = router.dialed.disconnect(self.handle);
-        router.commit_all(transitions);
+        let (result, transitions) = state.dialed.disconnect(self.handle);
+        state.commit_all(transitions);
         result.into()
     }
 }

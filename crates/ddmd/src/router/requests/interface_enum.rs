@@ -3,7 +3,7 @@
 //! ERROR_MORE_DATA with a resume handle when some remain.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::router::Router;
+use crate::router::state::State;
 use ddm_proto::message::{Interface, InterfaceEnum, InterfaceList, ReplyResult, Role};
 use ddm_proto::prost::Message as _;
 use ddm_proto::WinError;
@@ -18,11 +18,11 @@ impl Handler for InterfaceEnum {
         needs_ddm: true,
     };
 
-    fn handle(self, router: &mut Router, _: Call) -> Outcome {
+    fn handle(self, state: &mut State, _: Call) -> Outcome {
         if self.level != 0 {
             return WinError::ERROR_NOT_SUPPORTED.into();
         }
-        let all = router.interfaces();
+        let all = state.interfaces();
         let total_entries = all.len() as u32;
         let remaining: Vec<Interface> = all
             .into_iter()
@@ -32,7 +32,7 @@ impl Handler for InterfaceEnum {
             0 => usize::MAX,
             n => n as usize,
         };
-        let mut budget = router.limits.max_frame_bytes - REPLY_OVERHEAD;
+        let mut budget = state.limits.max_frame_bytes - REPLY_OVERHEAD;
         let mut page = Vec::new();
         for interface in &remaining {
             let size = interface.encoded_len() + 4;
@@ -53,7 +53,7 @@ impl Handler for InterfaceEnum {
             total_entries,
         };
         Outcome {
-            later: None,
+            later: false,
             error: if more {
                 WinError::ERROR_MORE_DATA
             } else {

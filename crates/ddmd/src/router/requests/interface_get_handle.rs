@@ -1,7 +1,7 @@
 //! MprAdminInterfaceGetHandle: an interface's handle by its name.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::router::Router;
+use crate::router::state::State;
 use ddm_proto::message::{InterfaceGetHandle, InterfaceHandle, ReplyResult, Role};
 use ddm_proto::WinError;
 
@@ -12,8 +12,8 @@ impl Handler for InterfaceGetHandle {
         needs_ddm: true,
     };
 
-    fn handle(self, router: &mut Router, _: Call) -> Outcome {
-        match router.handle_of(&self.name) {
+    fn handle(self, state: &mut State, _: Call) -> Outcome {
+        match state.handle_of(&self.name) {
             Some(handle) => Outcome::ok(ReplyResult::InterfaceHandle(InterfaceHandle { handle })),
             None => WinError::ERROR_NO_SUCH_INTERFACE.into(),
         }

@@ -1,7 +1,7 @@
 //! MprAdminInterfaceGetInfo, level 0 (MPR_INTERFACE_0), by handle.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::router::Router;
+use crate::router::state::State;
 use ddm_proto::message::{InterfaceGetInfo, ReplyResult, Role};
 use ddm_proto::WinError;
 
@@ -12,11 +12,11 @@ impl Handler for InterfaceGetInfo {
         needs_ddm: true,
     };
 
-    fn handle(self, router: &mut Router, _: Call) -> Outcome {
+    fn handle(self, state: &mut State, _: Call) -> Outcome {
         if self.level != 0 {
             return WinError::ERROR_NOT_SUPPORTED.into();
         }
-        match router.interface(self.handle) {
+        match state.interface(self.handle) {
             Some(interface) => Outcome::ok(ReplyResult::Interface(interface)),
             None => WinError::ERROR_INVALID_HANDLE.into(),
         }

@@ -4,7 +4,7 @@
 //! to what it is is NO_ERROR, anything else ERROR_NOT_SUPPORTED.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::router::Router;
+use crate::router::state::State;
 use ddm_proto::message::{InterfaceSetInfo, Role};
 use ddm_proto::WinError;
 
@@ -17,19 +17,19 @@ impl Handler for InterfaceSetInfo {
         needs_ddm: false,
     };
 
-    fn handle(self, router: &mut Router, _: Call) -> Outcome {
+    fn handle(self, state: &mut State, _: Call) -> Outcome {
         if self.level != 0 {
             return WinError::ERROR_NOT_SUPPORTED.into();
         }
-        if !router.dialed.owns(self.handle) {
-            return match router.table.get(self.handle) {
+        if !state.dialed.owns(self.handle) {
+            return match state.table.get(self.handle) {
                 Some(i) if i.enabled == self.enabled => Outcome::done(),
                 Some(_) => WinError::ERROR_NOT_SUPPORTED.into(),
                 None => WinError::ERROR_INVALID_HANDLE.into(),
             };
         }
-        let transitions = router.dialed.set_enabled(self.handle, self.enabled);
-        router.commit_all(transitions);
+        let transitions = state.dialed.set_enabled(self.handle, self.enabled);
+        state.commit_all(transitions);
         Outcome::done()
     }
 }

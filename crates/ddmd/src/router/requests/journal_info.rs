@@ -3,7 +3,7 @@
 
 use super::{Call, Handler, Outcome, Spec};
 use crate::record::journal::store;
-use crate::router::Router;
+use crate::router::state::State;
 use ddm_proto::message::{JournalInfo, JournalStatus, ReplyResult, Role};
 
 impl Handler for JournalInfo {
@@ -13,8 +13,8 @@ impl Handler for JournalInfo {
         needs_ddm: false,
     };
 
-    fn handle(self, router: &mut Router, _: Call) -> Outcome {
-        let Some(journal) = &router.journal else {
+    fn handle(self, _: &mut State, call: Call) -> Outcome {
+        let Some(journal) = &call.journal else {
             return Outcome::ok(ReplyResult::Journal(Box::default()));
         };
         let mut status = JournalStatus {
@@ -22,10 +22,10 @@ impl Handler for JournalInfo {
             path: journal.path().display().to_string(),
             last_id: journal.last_id(),
             lost: journal.lost(),
-            export: router.export.as_ref().map(|e| e.status(journal.last_id())),
+            export: call.export.map(|e| e.status(journal.last_id())),
             ..JournalStatus::default()
         };
-        super::read_journal(router, move |connection| {
+        call.read_journal(move |connection| {
             status.bytes = store::bytes_used(connection)?;
             status.oldest_unix_ns = store::oldest_time(connection)?.unwrap_or(0);
             Ok(Outcome::ok(ReplyResult::Journal(Box::new(status))))

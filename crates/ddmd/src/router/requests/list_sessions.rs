@@ -1,7 +1,7 @@
 //! `ddm registrations`: every session, who it is, and what it holds.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::router::Router;
+use crate::router::state::State;
 use ddm_proto::message::{ListSessions, ReplyResult, Role, SessionEntry, SessionList};
 
 impl Handler for ListSessions {
@@ -11,8 +11,8 @@ impl Handler for ListSessions {
         needs_ddm: false,
     };
 
-    fn handle(self, router: &mut Router, _: Call) -> Outcome {
-        let mut sessions: Vec<SessionEntry> = router
+    fn handle(self, state: &mut State, _: Call) -> Outcome {
+        let mut sessions: Vec<SessionEntry> = state
             .sessions
             .iter()
             .map(|(&id, s)| SessionEntry {

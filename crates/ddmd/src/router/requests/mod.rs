@@ -6,11 +6,17 @@
 //! (`ddm.proto`), a handler file and a line in `table!` below, and the client's
 //! call.
 
-use crate::clients::transport::Attachment;
-use crate::router::Router;
-use ddm_proto::message::{ReplyResult, Request, Role};
+use super::state::State;
+use crate::core::notify::Attachment;
+use crate::core::outbox::{LateReply, Outbox};
+use crate::record::export::Export;
+use crate::record::journal::Journal;
+use ddm_proto::message::{Request, Role};
 use ddm_proto::WinError;
-use tokio::sync::oneshot;
+use std::sync::Arc;
+
+pub use crate::core::outcome::Outcome;
+pub use service_reload::Reloader;
 
 /// What the service needs to know of a request before it runs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,87 +29,57 @@ pub struct Spec {
     pub needs_ddm: bool,
 }
 
-/// A handler's answer: a Win32 error number and, for some calls, a result
-/// (ERROR_MORE_DATA carries one too); or the promise of one, for a call
-/// that completes later.
-#[derive(Debug)]
-pub struct Outcome {
-    pub error: WinError,
-    pub result: Option<ReplyResult>,
-    /// The real outcome comes through this (a synchronous Connect).
-    pub later: Option<oneshot::Receiver<Outcome>>,
-}
-
-impl Outcome {
-    /// NO_ERROR with nothing to return.
-    pub fn done() -> Self {
-        WinError::NO_ERROR.into()
-    }
-
-    /// NO_ERROR with a result.
-    pub fn ok(result: ReplyResult) -> Self {
-        Outcome {
-            error: WinError::NO_ERROR,
-            result: Some(result),
-            later: None,
-        }
-    }
-
-    /// The outcome will come through `later`.
-    pub fn later(later: oneshot::Receiver<Outcome>) -> Self {
-        Outcome {
-            error: WinError::PENDING,
-            result: None,
-            later: Some(later),
-        }
-    }
-}
-
-impl From<WinError> for Outcome {
-    fn from(error: WinError) -> Self {
-        Outcome {
-            error,
-            result: None,
-            later: None,
-        }
-    }
-}
-
-impl From<Result<(), WinError>> for Outcome {
-    fn from(result: Result<(), WinError>) -> Self {
-        result.map_or_else(Outcome::from, |()| Outcome::done())
-    }
-}
-
-/// Runs `read` on the journal off the router; its outcome is the reply.
-/// ERROR_NOT_SUPPORTED when there is no journal, RPC_S_SERVER_TOO_BUSY
-/// when too many reads are running, ERROR_CAN_NOT_COMPLETE when the file
-/// cannot be read.
-fn read_journal(
-    router: &mut Router,
-    read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<Outcome> + Send + 'static,
-) -> Outcome {
-    let Some(journal) = &mut router.journal else {
-        return WinError::ERROR_NOT_SUPPORTED.into();
-    };
-    match journal.read(read, |_| WinError::ERROR_CAN_NOT_COMPLETE.into()) {
-        Some(later) => Outcome::later(later),
-        None => WinError::RPC_S_SERVER_TOO_BUSY.into(),
-    }
-}
-
-/// A call as its handler sees it.
-pub struct Call {
+/// A call as its handler sees it: who made it, what came with it, and the
+/// router's handles that some handlers use besides the state.
+pub struct Call<'a> {
     /// The session that made it.
     pub session: u64,
+    /// The request's id, for a reply that comes later.
+    pub id: u64,
     /// What came with the request (a Register's eventfd).
     pub attachment: Attachment,
+    /// The session's outbox.
+    pub outbox: Arc<Outbox>,
+    pub journal: Option<&'a mut Journal>,
+    pub export: Option<&'a Export>,
+    pub reloader: Option<&'a Reloader>,
+}
+
+impl Call<'_> {
+    /// The reply to this call, to send when its outcome is known.
+    pub fn late_reply(&self) -> LateReply {
+        LateReply::new(self.id, self.outbox.clone())
+    }
+
+    /// Runs `read` on the journal off the router; its outcome is the
+    /// reply, later. ERROR_NOT_SUPPORTED when there is no journal,
+    /// RPC_S_SERVER_TOO_BUSY when too many reads are running,
+    /// ERROR_CAN_NOT_COMPLETE when the file cannot be read.
+    fn read_journal(
+        self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<Outcome> + Send + 'static,
+    ) -> Outcome {
+        let reply = self.late_reply();
+        let Some(journal) = self.journal else {
+            return WinError::ERROR_NOT_SUPPORTED.into();
+        };
+        let started = journal.read(
+            read,
+            |_| WinError::ERROR_CAN_NOT_COMPLETE.into(),
+            move |outcome| reply.send(outcome),
+        );
+        if started {
+            Outcome::later()
+        } else {
+            WinError::RPC_S_SERVER_TOO_BUSY.into()
+        }
+    }
 }
 
 /// One request's description and handler.
 pub(crate) trait Handler {
     const SPEC: Spec;
-    fn handle(self, router: &mut Router, call: Call) -> Outcome;
+    fn handle(self, state: &mut State, call: Call) -> Outcome;
 }
 
 /// The table: each `Request` variant, named after its message type, and
@@ -121,9 +97,9 @@ macro_rules! table {
         }
 
         /// Runs `request`'s handler.
-        pub(crate) fn handle(request: Request, router: &mut Router, call: Call) -> Outcome {
+        pub(crate) fn handle(request: Request, state: &mut State, call: Call) -> Outcome {
             match request {
-                $(Request::$request(r) => r.handle(router, call),)*
+                $(Request::$request(r) => r.handle(state, call),)*
             }
         }
     };

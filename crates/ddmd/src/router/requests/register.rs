@@ -4,9 +4,8 @@
 //! is the target.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::core::notify::Target;
-use crate::router::Router;
-use crate::clients::transport::Attachment;
+use crate::router::state::State;
+use crate::core::notify::Attachment;
 use ddm_proto::message::{Register, Role};
 use ddm_proto::WinError;
 
@@ -17,23 +16,19 @@ impl Handler for Register {
         needs_ddm: true,
     };
 
-    fn handle(self, router: &mut Router, call: Call) -> Outcome {
-        let target = match call.attachment {
-            Attachment::Eventfd(fd) => Target::Eventfd(fd),
-            Attachment::NotCarried => Target::Session,
-            Attachment::None | Attachment::NotAnEventfd => {
-                return WinError::ERROR_INVALID_PARAMETER.into()
-            }
-            Attachment::Dropped => {
-                tracing::warn!(
-                    session = call.session,
-                    "refused a registration: the service is out of descriptors"
-                );
-                return WinError::ERROR_NOT_ENOUGH_QUOTA.into();
-            }
+    fn handle(self, state: &mut State, call: Call) -> Outcome {
+        if matches!(call.attachment, Attachment::Dropped) {
+            tracing::warn!(
+                session = call.session,
+                "refused a registration: the service is out of descriptors"
+            );
+        }
+        let target = match call.attachment.into_target() {
+            Ok(target) => target,
+            Err(e) => return e.into(),
         };
-        let limit = router.limits.max_registrations_per_session;
-        match router.sessions.get_mut(&call.session) {
+        let limit = state.limits.max_registrations_per_session;
+        match state.sessions.get_mut(&call.session) {
             Some(session) => session
                 .registrations
                 .insert(self.event, target, limit)

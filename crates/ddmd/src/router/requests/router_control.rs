@@ -2,7 +2,7 @@
 //! `Router::set_running`).
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::router::Router;
+use crate::router::state::State;
 use ddm_proto::message::{Role, RouterControl};
 
 impl Handler for RouterControl {
@@ -12,8 +12,8 @@ impl Handler for RouterControl {
         needs_ddm: false,
     };
 
-    fn handle(self, router: &mut Router, _: Call) -> Outcome {
-        router.set_running(self.run);
+    fn handle(self, state: &mut State, _: Call) -> Outcome {
+        state.set_running(self.run);
         Outcome::done()
     }
 }

@@ -2,7 +2,7 @@
 //! DDM is stopped, and the service's uptime.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::router::Router;
+use crate::router::state::State;
 use ddm_proto::message::{ReplyResult, Role, ServerGetInfo, ServerInfo};
 use ddm_proto::WinError;
 
@@ -13,13 +13,13 @@ impl Handler for ServerGetInfo {
         needs_ddm: false,
     };
 
-    fn handle(self, router: &mut Router, _: Call) -> Outcome {
+    fn handle(self, state: &mut State, _: Call) -> Outcome {
         if self.level != 0 {
             return WinError::ERROR_NOT_SUPPORTED.into();
         }
         Outcome::ok(ReplyResult::ServerInfo(ServerInfo {
-            lan_only_mode: !router.running,
-            up_time: router.started.elapsed().as_secs() as u32,
+            lan_only_mode: !state.running,
+            up_time: state.started.elapsed().as_secs() as u32,
             total_ports: 0,
             ports_in_use: 0,
         }))

@@ -5,10 +5,15 @@
 //! service started without a file has nothing to read: NO_ERROR.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::router::Router;
+use crate::core::outbox::LateReply;
+use crate::router::state::State;
 use ddm_proto::message::{Role, ServiceReload};
 use ddm_proto::WinError;
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
+
+/// Asks the reloader to read the configuration file again; the reply, if
+/// any, is for a `ddm reload` waiting for it.
+pub type Reloader = mpsc::UnboundedSender<Option<LateReply>>;
 
 impl Handler for ServiceReload {
     const SPEC: Spec = Spec {
@@ -17,13 +22,12 @@ impl Handler for ServiceReload {
         needs_ddm: false,
     };
 
-    fn handle(self, router: &mut Router, _: Call) -> Outcome {
-        let Some(reloader) = &router.reloader else {
+    fn handle(self, _: &mut State, call: Call) -> Outcome {
+        let Some(reloader) = call.reloader else {
             return Outcome::done();
         };
-        let (reply, later) = oneshot::channel();
-        match reloader.send(Some(reply)) {
-            Ok(()) => Outcome::later(later),
+        match reloader.send(Some(call.late_reply())) {
+            Ok(()) => Outcome::later(),
             Err(_) => WinError::ERROR_DDM_NOT_RUNNING.into(),
         }
     }

@@ -4,7 +4,7 @@
 //! client hands it to every stream whose snapshot is older.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::router::Router;
+use crate::router::state::State;
 use ddm_proto::message::{ReplyResult, Role, Snapshot, Subscribe};
 use ddm_proto::WinError;
 
@@ -15,9 +15,9 @@ impl Handler for Subscribe {
         needs_ddm: true,
     };
 
-    fn handle(self, router: &mut Router, call: Call) -> Outcome {
-        let (limits, seq) = (&router.limits, router.seq);
-        let Some(session) = router.sessions.get_mut(&call.session) else {
+    fn handle(self, state: &mut State, call: Call) -> Outcome {
+        let (limits, seq) = (&state.limits, state.seq);
+        let Some(session) = state.sessions.get_mut(&call.session) else {
             return WinError::RPC_S_PROTOCOL_ERROR.into();
         };
         if session.streams.len() >= limits.max_streams_per_session
@@ -31,9 +31,9 @@ impl Handler for Subscribe {
         session.streams.insert(self.stream);
         Outcome::ok(ReplyResult::Snapshot(Snapshot {
             seq,
-            interfaces: router.interfaces(),
+            interfaces: state.interfaces(),
             stream: self.stream,
-            epoch: router.epoch,
+            epoch: state.epoch,
         }))
     }
 }

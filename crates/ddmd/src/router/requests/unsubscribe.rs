@@ -2,7 +2,7 @@
 //! last one gone, what is queued for them is dropped.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::router::Router;
+use crate::router::state::State;
 use ddm_proto::message::{Role, Unsubscribe};
 use ddm_proto::WinError;
 
@@ -13,9 +13,9 @@ impl Handler for Unsubscribe {
         needs_ddm: true,
     };
 
-    fn handle(self, router: &mut Router, call: Call) -> Outcome {
-        let backlog = router.limits.stream_backlog;
-        let Some(session) = router.sessions.get_mut(&call.session) else {
+    fn handle(self, state: &mut State, call: Call) -> Outcome {
+        let backlog = state.limits.stream_backlog;
+        let Some(session) = state.sessions.get_mut(&call.session) else {
             return WinError::RPC_S_PROTOCOL_ERROR.into();
         };
         if !session.streams.remove(&self.stream) {

@@ -1,8 +1,9 @@
 //! `ddm uptime`: connected time, outages and accounting, from the journal.
 
 use super::{Call, Handler, Outcome, Spec};
-use crate::record::journal::{now_ns, uptime};
-use crate::router::Router;
+use crate::record::journal::uptime;
+use ddm_proto::model::now_unix_ns;
+use crate::router::state::State;
 use ddm_proto::message::{ReplyResult, Role, Uptime, UptimeReport};
 use ddm_proto::WinError;
 use prost::Message;
@@ -17,10 +18,10 @@ impl Handler for Uptime {
         needs_ddm: false,
     };
 
-    fn handle(self, router: &mut Router, _: Call) -> Outcome {
-        let budget = router.limits.max_frame_bytes.saturating_sub(REPLY_OVERHEAD);
-        super::read_journal(router, move |connection| {
-            let (since, until, all) = uptime::report(connection, &self, now_ns())?;
+    fn handle(self, state: &mut State, call: Call) -> Outcome {
+        let budget = state.limits.max_frame_bytes.saturating_sub(REPLY_OVERHEAD);
+        call.read_journal(move |connection| {
+            let (since, until, all) = uptime::report(connection, &self, now_unix_ns())?;
             let mut used = 0;
             let mut interfaces = Vec::new();
             let mut more = false;

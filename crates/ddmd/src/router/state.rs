@@ -1,0 +1,214 @@
+//! The state the router owns, and the one way it changes: a commit.
+//!
+//! Interfaces (kernel links in the table, declared ones in `dialed`), the
+//! DDM's running flag, the sequence number, every session's registrations
+//! and streams. A commit numbers a transition, signals every registration
+//! (for a connect or disconnect) and queues the typed event in every
+//! stream, in one step, so a Deregister handled after it cannot miss it
+//! (G1) and a change handled after a Deregister cannot reach it (G2). What
+//! was committed is kept as [`Record`]s, in order, for the router's loop
+//! to hand to the journal, the metrics and the log: the state itself
+//! writes nowhere but to eventfds and outboxes, which never wait.
+
+use crate::core::limits::Limits;
+use crate::core::notify::Registrations;
+use crate::core::outbox::Outbox;
+use crate::core::peer::Peer;
+use crate::core::table::{InterfaceTable, Transition};
+use crate::dial::declaration::Declaration;
+use crate::dial::Dialed;
+use ddm_proto::message::{ConnectionEvent, EntryKind, Interface, JournalEntry};
+use ddm_proto::model::{now_unix_ns, ConnectionState};
+use ddm_proto::WinError;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A session as the router knows it.
+#[derive(Debug)]
+pub struct Session {
+    pub peer: Peer,
+    pub outbox: Arc<Outbox>,
+    pub registrations: Registrations,
+    /// The session's open typed streams, by the client's ids.
+    pub streams: HashSet<u64>,
+}
+
+/// One committed transition, as it went out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    pub event: ConnectionEvent,
+    /// Why, for the journal ("link", "dial failed", "resync", ...).
+    pub reason: &'static str,
+    /// Registrations signaled.
+    pub signals: u64,
+    /// Sessions whose stream backlog was full (the event counts as missed
+    /// there).
+    pub missed: u64,
+}
+
+/// What the state did that the loop hands on, in the order it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    Committed(Committed),
+    /// Something that happened to the service (a start, the DDM stopped,
+    /// a resynchronisation of so many changes).
+    Note(EntryKind, u64),
+    /// A journal entry as it is (what a dialed connection carried).
+    Entry(JournalEntry),
+    /// Registrations signaled outside a commit (the DDM stopping).
+    Signaled(u64),
+}
+
+pub struct State {
+    pub table: InterfaceTable,
+    pub dialed: Dialed,
+    pub running: bool,
+    pub shutting_down: bool,
+    pub started: Instant,
+    pub seq: u64,
+    /// Names the numbering (the journal's epoch, or this run's).
+    pub epoch: u64,
+    pub sessions: HashMap<u64, Session>,
+    pub limits: Limits,
+    records: Vec<Record>,
+}
+
+impl State {
+    pub fn new(table: InterfaceTable, dialed: Dialed, limits: Limits) -> Self {
+        State {
+            table,
+            dialed,
+            running: true,
+            shutting_down: false,
+            started: Instant::now(),
+            seq: 0,
+            epoch: now_unix_ns() >> 1,
+            sessions: HashMap::new(),
+            limits,
+            records: Vec::new(),
+        }
+    }
+
+    /// Declares interfaces, with handles from the table's counter.
+    pub fn declare(&mut self, declarations: Vec<Declaration>) {
+        let table = &mut self.table;
+        self.dialed
+            .declare(declarations, || table.allocate_handle());
+    }
+
+    pub fn commit_all(&mut self, transitions: impl IntoIterator<Item = Transition>) {
+        for transition in transitions {
+            let committed = self.commit(transition);
+            self.records.push(Record::Committed(committed));
+        }
+    }
+
+    /// Commits one change of state: a new sequence number and, for a
+    /// connect or disconnect, every registered event signaled (first:
+    /// waiters are not kept waiting for the rest), then every stream told.
+    fn commit(&mut self, t: Transition) -> Committed {
+        self.seq += 1;
+        let event = ConnectionEvent {
+            seq: self.seq,
+            handle: t.handle,
+            name: t.name,
+            from: t.from as u32,
+            to: t.to as u32,
+            time_unix_ns: now_unix_ns(),
+            last_error: t.last_error,
+        };
+        let mut signals = 0;
+        if t.from == ConnectionState::Connected || t.to == ConnectionState::Connected {
+            for session in self.sessions.values() {
+                session.registrations.signal_all(&session.outbox);
+                signals += session.registrations.len() as u64;
+            }
+        }
+        let mut missed = 0;
+        for session in self.sessions.values() {
+            if !session.streams.is_empty() && !session.outbox.push_event(event.clone()) {
+                missed += 1;
+            }
+        }
+        Committed {
+            event,
+            reason: t.reason,
+            signals,
+            missed,
+        }
+    }
+
+    /// Records something that happened to the service.
+    pub fn note(&mut self, kind: EntryKind, count: u64) {
+        self.records.push(Record::Note(kind, count));
+    }
+
+    /// Records a journal entry as it is.
+    pub fn record_entry(&mut self, entry: JournalEntry) {
+        self.records.push(Record::Entry(entry));
+    }
+
+    /// What was recorded since the last call, in order.
+    pub fn take_records(&mut self) -> Vec<Record> {
+        std::mem::take(&mut self.records)
+    }
+
+    /// Stopping the DDM signals every registered event once (what a waiter
+    /// then calls returns ERROR_DDM_NOT_RUNNING), drops every registration
+    /// and ends every stream. Starting it again is what it sounds like.
+    pub fn set_running(&mut self, run: bool) {
+        if run == self.running {
+            return;
+        }
+        self.running = run;
+        // A shutdown is journaled as the service's stop.
+        if !self.shutting_down {
+            self.note(
+                if run {
+                    EntryKind::EntryDdmStart
+                } else {
+                    EntryKind::EntryDdmStop
+                },
+                0,
+            );
+        }
+        let transitions = self.dialed.pause(!run);
+        self.commit_all(transitions);
+        if run {
+            tracing::info!("DDM started");
+            return;
+        }
+        tracing::info!("DDM stopped; registrations dropped, streams ended");
+        let mut signaled = 0;
+        for session in self.sessions.values_mut() {
+            signaled += session.registrations.len() as u64;
+            session.registrations.signal_and_drop_all(&session.outbox);
+            if !session.streams.is_empty() {
+                session.streams.clear();
+                session.outbox.end_stream(WinError::ERROR_DDM_NOT_RUNNING.0);
+            }
+        }
+        self.records.push(Record::Signaled(signaled));
+    }
+
+    /// Every interface, kernel links and declared ones, in handle order.
+    pub fn interfaces(&self) -> Vec<Interface> {
+        let mut all = self.table.interfaces();
+        all.extend(self.dialed.interfaces());
+        all.sort_by_key(|i| i.handle);
+        all
+    }
+
+    pub fn interface(&self, handle: u32) -> Option<Interface> {
+        self.table.get(handle).or_else(|| self.dialed.get(handle))
+    }
+
+    /// A declared interface's name wins over a kernel link's of the same
+    /// spelling: the administrator chose it.
+    pub fn handle_of(&self, name: &str) -> Option<u32> {
+        self.dialed
+            .handle_of(name)
+            .or_else(|| self.table.handle_of(name))
+    }
+}
