@@ -45,6 +45,7 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod dial;
+#[cfg(feature = "in-process")]
 pub mod in_process;
 pub mod links;
 pub mod ops;
