@@ -6,10 +6,12 @@
 
 mod completion;
 mod dialing;
-mod fleet;
+mod events;
+mod jetstream;
 mod journal;
 mod listing;
 mod manual;
+mod routers;
 mod watch;
 mod when;
 
@@ -166,7 +168,7 @@ enum Command {
         #[arg(long)]
         fleet: bool,
         #[command(flatten)]
-        nats: watch::NatsArgs,
+        nats: jetstream::NatsArgs,
         #[command(flatten)]
         endpoint: Endpoint,
     },
@@ -295,7 +297,7 @@ fn main() -> ExitCode {
             endpoint.connect().and_then(|s| listing::info(&s, json))
         }
         Command::Interfaces { json, endpoint } if endpoint.servers().len() > 1 => {
-            fleet::interfaces(&endpoint.servers(), json)
+            routers::interfaces(&endpoint.servers(), json)
         }
         Command::Interfaces { json, endpoint } => endpoint
             .connect()
@@ -317,8 +319,11 @@ fn main() -> ExitCode {
                 since,
                 resume,
             };
+            let servers = endpoint.servers();
             if fleet {
-                watch::fleet(&nats, &options)
+                jetstream::watch(&nats, &options)
+            } else if servers.len() > 1 {
+                routers::watch(&servers, &options)
             } else {
                 watch::run(&endpoint, options)
             }

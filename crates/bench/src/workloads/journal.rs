@@ -10,7 +10,7 @@ use crate::lab::{on_one_cpu, Lab, Link, Netns, Process};
 use crate::listeners::Mechanism;
 use crate::report::Report;
 use crate::stats::Summary;
-use ddmd::record::export::fleet::{self, FleetWatch};
+use ddm_fleet::{self as fleet, FleetWatch};
 use ddmd::record::export::Broker;
 use mprapi::JournalStatus;
 use std::process::{Command, Stdio};

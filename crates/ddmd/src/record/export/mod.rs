@@ -6,9 +6,8 @@
 //! acknowledged. A broker that is away loses nothing: publishing resumes
 //! after the last acknowledged entry, and JetStream's duplicate window
 //! absorbs what is sent twice. It runs beside the router and the writer
-//! and never holds either up. `fleet` reads the fleet's stream back.
+//! and never holds either up.
 
-pub mod fleet;
 mod publisher;
 
 use ddm_proto::message::{ConnectionEvent, EntryKind, ExportStatus, JournalEntry};

@@ -1,12 +1,15 @@
-//! Reading a fleet's events back from JetStream (`ddm watch --fleet`).
+//! Reading a fleet's journal entries back from NATS JetStream, for `ddm
+//! watch --fleet` and the benchmark harness. The service publishes them
+//! (`ddmd::record::export`) and never reads them back, so this lives
+//! apart from it.
 //!
 //! A durable pull consumer on the stream: the broker remembers what each
 //! named watcher has acknowledged, so a watcher that comes back resumes
 //! where it left off. Each message is one journal entry of one router, as
-//! `export::payload` wrote it.
+//! `ddmd::record::export::payload` wrote it.
 
-use super::Broker;
 use async_nats::jetstream::{self, consumer::pull};
+use ddmd::record::export::Broker;
 use futures_util::StreamExt;
 use std::time::Duration;
 

@@ -7,8 +7,9 @@
 //! last event printed for it (from its journal), so nothing is missed or
 //! printed twice. One router that is down never holds up the others.
 
+use crate::events::{event_json, event_line};
 use crate::listing::{interface_json, interface_row, INTERFACE_HEADER};
-use crate::watch::{event_json, event_line, Options};
+use crate::watch::{catch_termination, Options};
 use mprapi::{Server, StreamItem, WinError};
 use serde_json::json;
 use std::io::Write;
@@ -26,7 +27,8 @@ enum Line {
     Note(String, String),
 }
 
-pub fn watch(servers: &[String], options: &Options, stop: &AtomicBool) -> Result<(), WinError> {
+pub fn watch(servers: &[String], options: &Options) -> Result<(), WinError> {
+    let stop = catch_termination();
     let (lines, received) = mpsc::channel();
     let quit = Arc::new(AtomicBool::new(false));
     for name in servers {
