@@ -6,7 +6,7 @@
 //! misspelt limit must not be silently ignored.
 
 pub use crate::clients::access::AccessConfig;
-pub use crate::core::limits::Limits;
+pub use crate::core::limits::{Limits, MIN_FRAME_BYTES};
 use crate::dial::declaration::{self, Declaration};
 pub use crate::links::LinksConfig;
 pub use crate::record::journal::config::{JournalConfig, JournalSetting};
@@ -156,6 +156,8 @@ mod tests {
         assert!(Config::parse("[access]\ndefault_role = \"admin\"").is_err());
         assert!(Config::parse("[links]\ninclude = [\"[\"]").is_err());
         assert!(Config::parse("[limits]\nmax_frame_bytes = 10").is_err());
+        assert!(Config::parse("[limits]\nmax_frame_bytes = 2047").is_err());
+        assert!(Config::parse("[limits]\nmax_frame_bytes = 2048").is_ok());
         assert!(Config::parse("[limits]\nmax_sessions = 4\nadmin_reserved_sessions = 4").is_err());
         assert!(Config::parse("[limits]\nmax_sessions_per_user = 0").is_err());
     }

@@ -135,8 +135,13 @@ impl Server {
         let mut resume = 0;
         loop {
             let page = self.interface_enum(0, resume)?;
+            let progress = !page.interfaces.is_empty();
             all.extend(page.interfaces);
             match page.resume_handle {
+                // A page that moves nothing on would be asked for forever.
+                Some(next) if !progress || next == resume => {
+                    return Err(WinError::RPC_S_PROTOCOL_ERROR)
+                }
                 Some(next) => resume = next,
                 None => return Ok(all),
             }

@@ -306,7 +306,7 @@ fn history_and_uptime_come_in_pages_that_fit_the_frame() {
         }),
         ..Config::default()
     };
-    config.limits.max_frame_bytes = 1024;
+    config.limits.max_frame_bytes = ddmd::config::MIN_FRAME_BYTES;
     let service = InProcess::start(config, &dir.path().join("ddm.sock")).unwrap();
     for index in 2..62 {
         service.set_link(index, &format!("link-with-a-long-name-{index:03}"), true);
@@ -339,4 +339,55 @@ fn history_and_uptime_come_in_pages_that_fit_the_frame() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(all.len(), 61);
+}
+
+/// A declared interface with the longest name there may be (256
+/// characters of 4 bytes each) at the smallest frame: every page of the
+/// enumeration holds at least one interface, and `interfaces()` ends with
+/// all of them (it used to get an empty page marked more-data with the
+/// same resume handle, and ask again forever).
+#[test]
+fn the_longest_names_at_the_smallest_frame_are_enumerated() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let long = "\u{1D11E}".repeat(256);
+    let other = format!("{}\u{1D122}", "\u{1D11E}".repeat(255));
+    let file = dir.path().join("ddm.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "journal = false\n[limits]\nmax_frame_bytes = {}\n\
+             [[interface]]\nname = \"{long}\"\nlink = \"wg-long\"\ntrigger_device = \"ddm-t1\"\nconnect = [\"true\"]\ndial = \"manual\"\n\
+             [[interface]]\nname = \"{other}\"\nlink = \"wg-other\"\ntrigger_device = \"ddm-t2\"\nconnect = [\"true\"]\ndial = \"manual\"\n",
+            ddmd::config::MIN_FRAME_BYTES
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = Config::load(&file).unwrap();
+    let service = InProcess::start(config, &dir.path().join("ddm.sock")).unwrap();
+    service.set_link(2, "eth2", true);
+    let server = Server::connect_socket(service.socket()).unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let all = loop {
+        let all = server.interfaces().expect("the enumeration ends");
+        if all.len() == 3 {
+            break all;
+        }
+        assert!(std::time::Instant::now() < deadline, "{all:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(all.iter().any(|i| i.name == long) && all.iter().any(|i| i.name == other));
+    let mut resume = 0;
+    let mut pages = 0;
+    loop {
+        let page = server.interface_enum(0, resume).unwrap();
+        assert!(!page.interfaces.is_empty(), "page {pages} is empty");
+        pages += 1;
+        match page.resume_handle {
+            Some(next) => resume = next,
+            None => break,
+        }
+    }
+    assert!(pages >= 2, "each long name takes a page of its own");
 }

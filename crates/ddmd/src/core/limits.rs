@@ -3,6 +3,11 @@
 use serde::Deserialize;
 use std::time::Duration;
 
+/// The smallest `max_frame_bytes`: one reply must hold the largest
+/// interface entry there can be (a 256-character name of 4-byte
+/// characters), so that a page of `MprAdminInterfaceEnum` is never empty.
+pub const MIN_FRAME_BYTES: usize = 2048;
+
 /// The limits that bound the service's memory. Each refusal is a clear error.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -62,11 +67,13 @@ impl Limits {
 
     /// Every limit in its range.
     pub fn check(&self) -> Result<(), String> {
-        if self.max_frame_bytes < 1024 || self.max_sessions == 0 || self.stream_backlog == 0 {
-            return Err(
-                "limits: max_frame_bytes must be at least 1024, max_sessions and stream_backlog at least 1"
-                    .into(),
-            );
+        if self.max_frame_bytes < MIN_FRAME_BYTES
+            || self.max_sessions == 0
+            || self.stream_backlog == 0
+        {
+            return Err(format!(
+                "limits: max_frame_bytes must be at least {MIN_FRAME_BYTES}, max_sessions and stream_backlog at least 1"
+            ));
         }
         if self.admin_reserved_sessions >= self.max_sessions {
             return Err(format!(

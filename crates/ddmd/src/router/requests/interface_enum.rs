@@ -1,6 +1,8 @@
 //! MprAdminInterfaceEnum, level 0: the interfaces after `resume_handle`, in
 //! handle order, as many as were asked for and fit in one frame;
-//! ERROR_MORE_DATA with a resume handle when some remain.
+//! ERROR_MORE_DATA with a resume handle when some remain. A page always
+//! holds at least one interface when any remain (the smallest frame holds
+//! the largest entry), so a caller that follows the resume handles ends.
 
 use super::{Call, Handler, Outcome, Spec};
 use crate::router::state::State;
@@ -36,10 +38,10 @@ impl Handler for InterfaceEnum {
         let mut page = Vec::new();
         for interface in &remaining {
             let size = interface.encoded_len() + 4;
-            if page.len() == wanted || size > budget {
+            if page.len() == wanted || (size > budget && !page.is_empty()) {
                 break;
             }
-            budget -= size;
+            budget = budget.saturating_sub(size);
             page.push(interface.clone());
         }
         let more = page.len() < remaining.len();
@@ -61,5 +63,41 @@ impl Handler for InterfaceEnum {
             },
             result: Some(ReplyResult::Interfaces(list)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::limits::MIN_FRAME_BYTES;
+    use ddm_proto::frame::encode_frame;
+    use ddm_proto::message::{Push, Reply, ServiceMessage};
+
+    #[test]
+    fn the_largest_interface_fits_in_the_smallest_frame() {
+        let largest = Interface {
+            name: "\u{1D11E}".repeat(256),
+            handle: u32::MAX,
+            enabled: true,
+            if_type: u32::MAX,
+            connection_state: u32::MAX,
+            unreachability_reasons: u32::MAX,
+            last_error: u32::MAX,
+            dial: i32::MAX,
+            link: "l".repeat(15),
+        };
+        let reply = ServiceMessage {
+            body: Some(Push::Reply(Reply {
+                id: u64::MAX,
+                error: WinError::ERROR_MORE_DATA.0,
+                result: Some(ReplyResult::Interfaces(InterfaceList {
+                    resume_handle: u32::MAX,
+                    interfaces: vec![largest.clone()],
+                    total_entries: u32::MAX,
+                })),
+            })),
+        };
+        assert!(encode_frame(&reply, MIN_FRAME_BYTES).is_ok());
+        assert!(largest.encoded_len() + 4 <= MIN_FRAME_BYTES - REPLY_OVERHEAD);
     }
 }
