@@ -2,6 +2,8 @@
 //! from a channel: sessions, registrations, protocol faults and shutdown,
 //! through real Unix sockets, as any user, with no namespace.
 
+use ddm_lab::in_process::Fixture;
+use ddm_lab::{PATIENCE, QUIET};
 use ddm_proto::frame::{encode_frame, FrameDecoder};
 use ddm_proto::message::*;
 use ddmd::config::{Config, JournalConfig, JournalSetting};
@@ -10,31 +12,6 @@ use mprapi::{Event, Server, StreamItem, WinError};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
-
-const PATIENCE: Duration = Duration::from_secs(5);
-const QUIET: Duration = Duration::from_millis(200);
-
-struct Fixture {
-    service: InProcess,
-    _dir: tempfile::TempDir,
-}
-
-/// Starts the service with `config`, its journal in a directory of its own.
-fn start(mut config: Config) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    config.journal = JournalSetting::Table(JournalConfig {
-        directory: Some(dir.path().join("state")),
-        ..JournalConfig::default()
-    });
-    let service = InProcess::start(config, &dir.path().join("ddm.sock")).unwrap();
-    Fixture { service, _dir: dir }
-}
-
-impl Fixture {
-    fn connect(&self) -> Server {
-        Server::connect_socket(self.service.socket()).unwrap()
-    }
-}
 
 fn frame(id: u64, request: Request) -> Vec<u8> {
     let message = ClientMessage {
@@ -58,7 +35,7 @@ fn read_to_close(stream: &mut UnixStream) -> Vec<Push> {
 
 #[test]
 fn connects_and_disconnects_signal_until_deregistered() {
-    let f = start(Config::default());
+    let f = Fixture::start(Config::default());
     let server = f.connect();
     let event = Event::auto().unwrap();
     server.register_connection_notification(&event).unwrap();
@@ -80,7 +57,7 @@ fn connects_and_disconnects_signal_until_deregistered() {
 
 #[test]
 fn a_closed_handle_leaves_no_registration_behind() {
-    let f = start(Config::default());
+    let f = Fixture::start(Config::default());
     let admin = f.connect();
     let client = f.connect();
     let client_id = client.session_id();
@@ -116,7 +93,7 @@ fn a_closed_handle_leaves_no_registration_behind() {
 
 #[test]
 fn garbage_gets_a_protocol_error_and_the_service_carries_on() {
-    let f = start(Config::default());
+    let f = Fixture::start(Config::default());
     let mut stream = UnixStream::connect(f.service.socket()).unwrap();
     stream.write_all(&[0, 0, 0, 3, 0xff, 0xff, 0xff]).unwrap();
     match &read_to_close(&mut stream)[..] {
@@ -140,7 +117,7 @@ fn garbage_gets_a_protocol_error_and_the_service_carries_on() {
 
 #[test]
 fn shutdown_ends_streams_signals_events_and_removes_the_socket() {
-    let f = start(Config::default());
+    let f = Fixture::start(Config::default());
     let server = f.connect();
     let stream = server.subscribe().unwrap();
     let event = Event::manual().unwrap();
@@ -161,7 +138,7 @@ fn shutdown_ends_streams_signals_events_and_removes_the_socket() {
 fn shutdown_does_not_wait_for_ever_on_a_client_that_stopped_reading() {
     let mut config = Config::default();
     config.limits.shutdown_timeout_ms = 300;
-    let f = start(config);
+    let f = Fixture::start(config);
     let mut stuck = UnixStream::connect(f.service.socket()).unwrap();
     stuck
         .write_all(&frame(1, Request::Hello(Hello { version: 1 })))

@@ -2,26 +2,17 @@
 //! (links from a channel, no root, no namespace): typed streams, paging,
 //! a service that goes away and the handle that reconnects.
 
+use ddm_lab::{PATIENCE, QUIET};
 use ddmd::config::{Config, JournalConfig, JournalSetting};
 use ddmd::in_process::InProcess;
 use mprapi::{ConnectionState, Event, ReconnectingServer, Server, StreamItem, WinError};
 use std::path::Path;
 use std::time::Duration;
 
-const PATIENCE: Duration = Duration::from_secs(5);
-const QUIET: Duration = Duration::from_millis(200);
-
-/// The service on `dir`'s socket, its journal in `dir` too (so that a
-/// service started again on the same `dir` goes on from it).
+/// The service on `dir` (a service started again on the same `dir` goes
+/// on from its journal).
 fn start(dir: &Path) -> InProcess {
-    let config = Config {
-        journal: JournalSetting::Table(JournalConfig {
-            directory: Some(dir.join("state")),
-            ..JournalConfig::default()
-        }),
-        ..Config::default()
-    };
-    InProcess::start(config, &dir.join("ddm.sock")).unwrap()
+    ddm_lab::in_process::start(Config::default(), dir)
 }
 
 /// Flips link 2 `count` times, starting with a connect, then connects the

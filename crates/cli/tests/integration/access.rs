@@ -134,17 +134,17 @@ impl Accounts {
 impl Drop for Accounts {
     fn drop(&mut self) {
         for user in &self.users {
-            let _ = std::process::Command::new("userdel").arg(user).status();
+            let _ = tool("userdel").arg(user).status();
         }
         for group in &self.groups {
-            let _ = std::process::Command::new("groupdel").arg(group).status();
+            let _ = tool("groupdel").arg(group).status();
         }
     }
 }
 
 /// Runs `ddm ARGS` as `user`, with its groups (runuser calls initgroups).
 fn as_user(service: &Service, user: &str, args: &[&str]) -> Output {
-    let mut command = std::process::Command::new("runuser");
+    let mut command = tool("runuser");
     command
         .args(["-u", user, "--", DDM])
         .args(args)

@@ -53,7 +53,7 @@ pub fn compile(source: &str, build: Build) -> PathBuf {
     let flavour = if build == Build::Plain { "" } else { "-asan" };
     let output = dir.join(format!("{name}{flavour}-{}-{serial}", std::process::id()));
     let lib = library_dir();
-    let mut gcc = Command::new("gcc");
+    let mut gcc = tool("gcc");
     gcc.args(["-std=gnu11", "-g", "-Wall", "-Wextra", "-Werror"])
         .arg("-I")
         .arg(repo.join("include"))
@@ -212,7 +212,7 @@ fn the_pkg_config_file_builds_a_program_from_an_installed_library() {
     .unwrap();
     std::os::unix::fs::symlink("libmprapi.so.0", lib.join("libmprapi.so")).unwrap();
     std::fs::copy(repo.join("mprapi.pc"), lib.join("pkgconfig/mprapi.pc")).unwrap();
-    let flags = Command::new("pkg-config")
+    let flags = tool("pkg-config")
         .arg(format!(
             "--define-variable=prefix={}",
             prefix.path().display()
@@ -228,7 +228,7 @@ fn the_pkg_config_file_builds_a_program_from_an_installed_library() {
     );
     let flags = String::from_utf8(flags.stdout).unwrap();
     let program = prefix.path().join("watch_interfaces");
-    let out = Command::new("gcc")
+    let out = tool("gcc")
         .args(["-Wall", "-Wextra", "-Werror"])
         .arg(repo.join("examples/c/watch_interfaces.c"))
         .args(flags.split_whitespace())
@@ -241,7 +241,7 @@ fn the_pkg_config_file_builds_a_program_from_an_installed_library() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let linked = Command::new("ldd")
+    let linked = tool("ldd")
         .arg(&program)
         .env("LD_LIBRARY_PATH", &lib)
         .output()

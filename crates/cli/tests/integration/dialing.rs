@@ -4,7 +4,7 @@
 //! delivered, idle hang-up, enable and disable, dial-out hours, reload,
 //! refused callers, the DDM stopped, and clean and unclean stops.
 
-use crate::support::{expect_signal, wait_until, PATIENCE};
+use crate::support::{expect_signal, tool, wait_until, PATIENCE};
 use crate::wireguard_lab::{WgLab, FAR_LAN};
 use mprapi::{unreachability, Connect, ConnectionState, Event, Server, WinError};
 use std::time::Duration;
@@ -223,7 +223,7 @@ fn a_stream_of_packets_while_dialing_does_not_hold_readiness_up() {
     let (server, branch) = start_branch(&mut lab, &config);
     lab.slow_dials(0.3);
     // A packet every 2 ms, before, while and after it dials.
-    let flood = std::process::Command::new("ip")
+    let flood = tool("ip")
         .args([
             "netns",
             "exec",
@@ -446,7 +446,7 @@ fn a_supervised_connection_that_ends_is_lost_and_redialed_and_sigterm_hangs_it_u
 
     // The tunnel's process dies: a lost connection, redialed.
     let pattern = format!("wireguard-go -f {}", lab.link);
-    assert!(std::process::Command::new("pkill")
+    assert!(tool("pkill")
         .args(["-f", &pattern])
         .status()
         .unwrap()
@@ -484,7 +484,7 @@ fn a_dial_command_that_hangs_is_killed_at_the_connect_timeout() {
         Err(WinError::ERROR_NO_ANSWER)
     );
     wait_until("the hung dial command is gone", || {
-        !std::process::Command::new("pgrep")
+        !tool("pgrep")
             .args(["-f", &lab.up_script().display().to_string()])
             .status()
             .unwrap()
@@ -587,7 +587,7 @@ fn callers_below_admin_may_look_but_not_dial() {
     lab.start(&config);
     let service = lab.service();
     let as_nobody = |args: &[&str]| {
-        std::process::Command::new("runuser")
+        tool("runuser")
             .args(["-u", "nobody", "--", crate::support::DDM])
             .args(args)
             .arg("--socket")
@@ -808,7 +808,7 @@ fn a_connect_command_still_running_when_the_link_comes_up_is_not_a_loss() {
     );
     server.interface_disconnect(dial).unwrap();
     wait_until("vd is down", || {
-        let out = std::process::Command::new("ip")
+        let out = tool("ip")
             .args(["-n", &lab.router.name, "-o", "link", "show", "vd"])
             .output()
             .unwrap();

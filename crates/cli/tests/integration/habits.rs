@@ -106,7 +106,7 @@ fn tab_completes_subcommands_and_the_services_interface_names() {
     let path = format!("{}:{}", ddm_dir.display(), std::env::var("PATH").unwrap());
     let shell = |program: &str, script: &str| -> String {
         stdout_of(
-            Command::new(program)
+            tool(program)
                 .args(["-c", script])
                 .env("PATH", &path)
                 .env("DDM_SOCKET", socket),

@@ -190,7 +190,7 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
+        let _ = tool("umount").arg(self.0.path()).status();
     }
 }
 

@@ -199,7 +199,7 @@ fn links_created_and_deleted_by_the_hundred_leave_the_table_matching_the_kernel(
     lab.router.ip_batch(&create(300..400));
     lab.router.ip_batch(&delete(300..350));
     // The kernel's word: what `ip` lists now.
-    let out = std::process::Command::new("ip")
+    let out = tool("ip")
         .args(["-n", &lab.router.name, "-o", "link", "show"])
         .output()
         .unwrap();

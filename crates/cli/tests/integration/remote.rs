@@ -142,7 +142,7 @@ fn each_role_by_certificate_and_every_bad_certificate_refused() {
             .count()
     };
     let before = refusals();
-    let out = std::process::Command::new("ip")
+    let out = tool("ip")
         .args([
             "netns",
             "exec",

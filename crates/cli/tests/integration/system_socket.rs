@@ -9,7 +9,7 @@
 use crate::c_abi::{compile, Build};
 use crate::support::*;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 
 /// Root's service on the system socket, with its defaults.
 struct SystemService {
@@ -29,7 +29,7 @@ impl SystemService {
             std::fs::create_dir_all("/run/ddm").unwrap();
         }
         let log = tempfile::NamedTempFile::new().unwrap();
-        let child = Command::new("unshare")
+        let child = tool("unshare")
             .args(["--mount", "--propagation", "private", "--", "sh", "-c"])
             .arg("mount -t tmpfs -o mode=0755 ddm-test /run/ddm && exec \"$@\"")
             .args(["sh", "ip", "netns", "exec", &router.name, DDM, "serve"])
@@ -67,7 +67,7 @@ impl SystemService {
             Some(g) => format!("--groups={g}"),
             None => "--clear-groups".into(),
         };
-        Command::new("nsenter")
+        tool("nsenter")
             .arg(format!("--mount=/proc/{}/ns/mnt", self.child.id()))
             .args(["--", "setpriv"])
             .arg(format!("--reuid={uid}"))
@@ -128,7 +128,7 @@ impl DdmGroup {
 impl Drop for DdmGroup {
     fn drop(&mut self) {
         if self.created {
-            let _ = Command::new("groupdel").arg("ddm").status();
+            let _ = tool("groupdel").arg("ddm").status();
         }
     }
 }

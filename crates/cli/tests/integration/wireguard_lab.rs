@@ -1,40 +1,33 @@
 //! The demand-dial lab: a router namespace (the service, dialing) and a
-//! far namespace joined by a veth pair (10.1.0.1 - 10.1.0.2), with
-//! wireguard-go on both sides. The far end listens with 10.9.0.2 on its
-//! tunnel and 192.168.20.1 behind it; the near end's tunnel is made by the
-//! connect script the service runs (`up.sh`, 10.9.0.1) and deleted by its
-//! disconnect command. Link names carry a per-lab tag: wireguard-go's
-//! API sockets (/var/run/wireguard) are shared by every namespace.
+//! far namespace joined by the lab's WireGuard underlay, with a
+//! `ddm_lab::wireguard::Pair` over it. The far end listens with 10.9.0.2
+//! on its tunnel and 192.168.20.1 behind it; the near end's tunnel is made
+//! by the connect script the service runs (`up.sh`, 10.9.0.1) and deleted
+//! by its disconnect command.
 
-use crate::support::{wait_until, Netns, Service};
+use crate::support::{require_root, stdout_of, tool, wait_until, Netns, Service};
+use ddm_lab::wireguard::{self, Pair};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const FAR_LAN: &str = "192.168.20.1";
-const PORT: &str = "51820";
 
 pub struct WgLab {
     pub service: Option<Service>,
+    /// The tunnel pair: dropped before the namespaces.
+    pair: Pair,
     pub router: Netns,
     pub far: Netns,
     pub dir: tempfile::TempDir,
     /// The near tunnel, made by up.sh.
     pub link: String,
-    far_link: String,
-}
-
-fn output(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(out.status.success(), "{program} {args:?} failed");
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
 impl WgLab {
     /// The lab, without the service yet.
     pub fn new() -> WgLab {
-        crate::support::require_root();
+        require_root();
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let tag = format!(
             "{}{}",
@@ -44,124 +37,51 @@ impl WgLab {
         let (link, far_link) = (format!("wgn{tag}"), format!("wgf{tag}"));
         let router = Netns::new("wr");
         let far = Netns::new("wf");
-        router.ip(&[
-            "link", "add", "vnear", "type", "veth", "peer", "name", "vfar", "netns", &far.name,
-        ]);
-        router.ip(&["addr", "add", "10.1.0.1/24", "dev", "vnear"]);
-        router.ip(&["link", "set", "vnear", "up"]);
-        router.ip(&["link", "set", "lo", "up"]);
-        far.ip(&["addr", "add", "10.1.0.2/24", "dev", "vfar"]);
-        far.ip(&["link", "set", "vfar", "up"]);
-        far.ip(&["link", "set", "lo", "up"]);
+        wireguard::underlay(&router, &far);
         far.ip(&["addr", "add", &format!("{FAR_LAN}/32"), "dev", "lo"]);
-
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let key = |name: &str| {
-            let private = output("wg", &["genkey"]);
-            let path = dir.path().join(format!("{name}.key"));
-            std::fs::write(&path, &private).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-            let mut pubkey = Command::new("wg")
-                .arg("pubkey")
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            use std::io::Write;
-            pubkey
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(private.as_bytes())
-                .unwrap();
-            let public = String::from_utf8(pubkey.wait_with_output().unwrap().stdout).unwrap();
-            (path, public.trim().to_owned())
-        };
-        let (near_key, near_pub) = key("near");
-        let (far_key, far_pub) = key("far");
-
-        let ns = |netns: &Netns, args: &[&str]| {
-            let mut all = vec!["netns", "exec", netns.name.as_str()];
-            all.extend_from_slice(args);
-            let status = Command::new("ip")
-                .args(&all)
-                .env("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD", "1")
-                .stderr(std::process::Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success(), "{args:?} in {}", netns.name);
-        };
-        ns(&far, &["wireguard-go", &far_link]);
-        ns(
+        let pair = Pair::new(
+            &router,
             &far,
-            &[
-                "wg",
-                "set",
-                &far_link,
-                "private-key",
-                far_key.to_str().unwrap(),
-                "listen-port",
-                PORT,
-                "peer",
-                &near_pub,
-                "allowed-ips",
-                "10.9.0.1/32",
-            ],
+            dir.path(),
+            0,
+            (&link, &far_link),
+            &["192.168.20.0/24"],
         );
-        far.ip(&["addr", "add", "10.9.0.2/24", "dev", &far_link]);
-        far.ip(&["link", "set", &far_link, "up"]);
-
         let d = dir.path().display();
-        // A wireguard-go whose tunnel was just deleted takes a moment to
-        // exit and free its API socket; a new one must wait for that.
-        let wait_for_old = format!(
-            "for i in $(seq 100); do [ -S /var/run/wireguard/{link}.sock ] || break; sleep 0.02; done\n"
-        );
-        let up = format!(
+        let counted = format!(
             "#!/bin/sh\nset -e\n\
-             export WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1\n\
              if [ -f {d}/delay ]; then sleep $(cat {d}/delay); fi\n\
-             echo dial >> {d}/dials\n\
-             {wait_for_old}\
-             wireguard-go {link} 2>/dev/null\n\
-             wg set {link} private-key {key} peer {far_pub} endpoint 10.1.0.2:{PORT} allowed-ips 10.9.0.2/32,192.168.20.0/24\n\
-             ip addr add 10.9.0.1/24 dev {link}\n\
-             ip link set {link} up\n",
-            key = near_key.display(),
+             echo dial >> {d}/dials\n"
         );
+        let up = format!("{counted}{}{}", pair.wait_for_old(), pair.bring_up());
+        // up-now.sh: the same without waiting for an old wireguard-go, as a
+        // user's script may well be; ddm's hang-up waits instead.
+        let up_now = format!("{counted}{}", pair.bring_up());
         // Supervised: the script is the connection, with wireguard-go in
         // the foreground under it; SIGTERM ends both.
         let supervised = format!(
             "#!/bin/sh\n\
-             export WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1\n\
+             export {}={}\n\
              echo dial >> {d}/dials\n\
-             {wait_for_old}\
+             {}\
              wireguard-go -f {link} >/dev/null 2>&1 &\n\
              pid=$!\n\
              trap 'kill $pid; wait $pid; exit 0' TERM\n\
              while [ ! -S /var/run/wireguard/{link}.sock ]; do sleep 0.01; done\n\
-             wg set {link} private-key {key} peer {far_pub} endpoint 10.1.0.2:{PORT} allowed-ips 10.9.0.2/32,192.168.20.0/24\n\
-             ip addr add 10.9.0.1/24 dev {link}\n\
-             ip link set {link} up\n\
+             {}\
              wait $pid\n",
-            key = near_key.display(),
+            wireguard::USERSPACE.0,
+            wireguard::USERSPACE.1,
+            pair.wait_for_old(),
+            pair.configure(),
         );
         // For wg-quick: the same tunnel as a configuration file named after
         // the link.
-        let private = std::fs::read_to_string(&near_key).unwrap();
-        let quick = format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.9.0.1/24\n\n\
-             [Peer]\nPublicKey = {far_pub}\nEndpoint = 10.1.0.2:{PORT}\n\
-             AllowedIPs = 10.9.0.2/32, 192.168.20.0/24\n",
-            private.trim()
-        );
         let quick_path = dir.path().join(format!("{link}.conf"));
-        std::fs::write(&quick_path, quick).unwrap();
+        std::fs::write(&quick_path, pair.quick_config()).unwrap();
         std::fs::set_permissions(&quick_path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        // up-now.sh: the same without waiting for an old wireguard-go, as a
-        // user's script may well be; ddm's hang-up waits instead.
-        let up_now = up.replace(&wait_for_old, "");
         for (name, text) in [
             ("up.sh", up),
             ("up-now.sh", up_now),
@@ -173,11 +93,11 @@ impl WgLab {
         }
         WgLab {
             service: None,
+            pair,
             router,
             far,
             dir,
             link,
-            far_link,
         }
     }
 
@@ -253,39 +173,17 @@ impl WgLab {
     /// The far end stops answering (it moves to another port), or answers
     /// again. The router's own links do not change.
     pub fn far_answers(&self, answers: bool) {
-        let port = if answers { PORT } else { "51821" };
-        let status = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.far.name,
-                "wg",
-                "set",
-                &self.far_link,
-                "listen-port",
-                port,
-            ])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        self.pair.far_answers(&self.far, answers);
     }
 
     /// `ip -n ROUTER ARGS` output.
     pub fn router_ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", self.router.name.as_str()];
-        all.extend_from_slice(args);
-        output("ip", &all)
+        self.router.ip_output(args).trim().to_owned()
     }
 
     /// Whether the near tunnel exists.
     pub fn link_exists(&self) -> bool {
-        Command::new("ip")
-            .args(["-n", &self.router.name, "link", "show", &self.link])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap()
-            .success()
+        self.router.has_link(&self.link)
     }
 
     /// The router's route to the far LAN: its device, if there is one.
@@ -311,7 +209,7 @@ impl WgLab {
 
     /// Processes whose command line names the near tunnel.
     pub fn tunnel_processes(&self) -> usize {
-        output("ps", &["-eo", "args"])
+        stdout_of(tool("ps").args(["-eo", "args"]))
             .lines()
             .filter(|l| l.contains(&self.link) && !l.contains("ps -eo"))
             .count()
@@ -324,13 +222,8 @@ impl WgLab {
 }
 
 impl Drop for WgLab {
+    /// The service goes first: it may hold the tunnel up.
     fn drop(&mut self) {
         drop(self.service.take());
-        let _ = Command::new("ip")
-            .args(["-n", &self.router.name, "link", "del", &self.link])
-            .status();
-        let _ = Command::new("ip")
-            .args(["-n", &self.far.name, "link", "del", &self.far_link])
-            .status();
     }
 }

@@ -1,0 +1,121 @@
+//! The programs the lab runs, and the Debian package each comes in: one
+//! that is missing fails the test at once with a message that names it,
+//! never with an unwrap of NotFound or a wait that runs out. `./run-tests`
+//! installs them all.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Each program the tests and the benchmark run, with its Debian package.
+pub const TOOLS: &[(&str, &str)] = &[
+    ("ip", "iproute2"),
+    ("unshare", "util-linux"),
+    ("nsenter", "util-linux"),
+    ("setpriv", "util-linux"),
+    ("runuser", "util-linux"),
+    ("prlimit", "util-linux"),
+    ("mount", "mount"),
+    ("umount", "mount"),
+    ("groupdel", "passwd"),
+    ("userdel", "passwd"),
+    ("bash", "bash"),
+    ("gcc", "gcc"),
+    ("pkg-config", "pkg-config"),
+    ("dbus-daemon", "dbus-daemon"),
+    ("wireguard-go", "wireguard-go"),
+    ("wg", "wireguard-tools"),
+    ("wg-quick", "wireguard-tools"),
+    ("ping", "iputils-ping"),
+    ("ps", "procps"),
+    ("pkill", "procps"),
+    ("pgrep", "procps"),
+    ("nats-server", "nats-server"),
+    ("systemd-socket-activate", "systemd"),
+    ("curl", "curl"),
+    ("zsh", "zsh"),
+    ("fish", "fish"),
+    ("man", "man-db"),
+    ("ldd", "libc-bin"),
+    ("readelf", "binutils"),
+];
+
+/// The Debian package `program` comes in.
+pub fn package_of(program: &str) -> &'static str {
+    TOOLS
+        .iter()
+        .find(|(tool, _)| *tool == program)
+        .map_or("?", |(_, package)| package)
+}
+
+fn on_path(program: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .any(|dir| is_executable(&dir.join(program)))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Fails now, naming its package, when `program` is not installed.
+pub fn require(program: &str) {
+    assert!(
+        on_path(program),
+        "{program} is not installed: it is in the Debian package {package} \
+         (apt-get install {package}; ./run-tests installs everything the tests need)",
+        package = package_of(program)
+    );
+}
+
+/// `program` as a command, once it is known to be installed.
+pub fn tool(program: &str) -> Command {
+    require(program);
+    Command::new(program)
+}
+
+/// Fails the test, loudly, when not root: the lab makes namespaces.
+pub fn require_root() {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "the integration tests create network namespaces and must run as root (sudo ./run-tests)"
+    );
+    ddmd::raise_descriptor_limit();
+}
+
+/// Runs `program`, failing the test (with its stderr) if it fails.
+pub fn run(program: &str, args: &[&str]) {
+    stdout_of(tool(program).args(args));
+}
+
+/// What `command` prints, failing the test (with its stderr) if it fails.
+pub fn stdout_of(command: &mut Command) -> String {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_tool_names_its_package() {
+        let missing = std::panic::catch_unwind(|| require("wg-does-not-exist"));
+        let message = *missing.unwrap_err().downcast::<String>().unwrap();
+        assert!(
+            message.contains("wg-does-not-exist is not installed"),
+            "{message}"
+        );
+        assert_eq!(package_of("wireguard-go"), "wireguard-go");
+        assert_eq!(package_of("wg"), "wireguard-tools");
+        require("sh");
+    }
+}
