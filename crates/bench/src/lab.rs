@@ -1,103 +1,39 @@
-//! The bench's own test hosts: a router namespace with one veth whose peer
-//! is up in a far namespace, the real service running in the router
-//! namespace, and a private dbus-daemon. Everything it starts is stopped
-//! and removed when the lab is dropped.
+//! The bench's lab, on `ddm_lab`'s: a router namespace with one veth
+//! (`va`) whose peer is up in the far namespace, the real service (this
+//! executable, `__serve`) in the router namespace, and a private
+//! dbus-daemon for the D-Bus anchor; helper roles of this executable;
+//! placing every process on one CPU.
 
 use crate::netlink::Flipper;
-use nix::sched::{setns, CloneFlags};
-use std::fs::File;
+pub use ddm_lab::{wait_until as wait_for, Netns, Process, Service};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const LINK: &str = "va";
 
-fn run(program: &str, args: &[&str]) {
-    let out = Command::new(program).args(args).output().expect(program);
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    fn new(role: &str) -> Netns {
-        let name = format!("ddmb-{}-{role}", std::process::id());
-        run("ip", &["netns", "add", &name]);
-        Netns { name }
-    }
-
-    pub fn ip(&self, args: &[&str]) {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        run("ip", &all);
-    }
-
-    /// Runs `f` with this thread inside the namespace: sockets it creates
-    /// stay in it.
-    pub fn enter<T>(&self, f: impl FnOnce() -> T) -> T {
-        let home = File::open("/proc/thread-self/ns/net").expect("own namespace");
-        let target = File::open(format!("/run/netns/{}", self.name)).expect("namespace");
-        setns(&target, CloneFlags::CLONE_NEWNET).expect("setns into the lab");
-        let result = f();
-        setns(&home, CloneFlags::CLONE_NEWNET).expect("setns back");
-        result
-    }
-}
-
-impl Drop for Netns {
-    /// Kills what still runs in the namespace (a wireguard-go keeps it,
-    /// and itself, alive), then deletes it.
-    fn drop(&mut self) {
-        let script = format!(
-            "ip netns pids {0} | xargs -r kill -9; ip netns del {0}",
-            self.name
-        );
-        let _ = Command::new("sh").args(["-c", &script]).status();
-    }
-}
-
-/// A child process, killed and reaped on drop.
-pub struct Process(pub Child);
-
-impl Process {
-    pub fn pid(&self) -> i32 {
-        self.0.id() as i32
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The service is this executable in its `__serve` role, which takes what
+/// `ddm serve` takes.
+pub fn serve_as_self() {
+    ddm_lab::service::set_program(ddm_lab::service::Program {
+        path: std::env::current_exe().expect("own path"),
+        leading: vec!["__serve".into()],
+    });
 }
 
 /// Starts this same executable with a hidden role (see main.rs).
 /// Its stderr goes to `log`.
 pub fn spawn_self(netns: Option<&Netns>, args: &[&str], log: Stdio) -> Process {
-    spawn(netns, args, Stdio::null(), log, None)
+    spawn(netns, args, Stdio::null(), log)
 }
 
 /// Starts this executable in `netns` with `stdin` as its standard input.
 pub fn spawn_self_with_stdin(netns: &Netns, args: &[&str], stdin: Stdio) -> Process {
-    spawn(Some(netns), args, stdin, Stdio::inherit(), None)
+    spawn(Some(netns), args, stdin, Stdio::inherit())
 }
 
-/// Starts this executable; `state`, if given, is its STATE_DIRECTORY (the
-/// service's journal goes there).
-fn spawn(
-    netns: Option<&Netns>,
-    args: &[&str],
-    stdin: Stdio,
-    log: Stdio,
-    state: Option<&std::path::Path>,
-) -> Process {
+/// Starts this executable.
+fn spawn(netns: Option<&Netns>, args: &[&str], stdin: Stdio, log: Stdio) -> Process {
     let me = std::env::current_exe().expect("own path");
     let mut command = match netns {
         Some(ns) => {
@@ -107,9 +43,6 @@ fn spawn(
         }
         None => Command::new(me),
     };
-    if let Some(state) = state {
-        command.env("STATE_DIRECTORY", state);
-    }
     command
         .args(args)
         .stdin(stdin)
@@ -133,13 +66,7 @@ pub fn clean_up_on_interrupt() {
         if signals.wait().is_err() {
             return;
         }
-        let pid = std::process::id();
-        for role in ["r", "f"] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &format!("ddmb-{pid}-{role}")])
-                .status();
-        }
-        let _ = std::fs::remove_dir_all(format!("/tmp/ddm-bench-{pid}"));
+        ddm_lab::netns::remove_all();
         // The dialing workload's wireguard-go daemons left their group.
         let _ = Command::new("pkill")
             .args(["-f", "^wireguard-go wgb"])
@@ -147,14 +74,6 @@ pub fn clean_up_on_interrupt() {
         eprintln!("ddm-bench: interrupted; the lab is removed");
         let _ = nix::sys::signal::killpg(nix::unistd::getpgrp(), Signal::SIGKILL);
     });
-}
-
-pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Descriptors this process (and the service, which inherits the limit)
@@ -171,12 +90,11 @@ pub const SPARE_DESCRIPTORS: usize = 256;
 pub struct Lab {
     pub router: Netns,
     pub far: Netns,
-    /// The service's configuration file, if it has one.
-    config: Option<PathBuf>,
+    /// For the workloads' scripts and files.
+    scratch: Option<tempfile::TempDir>,
     pub dir: PathBuf,
     pub index: u32,
-    pub service: Process,
-    pub socket: PathBuf,
+    pub service: Service,
     _bus: Process,
     pub bus_address: String,
 }
@@ -192,33 +110,22 @@ impl Lab {
     pub fn with_config(
         config: impl FnOnce(&Netns, &Netns, &std::path::Path) -> Option<String>,
     ) -> Lab {
-        let router = Netns::new("r");
-        let far = Netns::new("f");
-        // A veth whose peer has its own index is an urgent linkwatch event;
-        // with equal indexes the kernel delays carrier news up to a second.
-        far.ip(&[
-            "link", "add", "spacer0", "type", "veth", "peer", "name", "spacer1",
-        ]);
-        router.ip(&[
-            "link", "add", LINK, "type", "veth", "peer", "name", "vap", "netns", &far.name,
-        ]);
+        let (router, far) = ddm_lab::lab::namespaces();
+        router.veth_to(LINK, "vap", &far);
         far.ip(&["link", "set", "vap", "up"]);
         let index = router.enter(|| nix::net::if_::if_nametoindex(LINK).expect("link index"));
-        let dir = PathBuf::from(format!("/tmp/ddm-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-
-        let socket = dir.join("ddm.sock");
-        let config = config(&router, &far, &dir).map(|text| {
-            let path = dir.join("ddm.toml");
-            std::fs::write(&path, text).expect("configuration");
-            path
-        });
-        let service = start_service(&router, &dir, &socket, config.as_deref());
+        let scratch = tempfile::Builder::new()
+            .prefix("ddm-bench-")
+            .tempdir()
+            .expect("a directory");
+        let dir = scratch.path().to_owned();
+        let config = config(&router, &far, &dir);
+        let service = Service::start(&router, config.as_deref(), None);
 
         let bus_path = dir.join("bus");
         let bus_address = format!("unix:path={}", bus_path.display());
         let bus = Process(
-            Command::new("dbus-daemon")
+            ddm_lab::tool("dbus-daemon")
                 .args([
                     "--session",
                     "--nofork",
@@ -227,7 +134,7 @@ impl Lab {
                 ])
                 .stdout(Stdio::null())
                 .spawn()
-                .expect("dbus-daemon is needed (Debian package dbus-daemon)"),
+                .expect("dbus-daemon"),
         );
         wait_for("dbus-daemon", || {
             dbus::channel::Channel::open_private(&bus_address).is_ok()
@@ -235,11 +142,10 @@ impl Lab {
         Lab {
             router,
             far,
-            config,
+            scratch: Some(scratch),
             dir,
             index,
             service,
-            socket,
             _bus: bus,
             bus_address,
         }
@@ -247,40 +153,21 @@ impl Lab {
 
     /// Kills the service (SIGKILL) and starts a new one on the same socket.
     pub fn restart_service(&mut self) {
-        let _ = self.service.0.kill();
-        let _ = self.service.0.wait();
-        self.service = start_service(
-            &self.router,
-            &self.dir,
-            &self.socket,
-            self.config.as_deref(),
-        );
+        self.service.restart();
     }
 
-    /// Stops the service cleanly and starts it again with configuration
+    /// Stops the service cleanly and starts a new one with configuration
     /// `text` (None: the built-in defaults).
     pub fn reconfigure(&mut self, text: Option<&str>) {
         self.stop_service();
-        self.config = text.map(|text| {
-            let path = self.dir.join("ddm.toml");
-            std::fs::write(&path, text).expect("configuration");
-            path
-        });
-        self.service = start_service(
-            &self.router,
-            &self.dir,
-            &self.socket,
-            self.config.as_deref(),
-        );
+        self.service = Service::start(&self.router, text, None);
     }
 
     /// Stops the service with SIGTERM, as a clean stop, and returns its
     /// log.
     pub fn stop_service(&mut self) -> String {
-        let pid = nix::unistd::Pid::from_raw(self.service.pid());
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let _ = self.service.0.wait();
-        std::fs::read_to_string(self.dir.join("ddm.log")).unwrap_or_default()
+        self.service.stop_with(nix::sys::signal::Signal::SIGTERM);
+        self.service.log()
     }
 
     pub fn flipper(&self) -> Flipper {
@@ -290,84 +177,34 @@ impl Lab {
     }
 
     pub fn connect(&self) -> mprapi::Server {
-        mprapi::Server::connect_socket(&self.socket).expect("connect to the service")
+        self.service.connect()
     }
 
     /// A session with one auto-reset event registered on it.
     pub fn registered_session(&self) -> (mprapi::Server, mprapi::Event) {
-        let server = self.connect();
-        let event = mprapi::Event::auto().expect("eventfd");
-        server
-            .register_connection_notification(&event)
-            .expect("register");
-        (server, event)
+        self.service.registered_session()
     }
 
     /// Resident memory of the service, in bytes.
     pub fn service_rss(&self) -> u64 {
-        proc_status_kib(self.service.pid(), "VmRSS:") * 1024
+        self.service.rss_kib() * 1024
     }
 
     /// CPU time the service has used (user + system).
     pub fn service_cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.service.pid())).unwrap();
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-            .ok()
-            .flatten()
-            .unwrap_or(100) as u64;
-        Duration::from_micros(ticks * 1_000_000 / hz)
+        self.service.cpu()
     }
 }
 
-/// The service, as `ddm serve` runs it, logging into `dir`.
-fn start_service(
-    router: &Netns,
-    dir: &std::path::Path,
-    socket: &std::path::Path,
-    config: Option<&std::path::Path>,
-) -> Process {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("ddm.log"))
-        .expect("service log");
-    let mut args = vec!["__serve", socket.to_str().unwrap()];
-    args.extend(config.and_then(|c| c.to_str()));
-    let service = spawn(
-        Some(router),
-        &args,
-        Stdio::null(),
-        Stdio::from(log),
-        Some(&dir.join("state")),
-    );
-    wait_for("the service", || {
-        mprapi::Server::connect_socket(socket).is_ok()
-    });
-    service
-}
-
-fn proc_status_kib(pid: i32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 impl Drop for Lab {
-    /// Removes the lab's directory, unless DDM_BENCH_KEEP is set (to read
-    /// the service's log after a run).
+    /// `DDM_LAB_KEEP` keeps the scratch directory too.
     fn drop(&mut self) {
-        if std::env::var_os("DDM_BENCH_KEEP").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(scratch) = self
+            .scratch
+            .take()
+            .filter(|_| std::env::var_os("DDM_LAB_KEEP").is_some())
+        {
+            eprintln!("kept {}", scratch.keep().display());
         }
     }
 }

@@ -147,11 +147,13 @@ fn main() -> ExitCode {
     // Helper roles: this executable started again by the lab.
     let argv: Vec<String> = std::env::args().collect();
     match argv.get(1).map(String::as_str) {
+        // What `ddm serve` takes: --socket PATH [--config FILE].
         Some("__serve") => {
-            return ddmd::daemon::main(
-                argv.get(3).map(PathBuf::from),
-                argv.get(2).map(PathBuf::from),
-            )
+            let value = |flag: &str| {
+                let at = argv.iter().position(|a| a == flag)?;
+                argv.get(at + 1).map(PathBuf::from)
+            };
+            return ddmd::daemon::main(value("--config"), value("--socket"));
         }
         Some("__dbus-publisher") => dbus_anchor::publisher_main(&argv[2]),
         Some("__echo") => workloads::registration::echo_main(),
@@ -174,6 +176,7 @@ fn main() -> ExitCode {
     }
     ddmd::raise_descriptor_limit();
     lab::clean_up_on_interrupt();
+    lab::serve_as_self();
     if let Some(Soak::Soak {
         minutes,
         sessions,

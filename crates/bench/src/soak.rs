@@ -241,7 +241,7 @@ fn warm_up(
     seed: &mut u64,
 ) -> (usize, u64) {
     let own = witness.sessions().map_or(1, |s| s.len());
-    let mut workers = spawn_workers(&lab.socket, count, per_worker, seed);
+    let mut workers = spawn_workers(&lab.service.socket, count, per_worker, seed);
     // Long enough for the allocator to reach the size the rounds need.
     for _ in 0..6 {
         all(&mut workers, "churn 400");
@@ -256,13 +256,13 @@ fn warm_up(
 /// SIGKILLs the service, has every worker call on every open session, and
 /// starts the service again; a reconnecting handle must come back.
 fn outage(lab: &mut Lab, workers: &mut [Worker]) -> Outage {
-    let handle = ReconnectingServer::connect_socket(&lab.socket).expect("reconnecting handle");
+    let handle =
+        ReconnectingServer::connect_socket(&lab.service.socket).expect("reconnecting handle");
     let event = Event::auto().expect("eventfd");
     handle
         .register_connection_notification(&event)
         .expect("register");
-    let _ = lab.service.0.kill();
-    let _ = lab.service.0.wait();
+    lab.service.kill();
     let mut report = Outage::default();
     for reply in all(workers, "probe") {
         let numbers: Vec<u64> = reply
@@ -291,7 +291,7 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
     let mut witness = lab.connect();
     churn.exercise(&witness, WARM_UP_STEPS);
     let (mut fds_start, mut rss_start) = warm_up(&lab, &witness, processes, per_worker, &mut seed);
-    let mut workers = spawn_workers(&lab.socket, processes, per_worker, &mut seed);
+    let mut workers = spawn_workers(&lab.service.socket, processes, per_worker, &mut seed);
 
     let mut stream = witness.subscribe().expect("witness stream");
     let mut first_seq = stream.snapshot().seq;
@@ -304,7 +304,7 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
     let (started, deadline) = (Instant::now(), Instant::now() + total);
     // The stuck client, and a bystander whose wake-up is timed.
     let stop_for = (total / 4).min(Duration::from_secs(30));
-    let mut stuck = Some(spawn_stuck(&lab.socket));
+    let mut stuck = Some(spawn_stuck(&lab.service.socket));
     let mut stopped_at: Option<(Instant, u64)> = None;
     let mut stuck_report = None;
     let (mut wakes_before, mut wakes_during) = (Vec::new(), Vec::new());
@@ -360,7 +360,7 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
             drop(workers);
             churn.exercise(&witness, WARM_UP_STEPS);
             (fds_start, rss_start) = warm_up(&lab, &witness, processes, per_worker, &mut seed);
-            workers = spawn_workers(&lab.socket, processes, per_worker, &mut seed);
+            workers = spawn_workers(&lab.service.socket, processes, per_worker, &mut seed);
             stream = witness.subscribe().expect("witness stream");
             first_seq = stream.snapshot().seq;
             last_seq = first_seq;
@@ -381,7 +381,7 @@ pub fn run(minutes: f64, sessions: usize, processes: usize) -> bool {
         if dice.below(3) == 0 {
             let victim = dice.below(workers.len());
             seed += 1;
-            workers[victim] = Worker::spawn(&lab.socket, per_worker, seed); // the old one is SIGKILLed on drop
+            workers[victim] = Worker::spawn(&lab.service.socket, per_worker, seed); // the old one is SIGKILLed on drop
             kills += 1;
         }
         // Checkpoint: once the churn's last changes have landed, drain

@@ -27,8 +27,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
-const IFF_UP: u32 = libc::IFF_UP as u32;
-const IFF_RUNNING: u32 = libc::IFF_RUNNING as u32;
+pub(crate) const IFF_UP: u32 = libc::IFF_UP as u32;
+pub(crate) const IFF_RUNNING: u32 = libc::IFF_RUNNING as u32;
+pub(crate) const IFF_LOOPBACK: u32 = libc::IFF_LOOPBACK as u32;
 
 /// What the kernel reports of one link (RTM_NEWLINK).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,10 +46,19 @@ pub(crate) const IF_OPER_UNKNOWN: u8 = 0;
 pub(crate) const IF_OPER_UP: u8 = 6;
 
 impl LinkState {
+    /// Set up by its administrator (IFF_UP).
+    pub fn is_up(&self) -> bool {
+        self.flags & IFF_UP != 0
+    }
+
+    pub fn is_loopback(&self) -> bool {
+        self.flags & IFF_LOOPBACK != 0
+    }
+
     /// Up with carrier: IFF_UP and IFF_RUNNING, with operstate UP, or
     /// UNKNOWN as loopback and tun report.
     pub fn is_connected(&self) -> bool {
-        self.flags & IFF_UP != 0
+        self.is_up()
             && self.flags & IFF_RUNNING != 0
             && matches!(self.operstate, IF_OPER_UP | IF_OPER_UNKNOWN)
     }
@@ -64,7 +74,7 @@ impl LinkState {
 
     /// MPR_INTERFACE_0's unreachability reasons.
     pub fn unreachability_reasons(&self) -> u32 {
-        if self.flags & IFF_UP == 0 {
+        if !self.is_up() {
             unreachability::ADMIN_DISABLED
         } else if !self.is_connected() {
             unreachability::NO_MEDIA_SENSE

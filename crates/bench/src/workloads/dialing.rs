@@ -212,7 +212,7 @@ fn flapping(lab: &Lab, flips: usize, report: &mut Report) {
     let busy = Arc::new(AtomicBool::new(true));
     let trouble = {
         let (busy, far) = (busy.clone(), lab.far.name.clone());
-        let socket = lab.socket.clone();
+        let socket = lab.service.socket.clone();
         std::thread::spawn(move || {
             let server = mprapi::Server::connect_socket(&socket).expect("connect");
             let mut churn = declared::Churn::new(&far, DECLARED);

@@ -6,14 +6,14 @@
 //! behind the commit at 1,000 changes/s, as a fleet watcher sees it.
 
 use super::latency::sample;
-use crate::lab::{on_one_cpu, Lab, Link, Netns, Process};
+use crate::lab::{on_one_cpu, Lab, Link};
 use crate::listeners::Mechanism;
 use crate::report::Report;
 use crate::stats::Summary;
 use ddm_fleet::{self as fleet, FleetWatch};
+use ddm_lab::nats::NatsServer;
 use ddmd::record::export::Broker;
 use mprapi::JournalStatus;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const OFF: &str = "ddm, journal off";
@@ -23,48 +23,15 @@ const LATENCY: &str = "journal: notification latency";
 const STALL_ROUNDS: usize = 5;
 const EXPORT: &str = "journal: export lag at 1000 changes/s";
 
-/// A nats-server with JetStream in `netns`, its store and log in `dir`;
-/// returns it with its port.
-fn start_broker(netns: &Netns, dir: &std::path::Path) -> (Process, u16) {
-    netns.ip(&["link", "set", "lo", "up"]);
-    let log = dir.join("nats.log");
-    let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &netns.name,
-            "nats-server",
-            "-js",
-            "-a",
-            "127.0.0.1",
-        ])
-        .args(["-p", "-1", "-sd"])
-        .arg(dir.join("js"))
-        .arg("-l")
-        .arg(&log)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server is needed (Debian package nats-server)");
-    let mut port = None;
-    crate::lab::wait_for("nats-server", || {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        port = text
-            .lines()
-            .find(|l| l.contains("Listening for client connections on"))
-            .and_then(|l| l.rsplit(':').next()?.trim().parse().ok());
-        port.is_some() && text.contains("Server is ready")
-    });
-    (Process(child), port.unwrap())
-}
-
 pub fn run(rounds: usize, flips: usize, export_time: Duration, report: &mut Report) {
     let mut broker = None;
-    let mut lab = Lab::with_config(|router, _, dir| {
-        broker = Some(start_broker(router, dir));
+    let mut lab = Lab::with_config(|router, _, _| {
+        // Plain TCP on the router's loopback.
+        broker = Some(NatsServer::start(router, "host: 127.0.0.1\n"));
         None
     });
-    let (_broker, port) = broker.expect("the broker");
+    let broker = broker.expect("the broker");
+    let port = broker.port;
     latency(&mut lab, rounds, flips, report);
     on_one_cpu(|| stalled(&mut lab, flips, report));
     export_lag(&mut lab, port, export_time, report);

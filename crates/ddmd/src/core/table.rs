@@ -10,9 +10,6 @@ use ddm_proto::message::Interface;
 use ddm_proto::model::{interface_type, ConnectionState};
 use std::collections::{BTreeMap, HashSet};
 
-const IFF_UP: u32 = libc::IFF_UP as u32;
-const IFF_LOOPBACK: u32 = libc::IFF_LOOPBACK as u32;
-
 /// One committed change of an interface's connected-ness.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
@@ -202,8 +199,8 @@ fn to_interface(entry: &Entry) -> Interface {
     Interface {
         name: link.name.clone(),
         handle: entry.handle,
-        enabled: link.flags & IFF_UP != 0,
-        if_type: if link.flags & IFF_LOOPBACK != 0 {
+        enabled: link.is_up(),
+        if_type: if link.is_loopback() {
             interface_type::LOOPBACK
         } else {
             interface_type::DEDICATED
@@ -219,10 +216,8 @@ fn to_interface(entry: &Entry) -> Interface {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::links::{IF_OPER_UNKNOWN, IF_OPER_UP};
+    use crate::links::{IFF_LOOPBACK, IFF_RUNNING, IFF_UP, IF_OPER_UNKNOWN, IF_OPER_UP};
     use ddm_proto::model::unreachability;
-
-    const IFF_RUNNING: u32 = libc::IFF_RUNNING as u32;
     use ConnectionState::*;
 
     fn link(index: u32, name: &str, up: bool, carrier: bool) -> LinkState {
