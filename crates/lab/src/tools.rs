@@ -1,50 +1,23 @@
-//! The programs the lab runs, and the Debian package each comes in: one
-//! that is missing fails the test at once with a message that names it,
-//! never with an unwrap of NotFound or a wait that runs out. `./run-tests`
-//! installs them all.
+//! The programs the lab runs, and the Debian package each comes in
+//! (`tools.txt`): one that is missing fails the test at once with a message
+//! that names its package, never with an unwrap of NotFound or a wait that
+//! runs out. `./run-tests` installs them all.
 
 use std::path::Path;
 use std::process::Command;
 
-/// Each program the tests and the benchmark run, with its Debian package.
-pub const TOOLS: &[(&str, &str)] = &[
-    ("ip", "iproute2"),
-    ("unshare", "util-linux"),
-    ("nsenter", "util-linux"),
-    ("setpriv", "util-linux"),
-    ("runuser", "util-linux"),
-    ("prlimit", "util-linux"),
-    ("mount", "mount"),
-    ("umount", "mount"),
-    ("groupdel", "passwd"),
-    ("userdel", "passwd"),
-    ("bash", "bash"),
-    ("gcc", "gcc"),
-    ("pkg-config", "pkg-config"),
-    ("dbus-daemon", "dbus-daemon"),
-    ("wireguard-go", "wireguard-go"),
-    ("wg", "wireguard-tools"),
-    ("wg-quick", "wireguard-tools"),
-    ("ping", "iputils-ping"),
-    ("ps", "procps"),
-    ("pkill", "procps"),
-    ("pgrep", "procps"),
-    ("nats-server", "nats-server"),
-    ("systemd-socket-activate", "systemd"),
-    ("curl", "curl"),
-    ("zsh", "zsh"),
-    ("fish", "fish"),
-    ("man", "man-db"),
-    ("ldd", "libc-bin"),
-    ("readelf", "binutils"),
-];
+/// Each program the tests and the benchmark run, with its Debian package
+/// (`tools.txt`, which `./run-tests` installs from).
+const TOOLS: &str = include_str!("../tools.txt");
 
 /// The Debian package `program` comes in.
 pub fn package_of(program: &str) -> &'static str {
     TOOLS
-        .iter()
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split_once(' '))
         .find(|(tool, _)| *tool == program)
-        .map_or("?", |(_, package)| package)
+        .map_or("?", |(_, package)| package.trim())
 }
 
 fn on_path(program: &str) -> bool {

@@ -15,24 +15,25 @@ fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Where `cargo test` leaves libmprapi.so.
-/// A directory with the library under its soname (libmprapi.so.0, what
-/// the programs ask for) and its linker name, both links to the one cargo
-/// built.
-fn library_dir() -> PathBuf {
-    let target = Path::new(DDM).parent().unwrap();
-    let built = target.join("deps/libmprapi.so");
-    let dir = target.join("c-tests/lib");
-    std::fs::create_dir_all(&dir).unwrap();
-    for name in ["libmprapi.so.0", "libmprapi.so"] {
-        // Tests run in parallel: each makes its link and renames it over.
-        static LINKS: AtomicU32 = AtomicU32::new(0);
-        let serial = LINKS.fetch_add(1, Ordering::Relaxed);
-        let temporary = dir.join(format!(".{name}-{}-{serial}", std::process::id()));
-        std::os::unix::fs::symlink(&built, &temporary).unwrap();
-        std::fs::rename(&temporary, dir.join(name)).unwrap();
-    }
-    dir
+/// The build tree's `pkg-config --cflags --libs mprapi`, as a C
+/// programmer uses it (`PKG_CONFIG_PATH=target/<profile>/pkgconfig`): the
+/// tree's headers, the library cargo built, an rpath to it.
+fn tree_flags() -> Vec<String> {
+    let profile = Path::new(DDM).parent().unwrap();
+    let library = profile.join("libmprapi.so");
+    let fresh = profile.join("deps/libmprapi.so");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    assert!(
+        modified(&library).is_some() && modified(&library) >= modified(&fresh),
+        "{} is missing or older than the library cargo just built: `cargo build` makes it (./run-tests does)",
+        library.display()
+    );
+    let flags = stdout_of(
+        tool("pkg-config")
+            .args(["--cflags", "--libs", "mprapi"])
+            .env("PKG_CONFIG_PATH", profile.join("pkgconfig")),
+    );
+    flags.split_whitespace().map(str::to_owned).collect()
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -52,19 +53,15 @@ pub fn compile(source: &str, build: Build) -> PathBuf {
     let serial = BUILDS.fetch_add(1, Ordering::Relaxed);
     let flavour = if build == Build::Plain { "" } else { "-asan" };
     let output = dir.join(format!("{name}{flavour}-{}-{serial}", std::process::id()));
-    let lib = library_dir();
     let mut gcc = tool("gcc");
     gcc.args(["-std=gnu11", "-g", "-Wall", "-Wextra", "-Werror"])
-        .arg("-I")
-        .arg(repo.join("include"))
         .arg("-I")
         .arg(repo.join("tests/c"))
         .arg(repo.join(source))
         .arg("-o")
         .arg(&output)
-        .arg(format!("-L{}", lib.display()))
-        .arg(format!("-Wl,-rpath,{}", lib.display()))
-        .args(["-lmprapi", "-lpthread"]);
+        .args(tree_flags())
+        .arg("-lpthread");
     if build == Build::AddressSanitizer {
         gcc.args(["-fsanitize=address", "-fno-omit-frame-pointer"]);
     }
@@ -206,7 +203,7 @@ fn the_pkg_config_file_builds_a_program_from_an_installed_library() {
         std::fs::copy(repo.join("include").join(header), include.join(header)).unwrap();
     }
     std::fs::copy(
-        library_dir().join("libmprapi.so"),
+        Path::new(DDM).parent().unwrap().join("libmprapi.so"),
         lib.join("libmprapi.so.0"),
     )
     .unwrap();

@@ -142,14 +142,11 @@ fn each_role_by_certificate_and_every_bad_certificate_refused() {
             .count()
     };
     let before = refusals();
-    let out = tool("ip")
-        .args([
-            "netns",
-            "exec",
-            &r.clients.netns.name,
-            "openssl",
-            "s_client",
-        ])
+    let out = r
+        .clients
+        .netns
+        .command("openssl")
+        .arg("s_client")
         .args([
             "-connect",
             &format!("{}:4850", r.address),
