@@ -7,7 +7,6 @@ use crate::wake::{Kind, Waiter};
 use std::any::Any;
 use std::os::fd::{AsFd, AsRawFd};
 use std::process::Stdio;
-use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mechanism {
@@ -95,7 +94,7 @@ pub fn set_up(lab: &Lab, mechanism: Mechanism, n: usize, connected: bool) -> Lis
                     target,
                 );
                 assert!(
-                    event.wait(Some(Duration::from_secs(10))),
+                    event.wait(Some(ddm_lab::PATIENCE)),
                     "the relay did not start"
                 );
                 let waiter = Waiter {

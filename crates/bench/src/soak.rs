@@ -274,8 +274,8 @@ fn outage(lab: &mut Lab, workers: &mut [Worker]) -> Outage {
         report.slow += numbers.get(1).copied().unwrap_or(0);
     }
     lab.restart_service();
-    report.reconnected = handle.wait_connected(Duration::from_secs(10))
-        && event.wait(Some(Duration::from_secs(10)))
+    report.reconnected = handle.wait_connected(ddm_lab::PATIENCE)
+        && event.wait(Some(ddm_lab::PATIENCE))
         && !event.wait(Some(Duration::from_millis(300)));
     report
 }
@@ -496,7 +496,7 @@ fn descriptors(lab: &Lab) -> usize {
 
 /// Waits until the witness sees a commit after `seq`; returns the new seq.
 fn wait_for_commit(stream: &mprapi::EventStream, seq: u64, tally: &mut DialTally) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + ddm_lab::PATIENCE;
     let mut latest = seq;
     while latest <= seq {
         assert!(Instant::now() < deadline, "no commit seen after a flip");

@@ -12,8 +12,9 @@ pub mod remote;
 
 use std::time::Duration;
 
-/// How long a waiter may take before it counts as never woken.
-pub const PATIENCE: Duration = Duration::from_secs(5);
+/// How long a waiter may take before it counts as never woken: the lab's
+/// one patience.
+pub use ddm_lab::PATIENCE;
 
 /// Time for a flip's tail (late notifications) to pass before the next.
 pub fn settle() {
