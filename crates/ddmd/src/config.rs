@@ -54,13 +54,13 @@ pub enum ConfigError {
 impl Config {
     /// Reads a TOML file; fields it does not name keep their defaults.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = read_bounded(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
         let mut config = Self::parse(&text).map_err(|message| ConfigError::Parse {
             path: path.to_owned(),
-            message,
+            message: crate::bounds::cut(&message, MAX_MESSAGE_BYTES),
         })?;
         config.path = Some(path.to_owned());
         if !config.interfaces.is_empty() && !is_trusted(path) {
@@ -73,6 +73,12 @@ impl Config {
 
     fn parse(text: &str) -> Result<Config, String> {
         let mut config: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        crate::bounds::within(
+            "the number of [[interface]] tables",
+            config.interfaces.len(),
+            0..=config.limits.max_interfaces,
+        )
+        .map_err(|e| format!("{e} (limits.max_interfaces)"))?;
         declaration::check_all(&mut config.interfaces)?;
         config.validate()?;
         Ok(config)
@@ -88,6 +94,9 @@ impl Config {
         if let Some(remote) = &self.remote {
             remote.check()?;
         }
+        if let Some(metrics) = &self.metrics {
+            metrics.check()?;
+        }
         if let Some(export) = &self.export {
             if self.journal.config().is_none() {
                 return Err("export: the journal is its outbox; it cannot be off".into());
@@ -96,6 +105,26 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The largest configuration file read: 8 MiB.
+pub const MAX_FILE_BYTES: u64 = 8 << 20;
+/// The most of an error message about a file that is told.
+const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// The file's text, refused when it is larger than [`MAX_FILE_BYTES`].
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_FILE_BYTES} bytes; a configuration file is not that big"
+        )));
+    }
+    Ok(text)
 }
 
 /// A file whose commands the service may run: owned by root or by the
@@ -204,5 +233,49 @@ mod tests {
             Config::load(file.path()),
             Err(ConfigError::Unsafe { .. })
         ));
+    }
+
+    #[test]
+    fn the_journal_queue_and_every_limit_have_a_range() {
+        for text in [
+            "[journal]\nqueue = 100000000",
+            "[journal]\nqueue = 9223372036854775807",
+            "[journal]\nmax_age_days = 9223372036854775807",
+            "[limits]\nstream_backlog = 9223372036854775807",
+            "[limits]\nhandshake_timeout_ms = 9223372036854775807",
+            "[limits]\nmax_frame_bytes = 9223372036854775807",
+            "[links]\nreceive_buffer_bytes = 1",
+            "[metrics]\nmax_connections = 0",
+        ] {
+            let error = Config::parse(text).unwrap_err();
+            assert!(error.contains(" to "), "{text}: {error}");
+        }
+        assert!(Config::parse("[journal]\nqueue = 262144").is_ok());
+    }
+
+    #[test]
+    fn the_number_of_interfaces_and_the_size_of_the_file_are_bounded() {
+        let interface = |n: usize| {
+            format!("[[interface]]\nname = \"i{n}\"\nlink = \"l{n}\"\nconnect = [\"x\"]\n")
+        };
+        let three: String = (0..3).map(interface).collect();
+        let error = Config::parse(&format!("[limits]\nmax_interfaces = 2\n{three}")).unwrap_err();
+        assert!(error.contains("max_interfaces"), "{error}");
+        assert!(Config::parse(&format!("[limits]\nmax_interfaces = 3\n{three}")).is_ok());
+
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, "#".repeat(MAX_FILE_BYTES as usize + 1)).unwrap();
+        let error = Config::load(&big).unwrap_err().to_string();
+        assert!(error.contains("larger than"), "{error}");
+        // A refused file with a 1 MB name says so in a short message.
+        let long = dir.path().join("long.toml");
+        std::fs::write(
+            &long,
+            format!("[[interface]]\nname = \"{}\"\n", "n".repeat(1 << 20)),
+        )
+        .unwrap();
+        let error = Config::load(&long).unwrap_err().to_string();
+        assert!(error.len() < 2048, "{} bytes", error.len());
     }
 }

@@ -20,9 +20,11 @@
 //! * [`core`]: the interface table, registrations and how a target is
 //!   signaled, the sessions' outboxes, outcomes, peers, limits;
 //! * [`links`]: kernel links over rtnetlink;
+//! * [`bounds`]: the range of every configured number, cut messages;
 //! * [`record`]: the journal (SQLite, its own thread) and its export to
 //!   NATS JetStream; [`ops`]: systemd, metrics, throttled logs, memory.
 
+pub mod bounds;
 pub mod clients;
 pub mod config;
 pub mod core;

@@ -108,12 +108,17 @@ impl Default for LinksConfig {
 }
 
 impl LinksConfig {
-    /// Every glob parses.
+    /// Every glob parses; the buffer is in its range.
     pub fn check(&self) -> Result<(), String> {
         for pattern in self.include.iter().chain(&self.exclude) {
-            glob::Pattern::new(pattern).map_err(|e| format!("link glob {pattern:?}: {e}"))?;
+            glob::Pattern::new(pattern)
+                .map_err(|e| format!("link glob {}: {e}", crate::bounds::quoted(pattern)))?;
         }
-        Ok(())
+        crate::bounds::within(
+            "links.receive_buffer_bytes",
+            self.receive_buffer_bytes,
+            4_096..=1 << 30,
+        )
     }
 }
 

@@ -23,6 +23,7 @@ const LAYERS: &[&[&str]] = &[
     &["core"],
     &["links"],
     &["record", "ops"],
+    &["bounds"],
 ];
 
 type Module = Vec<String>;

@@ -1,5 +1,6 @@
 //! `[limits]`: what bounds the service's memory, whatever clients do.
 
+use crate::bounds::within;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -7,6 +8,12 @@ use std::time::Duration;
 /// interface entry there can be (a 256-character name of 4-byte
 /// characters), so that a page of `MprAdminInterfaceEnum` is never empty.
 pub const MIN_FRAME_BYTES: usize = 2048;
+/// The largest `max_frame_bytes`: 16 MiB.
+pub const MAX_FRAME_BYTES: usize = 16 << 20;
+/// The most `max_sessions` (and per user or identity).
+pub const MAX_SESSIONS: usize = 1_000_000;
+/// The most `max_interfaces`.
+pub const MAX_INTERFACES: usize = 100_000;
 
 /// The limits that bound the service's memory. Each refusal is a clear error.
 #[derive(Debug, Clone, Deserialize)]
@@ -36,6 +43,8 @@ pub struct Limits {
     pub stream_backlog: usize,
     /// How long a shutdown waits for sessions to write what they hold.
     pub shutdown_timeout_ms: u64,
+    /// Interfaces a configuration may declare.
+    pub max_interfaces: usize,
 }
 
 impl Default for Limits {
@@ -52,6 +61,7 @@ impl Default for Limits {
             handshake_timeout_ms: 5_000,
             stream_backlog: 1_024,
             shutdown_timeout_ms: 2_000,
+            max_interfaces: 10_000,
         }
     }
 }
@@ -67,29 +77,60 @@ impl Limits {
 
     /// Every limit in its range.
     pub fn check(&self) -> Result<(), String> {
-        if self.max_frame_bytes < MIN_FRAME_BYTES
-            || self.max_sessions == 0
-            || self.stream_backlog == 0
-        {
-            return Err(format!(
-                "limits: max_frame_bytes must be at least {MIN_FRAME_BYTES}, max_sessions and stream_backlog at least 1"
-            ));
-        }
-        if self.admin_reserved_sessions >= self.max_sessions {
-            return Err(format!(
-                "limits: admin_reserved_sessions ({}) must be less than max_sessions ({})",
-                self.admin_reserved_sessions, self.max_sessions
-            ));
-        }
-        if self.max_sessions_per_user == 0
-            || self.max_pending_handshakes == 0
-            || self.max_sessions_per_identity == 0
-        {
-            return Err(
-                "limits: max_sessions_per_user, max_sessions_per_identity and max_pending_handshakes must be at least 1"
-                    .into(),
-            );
-        }
-        Ok(())
+        let ranges = [
+            within(
+                "limits.max_frame_bytes",
+                self.max_frame_bytes,
+                MIN_FRAME_BYTES..=MAX_FRAME_BYTES,
+            ),
+            within("limits.max_sessions", self.max_sessions, 1..=MAX_SESSIONS),
+            within(
+                "limits.admin_reserved_sessions",
+                self.admin_reserved_sessions,
+                0..=self.max_sessions.saturating_sub(1),
+            ),
+            within(
+                "limits.max_sessions_per_user",
+                self.max_sessions_per_user,
+                1..=MAX_SESSIONS,
+            ),
+            within(
+                "limits.max_sessions_per_identity",
+                self.max_sessions_per_identity,
+                1..=MAX_SESSIONS,
+            ),
+            within(
+                "limits.max_pending_handshakes",
+                self.max_pending_handshakes,
+                1..=65_536,
+            ),
+            within(
+                "limits.max_registrations_per_session",
+                self.max_registrations_per_session,
+                1..=65_536,
+            ),
+            within(
+                "limits.max_streams_per_session",
+                self.max_streams_per_session,
+                1..=4_096,
+            ),
+            within(
+                "limits.handshake_timeout_ms",
+                self.handshake_timeout_ms,
+                100..=600_000,
+            ),
+            within("limits.stream_backlog", self.stream_backlog, 1..=1_048_576),
+            within(
+                "limits.shutdown_timeout_ms",
+                self.shutdown_timeout_ms,
+                0..=600_000,
+            ),
+            within(
+                "limits.max_interfaces",
+                self.max_interfaces,
+                1..=MAX_INTERFACES,
+            ),
+        ];
+        ranges.into_iter().collect()
     }
 }

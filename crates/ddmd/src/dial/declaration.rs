@@ -6,9 +6,10 @@
 //! them all.
 
 use super::hours::DialoutHours;
+use crate::bounds::{quoted, within};
 use ddm_proto::model::MAX_CONNECT_TIMEOUT_SECS;
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -159,6 +160,16 @@ impl Route {
 const MAX_LINK_NAME: usize = 15;
 /// The longest interface name (MAX_INTERFACE_NAME_LEN).
 const MAX_NAME: usize = 256;
+/// `idle_disconnect_secs` at most: 30 days.
+const MAX_IDLE_SECS: u64 = 30 * 86_400;
+/// `redial_attempts` at most.
+const MAX_REDIAL_ATTEMPTS: u32 = 1_000;
+/// `redial_pause_secs` at most: a day.
+const MAX_PAUSE_SECS: u64 = 86_400;
+/// The UNREACHABLE retries' times at most: a week.
+const MAX_RETRY_SECS: u64 = 7 * 86_400;
+/// `hold_packets` at most.
+const MAX_HOLD_PACKETS: usize = 4_096;
 
 impl Declaration {
     pub fn connect_timeout(&self) -> Duration {
@@ -198,18 +209,22 @@ impl Declaration {
 
     fn check(&self) -> Result<(), String> {
         let name = &self.name;
-        let fail = |what: String| Err(format!("interface {name:?}: {what}"));
-        if name.is_empty() || name.chars().count() > MAX_NAME {
+        if name.is_empty() || name.chars().count() > MAX_NAME || name.contains(char::is_control) {
             return Err(format!(
-                "interface name {name:?} must have 1 to {MAX_NAME} characters"
+                "interface name {} must have 1 to {MAX_NAME} characters, none of them a control character",
+                quoted(name)
             ));
         }
+        let fail = |what: String| Err(format!("interface {}: {what}", quoted(name)));
         for (key, link) in [
             ("link", &self.link),
             ("trigger_device", &self.trigger_device),
         ] {
-            if link.is_empty() || link.len() > MAX_LINK_NAME || link.contains(['/', ' ', '\0']) {
-                return fail(format!("{key} {link:?} is not a kernel link name (1 to {MAX_LINK_NAME} bytes, no '/' or spaces)"));
+            if !is_link_name(link) {
+                return fail(format!(
+                    "{key} {} is not a name the kernel takes for a link (1 to {MAX_LINK_NAME} bytes, not \".\" or \"..\", no '/', ':', white space or control characters)",
+                    quoted(link)
+                ));
             }
         }
         if self.link == self.trigger_device {
@@ -224,31 +239,67 @@ impl Declaration {
         }
         if let Some(bad) = self.routes.iter().find(|r| Route::parse(r).is_none()) {
             return fail(format!(
-                "route {bad:?} is not an IPv4 prefix like \"192.168.20.0/24\""
+                "route {} is not an IPv4 prefix like \"192.168.20.0/24\"",
+                quoted(bad)
             ));
         }
         if self.dial == DialMode::Demand && self.routes.is_empty() {
             return fail("dial = \"demand\" needs routes".into());
         }
-        if !(1..=MAX_CONNECT_TIMEOUT_SECS).contains(&self.connect_timeout_secs) {
-            return fail(format!(
-                "connect_timeout_secs must be 1 to {MAX_CONNECT_TIMEOUT_SECS}"
-            ));
+        let ranges = [
+            within(
+                "connect_timeout_secs",
+                self.connect_timeout_secs,
+                1..=MAX_CONNECT_TIMEOUT_SECS,
+            ),
+            within(
+                "idle_disconnect_secs",
+                self.idle_disconnect_secs,
+                0..=MAX_IDLE_SECS,
+            ),
+            within(
+                "redial_attempts",
+                self.redial_attempts,
+                0..=MAX_REDIAL_ATTEMPTS,
+            ),
+            within(
+                "redial_pause_secs",
+                self.redial_pause_secs,
+                1..=MAX_PAUSE_SECS,
+            ),
+            within(
+                "unreachable_retry_secs",
+                self.unreachable_retry_secs,
+                1..=MAX_RETRY_SECS,
+            ),
+            within(
+                "unreachable_retry_step_secs",
+                self.unreachable_retry_step_secs,
+                0..=MAX_RETRY_SECS,
+            ),
+            within(
+                "unreachable_retry_max_secs",
+                self.unreachable_retry_max_secs,
+                self.unreachable_retry_secs..=MAX_RETRY_SECS,
+            ),
+            within("hold_packets", self.hold_packets, 1..=MAX_HOLD_PACKETS),
+        ];
+        if let Some(Err(range)) = ranges.into_iter().find(Result::is_err) {
+            return fail(range);
         }
-        if self.unreachable_retry_secs == 0
-            || self.unreachable_retry_max_secs < self.unreachable_retry_secs
-        {
-            return fail(
-                "unreachable_retry_secs must be at least 1 and at most unreachable_retry_max_secs"
-                    .into(),
-            );
-        }
-        if !(1..=4096).contains(&self.hold_packets) {
-            return fail("hold_packets must be 1 to 4096".into());
-        }
-        DialoutHours::parse(&self.dialout_hours).map_err(|e| format!("interface {name:?}: {e}"))?;
+        DialoutHours::parse(&self.dialout_hours)
+            .map_err(|e| format!("interface {}: {e}", quoted(name)))?;
         Ok(())
     }
+}
+
+/// The kernel's rules for a link name (`dev_valid_name`), and no control
+/// characters: 1 to 15 bytes, not "." or "..", no '/', ':' or white space.
+pub fn is_link_name(name: &str) -> bool {
+    (1..=MAX_LINK_NAME).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && !name.contains(|c: char| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
 }
 
 /// Completes and checks every declaration, and that names, links and
@@ -256,17 +307,32 @@ impl Declaration {
 pub fn check_all(declarations: &mut [Declaration]) -> Result<(), String> {
     let mut names = HashSet::new();
     let mut links = HashSet::new();
+    let mut routes: HashMap<(Ipv4Addr, u8), &str> = HashMap::new();
     for d in declarations.iter_mut() {
         d.complete();
         d.check()?;
+    }
+    for d in declarations.iter() {
         if !names.insert(d.name.clone()) {
-            return Err(format!("interface {:?} is declared twice", d.name));
+            return Err(format!("interface {} is declared twice", quoted(&d.name)));
         }
         for link in [&d.link, &d.trigger_device] {
             if !links.insert(link.clone()) {
                 return Err(format!(
-                    "interface {:?}: link {link:?} is used twice",
-                    d.name
+                    "interface {}: link {} is used twice",
+                    quoted(&d.name),
+                    quoted(link)
+                ));
+            }
+        }
+        for route in d.routes() {
+            if let Some(other) = routes.insert((route.address, route.prefix), &d.name) {
+                return Err(format!(
+                    "interfaces {} and {} both route {}/{}: one route has one interface",
+                    quoted(other),
+                    quoted(&d.name),
+                    route.address,
+                    route.prefix
                 ));
             }
         }
@@ -351,5 +417,62 @@ mod tests {
         }
         let twice = format!("{BRANCH}{BRANCH}");
         assert!(declared(&twice).unwrap_err().contains("twice"));
+    }
+
+    fn good(extra: &str) -> String {
+        format!("[[interface]]\nname = \"a\"\nlink = \"l\"\nconnect = [\"x\"]\n{extra}\n")
+    }
+
+    #[test]
+    fn every_number_has_a_range() {
+        for (key, value) in [
+            ("redial_pause_secs", "9223372036854775807"),
+            ("redial_pause_secs", "0"),
+            ("unreachable_retry_secs", "9223372036854775807"),
+            ("unreachable_retry_step_secs", "9223372036854775807"),
+            ("unreachable_retry_max_secs", "9223372036854775807"),
+            ("idle_disconnect_secs", "9223372036854775807"),
+            ("redial_attempts", "4000000000"),
+            ("hold_packets", "0"),
+        ] {
+            let error = declared(&good(&format!("{key} = {value}"))).unwrap_err();
+            assert!(
+                error.contains(key) && error.contains(" to "),
+                "{key} = {value}: {error}"
+            );
+        }
+        let longest = good(
+            "redial_pause_secs = 86400\nunreachable_retry_secs = 604800\n\
+             unreachable_retry_step_secs = 604800\nunreachable_retry_max_secs = 604800\n\
+             redial_attempts = 1000",
+        );
+        assert!(declared(&longest).is_ok());
+    }
+
+    #[test]
+    fn names_follow_the_kernels_rules_and_hold_no_control_characters() {
+        for link in ["d:1", "..", ".", "d\\t1", "d 1", "d/1", "d\\u0001"] {
+            let error = declared(&good(&format!("trigger_device = \"{link}\""))).unwrap_err();
+            assert!(error.contains("trigger_device"), "{link:?}: {error}");
+        }
+        assert!(declared(&good("trigger_device = \"ddm.a-b_c\"")).is_ok());
+        let error =
+            declared("[[interface]]\nname = \"a\\nforged\"\nlink = \"l\"\nconnect = [\"x\"]\n")
+                .unwrap_err();
+        assert!(
+            error.contains("control character") && error.contains("\\n") && !error.contains('\n'),
+            "the name is quoted, its newline escaped: {error}"
+        );
+    }
+
+    #[test]
+    fn one_route_has_one_interface() {
+        let two = "[[interface]]\nname = \"a\"\nlink = \"la\"\nconnect = [\"x\"]\nroutes = [\"10.1.0.0/16\"]\n\
+                   [[interface]]\nname = \"b\"\nlink = \"lb\"\nconnect = [\"x\"]\nroutes = [\"10.1.0.0/16\"]\n";
+        let error = declared(two).unwrap_err();
+        assert!(
+            error.contains("\"a\"") && error.contains("\"b\"") && error.contains("10.1.0.0/16"),
+            "{error}"
+        );
     }
 }

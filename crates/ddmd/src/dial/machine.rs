@@ -338,15 +338,19 @@ impl Machine {
             }
             return actions;
         }
-        self.failures += 1;
+        self.failures = self.failures.saturating_add(1);
         if self.failures <= self.policy.redial_attempts {
             self.set(Disconnected);
             self.timer = Some((now + self.policy.redial_pause, Timer::Redial));
         } else {
             self.set(Unreachable);
-            let interval = (self.policy.retry_first + self.policy.retry_step * self.retries)
+            let interval = self
+                .policy
+                .retry_step
+                .saturating_mul(self.retries)
+                .saturating_add(self.policy.retry_first)
                 .min(self.policy.retry_max);
-            self.retries += 1;
+            self.retries = self.retries.saturating_add(1);
             self.timer = Some((now + interval, Timer::Retry));
         }
         actions

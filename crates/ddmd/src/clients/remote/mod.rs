@@ -15,6 +15,7 @@ pub mod tls;
 
 pub use endpoint::{Reloadable, RemoteEndpoint};
 
+use crate::bounds::within;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,11 +74,17 @@ fn default_write_timeout() -> u64 {
 impl RemoteConfig {
     /// Checks that the files exist and make a TLS configuration.
     pub fn check(&self) -> Result<(), String> {
-        if self.max_pending_handshakes == 0 || self.write_timeout_ms == 0 {
-            return Err(
-                "remote: max_pending_handshakes and write_timeout_ms must be at least 1".into(),
-            );
-        }
+        within(
+            "remote.max_pending_handshakes",
+            self.max_pending_handshakes,
+            1..=65_536,
+        )?;
+        within(
+            "remote.write_timeout_ms",
+            self.write_timeout_ms,
+            1..=600_000,
+        )?;
+        within("remote.keepalive_secs", self.keepalive_secs, 1..=86_400)?;
         tls::server_config(self)
             .map(drop)
             .map_err(|e| format!("remote: {e}"))

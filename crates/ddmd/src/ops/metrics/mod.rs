@@ -53,6 +53,18 @@ impl Default for MetricsConfig {
     }
 }
 
+impl MetricsConfig {
+    /// Every figure in its range.
+    pub fn check(&self) -> Result<(), String> {
+        crate::bounds::within("metrics.max_connections", self.max_connections, 1..=1_024)?;
+        crate::bounds::within(
+            "metrics.min_interval_ms",
+            self.min_interval_ms,
+            0..=3_600_000,
+        )
+    }
+}
+
 /// The buckets of the router turn histogram, in seconds.
 pub const TURN_BUCKETS: [f64; 10] = [
     0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 1.0,

@@ -71,9 +71,8 @@ impl ExportConfig {
         if self.servers.is_empty() {
             return Err("export: servers must name at least one broker".into());
         }
-        if !(1..=65_536).contains(&self.window) || self.ack_timeout_ms == 0 {
-            return Err("export: window must be 1 to 65536, ack_timeout_ms at least 1".into());
-        }
+        crate::bounds::within("export.window", self.window, 1..=65_536)?;
+        crate::bounds::within("export.ack_timeout_ms", self.ack_timeout_ms, 1..=600_000)?;
         if self.certificate.is_some() != self.key.is_some() {
             return Err("export: certificate and key go together".into());
         }

@@ -1,6 +1,7 @@
 //! `journal = true | false`, or `[journal]`: where the journal is kept and
 //! how much of it.
 
+use crate::bounds::within;
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -73,13 +74,10 @@ impl JournalConfig {
 
     /// Every figure in its range.
     pub fn check(&self) -> Result<(), String> {
-        if self.queue == 0 || self.max_age_days == 0 || self.max_bytes < 1 << 20 {
-            return Err(
-                "journal: queue and max_age_days must be at least 1, max_bytes at least 1048576"
-                    .into(),
-            );
-        }
-        Ok(())
+        // The writer's queue is allocated whole at start.
+        within("journal.queue", self.queue, 1..=262_144)?;
+        within("journal.max_age_days", self.max_age_days, 1..=36_500)?;
+        within("journal.max_bytes", self.max_bytes, 1 << 20..=1 << 40)
     }
 }
 
