@@ -268,6 +268,17 @@ enum RouterAction {
     Stop,
 }
 
+/// A client command whose reader has gone (`ddm interfaces | head -1`)
+/// ends as Unix tools do, by SIGPIPE, with nothing said: Rust ignores the
+/// signal, and a print to the closed pipe would panic. The service keeps
+/// ignoring it (its writes to clients fail with EPIPE, as they should).
+fn end_quietly_on_a_closed_pipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: the default action replaces an ignore, before any thread
+    // starts; no handler runs.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
 fn main() -> ExitCode {
     // A shell asking for completions (COMPLETE=bash ddm -- ...) is answered
     // here, and the process exits.
@@ -275,6 +286,9 @@ fn main() -> ExitCode {
         .completer("ddm")
         .complete();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        end_quietly_on_a_closed_pipe();
+    }
     let outcome = match cli.command {
         Command::Serve { config, endpoint } => return ddmd::daemon::main(config, endpoint.socket),
         Command::Status { verbose, endpoint } => return status(&endpoint, verbose),

@@ -248,3 +248,40 @@ fn sigterm_ends_streams_wakes_waiters_and_exits_cleanly() {
         "{log}"
     );
 }
+
+/// `ddm interfaces | head -1`, and the like: a command whose reader has
+/// gone ends quietly (SIGPIPE, as Unix tools do), never with a panic.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let lab = Lab::new();
+    for n in 0..20 {
+        lab.add_link(&format!("pipe{n}"));
+    }
+    lab.wait_listed("pipe19");
+    for args in [
+        &["interfaces"][..],
+        &["interfaces", "--json"],
+        &["info"],
+        &["history"],
+        &["uptime"],
+    ] {
+        let mut child = lab
+            .service
+            .ddm(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes before the command writes a byte.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.is_empty(), "ddm {args:?} said: {stderr}");
+        assert!(
+            out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+            "ddm {args:?}: {:?}",
+            out.status
+        );
+    }
+}

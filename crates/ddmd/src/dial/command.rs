@@ -70,7 +70,7 @@ async fn log_lines(
 ) {
     let mut lines = BufReader::new(from).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        tracing::info!(interface = %interface, command, stream, "{line}");
+        tracing::info!(interface = ?interface, command, stream, "{line}");
     }
 }
 

@@ -305,7 +305,7 @@ impl Supervisor {
         }
         match adopt {
             Some(attempt) => {
-                tracing::info!(interface = self.name(), link = %self.declaration.link, "adopted the link, found up");
+                tracing::info!(interface = self.name(), link = ?self.declaration.link, "adopted the link, found up");
                 // What it carried before the start is not this run's to
                 // count: accounting starts now.
                 let at_connect = self.counters().await;
@@ -322,7 +322,7 @@ impl Supervisor {
                 self.route_to_link().await;
             }
             None if self.link.is_some() => {
-                tracing::info!(interface = self.name(), link = %self.declaration.link, "cleaning up the link left behind");
+                tracing::info!(interface = self.name(), link = ?self.declaration.link, "cleaning up the link left behind");
                 self.disconnect_command().await;
             }
             None => {}
@@ -503,17 +503,17 @@ impl Supervisor {
                     }
                     if trigger.dropped > 0 {
                         tracing::info!(
-                            interface = %self.declaration.name,
+                            interface = ?self.declaration.name,
                             sent,
                             dropped_in_all = trigger.dropped,
                             "held packets sent again; some did not fit (hold_packets)"
                         );
                     } else {
-                        tracing::debug!(interface = %self.declaration.name, sent, "held packets sent again");
+                        tracing::debug!(interface = ?self.declaration.name, sent, "held packets sent again");
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(interface = %self.declaration.name, "cannot send held packets: {e}")
+                    tracing::warn!(interface = ?self.declaration.name, "cannot send held packets: {e}")
                 }
             }
         }
@@ -667,7 +667,7 @@ impl Supervisor {
         trigger.discard();
         if held > 0 || trigger.dropped > before {
             tracing::info!(
-                interface = %self.declaration.name,
+                interface = ?self.declaration.name,
                 dropped = held,
                 dropped_in_all = trigger.dropped,
                 "held packets dropped: no connection for them"

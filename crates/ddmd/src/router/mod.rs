@@ -263,7 +263,7 @@ impl Router {
                         ConnectionState::from_u32(c.event.from),
                         ConnectionState::from_u32(c.event.to),
                     );
-                    tracing::info!(seq = e.seq, interface = %e.name, from = from.name(), to = to.name(), last_error = e.last_error, reason = c.reason, "connection event");
+                    tracing::info!(seq = e.seq, interface = ?e.name, from = from.name(), to = to.name(), last_error = e.last_error, reason = c.reason, "connection event");
                 }
                 Record::Note(kind, count) => {
                     if let Some(journal) = &mut self.journal {

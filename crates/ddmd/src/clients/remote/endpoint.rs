@@ -183,7 +183,7 @@ impl Shared {
                 return;
             }
         };
-        tracing::info!(%address, identity = %name, role = role.name(), "remote client");
+        tracing::info!(%address, identity = ?name, role = role.name(), "remote client");
         let id = self.last_id.fetch_add(1, Ordering::Relaxed);
         let end = CancellationToken::new();
         self.lock_sessions().insert(
