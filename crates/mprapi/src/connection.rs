@@ -66,11 +66,21 @@ pub(crate) struct Shared {
 #[derive(Default)]
 struct Pending {
     closed: bool,
+    /// Why the service ended the session, when it said (an unasked reply
+    /// with id 0 before it closes: a revoked certificate is
+    /// ERROR_ACCESS_DENIED); otherwise its going is ERROR_DDM_NOT_RUNNING.
+    ended: Option<WinError>,
     /// The calls waiting, by request id; a reply once it is in.
     replies: HashMap<u64, Option<Reply>>,
     /// How many times a reading caller has let go: a caller waiting for
     /// its reply then reads in its place.
     releases: u64,
+}
+
+impl Pending {
+    fn gone(&self) -> WinError {
+        self.ended.unwrap_or(WinError::ERROR_DDM_NOT_RUNNING)
+    }
 }
 
 impl Shared {
@@ -80,9 +90,18 @@ impl Shared {
 
     /// The connection is gone: fail every waiting call and end the stream.
     fn close(&self) {
-        self.lock().closed = true;
+        let why = {
+            let mut pending = self.lock();
+            pending.closed = true;
+            pending.gone()
+        };
         self.changed.notify_all();
-        self.subscriptions.end(WinError::ERROR_DDM_NOT_RUNNING);
+        self.subscriptions.end(why);
+    }
+
+    /// What a call on the closed connection fails with.
+    fn gone(&self) -> WinError {
+        self.lock().gone()
     }
 
     /// A reading caller let go of the reader.
@@ -99,9 +118,7 @@ impl Shared {
         if let Some(Some(_)) = pending.replies.get(&id) {
             return pending.replies.remove(&id).flatten().map(Ok);
         }
-        pending
-            .closed
-            .then_some(Err(WinError::ERROR_DDM_NOT_RUNNING))
+        pending.closed.then_some(Err(pending.gone()))
     }
 
     /// Hands every whole frame in `decoder` to its owner; false when the
@@ -121,6 +138,10 @@ impl Shared {
 
     fn dispatch(&self, message: ServiceMessage) {
         match message.body {
+            // The service ends the session, and says why.
+            Some(Push::Reply(reply)) if reply.id == 0 && reply.error != 0 => {
+                self.lock().ended = Some(WinError(reply.error));
+            }
             Some(Push::Reply(reply)) => {
                 if let Some(events) = &self.events {
                     lock(events).answered(&reply);
@@ -306,7 +327,7 @@ impl Connection {
         {
             let mut pending = self.shared.lock();
             if pending.closed {
-                return Err(WinError::ERROR_DDM_NOT_RUNNING);
+                return Err(pending.gone());
             }
             pending.replies.insert(id, None);
         }
@@ -380,11 +401,10 @@ impl Connection {
         id: u64,
         deadline: Instant,
     ) -> Result<Reply, WinError> {
-        let gone = Err(WinError::ERROR_DDM_NOT_RUNNING);
         let mut chunk = [0u8; READ_CHUNK];
         loop {
             if !self.shared.dispatch_all(decoder) {
-                return gone;
+                return Err(self.shared.gone());
             }
             if let Some(outcome) = self.shared.take_reply(id) {
                 return outcome;
@@ -393,13 +413,13 @@ impl Connection {
             match self.channel.receive(&mut chunk) {
                 Ok(0) => {
                     self.shared.close();
-                    return gone;
+                    return Err(self.shared.gone());
                 }
                 Ok(n) => decoder.extend(&chunk[..n]),
                 Err(e) if nothing_yet(&e) => {}
                 Err(_) => {
                     self.shared.close();
-                    return gone;
+                    return Err(self.shared.gone());
                 }
             }
         }

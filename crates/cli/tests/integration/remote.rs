@@ -301,6 +301,11 @@ fn a_reload_with_a_revocation_list_closes_that_session_and_no_other() {
     wait_until("the revoked session is closed", || {
         admin.interfaces().is_err()
     });
+    assert_eq!(
+        admin.interfaces().unwrap_err(),
+        WinError::ERROR_ACCESS_DENIED,
+        "the session is told why it ends"
+    );
     assert!(monitor.interfaces().is_ok(), "the others go on");
     denied(&r.ddm("admin", &["status"]), "a revoked certificate");
 }

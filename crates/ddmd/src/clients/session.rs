@@ -262,10 +262,19 @@ impl<T: Transport> Session<T> {
         Ok(())
     }
 
-    /// Logs why the session ends and, for a protocol fault, tells the peer.
+    /// Logs why the session ends and, unless the peer went, tells it (an
+    /// unasked reply with id 0, before the close).
     async fn close_with(&mut self, fault: Fault) {
         match fault {
             Fault::Gone(e) => tracing::debug!(session = self.id, "session ends: {e}"),
+            Fault::Ended(error, why) => {
+                tracing::info!(
+                    session = self.id,
+                    error = error.name(),
+                    "ending session: {why}"
+                );
+                let _ = self.reply(0, error, None).await;
+            }
             Fault::Protocol(error, why) => {
                 self.context
                     .counters

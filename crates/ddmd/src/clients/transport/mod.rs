@@ -25,6 +25,9 @@ pub enum Fault {
     Gone(io::Error),
     /// A protocol fault: answer with this error, then close.
     Protocol(WinError, String),
+    /// The service ends the session (a reload no longer accepts its
+    /// certificate): tell the peer this error, then close.
+    Ended(WinError, String),
 }
 
 impl From<io::Error> for Fault {

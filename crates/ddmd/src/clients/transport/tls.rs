@@ -7,6 +7,7 @@ use super::{Fault, Transport};
 use crate::core::notify::Attachment;
 use ddm_proto::frame::FrameDecoder;
 use ddm_proto::message::ClientMessage;
+use ddm_proto::WinError;
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -58,7 +59,10 @@ impl Transport for TlsTransport {
             let read = tokio::select! {
                 read = self.stream.read(&mut self.chunk) => read?,
                 () = self.ended.cancelled() => {
-                    return Err(Fault::Gone(io::Error::other("its certificate is no longer accepted")));
+                    return Err(Fault::Ended(
+                        WinError::ERROR_ACCESS_DENIED,
+                        "its certificate is no longer accepted".into(),
+                    ));
                 }
             };
             if read == 0 {
