@@ -203,6 +203,11 @@ impl Service {
             .count()
     }
 
+    /// Where it keeps its journal (`STATE_DIRECTORY`).
+    pub fn state_directory(&self) -> PathBuf {
+        self.dir().join("state")
+    }
+
     /// The configuration file it was started with (`ddm reload` reads it
     /// again).
     pub fn config_path(&self) -> PathBuf {

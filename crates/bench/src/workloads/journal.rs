@@ -56,7 +56,7 @@ fn stalled(lab: &mut Lab, flips: usize, report: &mut Report) {
     };
     // Rounds that alternate, so that the machine's drift falls on both.
     let (mut running, mut stalled) = (Vec::new(), Vec::new());
-    let file = lab.dir.join("state/journal.sqlite");
+    let file = lab.service.state_directory().join("journal.sqlite");
     let blocker = ddmd::record::journal::store::open_reader(&file).expect("the journal file");
     for _ in 0..STALL_ROUNDS {
         running.extend(times(&mut link));
