@@ -367,7 +367,14 @@ fn main() -> ExitCode {
         Command::Disable { name, endpoint } => endpoint
             .connect()
             .and_then(|s| dialing::set_enabled(&s, &name, false)),
-        Command::Reload { endpoint } => endpoint.connect().and_then(|s| s.reload()),
+        Command::Reload { endpoint } => endpoint.connect().and_then(|s| {
+            s.reload_with_reason().map_err(|(error, reason)| {
+                if let Some(reason) = reason {
+                    eprintln!("ddm reload: {reason}");
+                }
+                error
+            })
+        }),
         Command::Registrations { json, endpoint } => endpoint
             .connect()
             .and_then(|s| listing::registrations(&s, json)),

@@ -240,10 +240,30 @@ impl Server {
 
     /// Has the service read its configuration file again and apply what
     /// changed. `ERROR_BAD_CONFIGURATION` when the file is not valid (the
-    /// service keeps what it had; its log says why). Admin only.
+    /// service keeps what it had; [`reload_with_reason`](Self::reload_with_reason)
+    /// says why). Admin only.
     pub fn reload(&self) -> Result<()> {
-        self.call(Request::ServiceReload(ServiceReload {}))
-            .map(drop)
+        self.reload_with_reason().map_err(|(error, _)| error)
+    }
+
+    /// As [`reload`](Self::reload), with the service's reason when it
+    /// refuses the file (ERROR_BAD_CONFIGURATION and what is wrong with
+    /// it, as `ddm serve --config` would say).
+    pub fn reload_with_reason(&self) -> std::result::Result<(), (WinError, Option<String>)> {
+        let reply = self
+            .connection
+            .call(Request::ServiceReload(ServiceReload {}), None)
+            .map_err(|error| (error, None))?;
+        match WinError(reply.error).into_result() {
+            Ok(()) => Ok(()),
+            Err(error) => Err((
+                error,
+                match reply.result {
+                    Some(ReplyResult::Reason(reason)) => Some(reason),
+                    _ => None,
+                },
+            )),
+        }
     }
 
     /// `MprAdminRegisterConnectionNotification`: from when this returns,

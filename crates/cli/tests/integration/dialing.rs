@@ -677,7 +677,12 @@ fn reload_applies_what_changed_and_leaves_the_rest_alone() {
     // A file that is not valid changes nothing.
     std::fs::write(&config_path, "[[interface]]\nname = \"broken\"\n").unwrap();
     let out = service.ddm(&["reload"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ERROR_BAD_CONFIGURATION"));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("ERROR_BAD_CONFIGURATION")
+            && said.contains("interface \"broken\": link \"\" is not a name the kernel takes"),
+        "the caller is told why: {said}"
+    );
     assert!(server.interface_handle("spare").is_ok());
 
     // SIGHUP reloads too: the interface removed goes, the tunnel with it.

@@ -29,7 +29,7 @@ use crate::ops::systemd::{Notice, Notifier};
 use crate::ops::throttle::Throttle;
 use crate::record::export::Export;
 use crate::record::journal::{Journal, Recovered};
-use ddm_proto::message::{EntryKind, JournalEntry, Reply, Request, Role};
+use ddm_proto::message::{EntryKind, JournalEntry, Reply, ReplyResult, Request, Role};
 use ddm_proto::model::{now_unix_ns, ConnectionState};
 use ddm_proto::WinError;
 use requests::{Call, Reloader};
@@ -473,7 +473,11 @@ impl Router {
                     }
                     Err(why) => {
                         tracing::error!("reload refused, the configuration is unchanged: {why}");
-                        WinError::ERROR_BAD_CONFIGURATION.into()
+                        Outcome {
+                            error: WinError::ERROR_BAD_CONFIGURATION,
+                            result: Some(ReplyResult::Reason(why)),
+                            later: false,
+                        }
                     }
                 };
                 let _ = reply.send(outcome);
@@ -979,5 +983,21 @@ mod tests {
             call(&mut r, 1, set(up, false)).error,
             WinError::ERROR_NOT_SUPPORTED
         );
+    }
+
+    #[test]
+    fn a_refused_reload_answers_with_the_reason() {
+        let mut r = router();
+        let (reply, outcome) = oneshot::channel();
+        r.on_command(Command::Reload {
+            interfaces: Err("interface \"x\": connect must name a program".into()),
+            reply,
+        });
+        let outcome = outcome.blocking_recv().unwrap();
+        assert_eq!(outcome.error, WinError::ERROR_BAD_CONFIGURATION);
+        assert!(matches!(
+            outcome.result,
+            Some(ReplyResult::Reason(why)) if why.contains("connect must name a program")
+        ));
     }
 }

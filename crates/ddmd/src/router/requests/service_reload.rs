@@ -1,7 +1,8 @@
 //! `ddm reload`: the configuration file is read again, off the router
 //! (by the reloader task), and what changed in its interfaces is applied;
 //! the reply comes then. A file that is not valid changes nothing and
-//! answers ERROR_BAD_CONFIGURATION (the service's log says why). A
+//! answers ERROR_BAD_CONFIGURATION with the reason (as `ddm serve
+//! --config` gives it) in the reply. A
 //! service started without a file has nothing to read: NO_ERROR.
 
 use super::{Call, Handler, Outcome, Spec};
