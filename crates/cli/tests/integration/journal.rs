@@ -212,6 +212,23 @@ fn a_full_disk_costs_entries_in_a_gap_but_never_a_signal() {
     wait_until("the service says it lost entries", || {
         lab.service.log().contains("journal write failed")
     });
+    // `ddm status` says so, during the outage and after it.
+    let lost_line = || {
+        let out = stdout_of(&mut lab.service.ddm(&["status"]));
+        let verbose = stdout_of(&mut lab.service.ddm(&["status", "--verbose"]));
+        let lost = out
+            .lines()
+            .find_map(|l| {
+                l.split(", ")
+                    .find_map(|p| p.strip_suffix(" lost since start)"))
+            })
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(verbose.contains("lost since start"), "{verbose}");
+        lost
+    };
+    wait_until("ddm status counts the entries lost", || {
+        lost_line().is_some_and(|n| n >= 1)
+    });
     disk.free();
     lab.set_up("va", false);
     expect_signal(&event, "a change once there is room again");
@@ -233,6 +250,12 @@ fn a_full_disk_costs_entries_in_a_gap_but_never_a_signal() {
     );
     let status = server.journal_status().unwrap();
     assert!(status.enabled && status.last_id > 0);
+    assert_eq!(status.lost, gap.count, "every entry lost is counted");
+    assert_eq!(
+        lost_line(),
+        Some(gap.count),
+        "and still said after the outage"
+    );
 }
 
 #[test]

@@ -25,6 +25,7 @@ use ddm_proto::model::now_unix_ns;
 use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -63,8 +64,10 @@ pub struct Journal {
     next_id: u64,
     /// Entries the queue had no room for, not yet recorded.
     dropped: Option<JournalEntry>,
-    /// Entries lost since the service started (queue full).
+    /// Entries lost since the service started because the queue was full.
     lost: u64,
+    /// Entries lost since the service started because writes failed.
+    write_lost: Arc<AtomicU64>,
     handled: watch::Receiver<u64>,
     epoch: u64,
     readers: Arc<Semaphore>,
@@ -103,6 +106,7 @@ impl Journal {
         };
         let (handled_sender, handled) = watch::channel(last_id);
         let (queue, receiver) = sync_channel(config.queue);
+        let write_lost = Arc::new(AtomicU64::new(0));
         let writer = writer::Writer {
             connection,
             retention: writer::Retention {
@@ -110,6 +114,7 @@ impl Journal {
                 max_bytes: config.max_bytes,
             },
             handled: handled_sender,
+            write_lost: write_lost.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("ddm-journal".into())
@@ -127,6 +132,7 @@ impl Journal {
                 next_id: last_id + 1,
                 dropped: None,
                 lost: 0,
+                write_lost,
                 handled,
                 epoch,
                 readers: Arc::new(Semaphore::new(READERS)),
@@ -152,9 +158,10 @@ impl Journal {
         self.next_id - 1
     }
 
-    /// Entries lost since the service started because the queue was full.
+    /// Entries lost since the service started: the queue was full, or
+    /// writes failed (a full disk).
     pub fn lost(&self) -> u64 {
-        self.lost
+        self.lost + self.write_lost.load(Ordering::Relaxed)
     }
 
     /// Wakes whoever waits on the entries handled by the writer.

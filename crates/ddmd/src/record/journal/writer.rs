@@ -13,7 +13,9 @@ use super::store;
 use crate::ops::throttle::Throttle;
 use ddm_proto::message::{EntryKind, JournalEntry};
 use rusqlite::Connection;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
@@ -43,6 +45,8 @@ pub(super) struct Writer {
     /// The last id handled (written, or counted as lost): readers wait on
     /// it to see what was committed before they asked; the export wakes.
     pub handled: watch::Sender<u64>,
+    /// Entries lost to failed writes since the start, for `ddm status`.
+    pub write_lost: Arc<AtomicU64>,
 }
 
 /// What the writer lost to failed writes and has yet to record.
@@ -132,6 +136,7 @@ impl Writer {
                     .iter()
                     .filter(|e| e.kind != EntryKind::EntryGap as i32 || e.id != gap_id);
                 for entry in failed {
+                    self.write_lost.fetch_add(1, Ordering::Relaxed);
                     lost.count += 1;
                     lost.last_id = entry.id;
                     lost.last_seq = lost.last_seq.max(seq_of(entry));
