@@ -877,3 +877,50 @@ fn each_connection_is_accounted_in_the_journal_and_in_uptime() {
     );
     assert!(!branch_uptime.connected_now);
 }
+
+/// A connect command's output is read to its end whatever it writes: a
+/// byte that is not UTF-8 (a Latin-1 "é"), a 3 MB line without a newline,
+/// 20,000 lines. The command is never killed by a closed pipe (it dials
+/// first time, on every attempt), the log holds a cut line and a bounded
+/// number of lines with a count of the rest, and the service stays small.
+#[test]
+fn a_connect_command_may_write_anything_and_still_dials() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("noisy.sh");
+    std::fs::write(
+        &script,
+        "printf 'caf\\351\\n' >&2; printf 'caf\\351\\n'\n\
+         head -c 3000000 /dev/zero | tr '\\0' a; echo\n\
+         seq 1 20000\nip link set vd up\necho done\n",
+    )
+    .unwrap();
+    let lab = crate::support::Lab::with_config(Some(&format!(
+        "[[interface]]\nname = \"noisy\"\nlink = \"vd\"\n\
+         connect = [\"sh\", \"{}\"]\n\
+         disconnect = [\"ip\", \"link\", \"set\", \"vd\", \"down\"]\nready = \"link\"\n",
+        script.display()
+    )));
+    lab.add_link("vd");
+    let server = lab.service.connect();
+    let noisy = handle(&server, "noisy");
+    for _ in 0..2 {
+        assert_eq!(server.interface_connect_wait(noisy), Ok(()), "it dials");
+        let info = server.interface(noisy).unwrap();
+        assert_eq!((info.state, info.last_error), (Connected, 0));
+        server.interface_disconnect(noisy).unwrap();
+        wait_until("noisy is disconnected", || {
+            server.interface(noisy).unwrap().state == mprapi::ConnectionState::Disconnected
+        });
+    }
+    let log = lab.service.log();
+    assert!(log.contains("caf\u{FFFD}"), "read lossily");
+    assert!(log.contains("(2998976 more bytes)"), "the long line is cut");
+    assert!(log.contains("output lines dropped"), "the flood is counted");
+    let lines = log.lines().filter(|l| l.contains("stdout")).count();
+    assert!(lines < 1000, "{lines} lines of output logged");
+    assert!(
+        lab.service.rss_kib() < 64 * 1024,
+        "{} KiB",
+        lab.service.rss_kib()
+    );
+}

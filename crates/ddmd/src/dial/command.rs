@@ -5,6 +5,13 @@
 //! Every child gets PR_SET_PDEATHSIG(SIGTERM): if the service dies, even by
 //! SIGKILL, the processes it started end with it.
 //!
+//! A command's output is read as bytes to its end, whatever it writes, so
+//! the command never meets a closed pipe: lines are logged lossily (bytes
+//! that are not UTF-8 become U+FFFD), each cut after [`MAX_LINE_BYTES`]
+//! (the rest counted, never kept), and at most [`LINE_BURST`] lines at once
+//! then [`LINES_PER_SECOND`] a second per stream; the lines held back are
+//! counted, and the next line logged says how many.
+//!
 //! How a command's end reads (`dwLastError`): exit status 0 is NO_ERROR; a
 //! program that cannot be started ERROR_FILE_NOT_FOUND 2 or
 //! ERROR_ACCESS_DENIED 5; any other exit status ERROR_FROM_DEVICE 651;
@@ -17,6 +24,7 @@ use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
+use std::time::Instant;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
@@ -62,15 +70,132 @@ pub fn start(interface: &str, what: &'static str, argv: &[String]) -> Result<Chi
     Ok(child)
 }
 
+/// The most of one output line that is logged.
+pub const MAX_LINE_BYTES: usize = 1024;
+/// Output lines logged at once before the rate applies.
+pub const LINE_BURST: u32 = 100;
+/// Output lines logged a second, per stream, after the burst.
+pub const LINES_PER_SECOND: u32 = 20;
+
 async fn log_lines(
     interface: String,
     command: &'static str,
     stream: &'static str,
     from: impl AsyncRead + Unpin,
 ) {
-    let mut lines = BufReader::new(from).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        tracing::info!(interface = ?interface, command, stream, "{line}");
+    let mut reader = BufReader::new(from);
+    let mut lines = Lines::default();
+    let mut budget = Budget::new(Instant::now());
+    loop {
+        let chunk = match reader.fill_buf().await {
+            Ok([]) | Err(_) => break,
+            Ok(chunk) => chunk,
+        };
+        let read = chunk.len();
+        for line in lines.feed(chunk) {
+            log_line(&interface, command, stream, &mut budget, line);
+        }
+        reader.consume(read);
+    }
+    if let Some(line) = lines.finish() {
+        log_line(&interface, command, stream, &mut budget, line);
+    }
+    if budget.dropped > 0 {
+        tracing::info!(interface = ?interface, command, stream, dropped = budget.dropped, "output lines dropped (rate limit)");
+    }
+}
+
+fn log_line(interface: &str, command: &str, stream: &str, budget: &mut Budget, line: Line) {
+    let Some(dropped) = budget.take(Instant::now()) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&line.bytes);
+    let cut = match line.cut {
+        0 => String::new(),
+        n => format!(" ... ({n} more bytes)"),
+    };
+    if dropped > 0 {
+        tracing::info!(interface = ?interface, command, stream, dropped, "{text}{cut}");
+    } else {
+        tracing::info!(interface = ?interface, command, stream, "{text}{cut}");
+    }
+}
+
+/// One line of output: its first [`MAX_LINE_BYTES`], and how many more
+/// there were.
+#[derive(Debug, Default, PartialEq)]
+struct Line {
+    bytes: Vec<u8>,
+    cut: u64,
+}
+
+/// Splits output into lines, keeping at most [`MAX_LINE_BYTES`] of any.
+#[derive(Default)]
+struct Lines {
+    current: Line,
+    /// Whether anything of the current line came.
+    started: bool,
+}
+
+impl Lines {
+    fn feed(&mut self, mut chunk: &[u8]) -> Vec<Line> {
+        let mut done = Vec::new();
+        while !chunk.is_empty() {
+            let end = chunk.iter().position(|b| *b == b'\n');
+            let part = &chunk[..end.unwrap_or(chunk.len())];
+            let room = MAX_LINE_BYTES - self.current.bytes.len();
+            let kept = part.len().min(room);
+            self.current.bytes.extend_from_slice(&part[..kept]);
+            self.current.cut += (part.len() - kept) as u64;
+            self.started = true;
+            match end {
+                Some(end) => {
+                    done.push(std::mem::take(&mut self.current));
+                    self.started = false;
+                    chunk = &chunk[end + 1..];
+                }
+                None => chunk = &[],
+            }
+        }
+        done
+    }
+
+    /// The last line, if it had no newline.
+    fn finish(&mut self) -> Option<Line> {
+        std::mem::take(&mut self.started).then(|| std::mem::take(&mut self.current))
+    }
+}
+
+/// Lines that may be logged: [`LINE_BURST`] at once, refilled at
+/// [`LINES_PER_SECOND`]; what it refuses is counted.
+struct Budget {
+    tokens: f64,
+    at: Instant,
+    dropped: u64,
+}
+
+impl Budget {
+    fn new(now: Instant) -> Self {
+        Budget {
+            tokens: f64::from(LINE_BURST),
+            at: now,
+            dropped: 0,
+        }
+    }
+
+    /// `Some(n)` when a line may be logged now, `n` being how many were
+    /// dropped before it; `None` when this one is dropped.
+    fn take(&mut self, now: Instant) -> Option<u64> {
+        let refill =
+            now.saturating_duration_since(self.at).as_secs_f64() * f64::from(LINES_PER_SECOND);
+        self.tokens = (self.tokens + refill).min(f64::from(LINE_BURST));
+        self.at = now;
+        if self.tokens < 1.0 {
+            self.dropped += 1;
+            return None;
+        }
+        self.tokens -= 1.0;
+        Some(std::mem::take(&mut self.dropped))
     }
 }
 
@@ -141,5 +266,35 @@ mod tests {
             error_of(ExitStatus::from_raw(libc::SIGKILL)),
             WinError::ERROR_PROCESS_ABORTED
         );
+    }
+
+    #[test]
+    fn output_is_cut_into_bounded_lines_whatever_its_bytes() {
+        let mut lines = Lines::default();
+        let mut out = lines.feed(b"caf\xe9\nsec");
+        out.extend(lines.feed(b"ond\n"));
+        let long = vec![b'a'; 3 * MAX_LINE_BYTES];
+        out.extend(lines.feed(&long));
+        out.extend(lines.feed(&long));
+        assert_eq!(out.len(), 2);
+        assert_eq!(String::from_utf8_lossy(&out[0].bytes), "caf\u{FFFD}");
+        assert_eq!(out[1].bytes, b"second");
+        let last = lines.finish().unwrap();
+        assert_eq!(last.bytes.len(), MAX_LINE_BYTES);
+        assert_eq!(last.cut, (6 * MAX_LINE_BYTES - MAX_LINE_BYTES) as u64);
+        assert!(lines.finish().is_none());
+    }
+
+    #[test]
+    fn a_flood_of_lines_is_held_to_the_rate_and_counted() {
+        let start = Instant::now();
+        let mut budget = Budget::new(start);
+        let logged = (0..1000).filter(|_| budget.take(start).is_some()).count();
+        assert_eq!(logged, LINE_BURST as usize);
+        assert_eq!(budget.dropped, 1000 - u64::from(LINE_BURST));
+        let later = start + Duration::from_secs(1);
+        assert_eq!(budget.take(later), Some(1000 - u64::from(LINE_BURST)));
+        let logged = (0..100).filter(|_| budget.take(later).is_some()).count();
+        assert_eq!(logged, LINES_PER_SECOND as usize - 1);
     }
 }
