@@ -24,7 +24,7 @@ pub fn declare(router: &Netns, far: &Netns, count: usize) -> String {
              connect = [\"ip\", \"link\", \"set\", \"{link}\", \"up\"]\n\
              disconnect = [\"ip\", \"link\", \"set\", \"{link}\", \"down\"]\n\
              dial = \"{dial}\"\nconnect_timeout_secs = 1\nredial_attempts = 2\n\
-             redial_pause_secs = 0\nunreachable_retry_secs = 1\n\
+             redial_pause_secs = 1\nunreachable_retry_secs = 1\n\
              unreachable_retry_step_secs = 1\nunreachable_retry_max_secs = 2\n\n"
         ));
     }

@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 
 pub use ddm_lab::wireguard::underlay;
 
+/// The tunnels' redial pause: a connection that lasted at least this long
+/// is redialed at once when lost (a shorter one after the pause).
+pub const REDIAL_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub struct Tunnel {
     pair: Pair,
     pub script: PathBuf,
@@ -61,10 +65,11 @@ impl Tunnel {
         format!(
             "[[interface]]\nname = \"{name}\"\nlink = \"{link}\"\nconnect = [\"{}\"]\n\
              disconnect = [\"ip\", \"link\", \"del\", \"{link}\"]\nready = \"wireguard\"\n\
-             routes = [\"{}/32\"]\ntrigger_src = \"{}\"\nredial_pause_secs = 0\n{extra}\n",
+             routes = [\"{}/32\"]\ntrigger_src = \"{}\"\nredial_pause_secs = {}\n{extra}\n",
             self.script.display(),
             self.lan,
             self.pair.near,
+            REDIAL_PAUSE.as_secs(),
             link = self.pair.link,
         )
     }

@@ -68,6 +68,7 @@ pub fn run(rounds: usize, flips: usize, report: &mut Report) {
             .is_ok_and(|i| i.state == ConnectionState::Connected)
     });
     eprintln!("        demand dial and redial, {rounds} rounds");
+    let mut persistent_since = Instant::now();
     for _ in 0..rounds {
         let t = &tunnels[0];
         t.tear_down(&lab.router);
@@ -90,6 +91,8 @@ pub fn run(rounds: usize, flips: usize, report: &mut Report) {
         std::thread::sleep(HANDSHAKE_SPACING);
 
         let t = &tunnels[1];
+        // A connection lost before the redial pause is redialed after it.
+        std::thread::sleep(tunnel::REDIAL_PAUSE.saturating_sub(persistent_since.elapsed()));
         let start = Instant::now();
         t.tear_down_link_only(&lab.router);
         match echo_after(&client, t.lan, start, Duration::from_millis(1)) {
@@ -101,6 +104,7 @@ pub fn run(rounds: usize, flips: usize, report: &mut Report) {
                 .interface(persistent)
                 .is_ok_and(|i| i.state == ConnectionState::Connected)
         });
+        persistent_since = Instant::now();
         std::thread::sleep(HANDSHAKE_SPACING);
     }
     say_lost("dialing", lost);

@@ -105,7 +105,7 @@ fn a_far_end_that_does_not_answer_fails_redials_turns_unreachable_and_recovers()
     let mut lab = WgLab::new();
     let config = lab.interface(
         "branch",
-        "dial = \"manual\"\nconnect_timeout_secs = 1\nredial_attempts = 1\nredial_pause_secs = 0\n\
+        "dial = \"manual\"\nconnect_timeout_secs = 1\nredial_attempts = 1\nredial_pause_secs = 1\n\
          unreachable_retry_secs = 2\nunreachable_retry_step_secs = 2\nunreachable_retry_max_secs = 4",
     );
     let (server, branch) = start_branch(&mut lab, &config);

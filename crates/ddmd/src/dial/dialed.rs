@@ -266,7 +266,7 @@ impl Dialed {
         self.step(reported.handle, reason, |d| match reported.report {
             Report::Demand => d.machine.demand(),
             Report::Ready(attempt) => {
-                d.machine.connected(attempt);
+                d.machine.connected(attempt, now);
                 Vec::new()
             }
             Report::Failed(attempt, error) => d.machine.failed(attempt, error, now),

@@ -75,6 +75,9 @@ pub struct Machine {
     held_down: bool,
     /// The states entered since the router last looked.
     entered: Vec<ConnectionState>,
+    /// When the attempt now connected became ready (None: adopted at a
+    /// start, long enough ago).
+    connected_at: Option<Instant>,
 }
 
 impl Machine {
@@ -102,6 +105,7 @@ impl Machine {
             timer: None,
             held_down: false,
             entered: Vec::new(),
+            connected_at: None,
         }
     }
 
@@ -297,11 +301,12 @@ impl Machine {
     }
 
     /// The attempt is ready: CONNECTED.
-    pub fn connected(&mut self, attempt: u64) {
+    pub fn connected(&mut self, attempt: u64, now: Instant) {
         if attempt != self.attempt || self.state != Connecting {
             return;
         }
         self.set(Connected);
+        self.connected_at = Some(now);
         self.last_error = WinError::NO_ERROR;
         self.failure_reason = false;
         self.failures = 0;
@@ -318,6 +323,7 @@ impl Machine {
     pub fn adopt(&mut self) {
         self.attempt += 1;
         self.set(Connected);
+        self.connected_at = None;
     }
 
     /// The attempt failed (`error`), or the connection was lost.
@@ -330,11 +336,20 @@ impl Machine {
         self.failure_reason = true;
         let mut actions = vec![Action::HangUp];
         if was_connected {
-            // A lost connection: persistent ones dial again at once.
+            // A lost connection: persistent ones dial again at once, unless
+            // it lasted less than the redial pause (a connection lost as
+            // soon as it is made would otherwise be dialed without end).
             self.set(Disconnected);
             self.failures = 0;
+            let brief = self
+                .connected_at
+                .is_some_and(|at| now.saturating_duration_since(at) < self.policy.redial_pause);
             if self.policy.mode == DialMode::Persistent && self.may_dial() {
-                actions.extend(self.dial());
+                if brief {
+                    self.timer = Some((now + self.policy.redial_pause, Timer::Redial));
+                } else {
+                    actions.extend(self.dial());
+                }
             }
             return actions;
         }
@@ -436,8 +451,14 @@ mod tests {
         }
     }
 
+    /// The tests' clock, an hour on: what connected at the real now has
+    /// been connected long enough for a loss to redial at once.
+    fn later() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
+    }
+
     fn machine(mode: DialMode) -> (Machine, Instant) {
-        let now = Instant::now();
+        let now = later();
         let mut m = Machine::new(&declaration(mode), true);
         assert_eq!(m.start(), vec![]);
         (m, now)
@@ -462,7 +483,7 @@ mod tests {
         );
         assert_eq!(m.state(), Connecting);
         assert_eq!(m.connect(), Err(WinError::ERROR_ALREADY_CONNECTING));
-        m.connected(1);
+        m.connected(1, Instant::now());
         assert_eq!(m.state(), Connected);
         assert_eq!(m.take_entered(), vec![Connecting, Connected]);
         assert_eq!(m.connect().unwrap().0, Connecting::Already);
@@ -503,16 +524,16 @@ mod tests {
         assert_eq!(m.state(), Disconnected);
         m.connect().unwrap();
         assert_eq!(m.failed(4, timeout, now), vec![Action::HangUp]);
-        m.connected(4);
+        m.connected(4, Instant::now());
         assert_eq!(m.state(), Disconnected, "a stale report changes nothing");
     }
 
     #[test]
     fn a_persistent_interface_dials_at_start_and_after_a_loss_and_retries_unreachable() {
-        let now = Instant::now();
+        let now = later();
         let (mut m, actions) = started(DialMode::Persistent, true);
         assert_eq!(actions, vec![Action::Dial(1)]);
-        m.connected(1);
+        m.connected(1, Instant::now());
         m.take_entered();
         let lost = m.failed(1, WinError::ERROR_REMOTE_DISCONNECTION, now);
         assert_eq!(lost, vec![Action::HangUp, Action::Dial(2)]);
@@ -547,15 +568,15 @@ mod tests {
         let attempt = m.attempt();
         now = m.deadline().unwrap();
         m.tick(now);
-        m.connected(attempt + 1);
+        m.connected(attempt + 1, Instant::now());
         assert_eq!((m.state(), m.unreachability_reasons()), (Connected, 0));
     }
 
     #[test]
     fn an_administrators_disconnect_keeps_a_persistent_interface_down() {
-        let now = Instant::now();
+        let now = later();
         let (mut m, _) = started(DialMode::Persistent, true);
-        m.connected(1);
+        m.connected(1, Instant::now());
         assert_eq!(m.disconnect(), Ok(vec![Action::HangUp]));
         assert_eq!(m.tick(now + Duration::from_secs(3600)), vec![]);
         assert_eq!(m.state(), Disconnected);
@@ -567,7 +588,7 @@ mod tests {
         let (mut d, _) = machine(DialMode::Demand);
         assert_eq!(d.demand(), vec![Action::Dial(1)]);
         assert_eq!(d.demand(), vec![], "already dialing");
-        d.connected(1);
+        d.connected(1, Instant::now());
         assert_eq!(d.idle(1), vec![Action::HangUp]);
         assert_eq!(d.last_error(), WinError::ERROR_IDLE_DISCONNECTED);
         d.set_enabled(false);
@@ -600,7 +621,7 @@ mod tests {
         );
         assert_eq!(m.connect(), Err(WinError::ERROR_DIALOUT_HOURS_RESTRICTION));
         assert_eq!(m.window(true), vec![Action::Dial(1)]);
-        m.connected(1);
+        m.connected(1, Instant::now());
         assert_eq!(m.window(false), vec![Action::HangUp]);
         assert_eq!(m.state(), Unreachable);
         assert_eq!(m.last_error(), WinError::ERROR_DIALOUT_HOURS_RESTRICTION);
@@ -609,9 +630,28 @@ mod tests {
     #[test]
     fn a_stopped_ddm_hangs_up_and_dials_nothing() {
         let (mut m, _) = started(DialMode::Persistent, true);
-        m.connected(1);
+        m.connected(1, Instant::now());
         assert_eq!(m.pause(true), vec![Action::HangUp]);
         assert_eq!(m.connect(), Err(WinError::ERROR_DDM_NOT_RUNNING));
         assert_eq!(m.pause(false), vec![Action::Dial(2)]);
+    }
+
+    #[test]
+    fn a_connection_lost_as_soon_as_made_is_redialed_after_the_pause() {
+        let now = later();
+        let (mut m, actions) = started(DialMode::Persistent, true);
+        assert_eq!(actions, vec![Action::Dial(1)]);
+        m.connected(1, now);
+        let lost = m.failed(1, WinError::ERROR_REMOTE_DISCONNECTION, now + S5 / 10);
+        assert_eq!(lost, vec![Action::HangUp], "not at once");
+        assert_eq!(m.deadline(), Some(now + S5 / 10 + S5));
+        assert_eq!(m.tick(now + S5 / 10 + S5), vec![Action::Dial(2)]);
+        m.connected(2, now + S5 * 2);
+        let lost = m.failed(2, WinError::ERROR_REMOTE_DISCONNECTION, now + S5 * 4);
+        assert_eq!(
+            lost,
+            vec![Action::HangUp, Action::Dial(3)],
+            "a lasting one: at once"
+        );
     }
 }
