@@ -4,7 +4,7 @@
 //! delivered, idle hang-up, enable and disable, dial-out hours, reload,
 //! refused callers, the DDM stopped, and clean and unclean stops.
 
-use crate::support::{expect_signal, tool, wait_until, PATIENCE};
+use crate::support::{expect_signal, stdout_of, tool, wait_until, PATIENCE};
 use crate::wireguard_lab::{WgLab, FAR_LAN};
 use mprapi::{unreachability, Connect, ConnectionState, Event, Server, WinError};
 use std::time::Duration;
@@ -922,5 +922,26 @@ fn a_connect_command_may_write_anything_and_still_dials() {
         lab.service.rss_kib() < 64 * 1024,
         "{} KiB",
         lab.service.rss_kib()
+    );
+}
+
+/// A demand interface whose trigger device cannot be made (its name is
+/// an existing link's, "lo") says so in its last error, where it used to
+/// sit DISCONNECTED with no error, never dialing.
+#[test]
+fn a_trigger_device_that_cannot_be_made_is_the_last_error() {
+    let lab = crate::support::Lab::with_config(Some(
+        "[[interface]]\nname = \"stuck\"\nlink = \"vd\"\nconnect = [\"true\"]\n\
+         dial = \"demand\"\nroutes = [\"192.168.99.0/24\"]\ntrigger_device = \"lo\"\n",
+    ));
+    let server = lab.service.connect();
+    let stuck = handle(&server, "stuck");
+    wait_until("the failure is the interface's last error", || {
+        server.interface(stuck).unwrap().last_error == WinError::ERROR_INTERFACE_HAS_NO_DEVICES.0
+    });
+    let listed = stdout_of(&mut lab.service.ddm(&["interfaces"]));
+    assert!(
+        listed.contains("ERROR_INTERFACE_HAS_NO_DEVICES (925)"),
+        "{listed}"
     );
 }

@@ -261,6 +261,7 @@ impl Dialed {
             Report::Ready(_) => "ready",
             Report::Failed(..) => "failed",
             Report::Idle(_) => "idle",
+            Report::NoTrigger(_) => "no trigger",
             Report::Carried { .. } => return Vec::new(),
         };
         self.step(reported.handle, reason, |d| match reported.report {
@@ -271,6 +272,10 @@ impl Dialed {
             }
             Report::Failed(attempt, error) => d.machine.failed(attempt, error, now),
             Report::Idle(attempt) => d.machine.idle(attempt),
+            Report::NoTrigger(error) => {
+                d.machine.cannot_be_triggered(error);
+                Vec::new()
+            }
             Report::Carried { .. } => Vec::new(),
         })
     }

@@ -313,6 +313,16 @@ impl Machine {
         self.retries = 0;
     }
 
+    /// Its trigger could not be made: traffic cannot dial it, which its
+    /// last error says (CONNECTION_FAILURE among its reasons) until an
+    /// attempt is made.
+    pub fn cannot_be_triggered(&mut self, error: WinError) {
+        if matches!(self.state, Disconnected | Unreachable) {
+            self.last_error = error;
+            self.failure_reason = true;
+        }
+    }
+
     /// True when it may dial now (enabled, DDM running, in its hours).
     pub fn may_dial_now(&self) -> bool {
         self.may_dial()
@@ -652,6 +662,18 @@ mod tests {
             lost,
             vec![Action::HangUp, Action::Dial(3)],
             "a lasting one: at once"
+        );
+    }
+
+    #[test]
+    fn a_trigger_that_cannot_be_made_is_the_last_error() {
+        let (mut m, _) = started(DialMode::Demand, true);
+        m.cannot_be_triggered(WinError::ERROR_INTERFACE_HAS_NO_DEVICES);
+        assert_eq!(m.state(), Disconnected);
+        assert_eq!(m.last_error(), WinError::ERROR_INTERFACE_HAS_NO_DEVICES);
+        assert_ne!(
+            m.unreachability_reasons() & unreachability::CONNECTION_FAILURE,
+            0
         );
     }
 }

@@ -77,6 +77,9 @@ pub enum Report {
     /// The attempt failed, or the connection was lost.
     Failed(u64, WinError),
     Idle(u64),
+    /// The demand interface's trigger device could not be made (a name
+    /// taken by another link, no /dev/net/tun): traffic cannot dial it.
+    NoTrigger(WinError),
     /// A connection ended: the bytes its link received and sent, and how
     /// long it was up (RRAS's accounting).
     Carried {
@@ -298,9 +301,11 @@ impl Supervisor {
             if let Err(e) = self.set_up_trigger().await {
                 tracing::error!(
                     interface = self.name(),
-                    "cannot set up the trigger device {}: {e}",
+                    "cannot set up the trigger device {:?}: {e}",
                     self.declaration.trigger_device
                 );
+                self.report(Report::NoTrigger(WinError::ERROR_INTERFACE_HAS_NO_DEVICES))
+                    .await;
             }
         }
         match adopt {
