@@ -227,7 +227,7 @@ pub fn status_lines(server: &Server, verbose: bool) {
     let Ok(journal) = server.journal_status() else {
         return;
     };
-    if !verbose && journal.export.is_none() && journal.lost == 0 {
+    if !verbose && journal.export.is_none() && journal.lost == 0 && journal.damaged.is_empty() {
         return;
     }
     if !journal.enabled {
@@ -245,6 +245,12 @@ pub fn status_lines(server: &Server, verbose: bool) {
         journal.bytes / 1024,
         journal.lost
     );
+    if !journal.damaged.is_empty() {
+        println!(
+            "journal: found damaged at this start; moved aside to {} (a new journal began)",
+            journal.damaged
+        );
+    }
     if let Some(export) = journal.export {
         let state = if export.connected {
             "connected".to_string()

@@ -468,3 +468,34 @@ fn only_the_service_can_read_its_journal_file() {
     assert_eq!(mode(file), 0o600);
     assert_eq!(mode(file.parent().unwrap()), 0o700);
 }
+
+/// A journal damaged while the service was down: the service starts all
+/// the same (a router keeps routing with a broken disk), moves the file
+/// aside with a log line, begins a new journal with a gap entry, and
+/// `ddm status` says so.
+#[test]
+fn a_damaged_journal_does_not_stop_the_service_and_status_says_so() {
+    let mut lab = Lab::new();
+    lab.add_connected_link("va");
+    lab.service.kill();
+    let file = lab.service.state_directory().join("journal.sqlite");
+    std::fs::write(&file, vec![0x5a; 64 * 1024]).unwrap();
+    let _ = std::fs::remove_file(file.with_extension("sqlite-wal"));
+    lab.service.restart();
+    let status = stdout_of(&mut lab.service.ddm(&["status"]));
+    assert!(
+        status.starts_with("running\n") && status.contains("found damaged at this start"),
+        "{status}"
+    );
+    assert!(lab.service.log().contains("the journal is damaged"));
+    let server = lab.service.connect();
+    let first = entries(&server).into_iter().next().unwrap();
+    assert_eq!(first.kind, EntryKind::EntryGap as i32);
+    assert!(first.reason.contains("moved aside"), "{}", first.reason);
+    lab.set_up("va", false);
+    wait_until("changes are journaled again", || {
+        entries(&server)
+            .iter()
+            .any(|e| e.event.as_ref().is_some_and(|t| t.name == "va"))
+    });
+}

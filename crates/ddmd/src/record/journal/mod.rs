@@ -71,6 +71,8 @@ pub struct Journal {
     handled: watch::Receiver<u64>,
     epoch: u64,
     readers: Arc<Semaphore>,
+    /// Where the file found damaged at the start was moved, if it was.
+    damaged: Option<PathBuf>,
 }
 
 impl Journal {
@@ -92,18 +94,33 @@ impl Journal {
         }
         let lock = lock(&path).map_err(failed)?;
         let sqlite = |e: rusqlite::Error| failed(std::io::Error::other(e));
-        let connection = store::open_writer(&path).map_err(sqlite)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
-        let (last_id, last_seq) = store::last_numbers(&connection).map_err(sqlite)?;
-        let last_states = store::last_states(&connection).map_err(sqlite)?;
-        let epoch = match store::setting(&connection, "epoch").map_err(sqlite)? {
-            Some(epoch) => epoch,
-            None => {
-                let epoch = new_epoch();
-                store::set_setting(&connection, "epoch", epoch).map_err(sqlite)?;
-                epoch
+        let (opened, damaged) = match open_sound(&path) {
+            Ok(opened) => (opened, None),
+            Err(Unsound::Other(e)) => return Err(sqlite(e)),
+            Err(Unsound::Damaged(why)) => {
+                let aside = move_aside(&path).map_err(failed)?;
+                tracing::error!(
+                    path = %path.display(),
+                    moved_to = %aside.display(),
+                    "the journal is damaged ({why}): moved aside; a new journal begins, with a gap entry saying so"
+                );
+                let opened = open_sound(&path).map_err(|e| {
+                    failed(std::io::Error::other(match e {
+                        Unsound::Damaged(why) => why,
+                        Unsound::Other(e) => e.to_string(),
+                    }))
+                })?;
+                (opened, Some((aside, why)))
             }
         };
+        let Opened {
+            connection,
+            last_id,
+            last_seq,
+            last_states,
+            epoch,
+        } = opened;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
         let (handled_sender, handled) = watch::channel(last_id);
         let (queue, receiver) = sync_channel(config.queue);
         let write_lost = Arc::new(AtomicU64::new(0));
@@ -124,19 +141,33 @@ impl Journal {
             })
             .map_err(failed)?;
         tracing::info!(path = %path.display(), last_seq, "journal open");
+        let mut journal = Journal {
+            path,
+            queue: Some(queue),
+            writer: Some(thread),
+            next_id: last_id + 1,
+            dropped: None,
+            lost: 0,
+            write_lost,
+            handled,
+            epoch,
+            readers: Arc::new(Semaphore::new(READERS)),
+            damaged: damaged.as_ref().map(|(aside, _)| aside.clone()),
+        };
+        if let Some((aside, why)) = damaged {
+            journal.append(JournalEntry {
+                time_unix_ns: now_unix_ns(),
+                kind: EntryKind::EntryGap as i32,
+                reason: format!(
+                    "journal damaged ({}); moved aside to {}",
+                    crate::bounds::cut(&why, 200),
+                    aside.display()
+                ),
+                ..JournalEntry::default()
+            });
+        }
         Ok((
-            Journal {
-                path,
-                queue: Some(queue),
-                writer: Some(thread),
-                next_id: last_id + 1,
-                dropped: None,
-                lost: 0,
-                write_lost,
-                handled,
-                epoch,
-                readers: Arc::new(Semaphore::new(READERS)),
-            },
+            journal,
             Recovered {
                 last_seq,
                 last_states,
@@ -146,6 +177,11 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where the file found damaged at this start was moved, if it was.
+    pub fn damaged(&self) -> Option<&Path> {
+        self.damaged.as_deref()
     }
 
     /// Names this journal's numbering (random, kept in the file).
@@ -324,6 +360,76 @@ fn lock(path: &Path) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
 }
 
 /// A new epoch: random, so that two journals never share one.
+/// A journal file opened, checked and read back.
+struct Opened {
+    connection: rusqlite::Connection,
+    last_id: u64,
+    last_seq: u64,
+    last_states: HashMap<String, u32>,
+    epoch: u64,
+}
+
+/// Why a journal file cannot be used as it is.
+enum Unsound {
+    /// SQLite finds it damaged (so is an empty file: ddm never leaves one).
+    Damaged(String),
+    /// Anything else (a directory it may not write, a disk error): the
+    /// file is left alone.
+    Other(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Unsound {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+        match e.sqlite_error_code() {
+            Some(DatabaseCorrupt | NotADatabase) => Unsound::Damaged(e.to_string()),
+            _ => Unsound::Other(e),
+        }
+    }
+}
+
+/// Opens the file (creating it if there is none), checks it and reads what
+/// the router goes on from.
+fn open_sound(path: &Path) -> Result<Opened, Unsound> {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+        return Err(Unsound::Damaged("the file is empty".into()));
+    }
+    let connection = store::open_writer(path)?;
+    store::quick_check(&connection)?.map_err(Unsound::Damaged)?;
+    let (last_id, last_seq) = store::last_numbers(&connection)?;
+    let last_states = store::last_states(&connection)?;
+    let epoch = match store::setting(&connection, "epoch")? {
+        Some(epoch) => epoch,
+        None => {
+            let epoch = new_epoch();
+            store::set_setting(&connection, "epoch", epoch)?;
+            epoch
+        }
+    };
+    Ok(Opened {
+        connection,
+        last_id,
+        last_seq,
+        last_states,
+        epoch,
+    })
+}
+
+/// Moves a damaged journal (and its WAL and shared-memory files) aside, to
+/// `journal.sqlite.damaged-<unix seconds>`; returns where.
+fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let seconds = now_unix_ns() / 1_000_000_000;
+    let aside = PathBuf::from(format!("{}.damaged-{seconds}", path.display()));
+    std::fs::rename(path, &aside)?;
+    for suffix in ["-wal", "-shm"] {
+        let companion = PathBuf::from(format!("{}{suffix}", path.display()));
+        if companion.exists() {
+            std::fs::rename(&companion, format!("{}{suffix}", aside.display()))?;
+        }
+    }
+    Ok(aside)
+}
+
 fn new_epoch() -> u64 {
     let mut bytes = [0u8; 8];
     if std::fs::File::open("/dev/urandom")
@@ -539,5 +645,90 @@ mod tests {
         };
         let (page, more) = history::page(&connection, &limited, usize::MAX).unwrap();
         assert_eq!((page.len(), more), (3, true));
+    }
+
+    /// A journal of `n` transitions, closed.
+    fn written(dir: &Path, n: u64) {
+        let (mut journal, _) = Journal::open(&config(dir)).unwrap();
+        for seq in 1..=n {
+            journal.transition(&event(seq, &format!("eth{}", seq % 50), 1, 3), "link");
+        }
+        close(journal);
+    }
+
+    /// Each way a file may be damaged: the service opens a new journal
+    /// (it never refuses to start), moves the old one aside, and the new
+    /// one begins with a gap entry that says where it went.
+    #[test]
+    fn a_damaged_journal_is_moved_aside_and_a_new_one_begins_with_a_gap() {
+        use std::io::{Seek, SeekFrom, Write};
+        let damage: [(&str, fn(&Path)); 5] = [
+            ("empty", |f| std::fs::write(f, b"").unwrap()),
+            ("garbage", |f| {
+                std::fs::write(f, vec![0x5a; 64 * 1024]).unwrap()
+            }),
+            ("header", |f| {
+                let mut file = std::fs::OpenOptions::new().write(true).open(f).unwrap();
+                file.write_all(b"not a database, no").unwrap();
+            }),
+            ("truncated", |f| {
+                let length = std::fs::metadata(f).unwrap().len();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(f)
+                    .unwrap()
+                    .set_len(length / 3)
+                    .unwrap();
+            }),
+            ("pages", |f| {
+                // Every page but the first overwritten in its middle: the
+                // table's and the indexes' b-trees.
+                let mut file = std::fs::OpenOptions::new().write(true).open(f).unwrap();
+                let length = file.metadata().unwrap().len();
+                let mut page = 4096;
+                while page + 2048 < length {
+                    file.seek(SeekFrom::Start(page + 100)).unwrap();
+                    file.write_all(&[0xff; 512]).unwrap();
+                    page += 4096;
+                }
+            }),
+        ];
+        for (how, damage) in damage {
+            let dir = tempfile::tempdir().unwrap();
+            written(dir.path(), 2000);
+            let file = dir.path().join("journal.sqlite");
+            damage(&file);
+            let (journal, recovered) = Journal::open(&config(dir.path()))
+                .unwrap_or_else(|e| panic!("{how}: the service must start: {e}"));
+            let aside = journal
+                .damaged()
+                .unwrap_or_else(|| panic!("{how}: not noticed"))
+                .to_owned();
+            assert!(aside.exists(), "{how}: {} kept", aside.display());
+            assert_eq!(recovered.last_seq, 0, "{how}");
+            close(journal);
+            let entries = all(dir.path());
+            assert_eq!(entries.len(), 1, "{how}: {entries:?}");
+            assert_eq!(entries[0].kind, EntryKind::EntryGap as i32, "{how}");
+            assert!(
+                entries[0].reason.contains("journal damaged")
+                    && entries[0].reason.contains(&aside.display().to_string()),
+                "{how}: {}",
+                entries[0].reason
+            );
+            let (again, _) = Journal::open(&config(dir.path())).unwrap();
+            assert!(again.damaged().is_none(), "{how}: the new one is sound");
+            close(again);
+        }
+    }
+
+    #[test]
+    fn a_sound_journal_is_not_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        written(dir.path(), 10);
+        let (journal, recovered) = Journal::open(&config(dir.path())).unwrap();
+        assert!(journal.damaged().is_none());
+        assert_eq!(recovered.last_seq, 10);
+        close(journal);
     }
 }

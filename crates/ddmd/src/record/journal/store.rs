@@ -56,6 +56,17 @@ pub fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
     Ok(connection)
 }
 
+/// Whether SQLite finds the file sound (`PRAGMA quick_check`: every page,
+/// of the table and of the indexes, well formed).
+pub fn quick_check(connection: &Connection) -> rusqlite::Result<Result<(), String>> {
+    let verdict: String = connection.query_row("PRAGMA quick_check(1)", [], |row| row.get(0))?;
+    Ok(if verdict == "ok" {
+        Ok(())
+    } else {
+        Err(verdict)
+    })
+}
+
 /// Opens the journal for reading (and the export's own settings).
 pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let connection = Connection::open_with_flags(

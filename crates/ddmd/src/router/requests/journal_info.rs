@@ -23,6 +23,10 @@ impl Handler for JournalInfo {
             last_id: journal.last_id(),
             lost: journal.lost(),
             export: call.export.map(|e| e.status(journal.last_id())),
+            damaged: journal
+                .damaged()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             ..JournalStatus::default()
         };
         call.read_journal(move |connection| {
