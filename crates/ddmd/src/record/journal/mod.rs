@@ -662,7 +662,8 @@ mod tests {
     #[test]
     fn a_damaged_journal_is_moved_aside_and_a_new_one_begins_with_a_gap() {
         use std::io::{Seek, SeekFrom, Write};
-        let damage: [(&str, fn(&Path)); 5] = [
+        type Damage = fn(&Path);
+        let damage: [(&str, Damage); 5] = [
             ("empty", |f| std::fs::write(f, b"").unwrap()),
             ("garbage", |f| {
                 std::fs::write(f, vec![0x5a; 64 * 1024]).unwrap()
