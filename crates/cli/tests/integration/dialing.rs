@@ -945,3 +945,28 @@ fn a_trigger_device_that_cannot_be_made_is_the_last_error() {
         "{listed}"
     );
 }
+
+/// `ddm router stop` takes the demand interfaces' trigger devices and
+/// routes down (packets to them meet no route, instead of being held and
+/// dropped), and `ddm router start` brings them back.
+#[test]
+fn a_stopped_ddm_holds_no_trigger_device_and_no_route() {
+    let lab = crate::support::Lab::with_config(Some(
+        "[[interface]]\nname = \"held\"\nlink = \"vd\"\nconnect = [\"true\"]\n\
+         dial = \"demand\"\nroutes = [\"192.168.98.0/24\"]\n",
+    ));
+    let trigger_and_route = || {
+        let links = lab.router.ip_output(&["-o", "link", "show"]);
+        let routes = lab.router.ip_output(&["route", "show", "192.168.98.0/24"]);
+        (links.contains("ddm-held"), routes.contains("ddm-held"))
+    };
+    wait_until("the trigger and its route are up", || {
+        trigger_and_route() == (true, true)
+    });
+    stdout_of(&mut lab.service.ddm(&["router", "stop"]));
+    wait_until("the stopped DDM holds neither", || {
+        trigger_and_route() == (false, false)
+    });
+    stdout_of(&mut lab.service.ddm(&["router", "start"]));
+    wait_until("both are back", || trigger_and_route() == (true, true));
+}

@@ -338,6 +338,11 @@ impl Dialed {
 
     /// The DDM stopped (hang everything up, dial nothing) or started.
     pub fn pause(&mut self, paused: bool) -> Vec<Transition> {
+        // First the supervisors: a stopped DDM holds no trigger and no
+        // route (a started one dials only once its trigger is back).
+        for d in self.interfaces.values() {
+            d.order(Order::Pause(paused));
+        }
         let handles: Vec<u32> = self.interfaces.keys().copied().collect();
         handles
             .into_iter()

@@ -66,6 +66,9 @@ pub enum Order {
     Replace(Arc<Declaration>),
     /// Hang up, remove the routes and the trigger, and end.
     Stop(oneshot::Sender<()>),
+    /// The DDM stopped (true): hang up, remove the routes and the trigger,
+    /// and wait; or started again (false): set the trigger up again.
+    Pause(bool),
 }
 
 /// What a supervisor reports.
@@ -292,22 +295,14 @@ impl Supervisor {
                 self.src = declaration.trigger_src;
                 self.declaration = declaration;
             }
+            Order::Pause(true) => self.stop().await,
+            Order::Pause(false) => self.set_up_demand().await,
             Order::Stop(_) => unreachable!("handled by run"),
         }
     }
 
     async fn start(&mut self, adopt: Option<u64>) {
-        if self.declaration.dial == DialMode::Demand {
-            if let Err(e) = self.set_up_trigger().await {
-                tracing::error!(
-                    interface = self.name(),
-                    "cannot set up the trigger device {:?}: {e}",
-                    self.declaration.trigger_device
-                );
-                self.report(Report::NoTrigger(WinError::ERROR_INTERFACE_HAS_NO_DEVICES))
-                    .await;
-            }
-        }
+        self.set_up_demand().await;
         match adopt {
             Some(attempt) => {
                 tracing::info!(interface = self.name(), link = ?self.declaration.link, "adopted the link, found up");
@@ -331,6 +326,23 @@ impl Supervisor {
                 self.disconnect_command().await;
             }
             None => {}
+        }
+    }
+
+    /// A demand interface's trigger and routes, or the report that they
+    /// cannot be made.
+    async fn set_up_demand(&mut self) {
+        if self.declaration.dial != DialMode::Demand || self.trigger.is_some() {
+            return;
+        }
+        if let Err(e) = self.set_up_trigger().await {
+            tracing::error!(
+                interface = self.name(),
+                "cannot set up the trigger device {:?}: {e}",
+                self.declaration.trigger_device
+            );
+            self.report(Report::NoTrigger(WinError::ERROR_INTERFACE_HAS_NO_DEVICES))
+                .await;
         }
     }
 
