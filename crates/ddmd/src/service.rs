@@ -14,8 +14,9 @@ use crate::clients::session::SessionContext;
 use crate::config::Config;
 use crate::core::outbox::LateReply;
 use crate::core::table::{InterfaceTable, LinkFilter};
+use crate::dial::declaration::Declaration;
 use crate::dial::net::Net;
-use crate::dial::supervisor;
+use crate::dial::{leftovers, supervisor};
 use crate::dial::{Dialed, LocalClock};
 use crate::links::{self, LinkEvent};
 use crate::ops::metrics::{Accounts, Counters};
@@ -110,10 +111,20 @@ pub async fn serve(
     let net = Net::connect()?;
     let spawner = {
         let supervisors = supervisors.clone();
-        Box::new(move |handle, declaration| {
+        let service = endpoint.path().display().to_string();
+        let left = {
+            let service = service.clone();
+            tokio::task::spawn_blocking(move || leftovers::left_behind(&service))
+                .await
+                .unwrap_or_default()
+        };
+        Box::new(move |handle, declaration: Arc<Declaration>| {
+            let left_behind = left.contains(&declaration.name);
             supervisor::spawn(
                 handle,
                 declaration,
+                &service,
+                left_behind,
                 net.clone(),
                 reports.clone(),
                 &supervisors,

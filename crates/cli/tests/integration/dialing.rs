@@ -743,7 +743,9 @@ fn after_sigkill_a_demand_interface_leaves_no_trigger_or_route_behind() {
         "dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\ntrigger_src = \"10.9.0.1\"",
     );
     lab.start(&config);
-    assert!(lab.route_device().is_some());
+    wait_until("the trigger holds the route", || {
+        lab.route_device().is_some()
+    });
     lab.service.as_mut().unwrap().kill();
     assert_eq!(
         lab.route_device(),
@@ -969,4 +971,52 @@ fn a_stopped_ddm_holds_no_trigger_device_and_no_route() {
     });
     stdout_of(&mut lab.service.ddm(&["router", "start"]));
     wait_until("both are back", || trigger_and_route() == (true, true));
+}
+
+/// A daemon forked by a connect command (`setsid ... &`, as pppd, openvpn
+/// --daemon and wireguard-go do) leaves the command's process group and is
+/// no child of the service's; it is ended at the hang-up, at the service's
+/// clean stop, and, after a SIGKILL of the service, at the next start.
+#[test]
+fn what_a_connect_command_forks_is_ended_with_the_connection() {
+    let tag = format!(
+        "{}.{}",
+        900 + std::process::id() % 99,
+        std::process::id() % 1000
+    );
+    let daemons = || {
+        let out = tool("pgrep")
+            .args(["-f", &format!("^sleep {tag}$")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    let mut lab = crate::support::Lab::with_config(Some(&format!(
+        "[[interface]]\nname = \"forks\"\nlink = \"vd\"\n\
+         connect = [\"sh\", \"-c\", \"setsid sleep {tag} >/dev/null 2>&1 < /dev/null & ip link set vd up\"]\n\
+         disconnect = [\"ip\", \"link\", \"set\", \"vd\", \"down\"]\nready = \"link\"\n"
+    )));
+    lab.add_link("vd");
+    let server = lab.service.connect();
+    let forks = handle(&server, "forks");
+    assert_eq!(server.interface_connect_wait(forks), Ok(()));
+    wait_until("the daemon runs", || daemons() == 1);
+    server.interface_disconnect(forks).unwrap();
+    wait_until("the hang-up ends it", || daemons() == 0);
+
+    assert_eq!(server.interface_connect_wait(forks), Ok(()));
+    wait_until("the daemon runs again", || daemons() == 1);
+    lab.service.stop_with(nix::sys::signal::Signal::SIGTERM);
+    wait_until("the clean stop ends it", || daemons() == 0);
+
+    lab.service.restart();
+    let server = lab.service.connect();
+    let forks = handle(&server, "forks");
+    assert_eq!(server.interface_connect_wait(forks), Ok(()));
+    wait_until("the daemon runs once more", || daemons() == 1);
+    lab.set_up("vd", false);
+    lab.service.kill();
+    assert_eq!(daemons(), 1, "a SIGKILL leaves it");
+    lab.service.restart();
+    wait_until("the next start ends it", || daemons() == 0);
 }

@@ -28,12 +28,19 @@ use std::time::Instant;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 
-/// Starts `argv` for interface `interface`.
-pub fn start(interface: &str, what: &'static str, argv: &[String]) -> Result<Child, WinError> {
+/// Starts `argv` for interface `interface`, its processes marked `mark`
+/// (see `leftovers`).
+pub fn start(
+    interface: &str,
+    mark: &str,
+    what: &'static str,
+    argv: &[String],
+) -> Result<Child, WinError> {
     let (program, args) = argv.split_first().ok_or(WinError::ERROR_FILE_NOT_FOUND)?;
     let mut command = Command::new(program);
     command
         .args(args)
+        .env(super::leftovers::VARIABLE, mark)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -211,11 +218,12 @@ pub fn error_of(status: ExitStatus) -> WinError {
 /// Runs `argv` to its end, at most `limit`; its error.
 pub async fn run(
     interface: &str,
+    mark: &str,
     what: &'static str,
     argv: &[String],
     limit: Duration,
 ) -> WinError {
-    let mut child = match start(interface, what, argv) {
+    let mut child = match start(interface, mark, what, argv) {
         Ok(child) => child,
         Err(e) => return e,
     };

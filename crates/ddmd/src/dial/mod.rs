@@ -13,6 +13,7 @@ pub mod command;
 pub mod declaration;
 mod dialed;
 pub mod hours;
+pub mod leftovers;
 pub mod machine;
 pub mod net;
 pub mod supervisor;

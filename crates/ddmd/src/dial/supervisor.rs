@@ -17,6 +17,7 @@
 use super::activity::Counters;
 use super::command;
 use super::declaration::{Declaration, DialMode, Ready, Route};
+use super::leftovers;
 use super::net::Net;
 use super::trigger::Trigger;
 use super::wireguard;
@@ -98,10 +99,14 @@ pub struct Reported {
     pub report: Report,
 }
 
-/// Starts the supervisor of interface `handle`.
+/// Starts the supervisor of interface `handle` of the service listening
+/// on `service` (its commands' processes are marked with both, see
+/// `leftovers`).
 pub fn spawn(
     handle: u32,
     declaration: Arc<Declaration>,
+    service: &str,
+    left_behind: bool,
     net: Net,
     reports: mpsc::Sender<Reported>,
     tasks: &TaskTracker,
@@ -110,6 +115,8 @@ pub fn spawn(
     let src = declaration.trigger_src;
     let supervisor = Supervisor {
         handle,
+        service: service.to_owned(),
+        left_behind,
         routes: declaration.routes(),
         declaration,
         net,
@@ -126,6 +133,11 @@ pub fn spawn(
 
 struct Supervisor {
     handle: u32,
+    /// The service's socket: with the interface's name, its processes'
+    /// mark.
+    service: String,
+    /// A run before this one left processes of this interface.
+    left_behind: bool,
     declaration: Arc<Declaration>,
     routes: Vec<Route>,
     net: Net,
@@ -321,11 +333,16 @@ impl Supervisor {
                 });
                 self.route_to_link().await;
             }
-            None if self.link.is_some() => {
-                tracing::info!(interface = self.name(), link = ?self.declaration.link, "cleaning up the link left behind");
-                self.disconnect_command().await;
+            None => {
+                if self.link.is_some() {
+                    tracing::info!(interface = self.name(), link = ?self.declaration.link, "cleaning up the link left behind");
+                    self.disconnect_command().await;
+                }
+                // What a run before this one left (after a SIGKILL).
+                if std::mem::take(&mut self.left_behind) {
+                    leftovers::end(self.mark(), leftovers::GRACE).await;
+                }
             }
-            None => {}
         }
     }
 
@@ -372,11 +389,15 @@ impl Supervisor {
         if !matches!(self.phase, Phase::Idle) {
             self.hang_up().await;
         }
-        let (child, failure) =
-            match command::start(&self.declaration.name, "connect", &self.declaration.connect) {
-                Ok(child) => (Some(child), None),
-                Err(error) => (None, Some(error)),
-            };
+        let (child, failure) = match command::start(
+            &self.declaration.name,
+            &self.mark(),
+            "connect",
+            &self.declaration.connect,
+        ) {
+            Ok(child) => (Some(child), None),
+            Err(error) => (None, Some(error)),
+        };
         self.phase = Phase::Dialing(Dialing {
             attempt,
             child,
@@ -692,10 +713,16 @@ impl Supervisor {
         }
     }
 
+    /// The mark of this interface's processes.
+    fn mark(&self) -> String {
+        leftovers::mark(&self.service, &self.declaration.name)
+    }
+
     async fn disconnect_command(&self) {
         if !self.declaration.disconnect.is_empty() {
             command::run(
                 &self.declaration.name,
+                &self.mark(),
                 "disconnect",
                 &self.declaration.disconnect,
                 self.declaration.connect_timeout(),
@@ -734,6 +761,7 @@ impl Supervisor {
             }
         }
         self.disconnect_command().await;
+        leftovers::end(self.mark(), leftovers::GRACE).await;
         if self.declaration.ready == Ready::Wireguard && !self.link_exists().await {
             wireguard::wait_released(&self.declaration.link, WIREGUARD_RELEASE).await;
         }
