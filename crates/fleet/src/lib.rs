@@ -11,6 +11,7 @@
 use async_nats::jetstream::{self, consumer::pull};
 use ddmd::record::export::Broker;
 use futures_util::StreamExt;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Where and how to watch.
@@ -26,8 +27,13 @@ pub struct FleetWatch {
     pub idle_timeout: Option<Duration>,
 }
 
-/// Hands each entry (its JSON) to `each`, which says whether to go on;
-/// acknowledges it once handed. Runs on a runtime of its own.
+/// Hands each entry (its JSON) to `each`, once, which says whether to go
+/// on; acknowledges it once handed. An entry the broker delivers again (a
+/// redelivery after the broker or the watcher restarted) is acknowledged
+/// and not handed twice: a router's entries come in the order of their
+/// ids within an epoch, so one already passed is one whose id is not
+/// above the last one handed for its (router, epoch). Runs on a runtime of
+/// its own.
 pub fn watch(
     options: &FleetWatch,
     mut each: impl FnMut(serde_json::Value) -> bool,
@@ -53,6 +59,7 @@ pub fn watch(
             )
             .await?;
         let mut messages = consumer.messages().await?;
+        let mut seen = Seen::default();
         loop {
             let next = match options.idle_timeout {
                 Some(limit) => match tokio::time::timeout(limit, messages.next()).await {
@@ -66,11 +73,70 @@ pub fn watch(
             };
             let message = message?;
             let entry: serde_json::Value = serde_json::from_slice(&message.payload)?;
-            let go_on = each(entry);
+            let go_on = !seen.first_time(&entry) || each(entry);
             message.ack().await?;
             if !go_on {
                 return Ok(());
             }
         }
     })
+}
+
+/// How many messages `stream` holds: what a person checks against the
+/// routers' journals (every entry once). Runs on a runtime of its own.
+pub fn stored(
+    broker: &Broker,
+    stream: &str,
+) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = broker
+            .connect("ddm fleet", async_nats::ConnectOptions::new())
+            .await?;
+        let mut stream = jetstream::new(client).get_stream(stream).await?;
+        Ok(stream.info().await?.state.messages)
+    })
+}
+
+/// The last id handed for each (router, epoch).
+#[derive(Default)]
+struct Seen(HashMap<(String, String), u64>);
+
+impl Seen {
+    /// True the first time `entry` (its router, epoch and id) comes.
+    fn first_time(&mut self, entry: &serde_json::Value) -> bool {
+        let text = |key: &str| match &entry[key] {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let Some(id) = entry["id"].as_u64() else {
+            return true;
+        };
+        let last = self.0.entry((text("router"), text("epoch"))).or_insert(0);
+        if id <= *last {
+            return false;
+        }
+        *last = id;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_delivered_again_is_handed_once() {
+        let entry = |router: &str, epoch: &str, id: u64| serde_json::json!({ "router": router, "epoch": epoch, "id": id });
+        let mut seen = Seen::default();
+        assert!(seen.first_time(&entry("r1", "7", 1)));
+        assert!(seen.first_time(&entry("r1", "7", 2)));
+        assert!(!seen.first_time(&entry("r1", "7", 1)), "redelivered");
+        assert!(!seen.first_time(&entry("r1", "7", 2)), "redelivered");
+        assert!(seen.first_time(&entry("r2", "7", 1)), "another router");
+        assert!(seen.first_time(&entry("r1", "8", 1)), "another epoch");
+        assert!(seen.first_time(&entry("r1", "7", 3)));
+    }
 }

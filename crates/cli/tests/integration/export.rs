@@ -132,3 +132,57 @@ fn a_routers_certificate_cannot_publish_as_another_router() {
     );
     assert_eq!(broker.fleet("imposter-check").len(), 0, "nothing stored");
 }
+
+/// Entries the broker stored but whose acknowledgements never reached ddm
+/// (here: its saved position rewound to 0, as if every acknowledgement had
+/// been lost) are not published again once JetStream's duplicate window
+/// (1 s, set by `duplicate_window_secs` when ddm creates the stream) has
+/// passed: on connecting, the export learns what the stream holds of its
+/// journal and goes on after it. Every entry is in the stream once.
+#[test]
+fn exactly_once_holds_beyond_the_duplicate_window() {
+    let broker = Broker::start();
+    let mut lab = Lab::with_config(None);
+    let export = broker.join(&lab.router, 1, "r1", "r1");
+    std::fs::write(
+        lab.service.config_path(),
+        format!("{export}duplicate_window_secs = 1\n"),
+    )
+    .unwrap();
+    lab.service.restart_with_config();
+    lab.add_connected_link("va");
+    lab.flap("va", 6);
+    let server = lab.service.connect();
+    wait_exported(&server, "r1");
+    let ids = journal_ids(&server);
+    lab.service.stop_with(nix::sys::signal::Signal::SIGTERM);
+    let journal = lab.service.state_directory().join("journal.sqlite");
+    let connection = ddmd::record::journal::store::open_reader(&journal).unwrap();
+    ddmd::record::journal::store::set_setting(&connection, "export_position", 0).unwrap();
+    drop(connection);
+    std::thread::sleep(Duration::from_millis(1500));
+    lab.service.restart();
+    let server = lab.service.connect();
+    wait_exported(&server, "r1 again");
+    let published: Vec<u64> = broker
+        .fleet("once")
+        .iter()
+        .filter(|e| e["router"] == "r1")
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
+    let mut counts: HashMap<u64, usize> = HashMap::new();
+    for id in &published {
+        *counts.entry(*id).or_default() += 1;
+    }
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "handed twice: {twice:?}");
+    for id in &ids {
+        assert!(counts.contains_key(id), "entry {id} is in the stream");
+    }
+    let journal_now = journal_ids(&server).len() as u64;
+    assert_eq!(
+        broker.stored(),
+        journal_now,
+        "the stream holds each of the router's entries once"
+    );
+}

@@ -32,7 +32,7 @@ impl Broker {
             .iter()
             .map(|r| {
                 format!(
-                    "    {{ user: \"CN={r}\", permissions: {{ publish: [\"ddm.{r}.events.>\", \"$JS.API.STREAM.INFO.DDM\", \"$JS.API.STREAM.CREATE.DDM\"], subscribe: [\"_INBOX.>\"] }} }}\n"
+                    "    {{ user: \"CN={r}\", permissions: {{ publish: [\"ddm.{r}.events.>\", \"$JS.API.STREAM.INFO.DDM\", \"$JS.API.STREAM.CREATE.DDM\", \"$JS.API.STREAM.MSG.GET.DDM\"], subscribe: [\"_INBOX.>\"] }} }}\n"
                 )
             })
             .collect();
@@ -84,6 +84,20 @@ impl Broker {
             cert_file = self.file(&format!("{cert}.pem")).display(),
             key = self.file(&format!("{cert}.key")).display(),
         )
+    }
+
+    /// How many messages the stream holds, asked from the broker's
+    /// namespace with the watcher's certificate.
+    pub fn stored(&self) -> u64 {
+        let broker = ddmd::record::export::Broker {
+            servers: vec![format!("tls://10.77.1.1:{}", self.server.port)],
+            ca: Some(self.file("ca.pem")),
+            certificate: Some(self.file("watcher.pem")),
+            key: Some(self.file("watcher.key")),
+        };
+        self.netns
+            .enter(|| ddm_fleet::stored(&broker, "DDM"))
+            .expect("the stream's state")
     }
 
     /// Every entry in the stream, read by `ddm watch --fleet` from the

@@ -45,6 +45,8 @@ pub struct ExportConfig {
     pub window: usize,
     /// How long an acknowledgement may take before the entry is sent again.
     pub ack_timeout_ms: u64,
+    /// The stream's duplicate window, when ddm creates the stream.
+    pub duplicate_window_secs: u64,
 }
 
 impl Default for ExportConfig {
@@ -61,6 +63,7 @@ impl Default for ExportConfig {
             key: None,
             window: 256,
             ack_timeout_ms: 5_000,
+            duplicate_window_secs: 120,
         }
     }
 }
@@ -73,6 +76,11 @@ impl ExportConfig {
         }
         crate::bounds::within("export.window", self.window, 1..=65_536)?;
         crate::bounds::within("export.ack_timeout_ms", self.ack_timeout_ms, 1..=600_000)?;
+        crate::bounds::within(
+            "export.duplicate_window_secs",
+            self.duplicate_window_secs,
+            1..=86_400,
+        )?;
         if self.certificate.is_some() != self.key.is_some() {
             return Err("export: certificate and key go together".into());
         }
@@ -205,6 +213,19 @@ impl Export {
 }
 
 /// The name of an entry's kind in subjects and payloads.
+/// Every kind's name, as the last token of its subject.
+pub const KIND_NAMES: [&str; 9] = [
+    "transition",
+    "service_start",
+    "service_stop",
+    "ddm_start",
+    "ddm_stop",
+    "resync",
+    "gap",
+    "accounting",
+    "unknown",
+];
+
 pub fn kind_name(kind: i32) -> &'static str {
     match EntryKind::try_from(kind) {
         Ok(EntryKind::EntryTransition) => "transition",
@@ -221,10 +242,14 @@ pub fn kind_name(kind: i32) -> &'static str {
 
 /// An entry as published: JSON, so that any consumer can read it.
 pub fn payload(router: &str, epoch: u64, entry: &JournalEntry) -> serde_json::Value {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(entry.time_unix_ns);
+    // The epoch is a string: it exceeds 2^53, which JSON parsers that read
+    // numbers as doubles (jq, JavaScript) would round.
     let mut value = serde_json::json!({
         "router": router,
-        "epoch": epoch,
+        "epoch": epoch.to_string(),
         "id": entry.id,
+        "time": humantime::format_rfc3339_nanos(time).to_string(),
         "time_unix_ns": entry.time_unix_ns,
         "kind": kind_name(entry.kind),
     });

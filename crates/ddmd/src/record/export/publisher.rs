@@ -129,11 +129,15 @@ impl Publisher {
             let config = stream::Config {
                 name: self.config.stream.clone(),
                 subjects: self.config.stream_subjects.clone(),
+                duplicate_window: Duration::from_secs(self.config.duplicate_window_secs),
                 ..stream::Config::default()
             };
             if let Err(e) = context.get_or_create_stream(config).await {
                 return e.into();
             }
+        }
+        if let Err(e) = self.skip_what_the_stream_holds(&context).await {
+            return e;
         }
         self.set_state(true, "");
         tracing::info!(position = self.position, "journal export connected");
@@ -153,6 +157,45 @@ impl Publisher {
                 return e;
             }
         }
+    }
+
+    /// Moves the position past what the stream already holds of this
+    /// router's journal (of this epoch): entries the broker stored but
+    /// whose acknowledgements never came back are not sent again, however
+    /// long ago that was (JetStream's duplicate window is only minutes).
+    /// One last-message get per kind subject.
+    async fn skip_what_the_stream_holds(
+        &mut self,
+        context: &jetstream::Context,
+    ) -> Result<(), Failure> {
+        let stream = context.get_stream(&self.config.stream).await?;
+        let mut stored = self.position;
+        for kind in super::KIND_NAMES {
+            let subject = format!("{}.{kind}", self.prefix);
+            let Ok(message) = stream.get_last_raw_message_by_subject(&subject).await else {
+                continue;
+            };
+            let Ok(entry) = serde_json::from_slice::<serde_json::Value>(&message.payload) else {
+                continue;
+            };
+            let epoch = entry["epoch"]
+                .as_str()
+                .and_then(|e| e.parse().ok())
+                .or_else(|| entry["epoch"].as_u64());
+            if entry["router"] == self.router.as_str() && epoch == Some(self.epoch) {
+                stored = stored.max(entry["id"].as_u64().unwrap_or(0));
+            }
+        }
+        if stored > self.position {
+            tracing::info!(
+                from = self.position,
+                to = stored,
+                "journal export: the stream already holds entries whose acknowledgements were lost; going on after them"
+            );
+            self.position = stored;
+            self.save_position().await;
+        }
+        Ok(())
     }
 
     async fn connect(&self) -> Result<async_nats::Client, Failure> {
