@@ -54,7 +54,7 @@ pub fn watch(nats: &NatsArgs, options: &Options) -> Result<(), WinError> {
         idle_timeout: options.timeout.map(Duration::from_secs_f64),
     };
     let mut seen = 0u64;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     let outcome = ddm_fleet::watch(&watch, |entry| {
         seen += 1;
         let _ = if options.json {

@@ -11,6 +11,7 @@ mod jetstream;
 mod journal;
 mod listing;
 mod manual;
+mod output;
 mod routers;
 mod watch;
 mod when;
@@ -268,17 +269,6 @@ enum RouterAction {
     Stop,
 }
 
-/// A client command whose reader has gone (`ddm interfaces | head -1`)
-/// ends as Unix tools do, by SIGPIPE, with nothing said: Rust ignores the
-/// signal, and a print to the closed pipe would panic. The service keeps
-/// ignoring it (its writes to clients fail with EPIPE, as they should).
-fn end_quietly_on_a_closed_pipe() {
-    use nix::sys::signal::{signal, SigHandler, Signal};
-    // SAFETY: the default action replaces an ignore, before any thread
-    // starts; no handler runs.
-    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
-}
-
 fn main() -> ExitCode {
     // A shell asking for completions (COMPLETE=bash ddm -- ...) is answered
     // here, and the process exits.
@@ -287,7 +277,7 @@ fn main() -> ExitCode {
         .complete();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve { .. }) {
-        end_quietly_on_a_closed_pipe();
+        output::end_quietly_on_a_closed_pipe();
     }
     let outcome = match cli.command {
         Command::Serve { config, endpoint } => return ddmd::daemon::main(config, endpoint.socket),

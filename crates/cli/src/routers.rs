@@ -39,7 +39,7 @@ pub fn watch(servers: &[String], options: &Options) -> Result<(), WinError> {
     let idle = options.timeout.map(Duration::from_secs_f64);
     let mut last_event = Instant::now();
     let mut seen = 0u64;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     let outcome = loop {
         if options.count.is_some_and(|n| seen >= n) || stop.load(Ordering::Relaxed) {
             break Ok(());

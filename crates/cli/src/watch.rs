@@ -80,7 +80,7 @@ fn follow(
     let idle = options.timeout.map(Duration::from_secs_f64);
     let mut last_event = Instant::now();
     let mut seen = 0u64;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     while options.count.is_none_or(|n| seen < n) {
         if stop.load(Ordering::Relaxed) {
             return Ok(());

@@ -244,7 +244,7 @@ mod tests {
             "[limits]\nstream_backlog = 9223372036854775807",
             "[limits]\nhandshake_timeout_ms = 9223372036854775807",
             "[limits]\nmax_frame_bytes = 9223372036854775807",
-            "[links]\nreceive_buffer_bytes = 1",
+            "[links]\nreceive_buffer_bytes = 2000000000",
             "[metrics]\nmax_connections = 0",
         ] {
             let error = Config::parse(text).unwrap_err();

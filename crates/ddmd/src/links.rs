@@ -117,7 +117,7 @@ impl LinksConfig {
         crate::bounds::within(
             "links.receive_buffer_bytes",
             self.receive_buffer_bytes,
-            4_096..=1 << 30,
+            1..=1 << 30,
         )
     }
 }

@@ -82,7 +82,7 @@ impl Channel {
                     .write_all(frame)
                     .map_err(|_| WinError::ERROR_DDM_NOT_RUNNING)?;
                 while tls.wants_write() {
-                    match tls.write_tls(&mut &*tcp) {
+                    match tls.write_tls(&mut NoSignal(tcp)) {
                         Ok(_) => {}
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                             wait_ready(self.fd(), PollFlags::POLLOUT, deadline)?;
@@ -122,7 +122,7 @@ impl Channel {
                             tls.process_new_packets()
                                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                             while tls.wants_write() {
-                                if tls.write_tls(&mut &*tcp).is_err() {
+                                if tls.write_tls(&mut NoSignal(tcp)).is_err() {
                                     break;
                                 }
                             }
@@ -139,7 +139,7 @@ impl Channel {
         if let Channel::Remote { tcp, tls } = self {
             let mut tls = Self::lock(tls);
             tls.send_close_notify();
-            let _ = tls.write_tls(&mut &*tcp);
+            let _ = tls.write_tls(&mut NoSignal(tcp));
         }
         let _ = nix::sys::socket::shutdown(self.fd().as_raw_fd(), nix::sys::socket::Shutdown::Both);
     }
@@ -172,5 +172,27 @@ pub(crate) fn wait_ready(
     ) {
         Ok(_) | Err(Errno::EINTR) => Ok(()),
         Err(_) => Err(WinError::ERROR_DDM_NOT_RUNNING),
+    }
+}
+
+/// Writes to a TCP socket with MSG_NOSIGNAL: a service that went away is
+/// an error to return, never a SIGPIPE that kills a program that left the
+/// signal's default action (a C program, `ddm` itself).
+pub(crate) struct NoSignal<'a>(pub(crate) &'a std::net::TcpStream);
+
+impl io::Read for NoSignal<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        io::Read::read(&mut &*self.0, buf)
+    }
+}
+
+impl io::Write for NoSignal<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        nix::sys::socket::send(self.0.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL)
+            .map_err(io::Error::from)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }

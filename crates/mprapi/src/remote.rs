@@ -38,7 +38,7 @@ pub(crate) fn connect(
         .collect();
     // Reachable first: a router that is not there is RPC_S_SERVER_UNAVAILABLE
     // whatever the certificates.
-    let mut tcp = connect_any(&addresses, deadline)?;
+    let tcp = connect_any(&addresses, deadline)?;
     let tls = tls_config(config)?;
     let server_name = ServerName::try_from(host).map_err(|_| WinError::RPC_S_INVALID_BINDING)?;
     let mut connection = rustls::ClientConnection::new(tls, server_name)
@@ -52,7 +52,7 @@ pub(crate) fn connect(
         .map_err(unavailable)?;
     while connection.is_handshaking() {
         connection
-            .complete_io(&mut tcp)
+            .complete_io(&mut crate::channel::NoSignal(&tcp))
             .map_err(|e| refused(&e).unwrap_or(WinError::RPC_S_SERVER_UNAVAILABLE))?;
     }
     tcp.set_nonblocking(true).map_err(unavailable)?;
