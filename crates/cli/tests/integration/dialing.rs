@@ -6,7 +6,7 @@
 
 use crate::support::{expect_signal, stdout_of, tool, wait_until, PATIENCE};
 use crate::wireguard_lab::{WgLab, FAR_LAN};
-use mprapi::{unreachability, Connect, ConnectionState, Event, Server, WinError};
+use mprapi::{unreachability, Connect, ConnectionState, Event, Server, StreamItem, WinError};
 use std::time::Duration;
 use ConnectionState::*;
 
@@ -668,9 +668,19 @@ fn reload_applies_what_changed_and_leaves_the_rest_alone() {
         "the new interface is there"
     );
     assert_eq!(server.interface(branch).unwrap().state, Connected);
+    let events: Vec<_> =
+        std::iter::from_fn(|| match stream.next_timeout(Duration::from_millis(300)) {
+            Some(StreamItem::Event(e)) => Some(e),
+            _ => None,
+        })
+        .collect();
     assert!(
-        stream.next_timeout(Duration::from_millis(300)).is_none(),
-        "the unchanged interface was not touched"
+        events.iter().all(|e| e.interface != "branch"),
+        "the unchanged interface was not touched: {events:?}"
+    );
+    assert!(
+        matches!(&events[..], [e] if e.interface == "spare" && e.from == Unreachable && e.to == Disconnected),
+        "the new one appears, from UNREACHABLE as the journal has it: {events:?}"
     );
     assert_eq!(lab.dials(), 1);
 

@@ -196,12 +196,17 @@ fn a_stopped_client_costs_bounded_memory_and_hears_what_it_missed() {
     assert!(grown < 256, "the stuck client cost the service {grown} KiB");
 
     nix::sys::signal::kill(watch_pid, nix::sys::signal::Signal::SIGCONT).unwrap();
-    let lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    // Read until the count, and keep reading (a watch whose reader went
+    // would end by itself).
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
     let missed = lines
+        .by_ref()
         .map_while(Result::ok)
         .find(|line| line.contains("\"missed\""))
         .expect("the watch reports the events it missed");
     assert!(missed.starts_with("{\"missed\":"), "{missed}");
     nix::sys::signal::kill(watch_pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let reader = std::thread::spawn(move || lines.count());
     assert!(watch.wait().unwrap().success());
+    reader.join().unwrap();
 }

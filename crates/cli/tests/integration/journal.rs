@@ -499,3 +499,210 @@ fn a_damaged_journal_does_not_stop_the_service_and_status_says_so() {
             .any(|e| e.event.as_ref().is_some_and(|t| t.name == "va"))
     });
 }
+
+/// The journal and the stream are the sequence of states the table went
+/// through, under churn, reloads and a SIGKILL: a `ddm watch --json
+/// --resume` that runs throughout prints exactly the journal's
+/// transitions; each interface's transitions chain (one's `to` is the
+/// next one's `from`); a reload of a connected interface whose
+/// declaration changed hangs it up and dials it again, never adopting the
+/// link its own hang-up is deleting (no fake CONNECTED, no 629); an
+/// interface a reload adds appears from UNREACHABLE, also after it was
+/// removed, also disabled; a kernel link a reload declares leaves the
+/// kernel interfaces; a connection adopted after a SIGKILL costs no fake
+/// disconnect and reconnect; and the journal's last states are the
+/// service's.
+#[test]
+fn the_journal_and_the_stream_are_the_states_the_table_went_through() {
+    let declared = |name: &str, link: &str, extra: &str| {
+        format!(
+            "[[interface]]\nname = \"{name}\"\nlink = \"{link}\"\n\
+             connect = [\"ip\", \"link\", \"set\", \"{link}\", \"up\"]\n\
+             disconnect = [\"ip\", \"link\", \"set\", \"{link}\", \"down\"]\n\
+             dial = \"persistent\"\nredial_pause_secs = 1\n{extra}\n"
+        )
+    };
+    let mut lab = Lab::new();
+    for link in ["k0", "k1", "d0", "d1"] {
+        lab.add_link(link);
+    }
+    lab.set_up("k1", true);
+    lab.wait_for_state("k1", ConnectionState::Connected);
+    let config = lab.service.config_path();
+    let reload = |lab: &Lab, text: String| {
+        std::fs::write(lab.service.config_path(), text).unwrap();
+        stdout_of(&mut lab.service.ddm(&["reload"]));
+    };
+    std::fs::write(&config, declared("dial0", "d0", "")).unwrap();
+    lab.service.restart_with_config();
+    lab.wait_for_state("dial0", ConnectionState::Connected);
+    lab.wait_for_state("k1", ConnectionState::Connected);
+    let out = std::fs::File::create(lab.service.state_directory().join("watch.json")).unwrap();
+    // Killed and reaped when the test ends, however it ends.
+    let watch = ddm_lab::Process(
+        lab.service
+            .ddm(&["watch", "--json", "--resume", "--since", "0"])
+            .stdout(out)
+            .spawn()
+            .unwrap(),
+    );
+
+    lab.flap("k0", 10);
+    // d0 changed while connected: hung up and dialed again.
+    reload(&lab, declared("dial0", "d0", "connect_timeout_secs = 20"));
+    lab.wait_for_state("dial0", ConnectionState::Connected);
+    // Added disabled, removed, added back; a kernel link declared.
+    reload(
+        &lab,
+        declared("dial0", "d0", "connect_timeout_secs = 20")
+            + &declared("dial1", "d1", "enabled = false"),
+    );
+    lab.wait_listed("dial1");
+    reload(&lab, declared("dial0", "d0", "connect_timeout_secs = 20"));
+    reload(
+        &lab,
+        declared("dial0", "d0", "connect_timeout_secs = 20")
+            + &declared("dial1", "d1", "")
+            + &declared("kd", "k1", ""),
+    );
+    lab.wait_for_state("dial1", ConnectionState::Connected);
+    lab.wait_for_state("kd", ConnectionState::Connected);
+    let names: Vec<String> = lab
+        .service
+        .connect()
+        .interfaces()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    assert!(
+        !names.contains(&"k1".to_owned()),
+        "k1 is kd's link now: {names:?}"
+    );
+    lab.flap("k0", 6);
+    // A SIGKILL while dial0, dial1 and kd are connected: adopted at the
+    // start. Once the journal has every change: a SIGKILL loses what the
+    // writer's queue holds (milliseconds' worth), which the stream may
+    // have shown (README, Guarantees).
+    let server = lab.service.connect();
+    let committed = server.subscribe().unwrap().snapshot().seq;
+    wait_until("the journal has every change", || {
+        transitions(&server, 0)
+            .last()
+            .is_some_and(|t| t.0 == committed)
+    });
+    drop(server);
+    lab.service.kill();
+    lab.service.restart();
+    lab.wait_for_state("dial0", ConnectionState::Connected);
+    lab.flap("k0", 4);
+    lab.set_up("k0", true);
+    lab.wait_for_state("k0", ConnectionState::Connected);
+
+    let server = lab.service.connect();
+    let printed = || {
+        std::fs::read_to_string(lab.service.state_directory().join("watch.json"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    // Quiet now: the journal's last transition is the watch's last line.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let journal = loop {
+        let journal = transitions(&server, 0);
+        let last_seq = journal.last().unwrap().0;
+        if printed().iter().rev().find_map(|e| e["seq"].as_u64()) == Some(last_seq) {
+            break journal;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watch printed up to {:?}, the journal to {last_seq}",
+            printed().last()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(watch);
+    let state = |name: &str| {
+        (0..4)
+            .find(|n| ConnectionState::from_u32(*n).name() == name)
+            .unwrap()
+    };
+    // Events; a resumed watch also says what it missed (the gap).
+    let streamed: Vec<(u64, String, u32, u32)> = printed()
+        .iter()
+        .filter(|e| e.get("seq").is_some())
+        .map(|e| {
+            (
+                e["seq"].as_u64().unwrap(),
+                e["interface"].as_str().unwrap().to_owned(),
+                state(e["from"].as_str().unwrap()),
+                state(e["to"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(streamed, journal, "the stream is the journal");
+
+    // Each interface's transitions chain. A kernel link's are into and
+    // out of CONNECTED: down is as not there (README, Choices).
+    let declared_names = ["dial0", "dial1", "kd"];
+    let seen_as = |name: &str, state: u32| {
+        if declared_names.contains(&name) || state == ConnectionState::Connected as u32 {
+            state
+        } else {
+            ConnectionState::Unreachable as u32
+        }
+    };
+    let mut last: std::collections::HashMap<&str, u32> = Default::default();
+    for (seq, name, from, to) in &journal {
+        let before = last
+            .get(name.as_str())
+            .copied()
+            .unwrap_or(ConnectionState::Unreachable as u32);
+        assert_eq!(
+            seen_as(name, *from),
+            seen_as(name, before),
+            "#{seq} {name}: from where it was, in {journal:?}"
+        );
+        last.insert(name, *to);
+    }
+    for interface in server.interfaces().unwrap() {
+        match last.get(interface.name.as_str()) {
+            Some(then) => assert_eq!(
+                seen_as(&interface.name, *then),
+                seen_as(&interface.name, interface.state as u32),
+                "{}: the journal's last state is the service's",
+                interface.name
+            ),
+            // A kernel link that never connected has no transition.
+            None => assert_ne!(
+                interface.state,
+                ConnectionState::Connected,
+                "{}",
+                interface.name
+            ),
+        }
+    }
+    let entries = entries(&server);
+    let of = |name: &'static str| {
+        entries
+            .iter()
+            .filter(move |e| e.event.as_ref().is_some_and(|t| t.name == name))
+    };
+    assert!(
+        of("dial0").all(|e| e.event.as_ref().unwrap().last_error != 629),
+        "no fake loss of d0"
+    );
+    let last_start = entries
+        .iter()
+        .rposition(|e| e.kind == EntryKind::EntryServiceStart as i32)
+        .unwrap();
+    let adopted = entries[last_start..]
+        .iter()
+        .filter(|e| e.event.as_ref().is_some_and(|t| t.name == "dial0"))
+        .count();
+    assert_eq!(
+        adopted, 0,
+        "an adopted connection changes nothing at the start"
+    );
+}

@@ -136,6 +136,23 @@ impl InterfaceTable {
         })
     }
 
+    /// The kernel link named `name` stops being an interface of its own: a
+    /// declared interface takes it (a reload declared it). Its state, and
+    /// its going as a transition when it was connected.
+    pub fn claim(&mut self, name: &str) -> Option<(LinkState, Option<Transition>)> {
+        let index = self
+            .by_index
+            .iter()
+            .find(|(_, e)| e.link.name == name)
+            .map(|(index, _)| *index)?;
+        let link = self.by_index[&index].link.clone();
+        let transition = self.remove(index).map(|t| Transition {
+            reason: "declared",
+            ..t
+        });
+        Some((link, transition))
+    }
+
     /// A handle no interface has had since the service started, for a
     /// kernel link or a declared interface.
     pub fn allocate_handle(&mut self) -> u32 {

@@ -9,7 +9,7 @@ use super::machine::{Action, Connecting, Machine};
 use super::supervisor::{Order, Report, Reported};
 use crate::core::notify::Target;
 use crate::core::outbox::{LateReply, Outbox};
-use crate::core::table::Transition;
+use crate::core::table::{InterfaceTable, Transition};
 use crate::links::LinkState;
 use ddm_proto::message::{Interface, InterfaceConnect};
 use ddm_proto::model::{interface_type, ConnectionState};
@@ -192,12 +192,12 @@ impl Dialed {
         let handles: Vec<u32> = self.interfaces.keys().copied().collect();
         handles
             .into_iter()
-            .flat_map(|h| self.start_one(h))
+            .flat_map(|h| self.start_one(h, "service start"))
             .collect()
     }
 
-    fn start_one(&mut self, handle: u32) -> Vec<Transition> {
-        self.step(handle, "service start", |d| {
+    fn start_one(&mut self, handle: u32, reason: &'static str) -> Vec<Transition> {
+        self.step(handle, reason, |d| {
             let adoptable = d.link.as_ref().is_some_and(LinkState::is_connected)
                 && !d.declaration.is_supervised()
                 && d.machine.may_dial_now();
@@ -420,7 +420,7 @@ impl Dialed {
     pub fn reload(
         &mut self,
         declarations: Vec<Declaration>,
-        mut handle: impl FnMut() -> u32,
+        table: &mut InterfaceTable,
     ) -> Vec<Transition> {
         let mut transitions = Vec::new();
         let mut kept = HashSet::new();
@@ -445,9 +445,26 @@ impl Dialed {
             transitions.extend(self.remove(h));
         }
         for declaration in added {
-            let h = handle();
+            let h = table.allocate_handle();
+            // A kernel link it names is its link now, not an interface.
+            let claimed = table.claim(&declaration.link);
+            let name = declaration.name.clone();
             self.add(h, Arc::new(declaration));
-            transitions.extend(self.start_one(h));
+            if let Some((link, gone)) = claimed {
+                transitions.extend(gone);
+                self.link_changed(&link);
+            }
+            // It appears: from UNREACHABLE, as an interface the journal
+            // has not seen is.
+            transitions.push(Transition {
+                handle: h,
+                name,
+                from: ConnectionState::Unreachable,
+                to: ConnectionState::Disconnected,
+                last_error: 0,
+                reason: "added",
+            });
+            transitions.extend(self.start_one(h, "reload"));
         }
         transitions
     }
@@ -458,9 +475,9 @@ impl Dialed {
             return Vec::new();
         };
         let from = d.machine.state();
-        if d.declaration.link != declaration.link {
-            d.link = None;
-        }
+        // Its supervisor hangs the old connection up first: its link is not
+        // one to adopt.
+        d.link = None;
         d.hours = declaration.hours();
         d.machine = Machine::new(&declaration, d.hours.allows(week_time));
         d.declaration = declaration.clone();
@@ -478,7 +495,7 @@ impl Dialed {
                 reason: "reload",
             });
         }
-        transitions.extend(self.start_one(handle));
+        transitions.extend(self.start_one(handle, "reload"));
         transitions
     }
 

@@ -39,6 +39,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
+/// A kernel link's state as its transitions see it: CONNECTED or not
+/// there.
+fn not_connected_is_away(state: ConnectionState) -> ConnectionState {
+    match state {
+        ConnectionState::Connected => ConnectionState::Connected,
+        _ => ConnectionState::Unreachable,
+    }
+}
+
 /// How often systemd hears the status line, at the most (the watchdog may
 /// need it more often).
 const STATUS_PERIOD: Duration = Duration::from_secs(1);
@@ -299,9 +308,9 @@ impl Router {
                 state.commit_all(gone);
                 state.dialed.end_reconcile();
                 if let Some(ready) = self.ready.take() {
-                    let started = self.state.dialed.start();
+                    let mut started = self.state.dialed.start();
                     if let Some(recovered) = self.recovered.take() {
-                        self.resync(recovered, &started);
+                        started = self.resync(recovered, started);
                     }
                     self.state.commit_all(started);
                     if let Some(accounts) = &mut self.accounts {
@@ -338,23 +347,40 @@ impl Router {
 
     /// The first dump is in: records the start, and commits, as one
     /// resynchronisation, every difference between the journal's last
-    /// states and what the kernel shows now (before `started`, what
-    /// starting the declared interfaces does, is committed).
-    fn resync(&mut self, mut recovered: Recovered, started: &[Transition]) {
+    /// states and what the kernel shows now, before `started` (what
+    /// starting the declared interfaces did), which it returns less the
+    /// changes that did not happen: an interface whose start ends where
+    /// the journal left it (a connection adopted after a crash) changed
+    /// nothing, and is told as nothing.
+    fn resync(&mut self, mut recovered: Recovered, started: Vec<Transition>) -> Vec<Transition> {
         let mut before_start = HashMap::new();
-        for t in started {
+        let mut after_start = HashMap::new();
+        for t in &started {
             before_start.entry(t.handle).or_insert(t.from);
+            after_start.insert(t.handle, t.to);
         }
         let mut found = Vec::new();
+        let mut unchanged = HashSet::new();
         for interface in self.state.interfaces() {
+            let current = ConnectionState::from_u32(interface.connection_state);
             let now = before_start
                 .get(&interface.handle)
                 .copied()
-                .unwrap_or(ConnectionState::from_u32(interface.connection_state));
+                .unwrap_or(current);
             let then = recovered
                 .last_states
                 .remove(&interface.name)
                 .map_or(ConnectionState::Unreachable, ConnectionState::from_u32);
+            // A kernel link's transitions are into and out of CONNECTED: a
+            // link that is down is as one that is not there.
+            let kernel_link = self.state.table.get(interface.handle).is_some();
+            if kernel_link && not_connected_is_away(then) == not_connected_is_away(now) {
+                continue;
+            }
+            if after_start.get(&interface.handle) == Some(&then) {
+                unchanged.insert(interface.handle);
+                continue;
+            }
             if then != now {
                 found.push(Transition {
                     handle: interface.handle,
@@ -385,6 +411,10 @@ impl Router {
         self.state.note(EntryKind::EntryResync, found.len() as u64);
         tracing::info!(changes = found.len(), "resynchronised with the journal");
         self.state.commit_all(found);
+        started
+            .into_iter()
+            .filter(|t| !unchanged.contains(&t.handle))
+            .collect()
     }
 
     /// A supervisor's report: what it carried goes to the journal; the rest
@@ -463,10 +493,7 @@ impl Router {
                 let outcome = match interfaces {
                     Ok(declarations) => {
                         let state = &mut self.state;
-                        let table = &mut state.table;
-                        let transitions = state
-                            .dialed
-                            .reload(declarations, || table.allocate_handle());
+                        let transitions = state.dialed.reload(declarations, &mut state.table);
                         state.commit_all(transitions);
                         tracing::info!("configuration reloaded");
                         Outcome::done()
