@@ -1030,3 +1030,63 @@ fn what_a_connect_command_forks_is_ended_with_the_connection() {
     lab.service.restart();
     wait_until("the next start ends it", || daemons() == 0);
 }
+
+/// A storm of reloads, each changing a connected persistent interface's
+/// declaration: when it settles the interface is CONNECTED over a link
+/// that is up, and the journal's last state is the service's.
+#[test]
+fn a_storm_of_reloads_settles_connected_over_a_link_that_is_up() {
+    let declaration = |timeout: u32| {
+        format!(
+            "[[interface]]\nname = \"storm\"\nlink = \"vd\"\n\
+             connect = [\"ip\", \"link\", \"set\", \"vd\", \"up\"]\n\
+             disconnect = [\"ip\", \"link\", \"set\", \"vd\", \"down\"]\n\
+             dial = \"persistent\"\nconnect_timeout_secs = {timeout}\n"
+        )
+    };
+    let mut lab = crate::support::Lab::new();
+    lab.add_link("vd");
+    std::fs::write(lab.service.config_path(), declaration(30)).unwrap();
+    lab.service.restart_with_config();
+    lab.wait_for_state("storm", Connected);
+    let reloads: Vec<_> = (0..9)
+        .map(|n| {
+            std::fs::write(lab.service.config_path(), declaration(10 + n)).unwrap();
+            lab.service.ddm(&["reload"]).spawn().unwrap()
+        })
+        .collect();
+    for mut reload in reloads {
+        assert!(reload.wait().unwrap().success());
+    }
+    let link_up = || {
+        lab.router
+            .ip_output(&["-o", "link", "show", "vd"])
+            .contains(",UP")
+    };
+    wait_until("it settles connected over a link that is up", || {
+        lab.state_of("storm") == Some(Connected) && link_up()
+    });
+    let server = lab.service.connect();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        let state = server.interface(handle(&server, "storm")).unwrap().state;
+        assert!(
+            state != Connected || link_up(),
+            "CONNECTED with its link down"
+        );
+    }
+    let last = server
+        .history(mprapi::History {
+            transitions_only: true,
+            ..mprapi::History::default()
+        })
+        .map(|e| e.unwrap().event.unwrap())
+        .filter(|e| e.name == "storm")
+        .last()
+        .unwrap();
+    assert_eq!(last.to, Connected as u32, "the journal's last state");
+    assert_eq!(
+        server.interface(handle(&server, "storm")).unwrap().state,
+        Connected
+    );
+}

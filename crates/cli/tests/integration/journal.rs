@@ -691,7 +691,7 @@ fn the_journal_and_the_stream_are_the_states_the_table_went_through() {
     };
     assert!(
         of("dial0").all(|e| e.event.as_ref().unwrap().last_error != 629),
-        "no fake loss of d0"
+        "no fake loss of dial0"
     );
     let last_start = entries
         .iter()
