@@ -67,45 +67,40 @@ fn end_now(mark: &str, grace: Duration) -> usize {
 /// before this one left (after a SIGKILL): one scan at the start, so that
 /// only their supervisors look again.
 pub fn left_behind(service: &str) -> HashSet<String> {
-    let prefix = format!("{VARIABLE}={service} ");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return HashSet::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| std::fs::read(format!("/proc/{pid}/environ")).ok())
-        .flat_map(|environment| {
-            environment
-                .split(|b| *b == 0)
-                .filter_map(|entry| entry.strip_prefix(prefix.as_bytes()))
-                .map(|name| String::from_utf8_lossy(name).into_owned())
-                .collect::<Vec<_>>()
-        })
+    let prefix = format!("{service} ");
+    processes()
+        .filter_map(|pid| marks(pid)?.strip_prefix(&prefix).map(str::to_owned))
         .collect()
 }
 
 /// The processes whose environment carries `mark`.
 fn marked(mark: &str) -> Vec<Pid> {
-    let me = std::process::id() as i32;
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| *pid != me)
-        .map(Pid::from_raw)
-        .filter(|pid| still_marked(*pid, mark))
-        .collect()
+    processes().filter(|pid| still_marked(*pid, mark)).collect()
 }
 
 fn still_marked(pid: Pid, mark: &str) -> bool {
-    let Ok(environment) = std::fs::read(format!("/proc/{pid}/environ")) else {
-        return false;
-    };
-    let wanted = format!("{VARIABLE}={mark}");
+    marks(pid).is_some_and(|m| m == mark)
+}
+
+/// Every process but this one.
+fn processes() -> impl Iterator<Item = Pid> {
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(move |pid| *pid != me)
+        .map(Pid::from_raw)
+}
+
+/// The mark in `pid`'s environment, if it has one.
+fn marks(pid: Pid) -> Option<String> {
+    let environment = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let variable = format!("{VARIABLE}=");
     environment
         .split(|b| *b == 0)
-        .any(|entry| entry == wanted.as_bytes())
+        .find_map(|entry| entry.strip_prefix(variable.as_bytes()))
+        .map(|mark| String::from_utf8_lossy(mark).into_owned())
 }
 
 #[cfg(test)]
