@@ -55,12 +55,14 @@ impl Broker {
         self.server.restart();
     }
 
-    /// `name`.pem or `name`.key, or the CA's file for "ca.pem".
+    /// `name`.pem or `name`.key.
     pub fn file(&self, name: &str) -> PathBuf {
-        match name {
-            "ca.pem" => self.tls.ca_file(),
-            _ => self.tls.file(name),
-        }
+        self.tls.file(name)
+    }
+
+    /// The CA that signed the broker's and the clients' certificates.
+    pub fn ca_file(&self) -> PathBuf {
+        self.tls.ca_file()
     }
 
     /// Joins router namespace `router` (the `n`th, from 1) to the broker
@@ -80,7 +82,7 @@ impl Broker {
              router_id = \"{router_id}\"\nca = \"{ca}\"\ncertificate = \"{cert_file}\"\nkey = \"{key}\"\n\
              ack_timeout_ms = 1000\n",
             port = self.server.port,
-            ca = self.file("ca.pem").display(),
+            ca = self.ca_file().display(),
             cert_file = self.file(&format!("{cert}.pem")).display(),
             key = self.file(&format!("{cert}.key")).display(),
         )
@@ -91,7 +93,7 @@ impl Broker {
     pub fn stored(&self) -> u64 {
         let broker = ddmd::record::export::Broker {
             servers: vec![format!("tls://10.77.1.1:{}", self.server.port)],
-            ca: Some(self.file("ca.pem")),
+            ca: Some(self.ca_file()),
             certificate: Some(self.file("watcher.pem")),
             key: Some(self.file("watcher.key")),
         };
@@ -110,7 +112,7 @@ impl Broker {
             .args(["--nats", &format!("tls://10.77.1.1:{}", self.server.port)])
             .args(["--durable", durable, "--timeout", "2"])
             .arg("--ca")
-            .arg(self.file("ca.pem"))
+            .arg(self.ca_file())
             .arg("--cert")
             .arg(self.file("watcher.pem"))
             .arg("--key")
