@@ -98,7 +98,7 @@ fn follow(
                 if options.json {
                     let _ = writeln!(out, "{}", json!({ "missed": count }));
                 } else {
-                    let _ = writeln!(out, "(missed {count} events: this watch read too slowly)");
+                    let _ = writeln!(out, "(missed {count} events: this watch read too slowly, or the journal does not have them)");
                 }
             }
             Some(StreamItem::End(error)) => return Err(error),

@@ -147,7 +147,11 @@ pub enum Connect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamItem {
     Event(ConnectionEvent),
-    /// This many events were dropped here, because the consumer was slow.
+    /// This many sequence numbers were skipped here: events dropped
+    /// because the consumer was slow (exact), or, in a replay, numbers the
+    /// journal does not have: deleted by retention or lost to a full disk
+    /// (exact), or reserved by a service that was killed, which may have
+    /// given some of them to changes it had not yet journaled (at most).
     Missed(u64),
     /// The stream is over: ERROR_DDM_NOT_RUNNING when the DDM stopped or
     /// the service went away. Every later call to `next` says the same.

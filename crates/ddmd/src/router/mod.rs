@@ -188,9 +188,10 @@ impl Router {
         mut self,
         journal: Journal,
         export: Option<Export>,
-        recovered: Recovered,
+        mut recovered: Recovered,
     ) -> Self {
         self.state.seq = recovered.last_seq;
+        self.state.numbering = recovered.numbering.take();
         self.state.epoch = journal.epoch();
         self.journal = Some(journal);
         self.export = export;

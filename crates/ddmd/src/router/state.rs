@@ -17,6 +17,7 @@ use crate::core::peer::Peer;
 use crate::core::table::{InterfaceTable, Transition};
 use crate::dial::declaration::Declaration;
 use crate::dial::Dialed;
+use crate::record::journal::reservation::Numbering;
 use ddm_proto::message::{ConnectionEvent, EntryKind, Interface, JournalEntry};
 use ddm_proto::model::{now_unix_ns, ConnectionState};
 use ddm_proto::WinError;
@@ -69,6 +70,8 @@ pub struct State {
     pub seq: u64,
     /// Names the numbering (the journal's epoch, or this run's).
     pub epoch: u64,
+    /// Keeps the numbering ahead on disk, with a journal.
+    pub numbering: Option<Numbering>,
     pub sessions: HashMap<u64, Session>,
     pub limits: Limits,
     records: Vec<Record>,
@@ -84,6 +87,7 @@ impl State {
             started: Instant::now(),
             seq: 0,
             epoch: now_unix_ns() >> 1,
+            numbering: None,
             sessions: HashMap::new(),
             limits,
             records: Vec::new(),
@@ -109,6 +113,9 @@ impl State {
     /// waiters are not kept waiting for the rest), then every stream told.
     fn commit(&mut self, t: Transition) -> Committed {
         self.seq += 1;
+        if let Some(numbering) = &mut self.numbering {
+            numbering.numbered(self.seq);
+        }
         let event = ConnectionEvent {
             seq: self.seq,
             handle: t.handle,

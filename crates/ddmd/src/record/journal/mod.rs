@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod history;
+pub mod reservation;
 pub mod store;
 pub mod uptime;
 mod writer;
@@ -22,6 +23,7 @@ mod writer;
 use config::JournalConfig;
 use ddm_proto::message::{ConnectionEvent, EntryKind, JournalEntry};
 use ddm_proto::model::now_unix_ns;
+use reservation::{Numbering, Reservation};
 use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -48,11 +50,14 @@ pub struct JournalError {
 /// What the journal knew when it was opened.
 #[derive(Debug, Default)]
 pub struct Recovered {
-    /// The last sequence number used: the next run goes on after it.
+    /// The last sequence number that may have been used: the next run
+    /// goes on after it.
     pub last_seq: u64,
     /// Each interface's state (a ROUTER_CONNECTION_STATE) after its last
     /// journaled transition.
     pub last_states: HashMap<String, u32>,
+    /// Keeps the numbering ahead on disk: the router tells it each number.
+    pub numbering: Option<Numbering>,
 }
 
 /// The router's side of the journal.
@@ -73,6 +78,10 @@ pub struct Journal {
     readers: Arc<Semaphore>,
     /// Where the file found damaged at the start was moved, if it was.
     damaged: Option<PathBuf>,
+    /// Keeps the numbering ahead on disk; closed after the writer, with
+    /// the last sequence number handed here.
+    reservation: Option<Reservation>,
+    last_seq: u64,
 }
 
 impl Journal {
@@ -121,6 +130,10 @@ impl Journal {
             epoch,
         } = opened;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
+        let seq_file = reservation::file(&path);
+        let reserved = reservation::read(&seq_file, epoch);
+        let numbered = last_seq.max(reserved);
+        let reservation = Reservation::start(&seq_file, epoch, numbered).map_err(failed)?;
         let (handled_sender, handled) = watch::channel(last_id);
         let (queue, receiver) = sync_channel(config.queue);
         let write_lost = Arc::new(AtomicU64::new(0));
@@ -140,7 +153,7 @@ impl Journal {
                 drop(lock);
             })
             .map_err(failed)?;
-        tracing::info!(path = %path.display(), last_seq, "journal open");
+        tracing::info!(path = %path.display(), last_seq = numbered, "journal open");
         let mut journal = Journal {
             path,
             queue: Some(queue),
@@ -153,7 +166,29 @@ impl Journal {
             epoch,
             readers: Arc::new(Semaphore::new(READERS)),
             damaged: damaged.as_ref().map(|(aside, _)| aside.clone()),
+            reservation: None,
+            last_seq: numbered,
         };
+        let numbering = reservation.numbering();
+        journal.reservation = Some(reservation);
+        if reserved > last_seq {
+            tracing::warn!(
+                journaled = last_seq,
+                reserved,
+                "the service did not stop cleanly: numbering goes on after the reserved numbers, which changes not journaled may have used"
+            );
+            journal.append(JournalEntry {
+                time_unix_ns: now_unix_ns(),
+                kind: EntryKind::EntryGap as i32,
+                count: reserved - last_seq,
+                last_seq: reserved,
+                reason: format!(
+                    "unclean stop: sequence numbers {} to {reserved} may have been given to changes that were not journaled",
+                    last_seq + 1
+                ),
+                ..JournalEntry::default()
+            });
+        }
         if let Some((aside, why)) = damaged {
             journal.append(JournalEntry {
                 time_unix_ns: now_unix_ns(),
@@ -169,8 +204,9 @@ impl Journal {
         Ok((
             journal,
             Recovered {
-                last_seq,
+                last_seq: numbered,
                 last_states,
+                numbering: Some(numbering),
             },
         ))
     }
@@ -234,6 +270,8 @@ impl Journal {
         }
         entry.id = self.next_id;
         self.next_id += 1;
+        let seq = entry.event.as_ref().map_or(entry.last_seq, |e| e.seq);
+        self.last_seq = self.last_seq.max(seq);
         if !self.flush_gap() {
             self.drop_entry(&entry);
             return;
@@ -326,9 +364,11 @@ impl Journal {
     }
 
     /// Returns what hands the writer what is left and waits for it to
-    /// finish: blocking, for the blocking pool.
+    /// finish, then records the last number given: blocking, for the
+    /// blocking pool.
     pub fn close(&mut self) -> impl FnOnce() + Send + 'static {
         let (gap, queue, writer) = (self.dropped.take(), self.queue.take(), self.writer.take());
+        let (reservation, last_seq) = (self.reservation.take(), self.last_seq);
         move || {
             // Waiting for room here, off the runtime's thread.
             if let (Some(gap), Some(queue)) = (gap, queue) {
@@ -336,6 +376,9 @@ impl Journal {
             }
             if let Some(writer) = writer {
                 let _ = writer.join();
+            }
+            if let Some(reservation) = reservation {
+                reservation.finish(last_seq);
             }
         }
     }
@@ -359,7 +402,6 @@ fn lock(path: &Path) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
     })
 }
 
-/// A new epoch: random, so that two journals never share one.
 /// A journal file opened, checked and read back.
 struct Opened {
     connection: rusqlite::Connection,
@@ -430,6 +472,7 @@ fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
     Ok(aside)
 }
 
+/// A new epoch: random, so that two journals never share one.
 fn new_epoch() -> u64 {
     let mut bytes = [0u8; 8];
     if std::fs::File::open("/dev/urandom")
@@ -497,6 +540,31 @@ mod tests {
         close(journal);
         let ids: Vec<u64> = all(dir.path()).iter().map(|e| e.id).collect();
         assert_eq!(ids, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn after_an_unclean_stop_numbering_goes_on_after_the_reserved_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut journal, _) = Journal::open(&config(dir.path())).unwrap();
+        for seq in 1..=5 {
+            journal.transition(&event(seq, "eth0", 1, 3), "");
+        }
+        // Killed: the exact last number is never written.
+        drop(journal.reservation.take());
+        close(journal);
+        let (journal, recovered) = Journal::open(&config(dir.path())).unwrap();
+        // Reserved as the first run began.
+        let reserved = reservation::AHEAD;
+        assert_eq!(recovered.last_seq, reserved, "no number is given twice");
+        close(journal);
+        let gap = all(dir.path()).pop().unwrap();
+        assert_eq!(gap.kind, EntryKind::EntryGap as i32);
+        assert_eq!((gap.last_seq, gap.count), (reserved, reserved - 5));
+        assert!(gap.reason.starts_with("unclean stop"), "{}", gap.reason);
+        let (journal, recovered) = Journal::open(&config(dir.path())).unwrap();
+        assert_eq!(recovered.last_seq, reserved, "a clean stop: no new gap");
+        close(journal);
+        assert_eq!(all(dir.path()).len(), 6);
     }
 
     #[test]
