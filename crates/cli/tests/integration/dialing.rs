@@ -1036,16 +1036,35 @@ fn what_a_connect_command_forks_is_ended_with_the_connection() {
 /// that is up, and the journal's last state is the service's.
 #[test]
 fn a_storm_of_reloads_settles_connected_over_a_link_that_is_up() {
+    let lab = crate::support::Lab::new();
+    lab.add_link("vd");
+    reload_storm(
+        lab,
+        r#"["ip", "link", "set", "vd", "up"]"#,
+        r#"["ip", "link", "set", "vd", "down"]"#,
+    );
+}
+
+/// The same storm where dialing creates the link and hanging up deletes it
+/// (as a tunnel's commands do): a hang-up's deletion must never leave it
+/// CONNECTED with no link.
+#[test]
+fn a_storm_of_reloads_settles_connected_when_hanging_up_deletes_the_link() {
+    reload_storm(
+        crate::support::Lab::new(),
+        r#"["sh", "-c", "ip link add vd type veth peer name vdp 2>/dev/null; ip link set vdp up; ip link set vd up"]"#,
+        r#"["ip", "link", "del", "vd"]"#,
+    );
+}
+
+fn reload_storm(mut lab: crate::support::Lab, connect: &str, disconnect: &str) {
     let declaration = |timeout: u32| {
         format!(
             "[[interface]]\nname = \"storm\"\nlink = \"vd\"\n\
-             connect = [\"ip\", \"link\", \"set\", \"vd\", \"up\"]\n\
-             disconnect = [\"ip\", \"link\", \"set\", \"vd\", \"down\"]\n\
+             connect = {connect}\ndisconnect = {disconnect}\n\
              dial = \"persistent\"\nconnect_timeout_secs = {timeout}\n"
         )
     };
-    let mut lab = crate::support::Lab::new();
-    lab.add_link("vd");
     std::fs::write(lab.service.config_path(), declaration(30)).unwrap();
     lab.service.restart_with_config();
     lab.wait_for_state("storm", Connected);
