@@ -20,6 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["clients"],
     &["router"],
     &["dial"],
+    &["health"],
     &["core"],
     &["links"],
     &["record", "ops"],

@@ -20,8 +20,9 @@ pub struct Transition {
     /// The interface's last error after it (always 0 for kernel links).
     pub last_error: u32,
     /// Why, for the journal: what a declared interface's machine was told,
-    /// or "resync"; empty for a kernel link's change.
-    pub reason: &'static str,
+    /// or "resync", or what a health verdict was made of; empty for a
+    /// kernel link's change.
+    pub reason: std::borrow::Cow<'static, str>,
 }
 
 #[derive(Debug)]
@@ -101,7 +102,7 @@ impl InterfaceTable {
                     from,
                     to,
                     last_error: 0,
-                    reason: "",
+                    reason: "".into(),
                 })
             }
             None => {
@@ -112,7 +113,7 @@ impl InterfaceTable {
                     from: ConnectionState::Unreachable,
                     to: ConnectionState::Connected,
                     last_error: 0,
-                    reason: "",
+                    reason: "".into(),
                 });
                 self.by_index.insert(link.index, Entry { handle, link });
                 transition
@@ -132,7 +133,7 @@ impl InterfaceTable {
             from: ConnectionState::Connected,
             to: ConnectionState::Unreachable,
             last_error: 0,
-            reason: "",
+            reason: "".into(),
         })
     }
 
@@ -147,7 +148,7 @@ impl InterfaceTable {
             .map(|(index, _)| *index)?;
         let link = self.by_index[&index].link.clone();
         let transition = self.remove(index).map(|t| Transition {
-            reason: "declared",
+            reason: "declared".into(),
             ..t
         });
         Some((link, transition))

@@ -246,7 +246,7 @@ impl Dialed {
                 from,
                 to,
                 last_error: last_error.0,
-                reason,
+                reason: reason.into(),
             });
             from = to;
         }
@@ -462,7 +462,7 @@ impl Dialed {
                 from: ConnectionState::Unreachable,
                 to: ConnectionState::Disconnected,
                 last_error: 0,
-                reason: "added",
+                reason: "added".into(),
             });
             transitions.extend(self.start_one(h, "reload"));
         }
@@ -492,7 +492,7 @@ impl Dialed {
                 from,
                 to: ConnectionState::Disconnected,
                 last_error: 0,
-                reason: "reload",
+                reason: "reload".into(),
             });
         }
         transitions.extend(self.start_one(handle, "reload"));
@@ -514,7 +514,7 @@ impl Dialed {
                 from,
                 to: ConnectionState::Unreachable,
                 last_error: d.machine.last_error().0,
-                reason: "removed",
+                reason: "removed".into(),
             })
             .into_iter()
             .collect()

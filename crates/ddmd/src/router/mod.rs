@@ -266,14 +266,14 @@ impl Router {
                         accounts.committed(&c.event, c.signals, c.missed);
                     }
                     if let Some(journal) = &mut self.journal {
-                        journal.transition(&c.event, c.reason);
+                        journal.transition(&c.event, &c.reason);
                     }
                     let (e, from, to) = (
                         &c.event,
                         ConnectionState::from_u32(c.event.from),
                         ConnectionState::from_u32(c.event.to),
                     );
-                    tracing::info!(seq = e.seq, interface = ?e.name, from = from.name(), to = to.name(), last_error = e.last_error, reason = c.reason, "connection event");
+                    tracing::info!(seq = e.seq, interface = ?e.name, from = from.name(), to = to.name(), last_error = e.last_error, reason = &*c.reason, "connection event");
                 }
                 Record::Note(kind, count) => {
                     if let Some(journal) = &mut self.journal {
@@ -389,7 +389,7 @@ impl Router {
                     from: then,
                     to: now,
                     last_error: interface.last_error,
-                    reason: "resync",
+                    reason: "resync".into(),
                 });
             }
         }
@@ -404,7 +404,7 @@ impl Router {
                     from: then,
                     to: ConnectionState::Unreachable,
                     last_error: 0,
-                    reason: "resync",
+                    reason: "resync".into(),
                 });
             }
         }

@@ -40,7 +40,7 @@ pub struct Session {
 pub struct Committed {
     pub event: ConnectionEvent,
     /// Why, for the journal ("link", "dial failed", "resync", ...).
-    pub reason: &'static str,
+    pub reason: std::borrow::Cow<'static, str>,
     /// Registrations signaled.
     pub signals: u64,
     /// Sessions whose stream backlog was full (the event counts as missed
