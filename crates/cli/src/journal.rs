@@ -65,7 +65,7 @@ pub fn history(server: &Server, window: &Window) -> Result<(), WinError> {
     Ok(())
 }
 
-fn time_of(ns: u64) -> humantime::Rfc3339Timestamp {
+pub fn time_of(ns: u64) -> humantime::Rfc3339Timestamp {
     humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_nanos(ns))
 }
 

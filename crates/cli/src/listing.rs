@@ -61,17 +61,31 @@ pub fn interface_json(i: &InterfaceInfo) -> serde_json::Value {
         "last_error_name": WinError(i.last_error).name(),
         "dial": i.dial.name(),
         "link": i.link,
+        "health": (!i.health.is_empty()).then(|| json!({
+            "verdict": i.health,
+            "rtt_ms": i.health_rtt.map(|d| d.as_secs_f64() * 1e3),
+            "loss_percent": i.health_loss_percent,
+        })),
     })
 }
 
 /// The header of the interface table.
 pub const INTERFACE_HEADER: &str =
-    "HANDLE  NAME             TYPE        ENABLED STATE         DIAL       LAST_ERROR";
+    "HANDLE  NAME             TYPE        ENABLED STATE         DIAL       LAST_ERROR                      HEALTH  RTT       LOSS";
 
 /// One interface as a row of the table.
 pub fn interface_row(i: &InterfaceInfo) -> String {
+    let (health, rtt, loss) = if i.health.is_empty() {
+        ("-", "-".to_owned(), "-".to_owned())
+    } else {
+        (
+            i.health.as_str(),
+            milliseconds(i.health_rtt),
+            format!("{:.0}%", i.health_loss_percent),
+        )
+    };
     format!(
-        "{:>6}  {:<16} {:<11} {:<7} {:<13} {:<10} {}",
+        "{:>6}  {:<16} {:<11} {:<7} {:<13} {:<10} {:<31} {:<7} {:<9} {}",
         i.handle,
         i.name,
         interface_type::name(i.if_type),
@@ -81,8 +95,16 @@ pub fn interface_row(i: &InterfaceInfo) -> String {
             "" => "-",
             mode => mode,
         },
-        error_name(i.last_error)
+        error_name(i.last_error),
+        health,
+        rtt,
+        loss
     )
+}
+
+/// `12.3ms`, or `-` for none.
+pub fn milliseconds(duration: Option<std::time::Duration>) -> String {
+    duration.map_or("-".into(), |d| format!("{:.1}ms", d.as_secs_f64() * 1e3))
 }
 
 pub fn interfaces(server: &Server, json: bool) -> Result<(), WinError> {

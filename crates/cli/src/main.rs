@@ -7,6 +7,7 @@
 mod completion;
 mod dialing;
 mod events;
+mod health;
 mod jetstream;
 mod journal;
 mod listing;
@@ -139,6 +140,15 @@ enum Command {
     },
     /// List the router's interfaces (MPR_INTERFACE_0).
     Interfaces {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
+    /// Path health of the interfaces with a health table, or of NAME:
+    /// verdict, RTT, jitter, loss, and each target's (monitor or admin).
+    Health {
+        name: Option<String>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -306,6 +316,13 @@ fn main() -> ExitCode {
         Command::Interfaces { json, endpoint } => endpoint
             .connect()
             .and_then(|s| listing::interfaces(&s, json)),
+        Command::Health {
+            name,
+            json,
+            endpoint,
+        } => endpoint
+            .connect()
+            .and_then(|s| health::run(&s, name.as_deref(), json)),
         Command::Watch {
             json,
             count,

@@ -7,7 +7,8 @@
 
 pub use crate::clients::access::AccessConfig;
 pub use crate::core::limits::{Limits, MIN_FRAME_BYTES};
-use crate::dial::declaration::{self, Declaration};
+use crate::dial::declaration::{self, Declaration, Declared};
+pub use crate::health::config::{HealthConfig, HealthTables};
 pub use crate::links::LinksConfig;
 pub use crate::record::journal::config::{JournalConfig, JournalSetting};
 use serde::Deserialize;
@@ -33,6 +34,8 @@ pub struct Config {
     /// Demand-dial interfaces (`[[interface]]` tables).
     #[serde(rename = "interface")]
     pub interfaces: Vec<Declaration>,
+    /// How paths are probed and judged (`[health.NAME]` tables).
+    pub health: HealthTables,
     /// The file it was read from, read again by `ddm reload` and SIGHUP.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -85,6 +88,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        self.check_health()?;
         self.access.check()?;
         self.links.check()?;
         self.limits.check()?;
@@ -102,6 +106,36 @@ impl Config {
                 return Err("export: the journal is its outbox; it cannot be off".into());
             }
             export.check()?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// What the router runs: the interfaces and their health tables.
+    pub fn declared(&self) -> Declared {
+        Declared {
+            interfaces: self.interfaces.clone(),
+            health: self.health.clone(),
+        }
+    }
+
+    /// Every `[health.NAME]` table, and that each interface's `health`
+    /// names one.
+    fn check_health(&self) -> Result<(), String> {
+        for (name, table) in &self.health {
+            table.check(name)?;
+        }
+        for interface in &self.interfaces {
+            if let Some(health) = &interface.health {
+                if !self.health.contains_key(health) {
+                    return Err(format!(
+                        "interface {}: health {} names no [health.NAME] table",
+                        crate::bounds::quoted(&interface.name),
+                        crate::bounds::quoted(health),
+                    ));
+                }
+            }
         }
         Ok(())
     }

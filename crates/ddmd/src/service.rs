@@ -18,6 +18,7 @@ use crate::dial::declaration::Declaration;
 use crate::dial::net::Net;
 use crate::dial::{leftovers, supervisor};
 use crate::dial::{Dialed, LocalClock};
+use crate::health::prober;
 use crate::links::{self, LinkEvent};
 use crate::ops::metrics::{Accounts, Counters};
 use crate::ops::systemd::{Notice, Notifier};
@@ -51,6 +52,9 @@ pub enum ServeError {
 /// Reports queued from supervisors to the router; a supervisor waits when
 /// it is full (the router never does).
 const SUPERVISOR_REPORTS: usize = 1024;
+/// Health rounds queued from the probes to the router; a round that finds
+/// it full is dropped and counted.
+const HEALTH_ROUNDS: usize = 4096;
 /// How long a shutdown waits for declared interfaces to hang up.
 const SUPERVISOR_STOP_LIMIT: Duration = Duration::from_secs(10);
 /// How long a shutdown waits for the export to publish what is left.
@@ -143,17 +147,25 @@ pub async fn serve(
         let tls = remote.as_ref().map(|(_, reloadable)| reloadable.clone());
         spawn_reloader(path, tls, commands.clone(), notifier.clone())
     });
+    let (rounds, round_receiver) = mpsc::channel(HEALTH_ROUNDS);
+    let mut dialed = Dialed::new(spawner, Box::new(LocalClock));
+    dialed.probing({
+        let rounds = prober::Rounds {
+            queue: rounds,
+            counters: counters.clone(),
+        };
+        Box::new(move |handle, generation, table| {
+            prober::spawn(handle, generation, table, rounds.clone())
+        })
+    });
     let mut router = Router::new(InterfaceTable::new(filter), config.limits.clone(), ready)
-        .dialing(
-            Dialed::new(spawner, Box::new(LocalClock)),
-            report_receiver,
-            reloader,
-        )
+        .dialing(dialed, report_receiver, reloader)
+        .probing(round_receiver)
         .notifying(notifier.clone());
     if let Some(feed) = metrics_feed {
         router = router.counting(Accounts::new(feed));
     }
-    router.declare(config.interfaces.clone());
+    router.declare(config.declared());
     let export_stop = tokio_util::sync::CancellationToken::new();
     if let Some(journal_config) = config.journal.config() {
         let (journal, recovered) = Journal::open(&journal_config)?;
@@ -316,13 +328,13 @@ fn spawn_reloader(
                 if let (Some(tls), Some(remote)) = (tls, &config.remote) {
                     tls.reload(remote)?;
                 }
-                Ok::<_, String>(config.interfaces)
+                Ok::<_, String>(config.declared())
             })
             .await;
-            let interfaces = read.unwrap_or_else(|e| Err(e.to_string()));
+            let declared = read.unwrap_or_else(|e| Err(e.to_string()));
             let (applied, outcome) = oneshot::channel();
             let reload = Command::Reload {
-                interfaces,
+                declared,
                 reply: applied,
             };
             if router.send(reload).is_err() {

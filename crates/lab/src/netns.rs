@@ -51,19 +51,13 @@ impl Netns {
 
     /// Many `ip` commands in one process (`ip -batch`), for bursts.
     pub fn ip_batch(&self, lines: &str) {
-        use std::io::Write;
-        let mut child = tool("ip")
-            .args(["-n", &self.name, "-batch", "-"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(lines.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success(), "ip -batch failed");
+        fed(tool("ip").args(["-n", &self.name, "-batch", "-"]), lines);
+    }
+
+    /// An nftables script run here (`nft -f -`): these kernels have no
+    /// netem, so tests drop or thin out packets with nftables rules.
+    pub fn nft(&self, script: &str) {
+        fed(self.command("nft").args(["-f", "-"]), script);
     }
 
     /// Runs `f` with this thread in the namespace (sockets it opens stay
@@ -140,4 +134,27 @@ pub fn remove_all() {
             remove(name);
         }
     }
+}
+
+/// Runs `command` with `input` on its standard input, failing the test if
+/// it fails.
+fn fed(command: &mut std::process::Command, input: &str) {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?} failed: {}\n{input}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

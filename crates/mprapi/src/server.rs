@@ -432,6 +432,19 @@ impl Server {
         }
     }
 
+    /// The path health of the interfaces with a health table (all, or
+    /// the one named), with each target's figures. Monitor or admin.
+    /// ERROR_NO_SUCH_INTERFACE when `interface` names none.
+    pub fn health(&self, interface: &str) -> Result<Vec<InterfaceHealth>> {
+        let request = Request::HealthGet(HealthGet {
+            interface: interface.into(),
+        });
+        match self.call(request)? {
+            Some(ReplyResult::Health(report)) => Ok(report.interfaces),
+            _ => Err(WinError::RPC_S_PROTOCOL_ERROR),
+        }
+    }
+
     /// Every session with its registrations. Admin only.
     pub fn sessions(&self) -> Result<Vec<SessionInfo>> {
         match self.call(Request::ListSessions(ListSessions {}))? {

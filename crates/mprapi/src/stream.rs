@@ -20,7 +20,7 @@ use std::time::Duration;
 pub const STREAM_CAPACITY: usize = 4096;
 
 /// The table at the moment the stream began.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub seq: u64,
     pub interfaces: Vec<InterfaceInfo>,

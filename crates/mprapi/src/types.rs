@@ -26,8 +26,8 @@ impl From<message::ServerInfo> for ServerInfo {
     }
 }
 
-/// `MPR_INTERFACE_0`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `MPR_INTERFACE_0`, and beyond it the link and the path health.
+#[derive(Debug, Clone, PartialEq)]
 pub struct InterfaceInfo {
     pub name: String,
     /// Stays the same while the interface exists; never reused while the
@@ -45,6 +45,14 @@ pub struct InterfaceInfo {
     pub dial: message::DialMode,
     /// The kernel link (a kernel link's own name).
     pub link: String,
+    /// Path health, for an interface with a health table: "up", "down" or
+    /// "pending"; empty without one. [`crate::Server::health`] has the
+    /// figures per target.
+    pub health: String,
+    /// The median RTT of its probes over the window.
+    pub health_rtt: Option<std::time::Duration>,
+    /// Rounds lost (short of the quorum) over the window, in percent.
+    pub health_loss_percent: f64,
 }
 
 impl From<message::Interface> for InterfaceInfo {
@@ -52,6 +60,9 @@ impl From<message::Interface> for InterfaceInfo {
         InterfaceInfo {
             dial: message::DialMode::try_from(m.dial).unwrap_or(message::DialMode::DialNone),
             link: m.link,
+            health: m.health,
+            health_rtt: m.health_rtt_us.map(std::time::Duration::from_micros),
+            health_loss_percent: m.health_loss_percent,
             state: ConnectionState::from_u32(m.connection_state),
             name: m.name,
             handle: m.handle,
@@ -64,7 +75,7 @@ impl From<message::Interface> for InterfaceInfo {
 }
 
 /// One page of `MprAdminInterfaceEnum`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct InterfacePage {
     pub interfaces: Vec<InterfaceInfo>,
     pub total_entries: u32,

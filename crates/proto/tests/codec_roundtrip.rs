@@ -34,6 +34,9 @@ fn interface() -> impl Strategy<Value = Interface> {
                 unreachability_reasons,
                 last_error,
                 dial: (handle % 4) as i32,
+                health: ["", "up", "down", "pending"][(handle % 4) as usize].into(),
+                health_rtt_us: (handle % 3 == 0).then_some(u64::from(last_error)),
+                health_loss_percent: f64::from(handle % 101),
             },
         )
 }

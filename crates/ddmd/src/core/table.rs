@@ -228,6 +228,7 @@ fn to_interface(entry: &Entry) -> Interface {
         last_error: 0,
         dial: ddm_proto::message::DialMode::DialNone as i32,
         link: link.name.clone(),
+        ..Interface::default()
     }
 }
 

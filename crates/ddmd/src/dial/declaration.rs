@@ -2,11 +2,13 @@
 //! (`[[interface]]`), checked before the service uses it.
 //!
 //! Only this file's commands are ever run: no client can name one. Every
-//! key but `name`, `link` and `connect` has a default; the README lists
-//! them all.
+//! key but `name` and `link` has a default; the README lists them all.
+//! Without `connect` the interface is watched, not dialed: an uplink the
+//! system brings up, CONNECTED while its link (and its health) is up.
 
 use super::hours::DialoutHours;
 use crate::bounds::{quoted, within};
+use crate::health::config::HealthTables;
 use ddm_proto::model::MAX_CONNECT_TIMEOUT_SECS;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -95,6 +97,9 @@ pub struct Declaration {
     /// The metric of ddm's routes, so that routes a connect script adds
     /// for the same prefixes (wg-quick does) do not collide with them.
     pub route_metric: u32,
+    /// The `[health.NAME]` table its path is probed and judged by: then it
+    /// is CONNECTED only while its link is up and its health is up.
+    pub health: Option<String>,
 }
 
 impl Default for Declaration {
@@ -120,8 +125,17 @@ impl Default for Declaration {
             trigger_src: None,
             hold_packets: 32,
             route_metric: DEFAULT_ROUTE_METRIC,
+            health: None,
         }
     }
+}
+
+/// What the configuration declares for the router to run: its
+/// interfaces, and the health tables they name.
+#[derive(Debug, Clone, Default)]
+pub struct Declared {
+    pub interfaces: Vec<Declaration>,
+    pub health: HealthTables,
 }
 
 /// The metric of ddm's routes unless `route_metric` says otherwise.
@@ -196,6 +210,12 @@ impl Declaration {
         self.disconnect.is_empty()
     }
 
+    /// Watched, not dialed: no `connect` (an uplink the system brings up);
+    /// CONNECTED while its link is up (and its health, with `health`).
+    pub fn is_watched(&self) -> bool {
+        self.connect.is_empty()
+    }
+
     /// Fills the defaults that depend on other keys.
     fn complete(&mut self) {
         if self.trigger_device.is_empty() {
@@ -230,12 +250,25 @@ impl Declaration {
         if self.link == self.trigger_device {
             return fail("link and trigger_device must differ".into());
         }
-        if self
-            .connect
-            .first()
-            .is_none_or(|program| program.is_empty())
-        {
+        if self.connect.first().is_some_and(String::is_empty) {
             return fail("connect must name a program (an argv list)".into());
+        }
+        if self.is_watched() {
+            let dialing = [
+                ("disconnect", !self.disconnect.is_empty()),
+                ("dial", self.dial != DialMode::Manual),
+                ("ready", self.ready != Ready::Link),
+                ("routes", !self.routes.is_empty()),
+                ("dialout_hours", !self.dialout_hours.is_empty()),
+            ];
+            if let Some((key, _)) = dialing.iter().find(|(_, set)| *set) {
+                return fail(format!(
+                    "{key} needs connect: an interface without connect is watched, not dialed"
+                ));
+            }
+        }
+        if self.health.as_ref().is_some_and(String::is_empty) {
+            return fail("health must name a [health.NAME] table".into());
         }
         if let Some(bad) = self.routes.iter().find(|r| Route::parse(r).is_none()) {
             return fail(format!(
@@ -400,7 +433,15 @@ mod tests {
         let cases = [
             ("name = \"a\"\nconnect = [\"x\"]".to_string(), "link"),
             (good.replace("\"l\"", "\"this-name-is-too-long\""), "link"),
-            (good.replace("[\"x\"]", "[]"), "connect"),
+            (good.replace("[\"x\"]", "[\"\"]"), "connect"),
+            (
+                good.replace("[\"x\"]", "[]") + "dial = \"demand\"",
+                "needs connect",
+            ),
+            (
+                good.replace("[\"x\"]", "[]") + "routes = [\"10.0.0.0/8\"]",
+                "needs connect",
+            ),
             (format!("{good}dial = \"demand\""), "routes"),
             (format!("{good}routes = [\"10.0.0.1/24\"]"), "route"),
             (format!("{good}dial = \"sometimes\""), "sometimes"),

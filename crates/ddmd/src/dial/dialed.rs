@@ -3,17 +3,21 @@
 //! go to their supervisors. The router calls in with what happened and
 //! commits the transitions that come back.
 
-use super::declaration::Declaration;
+use super::declaration::{Declaration, Declared};
 use super::hours::{DialoutHours, WeekTime};
 use super::machine::{Action, Connecting, Machine};
 use super::supervisor::{Order, Report, Reported};
 use crate::core::notify::Target;
 use crate::core::outbox::{LateReply, Outbox};
 use crate::core::table::{InterfaceTable, Transition};
+use crate::health::config::{HealthConfig, HealthTables};
+use crate::health::monitor::{Monitor, Verdict};
+use crate::health::prober::{HealthRound, Probed};
 use crate::links::LinkState;
-use ddm_proto::message::{Interface, InterfaceConnect};
+use ddm_proto::message::{Interface, InterfaceConnect, InterfaceHealth};
 use ddm_proto::model::{interface_type, ConnectionState};
 use ddm_proto::WinError;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,6 +25,16 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Starts the supervisor of an interface and returns its order queue.
 pub type Spawner = Box<dyn FnMut(u32, Arc<Declaration>) -> mpsc::UnboundedSender<Order> + Send>;
+
+/// Starts the probes of an interface (handle, generation, table).
+pub type ProbeSpawner = Box<dyn FnMut(u32, u64, Arc<HealthConfig>) -> Probed + Send>;
+
+/// The last error of a connection whose path stopped working.
+pub const HEALTH_DOWN: WinError = WinError::ERROR_NO_ANSWER;
+
+/// Why an attempt failed whose link was ready but whose health never came
+/// up.
+const HEALTH_LATE: &str = "health: no round passed within connect_timeout_secs";
 
 /// The local time, for dial-out hours.
 pub trait Clock: Send {
@@ -58,6 +72,18 @@ struct DialedInterface {
     orders: mpsc::UnboundedSender<Order>,
     link: Option<LinkState>,
     waiters: Vec<Waiter>,
+    health: Option<Health>,
+}
+
+/// An interface's path health: its verdict, and its probes.
+struct Health {
+    monitor: Monitor,
+    probed: Probed,
+    /// Names the table the rounds must have been probed with.
+    generation: u64,
+    /// A dialed interface whose attempt is ready (its link up) waits for
+    /// its health until this deadline, as CONNECTING.
+    ready: Option<(u64, Instant)>,
 }
 
 impl DialedInterface {
@@ -75,8 +101,44 @@ impl DialedInterface {
         }
     }
 
+    /// Its link changed (it was connected: `was`): its probes and its
+    /// health are told, and, once started, a watched interface's state
+    /// follows.
+    fn link_changed(&mut self, was: bool, started: bool) {
+        let connected = self.link.as_ref().is_some_and(LinkState::is_connected);
+        if let Some(health) = &mut self.health {
+            health.probed.link(self.link.clone());
+            if connected && !was {
+                health.monitor.link_up();
+            } else if was && !connected {
+                health.monitor.link_down();
+            }
+        }
+        if started {
+            self.observe(WinError::NO_ERROR);
+        }
+    }
+
+    /// A watched interface: CONNECTED while its link is connected and its
+    /// health (if any) up; `error` is its last error when it leaves.
+    fn observe(&mut self, error: WinError) {
+        let connected = self.link.as_ref().is_some_and(LinkState::is_connected);
+        let healthy = self
+            .health
+            .as_ref()
+            .is_none_or(|h| h.monitor.verdict() == Verdict::Up);
+        self.machine.observe(connected && healthy, error);
+    }
+
     fn to_interface(&self) -> Interface {
+        let figures = self.health.as_ref().map(|h| h.monitor.figures());
         Interface {
+            health: figures.as_ref().map_or("", |f| f.verdict.name()).into(),
+            health_rtt_us: figures
+                .as_ref()
+                .and_then(|f| f.rtt)
+                .map(|rtt| rtt.as_micros() as u64),
+            health_loss_percent: figures.as_ref().map_or(0.0, |f| f.loss_percent),
             name: self.declaration.name.clone(),
             handle: self.handle,
             enabled: self.machine.enabled(),
@@ -93,9 +155,15 @@ impl DialedInterface {
 pub struct Dialed {
     interfaces: BTreeMap<u32, DialedInterface>,
     spawn: Spawner,
+    probe: Option<ProbeSpawner>,
+    tables: HealthTables,
+    /// The last generation given to a health table.
+    generation: u64,
     clock: Box<dyn Clock>,
     /// During a link dump: the indexes of claimed links it reported.
     reconciling: Option<HashSet<u32>>,
+    /// `start` has run: watched interfaces follow their links.
+    started: bool,
 }
 
 impl Dialed {
@@ -103,14 +171,30 @@ impl Dialed {
         Dialed {
             interfaces: BTreeMap::new(),
             spawn,
+            probe: None,
+            tables: HealthTables::new(),
+            generation: 0,
             clock,
             reconciling: None,
+            started: false,
         }
     }
 
+    /// Probes the paths of interfaces with `health` through `spawn`.
+    pub fn probing(&mut self, spawn: ProbeSpawner) {
+        self.probe = Some(spawn);
+    }
+
     /// Adds the declared interfaces of the configuration the service
-    /// starts with, with the handles `handle` gives; `start` starts them.
-    pub fn declare(&mut self, declarations: Vec<Declaration>, mut handle: impl FnMut() -> u32) {
+    /// starts with, with the handles `handle` gives, and the health tables
+    /// they name; `start` starts them.
+    pub fn declare(
+        &mut self,
+        declarations: Vec<Declaration>,
+        tables: HealthTables,
+        mut handle: impl FnMut() -> u32,
+    ) {
+        self.tables = tables;
         for declaration in declarations {
             self.add(handle(), Arc::new(declaration));
         }
@@ -119,7 +203,13 @@ impl Dialed {
     fn add(&mut self, handle: u32, declaration: Arc<Declaration>) {
         let hours = declaration.hours();
         let machine = Machine::new(&declaration, hours.allows(self.clock.week_time()));
-        let orders = (self.spawn)(handle, declaration.clone());
+        let orders = if declaration.is_watched() {
+            // Nothing to run: its orders go nowhere.
+            mpsc::unbounded_channel().0
+        } else {
+            (self.spawn)(handle, declaration.clone())
+        };
+        let health = self.health_of(handle, &declaration);
         self.interfaces.insert(
             handle,
             DialedInterface {
@@ -130,40 +220,74 @@ impl Dialed {
                 orders,
                 link: None,
                 waiters: Vec::new(),
+                health,
             },
         );
     }
 
+    /// The health of a new interface, probing, if it names a table.
+    fn health_of(&mut self, handle: u32, declaration: &Declaration) -> Option<Health> {
+        let table = self.tables.get(declaration.health.as_ref()?)?.clone();
+        let table = Arc::new(table);
+        let spawn = self.probe.as_mut()?;
+        self.generation += 1;
+        Some(Health {
+            monitor: Monitor::new(table.clone()),
+            probed: spawn(handle, self.generation, table),
+            generation: self.generation,
+            ready: None,
+        })
+    }
+
     /// A link changed; true if it belongs to a declared interface (its
-    /// link or its trigger device: then it is not an interface of its own).
-    pub fn link_changed(&mut self, link: &LinkState) -> bool {
+    /// link or its trigger device: then it is not an interface of its
+    /// own), with the transitions of watched interfaces it makes.
+    pub fn link_changed(&mut self, link: &LinkState) -> (bool, Vec<Transition>) {
         if let Some(seen) = &mut self.reconciling {
             seen.insert(link.index);
         }
         let mut claimed = false;
-        for d in self.interfaces.values_mut() {
+        let mut changed = Vec::new();
+        for d in self.interfaces.values() {
             let is_ours = d.declaration.link == link.name;
             claimed |= is_ours || d.declaration.trigger_device == link.name;
             let was_ours = d.link.as_ref().is_some_and(|l| l.index == link.index);
             if is_ours || was_ours {
-                d.link = is_ours.then(|| link.clone());
-                d.order(Order::Link(d.link.clone()));
+                changed.push((d.handle, is_ours.then(|| link.clone())));
             }
         }
-        claimed
+        let transitions = changed
+            .into_iter()
+            .flat_map(|(handle, link)| self.set_link(handle, link))
+            .collect();
+        (claimed, transitions)
     }
 
-    /// A link was deleted; true if it belonged to a declared interface.
-    pub fn link_deleted(&mut self, index: u32) -> bool {
-        let mut ours = false;
-        for d in self.interfaces.values_mut() {
-            if d.link.as_ref().is_some_and(|l| l.index == index) {
-                d.link = None;
-                d.order(Order::Link(None));
-                ours = true;
-            }
-        }
-        ours
+    /// A link was deleted; true if it belonged to a declared interface,
+    /// with the transitions of watched interfaces it makes.
+    pub fn link_deleted(&mut self, index: u32) -> (bool, Vec<Transition>) {
+        let ours: Vec<u32> = self
+            .interfaces
+            .values()
+            .filter(|d| d.link.as_ref().is_some_and(|l| l.index == index))
+            .map(|d| d.handle)
+            .collect();
+        let transitions = ours
+            .iter()
+            .flat_map(|handle| self.set_link(*handle, None))
+            .collect();
+        (!ours.is_empty(), transitions)
+    }
+
+    fn set_link(&mut self, handle: u32, link: Option<LinkState>) -> Vec<Transition> {
+        let started = self.started;
+        self.step(handle, "link", |d| {
+            let was = d.link.as_ref().is_some_and(LinkState::is_connected);
+            d.link = link;
+            d.order(Order::Link(d.link.clone()));
+            d.link_changed(was, started);
+            Vec::new()
+        })
     }
 
     pub fn begin_reconcile(&mut self) {
@@ -171,9 +295,9 @@ impl Dialed {
     }
 
     /// The dump is complete: declared links it did not report are gone.
-    pub fn end_reconcile(&mut self) {
+    pub fn end_reconcile(&mut self) -> Vec<Transition> {
         let Some(seen) = self.reconciling.take() else {
-            return;
+            return Vec::new();
         };
         let gone: Vec<u32> = self
             .interfaces
@@ -181,14 +305,15 @@ impl Dialed {
             .filter_map(|d| d.link.as_ref().map(|l| l.index))
             .filter(|index| !seen.contains(index))
             .collect();
-        for index in gone {
-            self.link_deleted(index);
-        }
+        gone.into_iter()
+            .flat_map(|index| self.link_deleted(index).1)
+            .collect()
     }
 
     /// The first link dump is in: adopt links found up (after a crash),
     /// start the rest.
     pub fn start(&mut self) -> Vec<Transition> {
+        self.started = true;
         let handles: Vec<u32> = self.interfaces.keys().copied().collect();
         handles
             .into_iter()
@@ -200,6 +325,8 @@ impl Dialed {
         self.step(handle, reason, |d| {
             let adoptable = d.link.as_ref().is_some_and(LinkState::is_connected)
                 && !d.declaration.is_supervised()
+                && !d.declaration.is_watched()
+                && d.health.is_none()
                 && d.machine.may_dial_now();
             if adoptable {
                 d.machine.adopt();
@@ -209,7 +336,9 @@ impl Dialed {
                 Vec::new()
             } else {
                 d.order(Order::Start { adopt: None });
-                d.machine.start()
+                let actions = d.machine.start();
+                d.observe(WinError::NO_ERROR);
+                actions
             }
         })
     }
@@ -220,9 +349,10 @@ impl Dialed {
     fn step(
         &mut self,
         handle: u32,
-        reason: &'static str,
+        reason: impl Into<Cow<'static, str>>,
         f: impl FnOnce(&mut DialedInterface) -> Vec<Action>,
     ) -> Vec<Transition> {
+        let reason = reason.into();
         let Some(d) = self.interfaces.get_mut(&handle) else {
             return Vec::new();
         };
@@ -246,7 +376,7 @@ impl Dialed {
                 from,
                 to,
                 last_error: last_error.0,
-                reason: reason.into(),
+                reason: reason.clone(),
             });
             from = to;
         }
@@ -267,7 +397,14 @@ impl Dialed {
         self.step(reported.handle, reason, |d| match reported.report {
             Report::Demand => d.machine.demand(),
             Report::Ready(attempt) => {
-                d.machine.connected(attempt, now);
+                match &mut d.health {
+                    // CONNECTED once its health is up too.
+                    Some(health) if health.monitor.verdict() != Verdict::Up => {
+                        let deadline = now + d.declaration.connect_timeout();
+                        health.ready = Some((attempt, deadline));
+                    }
+                    _ => d.machine.connected(attempt, now),
+                }
                 Vec::new()
             }
             Report::Failed(attempt, error) => d.machine.failed(attempt, error, now),
@@ -278,6 +415,78 @@ impl Dialed {
             }
             Report::Carried { .. } => Vec::new(),
         })
+    }
+
+    /// A round of an interface's probes: judged, and what its verdict
+    /// changes committed (a watched interface follows it; a dialed one
+    /// becomes CONNECTED when its attempt is ready and its health up, and
+    /// loses its connection when its health goes down).
+    pub fn round(&mut self, round: HealthRound) -> Vec<Transition> {
+        let now = Instant::now();
+        let Some(health) = self
+            .interfaces
+            .get_mut(&round.handle)
+            .and_then(|d| d.health.as_mut())
+        else {
+            return Vec::new();
+        };
+        if round.generation != health.generation {
+            return Vec::new();
+        }
+        let Some(change) =
+            health
+                .monitor
+                .round(round.rtts, round.passive, std::time::SystemTime::now())
+        else {
+            return Vec::new();
+        };
+        tracing::info!(handle = round.handle, "{}", change.why);
+        self.step(round.handle, change.why, |d| {
+            if d.declaration.is_watched() {
+                d.observe(HEALTH_DOWN);
+                return Vec::new();
+            }
+            let Some(health) = &mut d.health else {
+                return Vec::new();
+            };
+            let attempt = d.machine.attempt();
+            match (change.to, d.machine.state(), health.ready) {
+                (Verdict::Up, ConnectionState::Connecting, Some((ready, _)))
+                    if ready == attempt =>
+                {
+                    health.ready = None;
+                    d.machine.connected(attempt, now);
+                    Vec::new()
+                }
+                (Verdict::Down, ConnectionState::Connected, _) => {
+                    d.machine.failed(attempt, HEALTH_DOWN, now)
+                }
+                (Verdict::Down, ConnectionState::Connecting, Some((ready, _)))
+                    if ready == attempt =>
+                {
+                    health.ready = None;
+                    d.machine.failed(attempt, HEALTH_DOWN, now)
+                }
+                _ => Vec::new(),
+            }
+        })
+    }
+
+    /// The path health of the probed interfaces (all, or the one named).
+    pub fn health(&self, name: &str) -> Vec<InterfaceHealth> {
+        self.interfaces
+            .values()
+            .filter(|d| name.is_empty() || d.declaration.name == name)
+            .filter_map(|d| {
+                let health = d.health.as_ref()?;
+                Some(crate::health::report::interface_health(
+                    &d.declaration.name,
+                    d.handle,
+                    d.declaration.health.as_deref().unwrap_or_default(),
+                    &health.monitor.figures(),
+                ))
+            })
+            .collect()
     }
 
     pub fn owns(&self, handle: u32) -> bool {
@@ -365,7 +574,11 @@ impl Dialed {
             .values()
             .any(|d| !d.hours.is_always())
             .then(next_minute);
-        timers.chain(minute).min()
+        let health = self
+            .interfaces
+            .values()
+            .filter_map(|d| Some(d.health.as_ref()?.ready?.1));
+        timers.chain(minute).chain(health).min()
     }
 
     /// Timers due and dial-out windows opening or closing.
@@ -379,6 +592,18 @@ impl Dialed {
                 let mut actions = d.machine.window(d.hours.allows(week_time));
                 actions.extend(d.machine.tick(now));
                 actions
+            }));
+            transitions.extend(self.step(handle, HEALTH_LATE, |d| {
+                let Some(health) = &mut d.health else {
+                    return Vec::new();
+                };
+                match health.ready {
+                    Some((attempt, deadline)) if deadline <= now => {
+                        health.ready = None;
+                        d.machine.failed(attempt, HEALTH_DOWN, now)
+                    }
+                    _ => Vec::new(),
+                }
             }));
         }
         transitions
@@ -417,18 +642,23 @@ impl Dialed {
     /// are left alone; changed ones start again with the new one (same
     /// handle); removed ones go (their supervisor hangs up and ends); new
     /// ones are added.
-    pub fn reload(
-        &mut self,
-        declarations: Vec<Declaration>,
-        table: &mut InterfaceTable,
-    ) -> Vec<Transition> {
+    pub fn reload(&mut self, declared: Declared, table: &mut InterfaceTable) -> Vec<Transition> {
+        let Declared {
+            interfaces: declarations,
+            health: tables,
+        } = declared;
+        let changed_tables = std::mem::replace(&mut self.tables, tables) != self.tables;
         let mut transitions = Vec::new();
         let mut kept = HashSet::new();
         let mut added = Vec::new();
         for declaration in declarations {
             kept.insert(declaration.name.clone());
             match self.handle_of(&declaration.name) {
-                Some(h) if *self.interfaces[&h].declaration == declaration => {}
+                Some(h) if *self.interfaces[&h].declaration == declaration => {
+                    if changed_tables {
+                        self.retable(h);
+                    }
+                }
                 Some(h) => {
                     transitions.extend(self.replace(h, Arc::new(declaration)));
                 }
@@ -452,7 +682,7 @@ impl Dialed {
             self.add(h, Arc::new(declaration));
             if let Some((link, gone)) = claimed {
                 transitions.extend(gone);
-                self.link_changed(&link);
+                transitions.extend(self.link_changed(&link).1);
             }
             // It appears: from UNREACHABLE, as an interface the journal
             // has not seen is.
@@ -469,6 +699,28 @@ impl Dialed {
         transitions
     }
 
+    /// An unchanged interface whose health table may have changed: its
+    /// verdict and history stay; its probes take the new table.
+    fn retable(&mut self, handle: u32) {
+        let Some(d) = self.interfaces.get_mut(&handle) else {
+            return;
+        };
+        let (Some(health), Some(name)) = (&mut d.health, &d.declaration.health) else {
+            return;
+        };
+        let Some(table) = self.tables.get(name) else {
+            return;
+        };
+        if **health.monitor.config() == *table {
+            return;
+        }
+        let table = Arc::new(table.clone());
+        self.generation += 1;
+        health.generation = self.generation;
+        health.monitor.reconfigure(table.clone());
+        health.probed.configure(self.generation, table);
+    }
+
     fn replace(&mut self, handle: u32, declaration: Arc<Declaration>) -> Vec<Transition> {
         let week_time = self.clock.week_time();
         let Some(d) = self.interfaces.get_mut(&handle) else {
@@ -481,7 +733,12 @@ impl Dialed {
         d.hours = declaration.hours();
         d.machine = Machine::new(&declaration, d.hours.allows(week_time));
         d.declaration = declaration.clone();
-        d.order(Order::Replace(declaration));
+        d.order(Order::Replace(declaration.clone()));
+        let health = self.health_of(handle, &declaration);
+        let Some(d) = self.interfaces.get_mut(&handle) else {
+            return Vec::new();
+        };
+        d.health = health;
         let waiters = std::mem::take(&mut d.waiters);
         complete(waiters, WinError::ERROR_INTERFACE_DISCONNECTED);
         let mut transitions = Vec::new();
@@ -606,7 +863,7 @@ mod tests {
             dialout_hours: vec!["Mon-Fri 08:00-18:00".into()],
             ..Declaration::default()
         };
-        dialed.declare(vec![declaration], || 7);
+        dialed.declare(vec![declaration], HealthTables::new(), || 7);
         dialed.start();
         assert!(dialed.deadline().is_some(), "the next minute is checked");
         let connect = InterfaceConnect {

@@ -46,6 +46,8 @@ enum Timer {
 
 #[derive(Debug, Clone)]
 struct Policy {
+    /// Watched, not dialed: its state follows its link and health.
+    watched: bool,
     mode: DialMode,
     redial_attempts: u32,
     redial_pause: Duration,
@@ -86,6 +88,7 @@ impl Machine {
     pub fn new(declaration: &Declaration, in_window: bool) -> Machine {
         Machine {
             policy: Policy {
+                watched: declaration.is_watched(),
                 mode: declaration.dial,
                 redial_attempts: declaration.redial_attempts,
                 redial_pause: Duration::from_secs(declaration.redial_pause_secs),
@@ -203,8 +206,33 @@ impl Machine {
         Vec::new()
     }
 
+    /// A watched interface: what its link and health say now. CONNECTED
+    /// when `up` (and enabled, the DDM running); otherwise DISCONNECTED,
+    /// with `error` as the last error when it leaves CONNECTED.
+    pub fn observe(&mut self, up: bool, error: WinError) {
+        if !self.policy.watched {
+            return;
+        }
+        if up && self.enabled && !self.paused {
+            if self.state != Connected {
+                self.last_error = WinError::NO_ERROR;
+                self.set(Connected);
+            }
+        } else if self.state == Connected {
+            self.last_error = error;
+            self.set(Disconnected);
+        }
+    }
+
     /// MprAdminInterfaceConnect.
     pub fn connect(&mut self) -> Result<(Connecting, Vec<Action>), WinError> {
+        if self.policy.watched {
+            // As for a kernel link: ddm does not dial it.
+            return match self.state {
+                Connected => Ok((Connecting::Already, Vec::new())),
+                _ => Err(WinError::ERROR_NOT_SUPPORTED),
+            };
+        }
         if !self.enabled {
             return Err(WinError::ERROR_INTERFACE_DISABLED);
         }
@@ -228,6 +256,9 @@ impl Machine {
 
     /// MprAdminInterfaceDisconnect: hangs up or cancels the attempt.
     pub fn disconnect(&mut self) -> Result<Vec<Action>, WinError> {
+        if self.policy.watched {
+            return Err(WinError::ERROR_NOT_SUPPORTED);
+        }
         self.held_down = self.policy.mode == DialMode::Persistent;
         match self.state {
             Connected | Connecting => {

@@ -162,6 +162,9 @@ impl HealthConfig {
     }
 }
 
+/// The `[health.NAME]` tables, by name.
+pub type HealthTables = std::collections::BTreeMap<String, HealthConfig>;
+
 fn parse_target(method: Method, text: &str) -> Result<Target, String> {
     match method {
         Method::Icmp => text.parse().map(Target::Icmp).map_err(|_| {
@@ -213,8 +216,12 @@ mod tests {
             }
         );
         assert_eq!(c.parsed_targets().len(), 3);
-        let tcp = table("targets = [\"192.0.2.1:443\", \"[2001:db8::1]:80\"]\nmethod = \"tcp\"").unwrap();
-        assert_eq!(tcp.parsed_targets()[0], Target::Tcp("192.0.2.1:443".parse().unwrap()));
+        let tcp =
+            table("targets = [\"192.0.2.1:443\", \"[2001:db8::1]:80\"]\nmethod = \"tcp\"").unwrap();
+        assert_eq!(
+            tcp.parsed_targets()[0],
+            Target::Tcp("192.0.2.1:443".parse().unwrap())
+        );
     }
 
     #[test]
@@ -222,23 +229,38 @@ mod tests {
         let cases = [
             ("targets = []", "targets"),
             ("targets = [\"example.com\"]", "example.com"),
-            ("targets = [\"192.0.2.1\"]\nmethod = \"tcp\"", "address:port"),
+            (
+                "targets = [\"192.0.2.1\"]\nmethod = \"tcp\"",
+                "address:port",
+            ),
             ("targets = [\"192.0.2.1:443\"]", "192.0.2.1:443"),
             ("targets = [\"192.0.2.1\"]\ninterval_ms = 99", "interval_ms"),
-            ("targets = [\"192.0.2.1\"]\ntimeout_ms = 1501", "interval_ms * down_after"),
+            (
+                "targets = [\"192.0.2.1\"]\ntimeout_ms = 1501",
+                "interval_ms * down_after",
+            ),
             ("targets = [\"192.0.2.1\"]\nup_after = 0", "up_after"),
             ("targets = [\"192.0.2.1\"]\ndown_after = 0", "down_after"),
             ("targets = [\"192.0.2.1\"]\nquorum = 2", "quorum"),
             ("targets = [\"192.0.2.1\"]\nquorum = 0", "quorum"),
-            ("targets = [\"192.0.2.1\"]\nmax_loss_percent = 101", "max_loss_percent"),
+            (
+                "targets = [\"192.0.2.1\"]\nmax_loss_percent = 101",
+                "max_loss_percent",
+            ),
             ("targets = [\"192.0.2.1\"]\nwindow = 0", "window"),
             ("targets = [\"192.0.2.1\"]\nmethod = \"udp\"", "udp"),
             ("targets = [\"192.0.2.1\"]\nintervals = 3", "intervals"),
-            ("targets = [\"192.0.2.1\"]\ninterval_ms = 18446744073709551615", "interval_ms"),
+            (
+                "targets = [\"192.0.2.1\"]\ninterval_ms = 18446744073709551615",
+                "interval_ms",
+            ),
         ];
         for (text, needle) in cases {
             let error = table(text).unwrap_err();
-            assert!(error.contains(needle), "{text}: {error} should name {needle}");
+            assert!(
+                error.contains(needle),
+                "{text}: {error} should name {needle}"
+            );
         }
         assert!(table("targets = [\"192.0.2.1\"]\ntimeout_ms = 1500").is_ok());
     }

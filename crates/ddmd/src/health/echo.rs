@@ -45,8 +45,12 @@ impl Echo {
                 .map_err(io::Error::from)
         };
         Ok(Echo {
-            v4: v4.then(|| open(Domain::IPV4, Protocol::ICMPV4)).transpose()?,
-            v6: v6.then(|| open(Domain::IPV6, Protocol::ICMPV6)).transpose()?,
+            v4: v4
+                .then(|| open(Domain::IPV4, Protocol::ICMPV4))
+                .transpose()?,
+            v6: v6
+                .then(|| open(Domain::IPV6, Protocol::ICMPV6))
+                .transpose()?,
             identifier,
         })
     }
@@ -92,7 +96,11 @@ impl Echo {
 
 /// One datagram from `socket`, if it is a reply to us (`None` otherwise);
 /// pending forever without a socket.
-async fn read(socket: Option<&AsyncFd<Socket>>, v4: bool, identifier: u16) -> io::Result<Option<Reply>> {
+async fn read(
+    socket: Option<&AsyncFd<Socket>>,
+    v4: bool,
+    identifier: u16,
+) -> io::Result<Option<Reply>> {
     let Some(socket) = socket else {
         return std::future::pending().await;
     };

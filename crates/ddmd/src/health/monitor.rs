@@ -154,7 +154,12 @@ impl Monitor {
 
     /// A round's answers, one per target in order (None: lost), or a
     /// passive round (`rtts` empty: the link received packets).
-    pub fn round(&mut self, rtts: Vec<Option<Duration>>, passive: bool, now: SystemTime) -> Option<Change> {
+    pub fn round(
+        &mut self,
+        rtts: Vec<Option<Duration>>,
+        passive: bool,
+        now: SystemTime,
+    ) -> Option<Change> {
         let config = self.config.clone();
         let passed = passive || {
             let mut answered: Vec<Duration> = rtts.iter().flatten().copied().collect();
@@ -251,20 +256,28 @@ impl Monitor {
             .iter()
             .filter(|r| r.rtts.iter().flatten().count() < quorum)
             .count();
-        let mut all: Vec<Duration> = probed.iter().flat_map(|r| r.rtts.iter().flatten().copied()).collect();
+        let mut all: Vec<Duration> = probed
+            .iter()
+            .flat_map(|r| r.rtts.iter().flatten().copied())
+            .collect();
         let targets: Vec<TargetFigures> = self
             .targets
             .iter()
             .enumerate()
             .map(|(i, target)| {
-                let series: Vec<Option<Duration>> =
-                    probed.iter().map(|r| r.rtts.get(i).copied().flatten()).collect();
+                let series: Vec<Option<Duration>> = probed
+                    .iter()
+                    .map(|r| r.rtts.get(i).copied().flatten())
+                    .collect();
                 let mut answered: Vec<Duration> = series.iter().flatten().copied().collect();
                 TargetFigures {
                     target: target.to_string(),
                     jitter: jitter(&answered),
                     rtt: median(&mut answered),
-                    loss_percent: percent(series.iter().filter(|r| r.is_none()).count(), series.len()),
+                    loss_percent: percent(
+                        series.iter().filter(|r| r.is_none()).count(),
+                        series.len(),
+                    ),
                     answered_last: series.last().is_some_and(Option::is_some)
                         || (series.is_empty() && self.verdict == Verdict::Up),
                 }
@@ -351,7 +364,9 @@ mod tests {
         assert!(
             down.why.contains("3 rounds failed in a row")
                 && down.why.contains("loss 100%")
-                && down.why.contains("no answer from 192.0.2.1 192.0.2.2 192.0.2.3"),
+                && down
+                    .why
+                    .contains("no answer from 192.0.2.1 192.0.2.2 192.0.2.3"),
             "{}",
             down.why
         );
@@ -360,7 +375,11 @@ mod tests {
         }
         let up = answered(&mut m, ALL).unwrap();
         assert_eq!(up.to, Verdict::Up);
-        assert!(up.why.contains("5 rounds passed") && up.why.contains("rtt 11.0 ms"), "{}", up.why);
+        assert!(
+            up.why.contains("5 rounds passed") && up.why.contains("rtt 11.0 ms"),
+            "{}",
+            up.why
+        );
     }
 
     #[test]
@@ -374,7 +393,11 @@ mod tests {
         answered(&mut m, [Some(10), None, None]);
         answered(&mut m, [Some(10), None, None]);
         let down = answered(&mut m, [Some(10), None, None]).unwrap();
-        assert!(down.why.contains("no answer from 192.0.2.2 192.0.2.3"), "{}", down.why);
+        assert!(
+            down.why.contains("no answer from 192.0.2.2 192.0.2.3"),
+            "{}",
+            down.why
+        );
     }
 
     #[test]
@@ -428,7 +451,10 @@ mod tests {
     #[test]
     fn passive_rounds_pass_without_probes() {
         let mut m = monitor("");
-        assert_eq!(m.round(Vec::new(), true, SystemTime::now()).unwrap().to, Verdict::Up);
+        assert_eq!(
+            m.round(Vec::new(), true, SystemTime::now()).unwrap().to,
+            Verdict::Up
+        );
         assert_eq!(m.figures().probes_sent, 0);
     }
 

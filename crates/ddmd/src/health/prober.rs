@@ -13,8 +13,9 @@
 use super::config::{HealthConfig, Method, Target};
 use super::echo::Echo;
 use crate::links::LinkState;
+use crate::ops::metrics::Counters;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -52,32 +53,29 @@ impl Probed {
     }
 }
 
-/// Where rounds go, and the count of those that found the queue full.
+/// Where rounds go, and where those that found the queue full are
+/// counted.
 #[derive(Clone)]
 pub struct Rounds {
     pub queue: mpsc::Sender<HealthRound>,
-    pub dropped: Arc<AtomicU64>,
+    pub counters: Arc<Counters>,
 }
 
 impl Rounds {
     fn report(&self, round: HealthRound) {
         if self.queue.try_send(round).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .health_rounds_dropped
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
 /// Starts probing for interface `handle`.
-pub fn spawn(
-    handle: u32,
-    generation: u64,
-    config: Arc<HealthConfig>,
-    rounds: Rounds,
-    tracker: &tokio_util::task::TaskTracker,
-) -> Probed {
+pub fn spawn(handle: u32, generation: u64, config: Arc<HealthConfig>, rounds: Rounds) -> Probed {
     let (link, link_changes) = watch::channel(None);
     let (config, config_changes) = watch::channel((generation, config));
-    tracker.spawn(run(handle, link_changes, config_changes, rounds));
+    tokio::spawn(run(handle, link_changes, config_changes, rounds));
     Probed { link, config }
 }
 
@@ -133,7 +131,10 @@ async fn probe(handle: u32, link: &str, generation: u64, config: &HealthConfig, 
             match Echo::open(link, v4, v6, identifier) {
                 Ok(echo) => Some(echo),
                 Err(e) => {
-                    tracing::error!(link, "health probes cannot be sent (ICMP needs CAP_NET_RAW): {e}");
+                    tracing::error!(
+                        link,
+                        "health probes cannot be sent (ICMP needs CAP_NET_RAW): {e}"
+                    );
                     None
                 }
             }
@@ -208,11 +209,17 @@ async fn probe(handle: u32, link: &str, generation: u64, config: &HealthConfig, 
         }
         let now = Instant::now();
         while pending.front().is_some_and(|p| p.complete(now)) {
-            let Some(round) = pending.pop_front() else { break };
+            let Some(round) = pending.pop_front() else {
+                break;
+            };
             rounds.report(HealthRound {
                 handle,
                 generation,
-                rtts: if round.passive { Vec::new() } else { round.rtts },
+                rtts: if round.passive {
+                    Vec::new()
+                } else {
+                    round.rtts
+                },
                 passive: round.passive,
             });
         }
@@ -223,7 +230,10 @@ async fn probe(handle: u32, link: &str, generation: u64, config: &HealthConfig, 
 fn answer(pending: &mut VecDeque<Pending>, seq: u16, index: Option<usize>) {
     let Some(index) = index else { return };
     let now = Instant::now();
-    if let Some(round) = pending.iter_mut().find(|p| p.seq == seq && now < p.deadline) {
+    if let Some(round) = pending
+        .iter_mut()
+        .find(|p| p.seq == seq && now < p.deadline)
+    {
         if let Some(slot @ None) = round.rtts.get_mut(index) {
             *slot = Some(now - round.sent);
             round.answered += 1;

@@ -19,9 +19,10 @@ use crate::core::outbox::Outbox;
 use crate::core::outcome::Outcome;
 use crate::core::peer::Peer;
 use crate::core::table::{InterfaceTable, Transition};
-use crate::dial::declaration::Declaration;
+use crate::dial::declaration::Declared;
 use crate::dial::supervisor::{Report, Reported};
 use crate::dial::{Dialed, LocalClock};
+use crate::health::prober::HealthRound;
 use crate::links::LinkEvent;
 use crate::ops::memory::Trimmer;
 use crate::ops::metrics::{Accounts, Snapshot};
@@ -74,7 +75,7 @@ pub enum Command {
     /// interfaces, or keep the old ones if it was not valid, and answer
     /// the reloader.
     Reload {
-        interfaces: Result<Vec<Declaration>, String>,
+        declared: Result<Declared, String>,
         reply: oneshot::Sender<Outcome>,
     },
     /// The service is stopping: end every stream, signal and drop every
@@ -90,6 +91,7 @@ pub enum Command {
 enum Woken {
     Link(LinkEvent),
     Report(Reported),
+    Round(HealthRound),
     Command(Command),
     Timer,
     /// Time to feed systemd's watchdog and tell it the status line.
@@ -110,6 +112,7 @@ pub enum Answer {
 pub struct Router {
     state: State,
     reports: Option<mpsc::Receiver<Reported>>,
+    rounds: Option<mpsc::Receiver<HealthRound>>,
     reloader: Option<Reloader>,
     journal: Option<Journal>,
     /// The journal's export to NATS, if configured.
@@ -140,6 +143,7 @@ impl Router {
         Router {
             state: State::new(table, dialed, limits),
             reports: None,
+            rounds: None,
             reloader: None,
             journal: None,
             export: None,
@@ -157,6 +161,12 @@ impl Router {
     /// Counts for the metrics endpoint, and publishes them when it asks.
     pub fn counting(mut self, accounts: Accounts) -> Self {
         self.accounts = Some(accounts);
+        self
+    }
+
+    /// Health rounds of the interfaces whose paths are probed.
+    pub fn probing(mut self, rounds: mpsc::Receiver<HealthRound>) -> Self {
+        self.rounds = Some(rounds);
         self
     }
 
@@ -200,8 +210,8 @@ impl Router {
     }
 
     /// Declares interfaces, with handles from the table's counter.
-    pub fn declare(&mut self, declarations: Vec<Declaration>) {
-        self.state.declare(declarations);
+    pub fn declare(&mut self, declared: Declared) {
+        self.state.declare(declared);
     }
 
     /// Serves until every command sender is gone.
@@ -211,6 +221,7 @@ impl Router {
         mut links: mpsc::UnboundedReceiver<LinkEvent>,
     ) {
         let mut reports = self.reports.take();
+        let mut rounds = self.rounds.take();
         // The watchdog's period, or a status line a second at the most.
         let mut systemd = self.notifier.enabled().then(|| {
             let period = self.notifier.watchdog_period();
@@ -225,6 +236,7 @@ impl Router {
                 Some(_) = async { Some(systemd.as_mut()?.tick().await) } => Woken::Systemd,
                 Some(event) = links.recv() => Woken::Link(event),
                 Some(reported) = async { reports.as_mut()?.recv().await } => Woken::Report(reported),
+                Some(round) = async { rounds.as_mut()?.recv().await } => Woken::Round(round),
                 command = commands.recv() => match command {
                     Some(command) => Woken::Command(command),
                     None => return,
@@ -239,6 +251,10 @@ impl Router {
             match woken {
                 Woken::Link(event) => self.on_link(event),
                 Woken::Report(reported) => self.on_report(reported),
+                Woken::Round(round) => {
+                    let transitions = self.state.dialed.round(round);
+                    self.state.commit_all(transitions);
+                }
                 Woken::Command(command) => self.on_command(command),
                 Woken::Timer => {
                     let transitions = self.state.dialed.tick();
@@ -307,7 +323,8 @@ impl Router {
             LinkEvent::DumpEnd => {
                 let gone = state.table.end_reconcile();
                 state.commit_all(gone);
-                state.dialed.end_reconcile();
+                let gone = state.dialed.end_reconcile();
+                state.commit_all(gone);
                 if let Some(ready) = self.ready.take() {
                     let mut started = self.state.dialed.start();
                     if let Some(recovered) = self.recovered.take() {
@@ -322,7 +339,9 @@ impl Router {
                 }
             }
             LinkEvent::Changed(link) => {
-                let transition = if state.dialed.link_changed(&link) {
+                let (claimed, watched) = state.dialed.link_changed(&link);
+                state.commit_all(watched);
+                let transition = if claimed {
                     state.table.remove(link.index)
                 } else {
                     state.table.update(link)
@@ -330,7 +349,9 @@ impl Router {
                 self.commit_found(transition);
             }
             LinkEvent::Deleted(index) => {
-                if !state.dialed.link_deleted(index) {
+                let (ours, watched) = state.dialed.link_deleted(index);
+                state.commit_all(watched);
+                if !ours {
                     let transition = state.table.remove(index);
                     self.commit_found(transition);
                 }
@@ -490,11 +511,11 @@ impl Router {
                     })
                 });
             }
-            Command::Reload { interfaces, reply } => {
-                let outcome = match interfaces {
-                    Ok(declarations) => {
+            Command::Reload { declared, reply } => {
+                let outcome = match declared {
+                    Ok(declared) => {
                         let state = &mut self.state;
-                        let transitions = state.dialed.reload(declarations, &mut state.table);
+                        let transitions = state.dialed.reload(declared, &mut state.table);
                         state.commit_all(transitions);
                         tracing::info!("configuration reloaded");
                         Outcome::done()
@@ -558,6 +579,7 @@ impl Router {
         let state = &self.state;
         let mut snapshot = Snapshot {
             running: state.running,
+            health: state.dialed.health(""),
             ..Snapshot::default()
         };
         for role in [Role::None, Role::Status, Role::Monitor, Role::Admin] {
@@ -631,6 +653,7 @@ mod tests {
     use super::*;
     use crate::core::peer::test_peer;
     use crate::core::table::LinkFilter;
+    use crate::dial::declaration::Declaration;
     use crate::links::LinkState;
     use ddm_proto::message::*;
     use ddm_proto::model::ConnectionState;
@@ -793,13 +816,16 @@ mod tests {
         let dialed = Dialed::new(spawner, Box::new(LocalClock));
         let (_, reports) = mpsc::channel(1);
         let mut r = router().dialing(dialed, reports, None);
-        r.declare(vec![Declaration {
-            name: "branch".into(),
-            link: "wg0".into(),
-            connect: vec!["up".into()],
-            trigger_device: "ddm-branch".into(),
-            ..Declaration::default()
-        }]);
+        r.declare(Declared {
+            interfaces: vec![Declaration {
+                name: "branch".into(),
+                link: "wg0".into(),
+                connect: vec!["up".into()],
+                trigger_device: "ddm-branch".into(),
+                ..Declaration::default()
+            }],
+            health: Default::default(),
+        });
         r.on_link(LinkEvent::DumpBegin);
         r.on_link(LinkEvent::DumpEnd);
         let mut receiver = orders.lock().unwrap().take().unwrap();
@@ -1018,7 +1044,7 @@ mod tests {
         let mut r = router();
         let (reply, outcome) = oneshot::channel();
         r.on_command(Command::Reload {
-            interfaces: Err("interface \"x\": connect must name a program".into()),
+            declared: Err("interface \"x\": connect must name a program".into()),
             reply,
         });
         let outcome = outcome.blocking_recv().unwrap();

@@ -15,7 +15,7 @@ use crate::core::notify::Registrations;
 use crate::core::outbox::Outbox;
 use crate::core::peer::Peer;
 use crate::core::table::{InterfaceTable, Transition};
-use crate::dial::declaration::Declaration;
+use crate::dial::declaration::Declared;
 use crate::dial::Dialed;
 use crate::record::journal::reservation::Numbering;
 use ddm_proto::message::{ConnectionEvent, EntryKind, Interface, JournalEntry};
@@ -95,10 +95,12 @@ impl State {
     }
 
     /// Declares interfaces, with handles from the table's counter.
-    pub fn declare(&mut self, declarations: Vec<Declaration>) {
+    pub fn declare(&mut self, declared: Declared) {
         let table = &mut self.table;
         self.dialed
-            .declare(declarations, || table.allocate_handle());
+            .declare(declared.interfaces, declared.health, || {
+                table.allocate_handle()
+            });
     }
 
     pub fn commit_all(&mut self, transitions: impl IntoIterator<Item = Transition>) {

@@ -3,12 +3,14 @@
 //! the snapshot: the numbers are the router's, the format the crate's).
 
 use super::{Outside, Snapshot, TURN_BUCKETS};
+use ddm_proto::message::{InterfaceHealth, TargetHealth};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use prometheus_client::registry::Unit;
 use std::collections::BTreeMap;
 use std::fmt::Error;
 use std::sync::atomic::Ordering;
@@ -22,6 +24,10 @@ pub fn render(snapshot: &Arc<Snapshot>, outside: &Outside) -> String {
         sessions_refused: outside.counters.sessions_refused.load(Ordering::Relaxed),
         protocol_faults: outside.counters.protocol_faults.load(Ordering::Relaxed),
         netlink_overruns: outside.counters.netlink_overruns.load(Ordering::Relaxed),
+        health_rounds_dropped: outside
+            .counters
+            .health_rounds_dropped
+            .load(Ordering::Relaxed),
         notices_dropped: outside.notifier.dropped(),
     }));
     let mut text = String::new();
@@ -36,7 +42,136 @@ struct Figures {
     sessions_refused: u64,
     protocol_faults: u64,
     netlink_overruns: u64,
+    health_rounds_dropped: u64,
     notices_dropped: u64,
+}
+
+/// One labelled value per probed interface (`None`: no sample).
+fn per_probed<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    snapshot: &Snapshot,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    metric: impl Fn(&InterfaceHealth) -> Option<M>,
+    metric_type: MetricType,
+) -> Result<(), Error> {
+    let mut family = encoder.encode_descriptor(name, help, unit, metric_type)?;
+    for health in &snapshot.health {
+        if let Some(value) = metric(health) {
+            let labels = [("interface", health.name.as_str())];
+            value.encode(family.encode_family(&labels)?)?;
+        }
+    }
+    Ok(())
+}
+
+/// One labelled value per probed target.
+fn per_target<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    snapshot: &Snapshot,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    metric: impl Fn(&TargetHealth) -> Option<M>,
+) -> Result<(), Error> {
+    let mut family = encoder.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+    for health in &snapshot.health {
+        for target in &health.targets {
+            if let Some(value) = metric(target) {
+                let labels = [
+                    ("interface", health.name.as_str()),
+                    ("target", target.target.as_str()),
+                ];
+                value.encode(family.encode_family(&labels)?)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn seconds(us: Option<u64>) -> Option<ConstGauge<f64>> {
+    us.map(|us| ConstGauge::new(us as f64 / 1e6))
+}
+
+/// The path health figures.
+fn health(encoder: &mut DescriptorEncoder, s: &Snapshot, dropped: u64) -> Result<(), Error> {
+    per_probed(
+        encoder,
+        s,
+        "health_up",
+        "1 while the path's health is up, 0 while it is down or not yet judged",
+        None,
+        |h| Some(ConstGauge::new(u64::from(h.verdict == "up"))),
+        MetricType::Gauge,
+    )?;
+    per_probed(
+        encoder,
+        s,
+        "health_rtt",
+        "Median round-trip time of the answered probes over the window",
+        Some(&Unit::Seconds),
+        |h| seconds(h.rtt_us),
+        MetricType::Gauge,
+    )?;
+    per_probed(
+        encoder,
+        s,
+        "health_jitter",
+        "Mean difference between a target's consecutive round-trip times",
+        Some(&Unit::Seconds),
+        |h| seconds(h.jitter_us),
+        MetricType::Gauge,
+    )?;
+    per_probed(
+        encoder,
+        s,
+        "health_loss",
+        "Rounds short of the quorum over the window",
+        Some(&Unit::Ratios),
+        |h| Some(ConstGauge::new(h.loss_percent / 100.0)),
+        MetricType::Gauge,
+    )?;
+    per_probed(
+        encoder,
+        s,
+        "health_probes_sent",
+        "Probes sent",
+        None,
+        |h| Some(ConstCounter::new(h.probes_sent)),
+        MetricType::Counter,
+    )?;
+    per_probed(
+        encoder,
+        s,
+        "health_probes_lost",
+        "Probes not answered within the timeout",
+        None,
+        |h| Some(ConstCounter::new(h.probes_lost)),
+        MetricType::Counter,
+    )?;
+    per_target(
+        encoder,
+        s,
+        "health_target_rtt",
+        "A target's median round-trip time over the window",
+        Some(&Unit::Seconds),
+        |t| seconds(t.rtt_us),
+    )?;
+    per_target(
+        encoder,
+        s,
+        "health_target_answered",
+        "1 when the target answered the last round",
+        None,
+        |t| Some(ConstGauge::new(u64::from(t.answered_last))),
+    )?;
+    counter(
+        encoder,
+        "health_rounds_dropped",
+        "Health rounds dropped because the queue to the router was full",
+        dropped,
+    )
 }
 
 /// One labelled value per interface.
@@ -198,6 +333,7 @@ impl Collector for Figures {
             "Link dumps made again to reconcile after an overrun",
             s.netlink_resyncs,
         )?;
+        health(&mut encoder, s, self.health_rounds_dropped)?;
         counter(
             &mut encoder,
             "systemd_notices_dropped",

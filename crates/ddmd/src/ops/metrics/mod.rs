@@ -90,6 +90,8 @@ pub struct Snapshot {
     pub taken: Option<Instant>,
     pub running: bool,
     pub interfaces: Vec<InterfaceFigures>,
+    /// The path health of the probed interfaces.
+    pub health: Vec<ddm_proto::message::InterfaceHealth>,
     /// By role name.
     pub sessions: BTreeMap<&'static str, u64>,
     pub registrations: BTreeMap<&'static str, u64>,
@@ -115,6 +117,8 @@ pub struct Counters {
     pub protocol_faults: AtomicU64,
     /// Kernel link notifications lost (ENOBUFS), each followed by a dump.
     pub netlink_overruns: AtomicU64,
+    /// Health rounds that found the queue to the router full.
+    pub health_rounds_dropped: AtomicU64,
 }
 
 /// Where the figures kept outside the router are, read at each scrape.

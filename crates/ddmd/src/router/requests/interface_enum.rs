@@ -85,6 +85,9 @@ mod tests {
             last_error: u32::MAX,
             dial: i32::MAX,
             link: "l".repeat(15),
+            health: "pending".into(),
+            health_rtt_us: Some(u64::MAX),
+            health_loss_percent: 100.0,
         };
         let reply = ServiceMessage {
             body: Some(Push::Reply(Reply {

@@ -124,6 +124,7 @@ table! {
     History => history,
     Uptime => uptime,
     JournalInfo => journal_info,
+    HealthGet => health_get,
 }
 
 #[cfg(test)]
@@ -199,6 +200,11 @@ mod tests {
             (Request::History(Box::default()), Role::Monitor, false),
             (Request::Uptime(Box::default()), Role::Monitor, false),
             (Request::JournalInfo(JournalInfo {}), Role::Monitor, false),
+            (
+                Request::HealthGet(HealthGet::default()),
+                Role::Monitor,
+                false,
+            ),
         ];
         for (request, role, needs_ddm) in cases {
             let spec = spec(&request);

@@ -1,0 +1,45 @@
+//! A monitor's figures as the protocol carries them (`ddm health`,
+//! mprapi's `health`).
+
+use super::monitor::Figures;
+use ddm_proto::message::{InterfaceHealth, TargetHealth};
+use std::time::{Duration, UNIX_EPOCH};
+
+fn micros(duration: Option<Duration>) -> Option<u64> {
+    duration.map(|d| d.as_micros() as u64)
+}
+
+pub fn interface_health(
+    name: &str,
+    handle: u32,
+    table: &str,
+    figures: &Figures,
+) -> InterfaceHealth {
+    InterfaceHealth {
+        name: name.into(),
+        handle,
+        table: table.into(),
+        verdict: figures.verdict.name().into(),
+        rtt_us: micros(figures.rtt),
+        loss_percent: figures.loss_percent,
+        jitter_us: micros(figures.jitter),
+        last_pass_unix_ns: figures
+            .last_pass
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64),
+        probes_sent: figures.probes_sent,
+        probes_lost: figures.probes_lost,
+        rounds: figures.rounds,
+        targets: figures
+            .targets
+            .iter()
+            .map(|t| TargetHealth {
+                target: t.target.clone(),
+                rtt_us: micros(t.rtt),
+                loss_percent: t.loss_percent,
+                jitter_us: micros(t.jitter),
+                answered_last: t.answered_last,
+            })
+            .collect(),
+    }
+}
