@@ -13,6 +13,7 @@ pub mod nats;
 pub mod netns;
 pub mod process;
 pub mod service;
+pub mod slow_echo;
 pub mod tools;
 pub mod wait;
 pub mod wireguard;

@@ -54,6 +54,14 @@ impl Netns {
         fed(tool("ip").args(["-n", &self.name, "-batch", "-"]), lines);
     }
 
+    /// Sets a sysctl here (`sysctl -w key=value`).
+    pub fn sysctl(&self, key: &str, value: &str) {
+        stdout_of(
+            self.command("sysctl")
+                .args(["-qw", &format!("{key}={value}")]),
+        );
+    }
+
     /// An nftables script run here (`nft -f -`): these kernels have no
     /// netem, so tests drop or thin out packets with nftables rules.
     pub fn nft(&self, script: &str) {

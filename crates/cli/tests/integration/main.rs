@@ -9,6 +9,7 @@ mod dialing;
 mod export;
 mod faults;
 mod habits;
+mod health;
 mod journal;
 mod links;
 mod metrics;

@@ -6,7 +6,7 @@
 //! is CONNECTED only while its link is up and its health is up.
 
 pub mod config;
-mod echo;
+pub mod echo;
 pub mod monitor;
 pub mod prober;
 pub mod report;

@@ -11,9 +11,9 @@
 //! the probes lost over it exceed `max_loss_percent` or their median RTT
 //! exceeds `max_rtt_ms`. Down turns Up after `up_after` passing rounds in a
 //! row. Loss is counted in rounds (a round is lost when fewer than
-//! `quorum` targets answered), so a quorum rides out a dead target. The
-//! window holds the rounds since the last change of verdict, so
-//! the rounds that made it Down never make it Down again.
+//! `quorum` targets answered), so a quorum rides out a dead target. After
+//! a change of verdict the window holds only the rounds in a row that made
+//! it, so the rounds before never decide again.
 
 use super::config::{HealthConfig, Target};
 use std::collections::VecDeque;
@@ -219,11 +219,14 @@ impl Monitor {
         if to == self.verdict {
             return None;
         }
-        // The figures that decided it go with it; then the window starts
-        // again.
+        // The figures that decided it go with it; then the window keeps
+        // only the rounds in a row that made the verdict.
         let why = format!("health {}: {why}; {}", to.name(), self.describe());
         self.verdict = to;
-        self.window.clear();
+        let in_row = self.passes_in_row.max(self.fails_in_row) as usize;
+        while self.window.len() > in_row {
+            self.window.pop_front();
+        }
         self.passes_in_row = 0;
         self.fails_in_row = 0;
         Some(Change { to, why })
@@ -363,7 +366,7 @@ mod tests {
         assert_eq!(down.to, Verdict::Down);
         assert!(
             down.why.contains("3 rounds failed in a row")
-                && down.why.contains("loss 100%")
+                && down.why.contains("loss 75%")
                 && down
                     .why
                     .contains("no answer from 192.0.2.1 192.0.2.2 192.0.2.3"),
@@ -408,7 +411,7 @@ mod tests {
         answered(&mut m, [Some(150), Some(160), Some(170)]);
         let down = answered(&mut m, [Some(150), Some(160), Some(170)]).unwrap();
         assert_eq!(down.to, Verdict::Down);
-        assert!(down.why.contains("rtt 160.0 ms"), "{}", down.why);
+        assert!(down.why.contains("rtt 155.0 ms"), "{}", down.why);
     }
 
     #[test]
@@ -416,14 +419,14 @@ mod tests {
         let mut m = monitor("window = 10\nmax_loss_percent = 20\nquorum = 2");
         answered(&mut m, ALL);
         // Every other round falls short of the quorum: never three failed
-        // rounds in a row, but six in ten lost.
-        for n in 0..9 {
+        // rounds in a row, but half of them lost.
+        for n in 0..8 {
             let short = [Some(10), if n % 2 == 0 { None } else { Some(10) }, None];
             assert_eq!(answered(&mut m, short), None);
         }
         let down = answered(&mut m, [Some(10), None, None]).unwrap();
         assert!(
-            down.why.contains("max_loss_percent 20") && down.why.contains("loss 60%"),
+            down.why.contains("max_loss_percent 20") && down.why.contains("loss 50%"),
             "{}",
             down.why
         );
@@ -476,9 +479,9 @@ mod tests {
         answered(&mut m, [Some(10), Some(20), None]);
         answered(&mut m, [Some(14), Some(20), None]);
         let f = m.figures();
-        assert_eq!(f.targets[0].rtt, Some(12 * MS));
-        assert_eq!(f.targets[0].jitter, Some(4 * MS));
-        assert_eq!(f.targets[2].loss_percent, 100.0);
+        assert_eq!(f.targets[0].rtt, Some(10 * MS));
+        assert_eq!(f.targets[0].jitter, Some(2 * MS));
+        assert_eq!(f.targets[2].loss_percent * 3.0, 200.0);
         assert!(!f.targets[2].answered_last && f.targets[1].answered_last);
         assert_eq!((f.probes_sent, f.probes_lost), (9, 2));
     }

@@ -1,0 +1,421 @@
+//! Path health: the real service probing through real links to a far end
+//! in another namespace. These kernels have no netem: nftables rules at
+//! the far end drop packets (all of them, or a random share), and a small
+//! responder answers echo late.
+
+use crate::support::*;
+use mprapi::{ConnectionState, EntryKind, Server, StreamItem, WinError};
+use std::time::{Duration, Instant};
+
+/// A router with `count` uplinks: uplink n is veth `wan{n}` here
+/// (10.77.n.1/24, fd77:n::1/64), `wan{n}p` at the far end (10.77.n.2,
+/// fd77:n::2: the targets).
+fn uplinks(count: u8) -> Lab {
+    let lab = Lab::new();
+    lab.far.ip(&["link", "set", "lo", "up"]);
+    for n in 1..=count {
+        let link = format!("wan{n}");
+        let peer = format!("{link}p");
+        lab.add_link(&link);
+        lab.router
+            .ip(&["addr", "add", &format!("10.77.{n}.1/24"), "dev", &link]);
+        lab.router.ip(&[
+            "addr",
+            "add",
+            &format!("fd77:{n}::1/64"),
+            "dev",
+            &link,
+            "nodad",
+        ]);
+        lab.far
+            .ip(&["addr", "add", &format!("10.77.{n}.2/24"), "dev", &peer]);
+        lab.far.ip(&[
+            "addr",
+            "add",
+            &format!("fd77:{n}::2/64"),
+            "dev",
+            &peer,
+            "nodad",
+        ]);
+        lab.set_up(&link, true);
+    }
+    lab
+}
+
+/// Runs the service again with `text` as its configuration.
+fn configure(lab: &mut Lab, text: &str) {
+    std::fs::write(lab.service.config_path(), text).unwrap();
+    lab.service.restart_with_config();
+}
+
+/// A watched uplink `name` on link `link` judged by table `health`.
+fn watched(name: &str, link: &str, health: &str) -> String {
+    format!("[[interface]]\nname = \"{name}\"\nlink = \"{link}\"\nhealth = \"{health}\"\n")
+}
+
+/// Drops at the far end every packet that arrives through `link`'s peer
+/// (and, with `what`, only those `what` matches).
+fn blackhole(lab: &Lab, link: &str, what: &str) {
+    lab.far.nft(&format!(
+        "table inet bh_{link} {{\n chain input {{\n  type filter hook input priority 0;\n  iifname \"{link}p\" {what} drop\n }}\n}}\n"
+    ));
+}
+
+fn heal(lab: &Lab, link: &str) {
+    lab.far.nft(&format!("delete table inet bh_{link}\n"));
+}
+
+/// The next event of `interface` on `stream` within `limit`.
+fn next_of(
+    stream: &mprapi::EventStream,
+    interface: &str,
+    limit: Duration,
+) -> Option<mprapi::ConnectionEvent> {
+    let deadline = Instant::now() + limit;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match stream.next_timeout(left) {
+            Some(StreamItem::Event(e)) if e.interface == interface => return Some(e),
+            Some(StreamItem::Event(_)) => {}
+            None => return None,
+            other => panic!("{other:?}"),
+        }
+    }
+    None
+}
+
+fn state(server: &Server, name: &str) -> (ConnectionState, u32) {
+    let handle = server.interface_handle(name).unwrap();
+    let i = server.interface(handle).unwrap();
+    (i.state, i.last_error)
+}
+
+/// The last journaled transition of `name`: its reason.
+fn last_reason(server: &Server, name: &str) -> String {
+    server
+        .history(mprapi::History::default())
+        .map(Result::unwrap)
+        .filter(|e| e.kind == EntryKind::EntryTransition as i32)
+        .filter(|e| e.event.as_ref().is_some_and(|t| t.name == name))
+        .last()
+        .unwrap()
+        .reason
+}
+
+const FAST: &str = "interval_ms = 200\ntimeout_ms = 400\ndown_after = 3\nup_after = 3\n";
+
+/// A dead path (IPv4 targets on one uplink, IPv6 on the other) takes a
+/// watched uplink out of CONNECTED within interval * down_after + timeout,
+/// with ERROR_NO_ANSWER, its registered event signaled and the figures in
+/// the journal; healed, it is CONNECTED again by itself.
+#[test]
+fn a_dead_path_leaves_connected_with_no_answer_and_a_healed_one_comes_back() {
+    let mut lab = uplinks(2);
+    configure(
+        &mut lab,
+        &format!(
+            "{}{}[health.v4]\ntargets = [\"10.77.1.2\"]\n{FAST}[health.v6]\ntargets = [\"fd77:2::2\"]\n{FAST}",
+            watched("isp1", "wan1", "v4"),
+            watched("isp2", "wan2", "v6"),
+        ),
+    );
+    lab.wait_for_state("isp1", ConnectionState::Connected);
+    lab.wait_for_state("isp2", ConnectionState::Connected);
+    let (server, event) = lab.service.registered_session();
+    let stream = server.subscribe().unwrap();
+    let bound = Duration::from_millis(200 * 3 + 400);
+    for (name, link) in [("isp1", "wan1"), ("isp2", "wan2")] {
+        event.reset();
+        let cut = Instant::now();
+        blackhole(&lab, link, "");
+        let down = next_of(&stream, name, PATIENCE).expect("a transition");
+        let took = cut.elapsed();
+        assert_eq!(
+            (down.from, down.to),
+            (ConnectionState::Connected, ConnectionState::Disconnected)
+        );
+        assert_eq!(WinError(down.last_error), WinError::ERROR_NO_ANSWER);
+        assert!(
+            took < bound + Duration::from_millis(600),
+            "{name}: {took:?}"
+        );
+        expect_signal(&event, "a health disconnect");
+        assert_eq!(
+            state(&server, name),
+            (ConnectionState::Disconnected, WinError::ERROR_NO_ANSWER.0)
+        );
+        let reason = last_reason(&server, name);
+        assert!(
+            reason.starts_with("health down") && reason.contains("no answer from"),
+            "{reason}"
+        );
+        let health = server.health(name).unwrap();
+        assert_eq!(health[0].verdict, "down");
+        assert!(!health[0].targets[0].answered_last);
+
+        event.reset();
+        heal(&lab, link);
+        let up = next_of(&stream, name, PATIENCE).expect("back");
+        assert_eq!(up.to, ConnectionState::Connected);
+        expect_signal(&event, "a health connect");
+        assert!(last_reason(&server, name).contains("3 rounds passed in a row"));
+    }
+    let listed = stdout_of(&mut lab.service.ddm(&["interfaces"]));
+    let row = listed.lines().find(|l| l.contains("isp1")).unwrap();
+    assert!(
+        row.contains("connected") && row.contains(" up ") && row.contains("ms"),
+        "{row}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout_of(
+        &mut lab.service.ddm(&["health", "isp2", "--json"]),
+    ))
+    .unwrap();
+    assert_eq!(json[0]["health"], "up");
+    assert_eq!(json[0]["targets"][0]["target"], "fd77:2::2");
+    assert!(json[0]["rtt_ms"].as_f64().is_some(), "{json}");
+}
+
+/// Random loss of 5% with the default settings: no transition in 60 s.
+#[test]
+fn five_percent_random_loss_changes_nothing_in_a_minute() {
+    let mut lab = uplinks(1);
+    configure(
+        &mut lab,
+        &format!(
+            "{}[health.isp]\ntargets = [\"10.77.1.2\", \"fd77:1::2\"]\n",
+            watched("isp", "wan1", "isp")
+        ),
+    );
+    lab.wait_for_state("isp", ConnectionState::Connected);
+    let server = lab.service.connect();
+    let stream = server.subscribe().unwrap();
+    blackhole(&lab, "wan1", "numgen random mod 100 < 5");
+    assert_eq!(next_of(&stream, "isp", Duration::from_secs(60)), None);
+    let health = &server.health("isp").unwrap()[0];
+    assert!(health.probes_lost > 0, "the loss was real: {health:?}");
+}
+
+/// A TCP target passes when the far end answers (a refusal is an answer)
+/// and fails when nothing comes back.
+#[test]
+fn a_tcp_target_is_probed_by_connecting() {
+    let mut lab = uplinks(1);
+    configure(
+        &mut lab,
+        &format!(
+            "{}[health.web]\nmethod = \"tcp\"\ntargets = [\"10.77.1.2:443\", \"[fd77:1::2]:443\"]\nquorum = 2\n{FAST}",
+            watched("isp", "wan1", "web")
+        ),
+    );
+    lab.wait_for_state("isp", ConnectionState::Connected);
+    blackhole(&lab, "wan1", "tcp dport 443");
+    lab.wait_for_state("isp", ConnectionState::Disconnected);
+    heal(&lab, "wan1");
+    lab.wait_for_state("isp", ConnectionState::Connected);
+}
+
+/// Two of three targets must answer: one dead target changes nothing, two
+/// take the path down.
+#[test]
+fn a_quorum_of_two_rides_out_one_dead_target_and_not_two() {
+    let mut lab = uplinks(1);
+    for address in ["10.77.1.3/24", "10.77.1.4/24"] {
+        lab.far.ip(&["addr", "add", address, "dev", "wan1p"]);
+    }
+    configure(
+        &mut lab,
+        &format!(
+            "{}[health.isp]\ntargets = [\"10.77.1.2\", \"10.77.1.3\", \"10.77.1.4\"]\nquorum = 2\n{FAST}",
+            watched("isp", "wan1", "isp")
+        ),
+    );
+    lab.wait_for_state("isp", ConnectionState::Connected);
+    let server = lab.service.connect();
+    let stream = server.subscribe().unwrap();
+    blackhole(&lab, "wan1", "ip daddr 10.77.1.4");
+    assert_eq!(next_of(&stream, "isp", Duration::from_secs(3)), None);
+    heal(&lab, "wan1");
+    blackhole(&lab, "wan1", "ip daddr { 10.77.1.3, 10.77.1.4 }");
+    let down = next_of(&stream, "isp", PATIENCE).expect("down");
+    assert_eq!(down.to, ConnectionState::Disconnected);
+    let reason = last_reason(&server, "isp");
+    assert!(
+        reason.contains("no answer from 10.77.1.3 10.77.1.4"),
+        "{reason}"
+    );
+}
+
+/// A far end that answers, but later than max_rtt_ms, is a path down.
+#[test]
+fn answers_slower_than_max_rtt_take_the_path_down() {
+    let mut lab = uplinks(1);
+    configure(
+        &mut lab,
+        &format!(
+            "{}[health.isp]\ntargets = [\"10.77.1.2\"]\nmax_rtt_ms = 150\n{FAST}",
+            watched("isp", "wan1", "isp")
+        ),
+    );
+    lab.wait_for_state("isp", ConnectionState::Connected);
+    let slow = ddm_lab::slow_echo::SlowEcho::start(&lab.far, Duration::from_millis(250));
+    lab.wait_for_state("isp", ConnectionState::Disconnected);
+    let server = lab.service.connect();
+    assert_eq!(state(&server, "isp").1, WinError::ERROR_NO_ANSWER.0);
+    let reason = last_reason(&server, "isp");
+    assert!(reason.contains("rtt 2"), "answered, late: {reason}");
+    drop(slow);
+    lab.wait_for_state("isp", ConnectionState::Connected);
+}
+
+/// Probes leave through the member's own link: the main table's default
+/// route goes through wan2, yet wan1's health follows wan1's path.
+#[test]
+fn probes_leave_through_their_own_link_whatever_the_default_route() {
+    let mut lab = uplinks(2);
+    lab.far.ip(&["addr", "add", "198.18.0.1/32", "dev", "lo"]);
+    lab.router.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        "10.77.2.2",
+        "dev",
+        "wan2",
+        "metric",
+        "10",
+    ]);
+    lab.router.ip(&[
+        "route",
+        "add",
+        "default",
+        "via",
+        "10.77.1.2",
+        "dev",
+        "wan1",
+        "metric",
+        "20",
+    ]);
+    let table = format!("[health.far]\ntargets = [\"198.18.0.1\"]\n{FAST}");
+    configure(
+        &mut lab,
+        &format!(
+            "{}{}{table}",
+            watched("isp1", "wan1", "far"),
+            watched("isp2", "wan2", "far")
+        ),
+    );
+    lab.wait_for_state("isp1", ConnectionState::Connected);
+    lab.wait_for_state("isp2", ConnectionState::Connected);
+    blackhole(&lab, "wan1", "");
+    lab.wait_for_state("isp1", ConnectionState::Disconnected);
+    let server = lab.service.connect();
+    assert_eq!(state(&server, "isp2").0, ConnectionState::Connected);
+    heal(&lab, "wan1");
+    blackhole(&lab, "wan2", "");
+    lab.wait_for_state("isp2", ConnectionState::Disconnected);
+    lab.wait_for_state("isp1", ConnectionState::Connected);
+}
+
+/// A reload that changes one health table leaves the interfaces of the
+/// others alone (no transition, their figures kept); a file with a bad
+/// health table is refused with the reason and changes nothing.
+#[test]
+fn reload_applies_health_tables_and_refuses_bad_ones() {
+    let mut lab = uplinks(2);
+    let file = |interval: u32, extra: &str| {
+        format!(
+            "{}{}[health.a]\ntargets = [\"10.77.1.2\"]\ninterval_ms = {interval}\ntimeout_ms = 150\n\
+             [health.b]\ntargets = [\"10.77.2.2\"]\ninterval_ms = 200\ntimeout_ms = 400\n{extra}",
+            watched("isp1", "wan1", "a"),
+            watched("isp2", "wan2", "b"),
+        )
+    };
+    configure(&mut lab, &file(200, ""));
+    lab.wait_for_state("isp1", ConnectionState::Connected);
+    lab.wait_for_state("isp2", ConnectionState::Connected);
+    let server = lab.service.connect();
+    let stream = server.subscribe().unwrap();
+    let rounds_before = server.health("isp2").unwrap()[0].rounds;
+    std::fs::write(lab.service.config_path(), file(300, "")).unwrap();
+    server.reload().unwrap();
+    assert_eq!(
+        next_of(&stream, "isp1", Duration::from_secs(2)),
+        None,
+        "its table changed, not its declaration"
+    );
+    assert_eq!(next_of(&stream, "isp2", Duration::from_millis(100)), None);
+    assert!(
+        server.health("isp2").unwrap()[0].rounds > rounds_before,
+        "history kept"
+    );
+    for (bad, why) in [
+        (
+            file(300, "").replace("health = \"b\"", "health = \"c\""),
+            "names no [health",
+        ),
+        (
+            file(300, "").replace("timeout_ms = 400", "timeout_ms = 5000"),
+            "interval_ms * down_after",
+        ),
+        (file(300, "quorum = 2\n"), "quorum"),
+        (file(50, ""), "interval_ms"),
+        (file(300, "up_after = 0\n"), "up_after"),
+        (
+            file(300, "").replace("\"10.77.2.2\"", "\"gateway.example\""),
+            "not an IPv4 or IPv6 address",
+        ),
+    ] {
+        std::fs::write(lab.service.config_path(), &bad).unwrap();
+        let (error, reason) = server.reload_with_reason().unwrap_err();
+        assert_eq!(error, WinError::ERROR_BAD_CONFIGURATION);
+        let reason = reason.unwrap_or_default();
+        assert!(reason.contains(why), "{why}: {reason}");
+    }
+    assert_eq!(next_of(&stream, "isp1", Duration::from_millis(500)), None);
+    assert_eq!(state(&server, "isp2").0, ConnectionState::Connected);
+}
+
+/// A dialed (persistent) interface with health: CONNECTED once its link
+/// is up and its health is; a dead path is a lost connection, hung up and
+/// dialed again, and UNREACHABLE after its attempts fail; back when the far
+/// end answers again.
+#[test]
+fn a_dialed_interface_with_a_dead_path_is_hung_up_and_redialed() {
+    let mut lab = uplinks(0);
+    lab.add_link("d0");
+    lab.router.ip(&["addr", "add", "10.78.0.1/24", "dev", "d0"]);
+    lab.far.ip(&["addr", "add", "10.78.0.2/24", "dev", "d0p"]);
+    configure(
+        &mut lab,
+        &format!(
+            "[[interface]]\nname = \"branch\"\nlink = \"d0\"\nhealth = \"far\"\n\
+             connect = [\"ip\", \"link\", \"set\", \"d0\", \"up\"]\n\
+             disconnect = [\"ip\", \"link\", \"set\", \"d0\", \"down\"]\n\
+             dial = \"persistent\"\nconnect_timeout_secs = 2\nredial_attempts = 1\n\
+             redial_pause_secs = 1\nunreachable_retry_secs = 2\n\
+             [health.far]\ntargets = [\"10.78.0.2\"]\n{FAST}"
+        ),
+    );
+    lab.wait_for_state("branch", ConnectionState::Connected);
+    let server = lab.service.connect();
+    let stream = server.subscribe().unwrap();
+    lab.far.nft(
+        "table inet bh_d0 {\n chain input {\n  type filter hook input priority 0;\n  iifname \"d0p\" drop\n }\n}\n",
+    );
+    let lost = next_of(&stream, "branch", PATIENCE).unwrap();
+    assert_eq!(
+        (lost.from, lost.to, WinError(lost.last_error)),
+        (
+            ConnectionState::Connected,
+            ConnectionState::Disconnected,
+            WinError::ERROR_NO_ANSWER
+        )
+    );
+    assert_eq!(
+        next_of(&stream, "branch", PATIENCE).unwrap().to,
+        ConnectionState::Connecting
+    );
+    lab.wait_for_state("branch", ConnectionState::Unreachable);
+    assert_eq!(state(&server, "branch").1, WinError::ERROR_NO_ANSWER.0);
+    lab.far.nft("delete table inet bh_d0\n");
+    lab.wait_for_state("branch", ConnectionState::Connected);
+}
