@@ -5,7 +5,6 @@
 use crate::netns::Netns;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::mem::MaybeUninit;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +53,7 @@ impl SlowEcho {
                     let sum = ddmd::health::echo::checksum(&icmp);
                     icmp[2..4].copy_from_slice(&sum.to_be_bytes());
                     let socket = socket.clone();
-                    let Some(to) = from.as_socket().map(SocketAddr::from) else {
+                    let Some(to) = from.as_socket() else {
                         continue;
                     };
                     std::thread::spawn(move || {
