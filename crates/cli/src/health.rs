@@ -1,8 +1,9 @@
 //! `ddm health [NAME] [--json]`: the path health of the probed interfaces,
-//! per target.
+//! per target; `ddm groups [--json]`: which uplink carries each group's
+//! routes.
 
 use crate::listing::milliseconds;
-use mprapi::{InterfaceHealth, Server, WinError};
+use mprapi::{ConnectionState, GroupInfo, InterfaceHealth, Server, WinError};
 use serde_json::json;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ fn ms(us: Option<u64>) -> Option<f64> {
     us.map(|us| us as f64 / 1e3)
 }
 
+/// A time on the wall clock, RFC 3339; None for 0.
 fn last_pass(ns: u64) -> Option<String> {
     (ns != 0).then(|| crate::journal::time_of(ns).to_string())
 }
@@ -81,6 +83,68 @@ fn health_json(i: &InterfaceHealth) -> serde_json::Value {
             "rtt_ms": ms(t.rtt_us),
             "jitter_ms": ms(t.jitter_us),
             "loss_percent": t.loss_percent,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn groups(server: &Server, json: bool) -> Result<(), WinError> {
+    let groups = server.groups()?;
+    if json {
+        let list: Vec<_> = groups.iter().map(group_json).collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(());
+    }
+    if groups.is_empty() {
+        println!("no group is declared");
+        return Ok(());
+    }
+    for (n, g) in groups.iter().enumerate() {
+        if n > 0 {
+            println!();
+        }
+        let carrier = match (g.carrier.as_str(), g.via_trigger) {
+            ("", _) => "nothing (no member can carry traffic)".to_owned(),
+            (carrier, true) => format!("{carrier}'s trigger (dialed by the first packet)"),
+            (carrier, false) => carrier.to_owned(),
+        };
+        let since = last_pass(g.since_unix_ns).map_or(String::new(), |t| format!(" since {t}"));
+        println!(
+            "{} ({}): through {carrier}{since}",
+            g.name,
+            g.routes.join(" ")
+        );
+        println!(
+            "  {} switches; failback after {} s",
+            g.switches, g.failback_secs
+        );
+        println!("  MEMBER           STATE         HEALTH   CARRYING");
+        for m in &g.members {
+            println!(
+                "  {:<16} {:<13} {:<8} {}",
+                m.name,
+                ConnectionState::from_u32(m.state).name(),
+                if m.health.is_empty() { "-" } else { &m.health },
+                if m.carrying { "yes" } else { "" }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn group_json(g: &GroupInfo) -> serde_json::Value {
+    json!({
+        "group": g.name,
+        "routes": g.routes,
+        "carrier": (!g.carrier.is_empty()).then_some(&g.carrier),
+        "via_trigger": g.via_trigger,
+        "since": last_pass(g.since_unix_ns),
+        "switches": g.switches,
+        "failback_secs": g.failback_secs,
+        "members": g.members.iter().map(|m| json!({
+            "name": m.name,
+            "state": ConnectionState::from_u32(m.state).name(),
+            "health": (!m.health.is_empty()).then_some(&m.health),
+            "carrying": m.carrying,
         })).collect::<Vec<_>>(),
     })
 }

@@ -127,6 +127,9 @@ fn entry_line(entry: &JournalEntry) -> String {
             "        GAP: {} entries lost ({})",
             entry.count, entry.reason
         ),
+        Ok(EntryKind::EntryGroupSwitch) => {
+            format!("        group {:<10} {}", entry.interface, entry.reason)
+        }
         _ => format!("        {}", kind(entry).replace('_', " ")),
     };
     format!("{time}  {what}")

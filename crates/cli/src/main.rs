@@ -154,6 +154,14 @@ enum Command {
         #[command(flatten)]
         endpoint: Endpoint,
     },
+    /// Groups of uplinks: which member carries each group's routes and
+    /// since when, and its members' states and health (monitor or admin).
+    Groups {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        endpoint: Endpoint,
+    },
     /// Register for connection notifications and print each connect or
     /// disconnect as it happens.
     Watch {
@@ -323,6 +331,9 @@ fn main() -> ExitCode {
         } => endpoint
             .connect()
             .and_then(|s| health::run(&s, name.as_deref(), json)),
+        Command::Groups { json, endpoint } => {
+            endpoint.connect().and_then(|s| health::groups(&s, json))
+        }
         Command::Watch {
             json,
             count,

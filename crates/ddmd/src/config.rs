@@ -8,10 +8,14 @@
 pub use crate::clients::access::AccessConfig;
 pub use crate::core::limits::{Limits, MIN_FRAME_BYTES};
 use crate::dial::declaration::{self, Declaration, Declared};
+pub use crate::groups::config::GroupConfig;
+use crate::groups::config::Prefix;
 pub use crate::health::config::{HealthConfig, HealthTables};
 pub use crate::links::LinksConfig;
 pub use crate::record::journal::config::{JournalConfig, JournalSetting};
 use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -36,6 +40,9 @@ pub struct Config {
     pub interfaces: Vec<Declaration>,
     /// How paths are probed and judged (`[health.NAME]` tables).
     pub health: HealthTables,
+    /// Groups of uplinks (`[[group]]` tables).
+    #[serde(rename = "group")]
+    pub groups: Vec<GroupConfig>,
     /// The file it was read from, read again by `ddm reload` and SIGHUP.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -82,13 +89,19 @@ impl Config {
             0..=config.limits.max_interfaces,
         )
         .map_err(|e| format!("{e} (limits.max_interfaces)"))?;
-        declaration::check_all(&mut config.interfaces)?;
+        let grouped: HashSet<&str> = config
+            .groups
+            .iter()
+            .flat_map(|g| g.members.iter().map(String::as_str))
+            .collect();
+        declaration::check_all(&mut config.interfaces, &grouped)?;
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<(), String> {
         self.check_health()?;
+        self.check_groups()?;
         self.access.check()?;
         self.links.check()?;
         self.limits.check()?;
@@ -117,6 +130,7 @@ impl Config {
         Declared {
             interfaces: self.interfaces.clone(),
             health: self.health.clone(),
+            groups: self.groups.clone(),
         }
     }
 
@@ -133,6 +147,50 @@ impl Config {
                         "interface {}: health {} names no [health.NAME] table",
                         crate::bounds::quoted(&interface.name),
                         crate::bounds::quoted(health),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Every `[[group]]`: on its own, names and prefixes not shared, its
+    /// members declared, its prefixes none of an interface's own routes.
+    fn check_groups(&self) -> Result<(), String> {
+        let mut names = HashSet::new();
+        let mut prefixes: HashMap<Prefix, &str> = HashMap::new();
+        for group in &self.groups {
+            group.check()?;
+            let quoted = crate::bounds::quoted(&group.name);
+            if !names.insert(group.name.as_str()) {
+                return Err(format!("group {quoted} is declared twice"));
+            }
+            for member in &group.members {
+                if !self.interfaces.iter().any(|i| &i.name == member) {
+                    return Err(format!(
+                        "group {quoted}: member {} is no declared [[interface]]",
+                        crate::bounds::quoted(member)
+                    ));
+                }
+            }
+            for prefix in group.prefixes() {
+                if let Some(other) = prefixes.insert(prefix, &group.name) {
+                    return Err(format!(
+                        "groups {} and {quoted} both route {prefix}",
+                        crate::bounds::quoted(other)
+                    ));
+                }
+                let own = self.interfaces.iter().find(|i| {
+                    i.routes().iter().any(|r| {
+                        (IpAddr::V4(r.address), r.prefix) == (prefix.address, prefix.length)
+                    })
+                });
+                if let Some(interface) = own {
+                    return Err(format!(
+                        "group {quoted} routes {prefix}, which interface {} routes too",
+                        crate::bounds::quoted(&interface.name)
                     ));
                 }
             }
@@ -192,7 +250,7 @@ mod tests {
             .map(|line| format!("{line}\n"))
             .collect();
         let mut every: Config = toml::from_str(&uncommented).unwrap();
-        declaration::check_all(&mut every.interfaces).unwrap();
+        declaration::check_all(&mut every.interfaces, &HashSet::new()).unwrap();
         assert_eq!(every.interfaces.len(), 1);
         assert!(every.metrics.is_some() && every.remote.is_some() && every.export.is_some());
     }

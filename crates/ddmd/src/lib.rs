@@ -30,6 +30,7 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod dial;
+pub mod groups;
 pub mod health;
 #[cfg(feature = "in-process")]
 pub mod in_process;

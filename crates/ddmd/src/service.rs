@@ -16,7 +16,7 @@ use crate::core::outbox::LateReply;
 use crate::core::table::{InterfaceTable, LinkFilter};
 use crate::dial::declaration::Declaration;
 use crate::dial::net::Net;
-use crate::dial::{leftovers, supervisor};
+use crate::dial::{group_routes, leftovers, supervisor};
 use crate::dial::{Dialed, LocalClock};
 use crate::health::prober;
 use crate::links::{self, LinkEvent};
@@ -113,6 +113,7 @@ pub async fn serve(
     let supervisors = TaskTracker::new();
     let (reports, report_receiver) = mpsc::channel(SUPERVISOR_REPORTS);
     let net = Net::connect()?;
+    let routes_net = net.clone();
     let spawner = {
         let supervisors = supervisors.clone();
         let service = endpoint.path().display().to_string();
@@ -149,6 +150,7 @@ pub async fn serve(
     });
     let (rounds, round_receiver) = mpsc::channel(HEALTH_ROUNDS);
     let mut dialed = Dialed::new(spawner, Box::new(LocalClock));
+    dialed.routing_groups(group_routes::spawn(routes_net));
     dialed.probing({
         let rounds = prober::Rounds {
             queue: rounds,

@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["clients"],
     &["router"],
     &["dial"],
-    &["health"],
+    &["health", "groups"],
     &["core"],
     &["links"],
     &["record", "ops"],

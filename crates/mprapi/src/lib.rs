@@ -46,8 +46,8 @@ mod subscriptions;
 mod types;
 
 pub use ddm_proto::message::{
-    EntryKind, ExportStatus, History, InterfaceHealth, InterfaceUptime, JournalEntry,
-    JournalStatus, Role, TargetHealth, Uptime, UptimeReport,
+    EntryKind, ExportStatus, GroupInfo, GroupMember, History, InterfaceHealth, InterfaceUptime,
+    JournalEntry, JournalStatus, Role, TargetHealth, Uptime, UptimeReport,
 };
 pub use ddm_proto::model::{interface_type, unreachability, ConnectionState};
 pub use ddm_proto::WinError;

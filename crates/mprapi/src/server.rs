@@ -445,6 +445,15 @@ impl Server {
         }
     }
 
+    /// The groups of uplinks: which member carries each group's routes,
+    /// since when, and its members. Monitor or admin.
+    pub fn groups(&self) -> Result<Vec<GroupInfo>> {
+        match self.call(Request::GroupsGet(GroupsGet {}))? {
+            Some(ReplyResult::Groups(list)) => Ok(list.groups),
+            _ => Err(WinError::RPC_S_PROTOCOL_ERROR),
+        }
+    }
+
     /// Every session with its registrations. Admin only.
     pub fn sessions(&self) -> Result<Vec<SessionInfo>> {
         match self.call(Request::ListSessions(ListSessions {}))? {

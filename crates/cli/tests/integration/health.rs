@@ -419,3 +419,126 @@ fn a_dialed_interface_with_a_dead_path_is_hung_up_and_redialed() {
     lab.far.nft("delete table inet bh_d0\n");
     lab.wait_for_state("branch", ConnectionState::Connected);
 }
+
+/// A LAN namespace behind the router (10.99.0.2, its default route the
+/// router's 10.99.0.1), the router forwarding and masquerading out of its
+/// uplinks, the far end answering for 198.18.0.1 (the internet).
+fn lan_behind(lab: &Lab) -> Netns {
+    let lan = Netns::new("l");
+    lab.router.veth_to("lan0", "lan0p", &lan);
+    lab.router
+        .ip(&["addr", "add", "10.99.0.1/24", "dev", "lan0"]);
+    lab.router.ip(&["link", "set", "lan0", "up"]);
+    lan.ip(&["addr", "add", "10.99.0.2/24", "dev", "lan0p"]);
+    lan.ip(&["link", "set", "lan0p", "up"]);
+    lan.ip(&["route", "add", "default", "via", "10.99.0.1"]);
+    lab.router.sysctl("net.ipv4.ip_forward", "1");
+    lab.router.nft(
+        "table ip nat {\n chain post {\n  type nat hook postrouting priority 100;\n  oifname { \"wan1\", \"wan2\" } masquerade\n }\n}\n",
+    );
+    lab.far.ip(&["addr", "add", "198.18.0.1/32", "dev", "lo"]);
+    lan
+}
+
+/// The router's route of `prefix` with metric 50 (the group's): its
+/// device.
+fn group_route_device(lab: &Lab) -> String {
+    let route = lab
+        .router
+        .ip_output(&["route", "show", "default", "metric", "50"]);
+    route
+        .split_whitespace()
+        .skip_while(|w| *w != "dev")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn pings(lan: &Netns) -> bool {
+    lan.command("ping")
+        .args(["-c", "1", "-W", "1", "198.18.0.1"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// A group of two watched uplinks: blackholed, the first gives the
+/// group's route to the second (a LAN host's pings go on); healed, the
+/// route comes back only after failback_secs; every switch journaled.
+#[test]
+fn a_group_fails_over_to_the_second_uplink_and_back_after_failback() {
+    let mut lab = uplinks(2);
+    let lan = lan_behind(&lab);
+    // The system's own default routes through each uplink (DHCP's).
+    for (n, metric) in [(1, "200"), (2, "300")] {
+        lab.router.ip(&[
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("10.77.{n}.2"),
+            "dev",
+            &format!("wan{n}"),
+            "metric",
+            metric,
+        ]);
+    }
+    configure(
+        &mut lab,
+        &format!(
+            "{}{}[health.isp]\ntargets = [\"198.18.0.1\"]\n{FAST}\
+             [[group]]\nname = \"internet\"\nroutes = [\"0.0.0.0/0\"]\nmembers = [\"isp1\", \"isp2\"]\nfailback_secs = 3\n",
+            watched("isp1", "wan1", "isp"),
+            watched("isp2", "wan2", "isp"),
+        ),
+    );
+    lab.wait_for_state("isp1", ConnectionState::Connected);
+    wait_until("the group's route goes through wan1", || {
+        group_route_device(&lab) == "wan1"
+    });
+    assert!(pings(&lan));
+    blackhole(&lab, "wan1", "");
+    lab.wait_for_state("isp1", ConnectionState::Disconnected);
+    wait_until("the group's route goes through wan2", || {
+        group_route_device(&lab) == "wan2"
+    });
+    assert!(pings(&lan), "the LAN's traffic goes on through wan2");
+    heal(&lab, "wan1");
+    lab.wait_for_state("isp1", ConnectionState::Connected);
+    let healed = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(group_route_device(&lab), "wan2", "not before failback_secs");
+    wait_until("the route comes back to wan1", || {
+        group_route_device(&lab) == "wan1"
+    });
+    assert!(
+        healed.elapsed() >= Duration::from_millis(2500),
+        "{:?}",
+        healed.elapsed()
+    );
+    assert!(pings(&lan));
+
+    let server = lab.service.connect();
+    let groups = server.groups().unwrap();
+    assert_eq!(
+        (groups[0].carrier.as_str(), groups[0].switches),
+        ("isp1", 3)
+    );
+    let switches: Vec<String> = server
+        .history(mprapi::History::default())
+        .map(Result::unwrap)
+        .filter(|e| e.kind == EntryKind::EntryGroupSwitch as i32)
+        .map(|e| format!("{}: {}", e.interface, e.reason))
+        .collect();
+    assert_eq!(switches.len(), 3, "{switches:?}");
+    assert!(
+        switches[1].starts_with("internet: isp1 -> isp2"),
+        "{switches:?}"
+    );
+    assert!(switches[2].contains("failback"), "{switches:?}");
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout_of(&mut lab.service.ddm(&["groups", "--json"]))).unwrap();
+    assert_eq!(json[0]["carrier"], "isp1");
+    assert_eq!(json[0]["members"][1]["state"], "connected");
+}

@@ -8,6 +8,7 @@
 
 use super::hours::DialoutHours;
 use crate::bounds::{quoted, within};
+use crate::groups::config::GroupConfig;
 use crate::health::config::HealthTables;
 use ddm_proto::model::MAX_CONNECT_TIMEOUT_SECS;
 use serde::Deserialize;
@@ -131,11 +132,12 @@ impl Default for Declaration {
 }
 
 /// What the configuration declares for the router to run: its
-/// interfaces, and the health tables they name.
+/// interfaces, the health tables they name, and the groups of them.
 #[derive(Debug, Clone, Default)]
 pub struct Declared {
     pub interfaces: Vec<Declaration>,
     pub health: HealthTables,
+    pub groups: Vec<GroupConfig>,
 }
 
 /// The metric of ddm's routes unless `route_metric` says otherwise.
@@ -276,9 +278,6 @@ impl Declaration {
                 quoted(bad)
             ));
         }
-        if self.dial == DialMode::Demand && self.routes.is_empty() {
-            return fail("dial = \"demand\" needs routes".into());
-        }
         let ranges = [
             within(
                 "connect_timeout_secs",
@@ -336,14 +335,21 @@ pub fn is_link_name(name: &str) -> bool {
 }
 
 /// Completes and checks every declaration, and that names, links and
-/// trigger devices are not shared.
-pub fn check_all(declarations: &mut [Declaration]) -> Result<(), String> {
+/// trigger devices are not shared; a demand interface needs routes of its
+/// own unless it is a member of a group (`grouped`: their names).
+pub fn check_all(declarations: &mut [Declaration], grouped: &HashSet<&str>) -> Result<(), String> {
     let mut names = HashSet::new();
     let mut links = HashSet::new();
     let mut routes: HashMap<(Ipv4Addr, u8), &str> = HashMap::new();
     for d in declarations.iter_mut() {
         d.complete();
         d.check()?;
+        if d.dial == DialMode::Demand && d.routes.is_empty() && !grouped.contains(d.name.as_str()) {
+            return Err(format!(
+                "interface {}: dial = \"demand\" needs routes, or to be a member of a [[group]]",
+                quoted(&d.name)
+            ));
+        }
     }
     for d in declarations.iter() {
         if !names.insert(d.name.clone()) {
@@ -383,7 +389,7 @@ mod tests {
             interface: Vec<Declaration>,
         }
         let mut file: File = toml::from_str(toml_text).map_err(|e| e.to_string())?;
-        check_all(&mut file.interface)?;
+        check_all(&mut file.interface, &HashSet::new())?;
         Ok(file.interface)
     }
 

@@ -3,13 +3,16 @@
 //! go to their supervisors. The router calls in with what happened and
 //! commits the transitions that come back.
 
-use super::declaration::{Declaration, Declared};
+use super::declaration::{Declaration, Declared, DialMode};
+use super::group_routes::RouteOrder;
+use super::groups::{GroupView, Groups, Member, Switched};
 use super::hours::{DialoutHours, WeekTime};
 use super::machine::{Action, Connecting, Machine};
 use super::supervisor::{Order, Report, Reported};
 use crate::core::notify::Target;
 use crate::core::outbox::{LateReply, Outbox};
 use crate::core::table::{InterfaceTable, Transition};
+use crate::groups::choose::Can;
 use crate::health::config::{HealthConfig, HealthTables};
 use crate::health::monitor::{Monitor, Verdict};
 use crate::health::prober::{HealthRound, Probed};
@@ -119,6 +122,27 @@ impl DialedInterface {
         }
     }
 
+    /// What this interface can do for a group now.
+    fn member(&self) -> Member {
+        let state = self.machine.state();
+        let demand = self.declaration.dial == DialMode::Demand;
+        let can = match state {
+            ConnectionState::Connected => Can::Carry,
+            ConnectionState::Disconnected | ConnectionState::Connecting
+                if demand && self.machine.may_dial_now() =>
+            {
+                Can::Trigger
+            }
+            _ => Can::No,
+        };
+        Member {
+            can,
+            link: self.declaration.link.clone(),
+            trigger: self.declaration.trigger_device.clone(),
+            demand,
+        }
+    }
+
     /// A watched interface: CONNECTED while its link is connected and its
     /// health (if any) up; `error` is its last error when it leaves.
     fn observe(&mut self, error: WinError) {
@@ -159,6 +183,7 @@ pub struct Dialed {
     tables: HealthTables,
     /// The last generation given to a health table.
     generation: u64,
+    groups: Groups,
     clock: Box<dyn Clock>,
     /// During a link dump: the indexes of claimed links it reported.
     reconciling: Option<HashSet<u32>>,
@@ -174,6 +199,7 @@ impl Dialed {
             probe: None,
             tables: HealthTables::new(),
             generation: 0,
+            groups: Groups::default(),
             clock,
             reconciling: None,
             started: false,
@@ -188,16 +214,54 @@ impl Dialed {
     /// Adds the declared interfaces of the configuration the service
     /// starts with, with the handles `handle` gives, and the health tables
     /// they name; `start` starts them.
-    pub fn declare(
-        &mut self,
-        declarations: Vec<Declaration>,
-        tables: HealthTables,
-        mut handle: impl FnMut() -> u32,
-    ) {
-        self.tables = tables;
-        for declaration in declarations {
+    pub fn declare(&mut self, declared: Declared, mut handle: impl FnMut() -> u32) {
+        self.tables = declared.health;
+        for declaration in declared.interfaces {
             self.add(handle(), Arc::new(declaration));
         }
+        self.groups.set(declared.groups);
+    }
+
+    /// Moves the groups' routes through `orders`.
+    pub fn routing_groups(&mut self, orders: mpsc::UnboundedSender<RouteOrder>) {
+        self.groups.routing(orders);
+    }
+
+    /// After an input: each group's carrier chosen again from what its
+    /// members can do now; the switches, and the transitions of demand
+    /// members no group needs any more (hung up).
+    pub fn regroup(&mut self) -> (Vec<Transition>, Vec<Switched>) {
+        if self.groups.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let interfaces = &self.interfaces;
+        let member = |name: &str| {
+            let d = interfaces.values().find(|d| d.declaration.name == name)?;
+            Some(d.member())
+        };
+        let switches = self.groups.decide(member, Instant::now());
+        let mut transitions = Vec::new();
+        for switch in &switches {
+            tracing::info!(group = switch.group, "group switch: {}", switch.describe());
+            let Some(from) = &switch.from else { continue };
+            if self.groups.carries(from) {
+                continue;
+            }
+            if let Some(handle) = self.handle_of(from) {
+                let reason = format!(
+                    "not needed: group {} moved to {}",
+                    switch.group,
+                    switch.to.as_deref().unwrap_or("none")
+                );
+                transitions.extend(self.step(handle, reason, |d| d.machine.not_needed()));
+            }
+        }
+        (transitions, switches)
+    }
+
+    /// The groups, for `ddm groups`.
+    pub fn groups(&self) -> Vec<GroupView> {
+        self.groups.views()
     }
 
     fn add(&mut self, handle: u32, declaration: Arc<Declaration>) {
@@ -578,7 +642,11 @@ impl Dialed {
             .interfaces
             .values()
             .filter_map(|d| Some(d.health.as_ref()?.ready?.1));
-        timers.chain(minute).chain(health).min()
+        timers
+            .chain(minute)
+            .chain(health)
+            .chain(self.groups.deadline())
+            .min()
     }
 
     /// Timers due and dial-out windows opening or closing.
@@ -646,7 +714,9 @@ impl Dialed {
         let Declared {
             interfaces: declarations,
             health: tables,
+            groups,
         } = declared;
+        self.groups.set(groups);
         let changed_tables = std::mem::replace(&mut self.tables, tables) != self.tables;
         let mut transitions = Vec::new();
         let mut kept = HashSet::new();
@@ -863,7 +933,13 @@ mod tests {
             dialout_hours: vec!["Mon-Fri 08:00-18:00".into()],
             ..Declaration::default()
         };
-        dialed.declare(vec![declaration], HealthTables::new(), || 7);
+        dialed.declare(
+            Declared {
+                interfaces: vec![declaration],
+                ..Declared::default()
+            },
+            || 7,
+        );
         dialed.start();
         assert!(dialed.deadline().is_some(), "the next minute is checked");
         let connect = InterfaceConnect {

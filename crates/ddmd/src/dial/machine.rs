@@ -281,6 +281,17 @@ impl Machine {
         vec![Action::HangUp]
     }
 
+    /// A demand interface whose group no longer sends it traffic: hung up
+    /// (ERROR_BAP_DISCONNECTED: dropped by the bandwidth policy, not idle).
+    pub fn not_needed(&mut self) -> Vec<Action> {
+        match self.state {
+            Connected | Connecting if self.policy.mode == DialMode::Demand => {
+                self.hang_up(Disconnected, WinError::ERROR_BAP_DISCONNECTED)
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// MprAdminInterfaceSetInfo's fEnabled.
     pub fn set_enabled(&mut self, enabled: bool) -> Vec<Action> {
         if enabled == self.enabled {

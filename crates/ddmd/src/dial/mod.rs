@@ -12,6 +12,8 @@ pub mod activity;
 pub mod command;
 pub mod declaration;
 mod dialed;
+pub mod group_routes;
+pub mod groups;
 pub mod hours;
 pub mod leftovers;
 pub mod machine;

@@ -6,12 +6,13 @@
 //! (`Net`) in every supervisor; the router never waits on any of it.
 
 use super::declaration::Route;
+use crate::groups::config::Prefix;
 use crate::links::LinkState;
 use futures_util::TryStreamExt;
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What a link has received and sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -35,6 +36,11 @@ fn to_io(e: rtnetlink::Error) -> io::Error {
         },
         other => io::Error::other(other.to_string()),
     }
+}
+
+/// A route message rtnetlink's builder refuses to make.
+fn invalid(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
 }
 
 fn is_errno(e: &io::Error, errno: i32) -> bool {
@@ -205,5 +211,100 @@ impl Net {
             }
         }
         Ok(())
+    }
+
+    /// The gateway of the system's own route to `prefix` through link
+    /// `index` (an uplink's DHCP default route), or else of any default
+    /// route through it: where a route through that link must go. None: no
+    /// such route (a point-to-point link needs no gateway).
+    pub async fn gateway_through(&self, index: u32, prefix: &Prefix) -> io::Result<Option<IpAddr>> {
+        use netlink_packet_route::route::{RouteAddress, RouteAttribute};
+        let template = match prefix.address {
+            IpAddr::V4(_) => RouteMessageBuilder::<Ipv4Addr>::new().build(),
+            IpAddr::V6(_) => RouteMessageBuilder::<Ipv6Addr>::new().build(),
+        };
+        let mut routes = self.handle.route().get(template).execute();
+        let (mut exact, mut default) = (None, None);
+        while let Some(route) = routes.try_next().await.map_err(to_io)? {
+            let mut oif = None;
+            let mut gateway = None;
+            let mut destination = None;
+            for attribute in &route.attributes {
+                match attribute {
+                    RouteAttribute::Oif(i) => oif = Some(*i),
+                    RouteAttribute::Gateway(RouteAddress::Inet(a)) => {
+                        gateway = Some(IpAddr::V4(*a))
+                    }
+                    RouteAttribute::Gateway(RouteAddress::Inet6(a)) => {
+                        gateway = Some(IpAddr::V6(*a))
+                    }
+                    RouteAttribute::Destination(RouteAddress::Inet(a)) => {
+                        destination = Some(IpAddr::V4(*a))
+                    }
+                    RouteAttribute::Destination(RouteAddress::Inet6(a)) => {
+                        destination = Some(IpAddr::V6(*a))
+                    }
+                    _ => {}
+                }
+            }
+            let (Some(gateway), Some(true)) = (gateway, oif.map(|o| o == index)) else {
+                continue;
+            };
+            let length = route.header.destination_prefix_length;
+            if length == prefix.length && destination.is_none_or(|d| d == prefix.address) {
+                exact = Some(gateway);
+            } else if length == 0 {
+                default = Some(gateway);
+            }
+        }
+        Ok(exact.or(default))
+    }
+
+    /// Routes `prefix` through link `index` (and `gateway`), with `metric`,
+    /// replacing the route of that prefix and metric wherever it went: one
+    /// route at every moment.
+    pub async fn replace_route(
+        &self,
+        prefix: &Prefix,
+        metric: u32,
+        index: u32,
+        gateway: Option<IpAddr>,
+    ) -> io::Result<()> {
+        let mut builder = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(prefix.address, prefix.length)
+            .map_err(invalid)?
+            .output_interface(index)
+            .priority(metric);
+        if let Some(gateway) = gateway {
+            builder = builder.gateway(gateway).map_err(invalid)?;
+        }
+        self.handle
+            .route()
+            .add(builder.build())
+            .replace()
+            .execute()
+            .await
+            .map_err(to_io)
+    }
+
+    /// Removes the route of `prefix` with `metric`; one already gone is
+    /// fine.
+    pub async fn delete_route(&self, prefix: &Prefix, metric: u32) -> io::Result<()> {
+        let route = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(prefix.address, prefix.length)
+            .map_err(invalid)?
+            .priority(metric)
+            .build();
+        match self
+            .handle
+            .route()
+            .del(route)
+            .execute()
+            .await
+            .map_err(to_io)
+        {
+            Err(e) if is_errno(&e, libc::ESRCH) => Ok(()),
+            other => other,
+        }
     }
 }

@@ -263,12 +263,29 @@ impl Router {
                 Woken::Systemd => self.tell_systemd(),
                 Woken::Scrape => self.publish_figures(),
             }
+            self.regroup();
             self.hand_on();
             let took = started.elapsed();
             self.longest_turn = self.longest_turn.max(took);
             if let Some(accounts) = &mut self.accounts {
                 accounts.turned(took);
             }
+        }
+    }
+
+    /// The groups' carriers chosen again after an input: their switches
+    /// journaled, demand members no longer needed hung up.
+    fn regroup(&mut self) {
+        let (transitions, switches) = self.state.dialed.regroup();
+        self.state.commit_all(transitions);
+        for switch in switches {
+            self.state.record_entry(JournalEntry {
+                time_unix_ns: now_unix_ns(),
+                kind: EntryKind::EntryGroupSwitch as i32,
+                interface: switch.group.clone(),
+                reason: switch.describe(),
+                ..JournalEntry::default()
+            });
         }
     }
 
@@ -824,7 +841,7 @@ mod tests {
                 trigger_device: "ddm-branch".into(),
                 ..Declaration::default()
             }],
-            health: Default::default(),
+            ..Declared::default()
         });
         r.on_link(LinkEvent::DumpBegin);
         r.on_link(LinkEvent::DumpEnd);

@@ -97,10 +97,7 @@ impl State {
     /// Declares interfaces, with handles from the table's counter.
     pub fn declare(&mut self, declared: Declared) {
         let table = &mut self.table;
-        self.dialed
-            .declare(declared.interfaces, declared.health, || {
-                table.allocate_handle()
-            });
+        self.dialed.declare(declared, || table.allocate_handle());
     }
 
     pub fn commit_all(&mut self, transitions: impl IntoIterator<Item = Transition>) {

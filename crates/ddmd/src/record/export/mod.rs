@@ -214,7 +214,7 @@ impl Export {
 
 /// The name of an entry's kind in subjects and payloads.
 /// Every kind's name, as the last token of its subject.
-pub const KIND_NAMES: [&str; 9] = [
+pub const KIND_NAMES: [&str; 10] = [
     "transition",
     "service_start",
     "service_stop",
@@ -223,6 +223,7 @@ pub const KIND_NAMES: [&str; 9] = [
     "resync",
     "gap",
     "accounting",
+    "group_switch",
     "unknown",
 ];
 
@@ -236,6 +237,7 @@ pub fn kind_name(kind: i32) -> &'static str {
         Ok(EntryKind::EntryResync) => "resync",
         Ok(EntryKind::EntryGap) => "gap",
         Ok(EntryKind::EntryAccounting) => "accounting",
+        Ok(EntryKind::EntryGroupSwitch) => "group_switch",
         Err(_) => "unknown",
     }
 }

@@ -125,6 +125,7 @@ table! {
     Uptime => uptime,
     JournalInfo => journal_info,
     HealthGet => health_get,
+    GroupsGet => groups_get,
 }
 
 #[cfg(test)]
