@@ -4,8 +4,20 @@
 use mprapi::ConnectionEvent;
 use serde_json::json;
 
-/// An event as `--json` prints it.
+/// An event as `--json` prints it; a group's switch has `group`, `from`
+/// and `to` members, `via_trigger` and `reason` instead.
 pub fn event_json(event: &ConnectionEvent) -> serde_json::Value {
+    if let Some(switch) = &event.group_switch {
+        return json!({
+            "seq": event.seq,
+            "group": event.interface,
+            "from": switch.from,
+            "to": switch.to,
+            "via_trigger": switch.via_trigger,
+            "reason": switch.reason,
+            "time": humantime::format_rfc3339_nanos(event.time).to_string(),
+        });
+    }
     json!({
         "seq": event.seq,
         "interface": event.interface,
@@ -20,6 +32,22 @@ pub fn event_json(event: &ConnectionEvent) -> serde_json::Value {
 /// An event as a line for a person.
 pub fn event_line(event: &ConnectionEvent) -> String {
     let time = humantime::format_rfc3339_nanos(event.time);
+    if let Some(switch) = &event.group_switch {
+        let member = |m: &Option<String>| m.clone().unwrap_or_else(|| "none".into());
+        let trigger = if switch.via_trigger {
+            " (its trigger)"
+        } else {
+            ""
+        };
+        return format!(
+            "{time}  #{:<5} group {:<10} {} -> {}{trigger}: {}",
+            event.seq,
+            event.interface,
+            member(&switch.from),
+            member(&switch.to),
+            switch.reason
+        );
+    }
     let what = if event.from == mprapi::ConnectionState::Connected {
         "disconnected"
     } else {

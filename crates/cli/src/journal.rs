@@ -128,7 +128,23 @@ fn entry_line(entry: &JournalEntry) -> String {
             entry.count, entry.reason
         ),
         Ok(EntryKind::EntryGroupSwitch) => {
-            format!("        group {:<10} {}", entry.interface, entry.reason)
+            let event = entry.event.clone().unwrap_or_default();
+            let switch = event.group_switch.unwrap_or_default();
+            let member = |m: &str| {
+                if m.is_empty() {
+                    "none".to_owned()
+                } else {
+                    m.to_owned()
+                }
+            };
+            format!(
+                "#{:<6} group {:<10} {} -> {}: {}",
+                event.seq,
+                event.name,
+                member(&switch.from),
+                member(&switch.to),
+                entry.reason
+            )
         }
         _ => format!("        {}", kind(entry).replace('_', " ")),
     };

@@ -56,5 +56,6 @@ pub use reconnect::{ReconnectingServer, ResumingStream, RECONNECT_INTERVAL};
 pub use server::{error_string, is_service_running, Result, Server, CALL_TIMEOUT};
 pub use stream::{EventStream, Snapshot, STREAM_CAPACITY};
 pub use types::{
-    Connect, ConnectionEvent, InterfaceInfo, InterfacePage, ServerInfo, SessionInfo, StreamItem,
+    Connect, ConnectionEvent, GroupSwitch, InterfaceInfo, InterfacePage, ServerInfo, SessionInfo,
+    StreamItem,
 };

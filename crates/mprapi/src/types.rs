@@ -129,11 +129,41 @@ pub struct ConnectionEvent {
     pub time: SystemTime,
     /// The interface's last error after the change.
     pub last_error: u32,
+    /// Set when this numbered change is a group's switch, not an
+    /// interface's transition: `interface` is then the group's name and
+    /// `handle`, `from`, `to` and `last_error` mean nothing. No registered
+    /// event is signaled for it.
+    pub group_switch: Option<GroupSwitch>,
+}
+
+/// A group's routes moved from one member to another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSwitch {
+    /// The member that carried them; None: none did.
+    pub from: Option<String>,
+    /// The member that carries them now; None: none can.
+    pub to: Option<String>,
+    /// Through `to`'s trigger: a demand member the first packet dials.
+    pub via_trigger: bool,
+    pub reason: String,
+}
+
+impl From<message::GroupSwitch> for GroupSwitch {
+    fn from(m: message::GroupSwitch) -> Self {
+        let member = |name: String| (!name.is_empty()).then_some(name);
+        GroupSwitch {
+            from: member(m.from),
+            to: member(m.to),
+            via_trigger: m.via_trigger,
+            reason: m.reason,
+        }
+    }
 }
 
 impl From<message::ConnectionEvent> for ConnectionEvent {
     fn from(m: message::ConnectionEvent) -> Self {
         ConnectionEvent {
+            group_switch: m.group_switch.map(Into::into),
             seq: m.seq,
             handle: m.handle,
             interface: m.name,

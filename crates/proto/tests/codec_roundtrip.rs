@@ -117,6 +117,12 @@ fn push() -> impl Strategy<Value = Push> {
                     to,
                     time_unix_ns,
                     last_error,
+                    group_switch: (last_error % 2 == 1).then(|| GroupSwitch {
+                        from: "wan1".into(),
+                        to: String::new(),
+                        via_trigger: from == 1,
+                        reason: "failback".into(),
+                    }),
                 })
             }),
         (any::<u64>(), any::<u64>())

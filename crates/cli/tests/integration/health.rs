@@ -498,6 +498,9 @@ fn a_group_fails_over_to_the_second_uplink_and_back_after_failback() {
         group_route_device(&lab) == "wan1"
     });
     assert!(pings(&lan));
+    let server = lab.service.connect();
+    let stream = server.subscribe().unwrap();
+    let before = stream.snapshot().seq;
     blackhole(&lab, "wan1", "");
     lab.wait_for_state("isp1", ConnectionState::Disconnected);
     wait_until("the group's route goes through wan2", || {
@@ -519,7 +522,42 @@ fn a_group_fails_over_to_the_second_uplink_and_back_after_failback() {
     );
     assert!(pings(&lan));
 
-    let server = lab.service.connect();
+    // The switches are numbered events of the typed stream, live and
+    // replayed from the journal, between the transitions.
+    let switches_in = |items: Vec<StreamItem>| -> Vec<(String, Option<String>, Option<String>)> {
+        let mut next = before + 1;
+        let mut found = Vec::new();
+        for item in items {
+            let StreamItem::Event(e) = item else {
+                panic!("events only: {item:?}");
+            };
+            assert_eq!(e.seq, next, "numbered like every other");
+            next += 1;
+            if let Some(s) = e.group_switch {
+                found.push((e.interface, s.from, s.to));
+            }
+        }
+        found
+    };
+    let live: Vec<StreamItem> =
+        std::iter::from_fn(|| stream.next_timeout(Duration::from_millis(300))).collect();
+    let expected = vec![
+        (
+            "internet".to_owned(),
+            Some("isp1".to_owned()),
+            Some("isp2".to_owned()),
+        ),
+        (
+            "internet".to_owned(),
+            Some("isp2".to_owned()),
+            Some("isp1".to_owned()),
+        ),
+    ];
+    assert_eq!(switches_in(live), expected);
+    let resumed = server.subscribe_from(before).unwrap();
+    let replayed: Vec<StreamItem> =
+        std::iter::from_fn(|| resumed.next_timeout(Duration::from_millis(300))).collect();
+    assert_eq!(switches_in(replayed), expected);
     let groups = server.groups().unwrap();
     assert_eq!(
         (groups[0].carrier.as_str(), groups[0].switches),
@@ -529,7 +567,14 @@ fn a_group_fails_over_to_the_second_uplink_and_back_after_failback() {
         .history(mprapi::History::default())
         .map(Result::unwrap)
         .filter(|e| e.kind == EntryKind::EntryGroupSwitch as i32)
-        .map(|e| format!("{}: {}", e.interface, e.reason))
+        .map(|e| {
+            let event = e.event.unwrap();
+            let switch = event.group_switch.unwrap();
+            format!(
+                "{}: {} -> {}: {}",
+                event.name, switch.from, switch.to, e.reason
+            )
+        })
         .collect();
     assert_eq!(switches.len(), 3, "{switches:?}");
     assert!(

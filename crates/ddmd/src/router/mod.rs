@@ -279,13 +279,13 @@ impl Router {
         let (transitions, switches) = self.state.dialed.regroup();
         self.state.commit_all(transitions);
         for switch in switches {
-            self.state.record_entry(JournalEntry {
-                time_unix_ns: now_unix_ns(),
-                kind: EntryKind::EntryGroupSwitch as i32,
-                interface: switch.group.clone(),
-                reason: switch.describe(),
-                ..JournalEntry::default()
-            });
+            let numbered = ddm_proto::message::GroupSwitch {
+                from: switch.from.unwrap_or_default(),
+                to: switch.to.unwrap_or_default(),
+                via_trigger: switch.via_trigger,
+                reason: switch.why.into(),
+            };
+            self.state.commit_switch(switch.group, numbered);
         }
     }
 
@@ -316,6 +316,14 @@ impl Router {
                 Record::Entry(entry) => {
                     if let Some(journal) = &mut self.journal {
                         journal.append(entry);
+                    }
+                }
+                Record::Switched(event) => {
+                    if let Some(journal) = &mut self.journal {
+                        journal.switched(&event);
+                    }
+                    if let Some(switch) = &event.group_switch {
+                        tracing::info!(seq = event.seq, group = ?event.name, from = switch.from, to = switch.to, via_trigger = switch.via_trigger, reason = switch.reason, "group switch");
                     }
                 }
                 Record::Signaled(signals) => {

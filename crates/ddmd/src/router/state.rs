@@ -18,7 +18,7 @@ use crate::core::table::{InterfaceTable, Transition};
 use crate::dial::declaration::Declared;
 use crate::dial::Dialed;
 use crate::record::journal::reservation::Numbering;
-use ddm_proto::message::{ConnectionEvent, EntryKind, Interface, JournalEntry};
+use ddm_proto::message::{ConnectionEvent, EntryKind, GroupSwitch, Interface, JournalEntry};
 use ddm_proto::model::{now_unix_ns, ConnectionState};
 use ddm_proto::WinError;
 use std::collections::{HashMap, HashSet};
@@ -59,6 +59,8 @@ pub enum Record {
     Entry(JournalEntry),
     /// Registrations signaled outside a commit (the DDM stopping).
     Signaled(u64),
+    /// A group's switch, numbered and streamed like a transition.
+    Switched(ConnectionEvent),
 }
 
 pub struct State {
@@ -107,22 +109,46 @@ impl State {
         }
     }
 
-    /// Commits one change of state: a new sequence number and, for a
-    /// connect or disconnect, every registered event signaled (first:
-    /// waiters are not kept waiting for the rest), then every stream told.
-    fn commit(&mut self, t: Transition) -> Committed {
+    /// Commits a group's switch: a sequence number, and every stream told
+    /// (no registered event: those are about interfaces).
+    pub fn commit_switch(&mut self, group: String, switch: GroupSwitch) {
+        let event = ConnectionEvent {
+            seq: self.number(),
+            name: group,
+            time_unix_ns: now_unix_ns(),
+            group_switch: Some(switch),
+            ..ConnectionEvent::default()
+        };
+        for session in self.sessions.values() {
+            if !session.streams.is_empty() {
+                session.outbox.push_event(event.clone());
+            }
+        }
+        self.records.push(Record::Switched(event));
+    }
+
+    /// The next sequence number, reserved ahead on disk.
+    fn number(&mut self) -> u64 {
         self.seq += 1;
         if let Some(numbering) = &mut self.numbering {
             numbering.numbered(self.seq);
         }
+        self.seq
+    }
+
+    /// Commits one change of state: a new sequence number and, for a
+    /// connect or disconnect, every registered event signaled (first:
+    /// waiters are not kept waiting for the rest), then every stream told.
+    fn commit(&mut self, t: Transition) -> Committed {
         let event = ConnectionEvent {
-            seq: self.seq,
+            seq: self.number(),
             handle: t.handle,
             name: t.name,
             from: t.from as u32,
             to: t.to as u32,
             time_unix_ns: now_unix_ns(),
             last_error: t.last_error,
+            group_switch: None,
         };
         let mut signals = 0;
         if t.from == ConnectionState::Connected || t.to == ConnectionState::Connected {

@@ -258,6 +258,18 @@ pub fn payload(router: &str, epoch: u64, entry: &JournalEntry) -> serde_json::Va
     let fields = value.as_object_mut().expect("an object");
     if let Some(ConnectionEvent {
         seq,
+        name,
+        group_switch: Some(switch),
+        ..
+    }) = &entry.event
+    {
+        fields.insert("seq".into(), (*seq).into());
+        fields.insert("group".into(), name.as_str().into());
+        fields.insert("from".into(), switch.from.as_str().into());
+        fields.insert("to".into(), switch.to.as_str().into());
+        fields.insert("via_trigger".into(), switch.via_trigger.into());
+    } else if let Some(ConnectionEvent {
+        seq,
         handle,
         name,
         from,

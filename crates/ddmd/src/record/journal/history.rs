@@ -27,7 +27,7 @@ pub fn page(
            AND (:since_ns = 0 OR (time_ns >= :since_ns AND id >= {since_id}))
            AND (:until_ns = 0 OR (time_ns <= :until_ns AND id <= {until_id}))
            AND (:interface = '' OR name = :interface OR name IS NULL)
-           AND (:transitions_only = 0 OR kind = 0)
+           AND (:transitions_only = 0 OR kind IN (0, 8))
          ORDER BY id",
         since_id = store::first_id_at_or_after(":since_ns"),
         until_id = store::last_id_at_or_before(":until_ns"),

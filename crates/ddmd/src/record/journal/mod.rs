@@ -252,6 +252,21 @@ impl Journal {
         });
     }
 
+    /// Records a group's switch (its event carries the switch).
+    pub fn switched(&mut self, event: &ConnectionEvent) {
+        self.append(JournalEntry {
+            time_unix_ns: event.time_unix_ns,
+            kind: EntryKind::EntryGroupSwitch as i32,
+            reason: event
+                .group_switch
+                .as_ref()
+                .map(|s| s.reason.clone())
+                .unwrap_or_default(),
+            event: Some(event.clone()),
+            ..JournalEntry::default()
+        });
+    }
+
     /// Records an entry of `kind` with nothing more than a count.
     pub fn note(&mut self, kind: EntryKind, count: u64) {
         self.append(JournalEntry {

@@ -6,7 +6,7 @@
 //! `synchronous = NORMAL`: a committed transaction survives the process
 //! being killed; readers never wait for the writer.
 
-use ddm_proto::message::{ConnectionEvent, EntryKind, JournalEntry};
+use ddm_proto::message::{ConnectionEvent, EntryKind, GroupSwitch, JournalEntry};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,7 +27,10 @@ CREATE TABLE IF NOT EXISTS entry (
     count INTEGER,
     rx_bytes INTEGER,
     tx_bytes INTEGER,
-    connected_ns INTEGER
+    connected_ns INTEGER,
+    from_member TEXT,
+    to_member TEXT,
+    via_trigger INTEGER
 );
 CREATE INDEX IF NOT EXISTS entry_seq ON entry(seq) WHERE seq IS NOT NULL;
 CREATE INDEX IF NOT EXISTS entry_time ON entry(time_ns);
@@ -53,7 +56,26 @@ pub fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
     connection.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
     configure(&connection)?;
     connection.execute_batch(SCHEMA)?;
+    add_switch_columns(&connection)?;
     Ok(connection)
+}
+
+/// A journal written before groups existed gets the columns of their
+/// switches.
+fn add_switch_columns(connection: &Connection) -> rusqlite::Result<()> {
+    let present: bool = connection.query_row(
+        "SELECT count(*) FROM pragma_table_info('entry') WHERE name = 'from_member'",
+        [],
+        |row| row.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !present {
+        connection.execute_batch(
+            "ALTER TABLE entry ADD COLUMN from_member TEXT;
+             ALTER TABLE entry ADD COLUMN to_member TEXT;
+             ALTER TABLE entry ADD COLUMN via_trigger INTEGER;",
+        )?;
+    }
+    Ok(())
 }
 
 /// Whether SQLite finds the file sound (`PRAGMA quick_check`: every page,
@@ -88,11 +110,13 @@ pub fn insert(connection: &mut Connection, entries: &[JournalEntry]) -> rusqlite
     {
         let mut statement = transaction.prepare_cached(
             "INSERT INTO entry (id, time_ns, kind, seq, handle, name, from_state, to_state,
-                last_error, reason, count, rx_bytes, tx_bytes, connected_ns)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                last_error, reason, count, rx_bytes, tx_bytes, connected_ns,
+                from_member, to_member, via_trigger)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )?;
         for e in entries {
             let event = e.event.as_ref();
+            let switch = event.and_then(|ev| ev.group_switch.as_ref());
             let name = event.map_or(e.interface.as_str(), |ev| ev.name.as_str());
             statement.execute(params![
                 e.id as i64,
@@ -109,6 +133,9 @@ pub fn insert(connection: &mut Connection, entries: &[JournalEntry]) -> rusqlite
                 (e.rx_bytes != 0).then_some(e.rx_bytes as i64),
                 (e.tx_bytes != 0).then_some(e.tx_bytes as i64),
                 (e.connected_ns != 0).then_some(e.connected_ns as i64),
+                switch.map(|s| s.from.as_str()),
+                switch.map(|s| s.to.as_str()),
+                switch.map(|s| s.via_trigger),
             ])?;
         }
     }
@@ -117,7 +144,8 @@ pub fn insert(connection: &mut Connection, entries: &[JournalEntry]) -> rusqlite
 
 /// The columns `entry_of` reads, in its order.
 pub const COLUMNS: &str = "id, time_ns, kind, seq, handle, name, from_state, to_state,
-    last_error, reason, count, rx_bytes, tx_bytes, connected_ns";
+    last_error, reason, count, rx_bytes, tx_bytes, connected_ns, from_member, to_member,
+    via_trigger";
 
 /// SQL for the id of the first entry at or after the time bound to
 /// `parameter` (none: past the last). Entries are numbered in commit
@@ -144,7 +172,19 @@ pub fn entry_of(row: &Row) -> rusqlite::Result<JournalEntry> {
     let name = name.unwrap_or_default();
     let number =
         |i| -> rusqlite::Result<u64> { Ok(row.get::<_, Option<i64>>(i)?.unwrap_or(0) as u64) };
-    let transition = kind == EntryKind::EntryTransition as i32;
+    let switch = kind == EntryKind::EntryGroupSwitch as i32;
+    let transition = kind == EntryKind::EntryTransition as i32 || switch;
+    let reason = row.get::<_, Option<String>>(9)?.unwrap_or_default();
+    let group_switch = switch
+        .then(|| -> rusqlite::Result<GroupSwitch> {
+            Ok(GroupSwitch {
+                from: row.get::<_, Option<String>>(14)?.unwrap_or_default(),
+                to: row.get::<_, Option<String>>(15)?.unwrap_or_default(),
+                via_trigger: row.get::<_, Option<bool>>(16)?.unwrap_or_default(),
+                reason: reason.clone(),
+            })
+        })
+        .transpose()?;
     Ok(JournalEntry {
         id: number(0)?,
         time_unix_ns: number(1)?,
@@ -159,10 +199,11 @@ pub fn entry_of(row: &Row) -> rusqlite::Result<JournalEntry> {
                     to: number(7)? as u32,
                     time_unix_ns: number(1)?,
                     last_error: number(8)? as u32,
+                    group_switch,
                 })
             })
             .transpose()?,
-        reason: row.get::<_, Option<String>>(9)?.unwrap_or_default(),
+        reason,
         count: number(10)?,
         interface: if transition { String::new() } else { name },
         rx_bytes: number(11)?,
