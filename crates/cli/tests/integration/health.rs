@@ -525,14 +525,12 @@ fn a_group_fails_over_to_the_second_uplink_and_back_after_failback() {
     // The switches are numbered events of the typed stream, live and
     // replayed from the journal, between the transitions.
     let switches_in = |items: Vec<StreamItem>| -> Vec<(String, Option<String>, Option<String>)> {
-        let mut next = before + 1;
         let mut found = Vec::new();
-        for item in items {
+        for (next, item) in (before + 1..).zip(items) {
             let StreamItem::Event(e) = item else {
                 panic!("events only: {item:?}");
             };
             assert_eq!(e.seq, next, "numbered like every other");
-            next += 1;
             if let Some(s) = e.group_switch {
                 found.push((e.interface, s.from, s.to));
             }
