@@ -126,8 +126,14 @@ impl DialedInterface {
     fn member(&self) -> Member {
         let state = self.machine.state();
         let demand = self.declaration.dial == DialMode::Demand;
+        let judged = self
+            .health
+            .as_ref()
+            .is_none_or(|h| h.monitor.verdict() != Verdict::Pending);
+        let link_up = self.link.as_ref().is_some_and(LinkState::is_connected);
         let can = match state {
             ConnectionState::Connected => Can::Carry,
+            _ if link_up && !judged => Can::Pending,
             ConnectionState::Disconnected | ConnectionState::Connecting
                 if demand && self.machine.may_dial_now() =>
             {
@@ -231,7 +237,8 @@ impl Dialed {
     /// members can do now; the switches, and the transitions of demand
     /// members no group needs any more (hung up).
     pub fn regroup(&mut self) -> (Vec<Transition>, Vec<Switched>) {
-        if self.groups.is_empty() {
+        // Before the start, members' links are not all known yet.
+        if self.groups.is_empty() || !self.started {
             return (Vec::new(), Vec::new());
         }
         let interfaces = &self.interfaces;

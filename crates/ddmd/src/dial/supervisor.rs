@@ -365,11 +365,7 @@ impl Supervisor {
 
     async fn set_up_trigger(&mut self) -> io::Result<()> {
         let declaration = self.declaration.clone();
-        let trigger = Trigger::create(
-            &declaration.trigger_device,
-            self.routes.clone(),
-            declaration.hold_packets,
-        )?;
+        let trigger = Trigger::create(&declaration.trigger_device, declaration.hold_packets)?;
         let index = self
             .net
             .index_of(&declaration.trigger_device)
@@ -533,7 +529,7 @@ impl Supervisor {
             None => self.learn_src(index).await,
         };
         if let Some(trigger) = &mut self.trigger {
-            match trigger.release(link_address) {
+            match trigger.release(&self.declaration.link, link_address) {
                 Ok(0) => {}
                 Ok(sent) => {
                     if let Phase::Dialing(d) = &mut self.phase {

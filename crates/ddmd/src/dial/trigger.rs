@@ -8,7 +8,6 @@
 //! the first TCP SYN are not lost. The tun is not persistent: it and its
 //! routes vanish with the service's descriptor, even after a SIGKILL.
 
-use super::declaration::Route;
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
 use std::collections::VecDeque;
@@ -22,9 +21,6 @@ const MAX_PACKET: usize = 65_535;
 
 pub struct Trigger {
     tun: AsyncFd<OwnedFd>,
-    /// Only packets to these dial (the kernel also sends the tun its own,
-    /// such as IPv6 router solicitations).
-    routes: Vec<Route>,
     /// Where packets are read: one buffer for the device's life.
     scratch: Vec<u8>,
     held: VecDeque<Vec<u8>>,
@@ -35,9 +31,10 @@ pub struct Trigger {
 }
 
 impl Trigger {
-    /// Creates the tun `name` (IFF_TUN, no packet information), catching
-    /// packets to `routes`.
-    pub fn create(name: &str, routes: Vec<Route>, limit: usize) -> io::Result<Trigger> {
+    /// Creates the tun `name` (IFF_TUN, no packet information). What the
+    /// kernel routes into it dials: the interface's own routes and the
+    /// routes of a group it carries go there.
+    pub fn create(name: &str, limit: usize) -> io::Result<Trigger> {
         let fd = open(
             "/dev/net/tun",
             OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
@@ -60,7 +57,6 @@ impl Trigger {
             .map_err(io::Error::from)?;
         Ok(Trigger {
             tun,
-            routes,
             scratch: vec![0; MAX_PACKET],
             held: VecDeque::new(),
             limit,
@@ -79,8 +75,9 @@ impl Trigger {
             {
                 Ok(Ok(n)) => {
                     let packet = &self.scratch[..n];
-                    let ours = ipv4_destination(packet)
-                        .is_some_and(|to| self.routes.iter().any(|r| r.contains(to)));
+                    // The kernel also sends the tun its own packets (IPv6
+                    // router solicitations, multicast): those dial nothing.
+                    let ours = ipv4_destination(packet).is_some_and(is_routed);
                     if ours {
                         break packet.to_vec();
                     }
@@ -107,18 +104,25 @@ impl Trigger {
         self.held.clear();
     }
 
-    /// Sends every held IPv4 packet again, routed by the kernel from
-    /// scratch; returns how many went out. With `icmp_from`, ICMP packets
+    /// Sends every held IPv4 packet again through `link` (the socket is
+    /// bound to it: routes that still point at the trigger, such as a
+    /// group's the router has yet to move, cannot send them back here);
+    /// returns how many went out. With `icmp_from`, ICMP packets
     /// leave from that address (the link's): a packet routed to the
     /// trigger before ddm knew the tunnel's address took another of the
     /// host's, which the far end would not answer; an ICMP echo does not
     /// care which local address its reply comes to, a TCP or UDP socket
     /// does, so those keep theirs.
-    pub fn release(&mut self, icmp_from: Option<Ipv4Addr>) -> io::Result<usize> {
+    pub fn release(&mut self, link: &str, icmp_from: Option<Ipv4Addr>) -> io::Result<usize> {
         if self.held.is_empty() {
             return Ok(0);
         }
         let raw = raw_socket()?;
+        nix::sys::socket::setsockopt(
+            &raw,
+            nix::sys::socket::sockopt::BindToDevice,
+            &std::ffi::OsString::from(link),
+        )?;
         let mut sent = 0;
         for mut packet in self.held.drain(..) {
             if let Some(from) = icmp_from {
@@ -138,6 +142,13 @@ impl Trigger {
         }
         Ok(sent)
     }
+}
+
+/// A destination traffic is routed to: not multicast, broadcast, "this
+/// network" or link-local.
+fn is_routed(to: Ipv4Addr) -> bool {
+    !(to.is_multicast() || to.is_broadcast() || to.is_unspecified() || to.is_link_local())
+        && to.octets()[0] != 0
 }
 
 /// AF_INET/SOCK_RAW/IPPROTO_RAW: the packet carries its own header.

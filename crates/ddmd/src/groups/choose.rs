@@ -4,7 +4,10 @@
 //! The routes go through the first member, in order, that can carry
 //! traffic: one that is CONNECTED (with health: healthy), or, when none
 //! before it can, a demand member that may dial (through its trigger, so
-//! that traffic dials it). When the carrier can no longer carry, the
+//! that traffic dials it). A group with no carrier yet waits for a member
+//! whose health is being judged before it takes one after it (at a start,
+//! the expensive backup is not chosen while the uplink before it is being
+//! probed). When the carrier can no longer carry, the
 //! routes move at once; when a better member could carry, they move back
 //! only after it has been able to for `failback`, without a break.
 
@@ -17,7 +20,16 @@ pub enum Can {
     Carry,
     /// A demand member that may dial: the routes go to its trigger.
     Trigger,
+    /// Its link is up and its health not judged yet: a group with no
+    /// carrier waits for it rather than choose a member after it.
+    Pending,
     No,
+}
+
+impl Can {
+    fn carries(self) -> bool {
+        matches!(self, Can::Carry | Can::Trigger)
+    }
 }
 
 /// Where the routes go: a member, through its link or its trigger.
@@ -75,9 +87,17 @@ impl Chooser {
     /// What the members can do now (in the group's order): the switch to
     /// make, if any.
     pub fn decide(&mut self, members: &[Can], now: Instant) -> Option<Switch> {
+        if self.carrier.is_none()
+            && members
+                .iter()
+                .find(|c| **c != Can::No)
+                .is_some_and(|c| *c == Can::Pending)
+        {
+            return None;
+        }
         let first = members
             .iter()
-            .position(|c| *c != Can::No)
+            .position(|c| c.carries())
             .map(|member| Carrier {
                 member,
                 via_trigger: members[member] == Can::Trigger,
@@ -96,7 +116,7 @@ impl Chooser {
             self.better = None;
             return None;
         }
-        let still = members[current.member] != Can::No;
+        let still = members[current.member].carries();
         if !still {
             return self.switch(
                 Some(current),
@@ -198,6 +218,16 @@ mod tests {
         let back = c.decide(&[Carry, Carry], at(51)).unwrap();
         assert_eq!((back.from, back.to), (link(1), link(0)));
         assert!(back.why.starts_with("failback"));
+    }
+
+    #[test]
+    fn a_group_with_no_carrier_waits_for_a_member_being_judged() {
+        let now = Instant::now();
+        let mut c = Chooser::new(Duration::ZERO);
+        assert_eq!(c.decide(&[Pending, Trigger], now), None);
+        assert_eq!(c.decide(&[Carry, Trigger], now).unwrap().to, link(0));
+        // With a carrier, a member being judged is not one yet.
+        assert_eq!(c.decide(&[Pending, Trigger], now).unwrap().to, trigger(1));
     }
 
     #[test]
