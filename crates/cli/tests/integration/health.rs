@@ -660,3 +660,92 @@ fn a_demand_wireguard_backup_is_dialed_only_while_it_is_needed() {
     assert!(wg.ping(2));
     assert_eq!(wg.dials(), 1);
 }
+
+/// A persistent WireGuard interface with health whose far end stops
+/// answering (its UDP port dropped): the tunnel's link stays up, yet the
+/// interface leaves CONNECTED with ERROR_NO_ANSWER, is redialed, turns
+/// UNREACHABLE after its attempts; when the far end answers again it is
+/// CONNECTED again by itself.
+#[test]
+fn a_persistent_tunnel_whose_far_end_goes_silent_is_redialed_and_recovers() {
+    use crate::wireguard_lab::WgLab;
+    let mut wg = WgLab::new();
+    let config = format!(
+        "{}[health.tunnel]\ntargets = [\"10.9.0.2\"]\n{FAST}",
+        wg.interface(
+            "branch",
+            "dial = \"persistent\"\nhealth = \"tunnel\"\nroutes = [\"192.168.20.0/24\"]\n\
+             redial_attempts = 1\nredial_pause_secs = 1\n\
+             connect_timeout_secs = 2\nunreachable_retry_secs = 2",
+        ),
+    );
+    wg.start(&config);
+    let server = wg.service().connect();
+    wait_state(&server, "branch", ConnectionState::Connected);
+    let stream = server.subscribe().unwrap();
+    wg.far.nft(
+        "table inet silent {\n chain input {\n  type filter hook input priority 0;\n  udp dport 51820 drop\n }\n}\n",
+    );
+    let lost = next_of(&stream, "branch", PATIENCE).expect("the loss");
+    assert_eq!(
+        (lost.from, lost.to, WinError(lost.last_error)),
+        (
+            ConnectionState::Connected,
+            ConnectionState::Disconnected,
+            WinError::ERROR_NO_ANSWER
+        )
+    );
+    assert_eq!(
+        next_of(&stream, "branch", PATIENCE).map(|e| e.to),
+        Some(ConnectionState::Connecting),
+        "redialed"
+    );
+    wait_state(&server, "branch", ConnectionState::Unreachable);
+    wg.far.nft("delete table inet silent\n");
+    wait_state(&server, "branch", ConnectionState::Connected);
+    assert!(wg.ping(2));
+}
+
+/// With `passive`, a round in which the link received packets passes
+/// without a probe: a busy link costs no probe traffic; an idle one is
+/// probed again.
+#[test]
+fn a_busy_link_passes_its_rounds_without_probes_when_passive() {
+    let mut lab = uplinks(1);
+    configure(
+        &mut lab,
+        &format!(
+            "{}[health.isp]\ntargets = [\"10.77.1.2\"]\npassive = true\n{FAST}",
+            watched("isp", "wan1", "isp")
+        ),
+    );
+    lab.wait_for_state("isp", ConnectionState::Connected);
+    let server = lab.service.connect();
+    let figures = || server.health("isp").unwrap().remove(0);
+    let traffic = ddm_lab::Process(
+        lab.far
+            .command("ping")
+            .args(["-q", "-i", "0.05", "10.77.1.1"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let busy = figures();
+    std::thread::sleep(Duration::from_secs(2));
+    let later = figures();
+    assert!(later.rounds >= busy.rounds + 5, "{busy:?}\n{later:?}");
+    assert!(
+        later.probes_sent <= busy.probes_sent + 1,
+        "no probes while the link is busy: {busy:?}\n{later:?}"
+    );
+    assert_eq!(later.verdict, "up");
+    drop(traffic);
+    std::thread::sleep(Duration::from_millis(500));
+    let idle = figures();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        figures().probes_sent >= idle.probes_sent + 3,
+        "probed again when idle"
+    );
+}
