@@ -749,3 +749,59 @@ fn a_busy_link_passes_its_rounds_without_probes_when_passive() {
         "probed again when idle"
     );
 }
+
+/// Prometheus sees each probed interface's health, RTT, loss and probes,
+/// each target's, and which member carries each group.
+#[test]
+fn health_and_groups_are_metrics() {
+    use crate::metrics::{scrape, value};
+    let mut lab = uplinks(2);
+    lab.set_up("lo", true);
+    configure(
+        &mut lab,
+        &format!(
+            "[metrics]\nlisten = \"127.0.0.1:9731\"\n{}{}[health.isp]\ntargets = [\"10.77.1.2\", \"10.77.1.9\"]\n{FAST}\
+             [[group]]\nname = \"internet\"\nroutes = [\"198.18.0.0/24\"]\nmembers = [\"isp1\", \"isp2\"]\n",
+            watched("isp1", "wan1", "isp"),
+            watched("isp2", "wan2", "isp"),
+        ),
+    );
+    lab.wait_for_state("isp1", ConnectionState::Connected);
+    std::thread::sleep(Duration::from_secs(1));
+    let samples = scrape(&lab);
+    assert_eq!(value(&samples, "ddm_health_up{interface=\"isp1\"}"), 1.0);
+    assert!(value(&samples, "ddm_health_rtt_seconds{interface=\"isp1\"}") > 0.0);
+    assert_eq!(
+        value(&samples, "ddm_health_loss_ratio{interface=\"isp1\"}"),
+        0.0
+    );
+    assert!(value(&samples, "ddm_health_probes_sent_total{interface=\"isp1\"}") >= 4.0);
+    assert_eq!(
+        value(
+            &samples,
+            "ddm_health_target_answered{interface=\"isp1\",target=\"10.77.1.2\"}"
+        ),
+        1.0
+    );
+    // Nobody has the other target.
+    assert_eq!(
+        value(
+            &samples,
+            "ddm_health_target_answered{interface=\"isp1\",target=\"10.77.1.9\"}"
+        ),
+        0.0
+    );
+    assert!(value(&samples, "ddm_health_probes_lost_total{interface=\"isp1\"}") >= 2.0);
+    assert_eq!(
+        value(
+            &samples,
+            "ddm_group_member_carrying{group=\"internet\",member=\"isp1\",via_trigger=\"false\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&samples, "ddm_group_switches_total{group=\"internet\"}"),
+        1.0
+    );
+    assert_eq!(value(&samples, "ddm_health_rounds_dropped_total"), 0.0);
+}

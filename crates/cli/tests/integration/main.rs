@@ -12,7 +12,7 @@ mod habits;
 mod health;
 mod journal;
 mod links;
-mod metrics;
+pub mod metrics;
 mod nats_lab;
 mod notify;
 mod protocol;

@@ -37,7 +37,7 @@ fn fetch(lab: &Lab, path: &str) -> (u16, String, String) {
 }
 
 /// Every sample of a scrape: `name{labels}` to its value.
-fn scrape(lab: &Lab) -> HashMap<String, f64> {
+pub fn scrape(lab: &Lab) -> HashMap<String, f64> {
     let (code, content_type, body) = fetch(lab, "/metrics");
     assert_eq!(code, 200);
     assert!(
@@ -57,7 +57,7 @@ fn scrape(lab: &Lab) -> HashMap<String, f64> {
         .collect()
 }
 
-fn value(samples: &HashMap<String, f64>, sample: &str) -> f64 {
+pub fn value(samples: &HashMap<String, f64>, sample: &str) -> f64 {
     *samples
         .get(sample)
         .unwrap_or_else(|| panic!("no {sample} in {samples:#?}"))

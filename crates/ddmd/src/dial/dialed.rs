@@ -5,7 +5,7 @@
 
 use super::declaration::{Declaration, Declared, DialMode};
 use super::group_routes::RouteOrder;
-use super::groups::{GroupView, Groups, Member, Switched};
+use super::groups::{Groups, Member, Switched};
 use super::hours::{DialoutHours, WeekTime};
 use super::machine::{Action, Connecting, Machine};
 use super::supervisor::{Order, Report, Reported};
@@ -17,7 +17,7 @@ use crate::health::config::{HealthConfig, HealthTables};
 use crate::health::monitor::{Monitor, Verdict};
 use crate::health::prober::{HealthRound, Probed};
 use crate::links::LinkState;
-use ddm_proto::message::{Interface, InterfaceConnect, InterfaceHealth};
+use ddm_proto::message::{GroupInfo, GroupMember, Interface, InterfaceConnect, InterfaceHealth};
 use ddm_proto::model::{interface_type, ConnectionState};
 use ddm_proto::WinError;
 use std::borrow::Cow;
@@ -266,9 +266,38 @@ impl Dialed {
         (transitions, switches)
     }
 
-    /// The groups, for `ddm groups`.
-    pub fn groups(&self) -> Vec<GroupView> {
-        self.groups.views()
+    /// The groups with their members' states and health: `ddm groups`,
+    /// the metrics.
+    pub fn groups(&self) -> Vec<GroupInfo> {
+        self.groups
+            .views()
+            .into_iter()
+            .map(|g| GroupInfo {
+                members: g
+                    .members
+                    .iter()
+                    .map(|name| {
+                        let interface = self.handle_of(name).and_then(|h| self.get(h));
+                        GroupMember {
+                            name: name.clone(),
+                            state: interface.as_ref().map_or(0, |i| i.connection_state),
+                            health: interface.map(|i| i.health).unwrap_or_default(),
+                            carrying: g.carrier.as_ref() == Some(name),
+                        }
+                    })
+                    .collect(),
+                name: g.name,
+                routes: g.routes,
+                carrier: g.carrier.unwrap_or_default(),
+                via_trigger: g.via_trigger,
+                since_unix_ns: g
+                    .since
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos() as u64),
+                switches: g.switches,
+                failback_secs: g.failback_secs,
+            })
+            .collect()
     }
 
     fn add(&mut self, handle: u32, declaration: Arc<Declaration>) {

@@ -605,6 +605,7 @@ impl Router {
         let mut snapshot = Snapshot {
             running: state.running,
             health: state.dialed.health(""),
+            groups: state.dialed.groups(),
             ..Snapshot::default()
         };
         for role in [Role::None, Role::Status, Role::Monitor, Role::Admin] {

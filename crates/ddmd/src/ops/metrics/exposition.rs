@@ -94,6 +94,42 @@ fn seconds(us: Option<u64>) -> Option<ConstGauge<f64>> {
     us.map(|us| ConstGauge::new(us as f64 / 1e6))
 }
 
+/// Which member carries each group's routes, and how often they moved.
+fn groups(encoder: &mut DescriptorEncoder, s: &Snapshot) -> Result<(), Error> {
+    let mut carrying = encoder.encode_descriptor(
+        "group_member_carrying",
+        "1 for the member that carries the group's routes (through its trigger: via_trigger), 0 for the others",
+        None,
+        MetricType::Gauge,
+    )?;
+    for group in &s.groups {
+        for member in &group.members {
+            let via = if member.carrying && group.via_trigger {
+                "true"
+            } else {
+                "false"
+            };
+            let labels = [
+                ("group", group.name.as_str()),
+                ("member", member.name.as_str()),
+                ("via_trigger", via),
+            ];
+            ConstGauge::new(u64::from(member.carrying)).encode(carrying.encode_family(&labels)?)?;
+        }
+    }
+    let mut switches = encoder.encode_descriptor(
+        "group_switches",
+        "Times the group's routes moved to another member",
+        None,
+        MetricType::Counter,
+    )?;
+    for group in &s.groups {
+        ConstCounter::new(group.switches)
+            .encode(switches.encode_family(&[("group", group.name.as_str())])?)?;
+    }
+    Ok(())
+}
+
 /// The path health figures.
 fn health(encoder: &mut DescriptorEncoder, s: &Snapshot, dropped: u64) -> Result<(), Error> {
     per_probed(
@@ -128,7 +164,7 @@ fn health(encoder: &mut DescriptorEncoder, s: &Snapshot, dropped: u64) -> Result
         s,
         "health_loss",
         "Rounds short of the quorum over the window",
-        Some(&Unit::Ratios),
+        Some(&Unit::Other("ratio".into())),
         |h| Some(ConstGauge::new(h.loss_percent / 100.0)),
         MetricType::Gauge,
     )?;
@@ -334,6 +370,7 @@ impl Collector for Figures {
             s.netlink_resyncs,
         )?;
         health(&mut encoder, s, self.health_rounds_dropped)?;
+        groups(&mut encoder, s)?;
         counter(
             &mut encoder,
             "systemd_notices_dropped",

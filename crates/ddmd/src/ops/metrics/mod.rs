@@ -92,6 +92,8 @@ pub struct Snapshot {
     pub interfaces: Vec<InterfaceFigures>,
     /// The path health of the probed interfaces.
     pub health: Vec<ddm_proto::message::InterfaceHealth>,
+    /// The groups of uplinks.
+    pub groups: Vec<ddm_proto::message::GroupInfo>,
     /// By role name.
     pub sessions: BTreeMap<&'static str, u64>,
     pub registrations: BTreeMap<&'static str, u64>,
