@@ -157,10 +157,11 @@ impl Lab {
     }
 
     /// Stops the service cleanly and starts a new one with configuration
-    /// `text` (None: the built-in defaults).
-    pub fn reconfigure(&mut self, text: Option<&str>) {
-        self.stop_service();
+    /// `text` (None: the built-in defaults); the old one's log.
+    pub fn reconfigure(&mut self, text: Option<&str>) -> String {
+        let log = self.stop_service();
         self.service = Service::start(&self.router, text, None);
+        log
     }
 
     /// Stops the service with SIGTERM, as a clean stop, and returns its

@@ -71,6 +71,7 @@ enum Workload {
     Journal,
     Remote,
     Metrics,
+    Health,
 }
 
 /// How much of each workload to run.
@@ -95,6 +96,10 @@ struct Plan {
     remote_fanout: usize,
     metrics_rounds: usize,
     metrics_flips: usize,
+    health_trials: usize,
+    health_cost_time: Duration,
+    health_rounds: usize,
+    health_flips: usize,
 }
 
 const QUICK: Plan = Plan {
@@ -118,6 +123,10 @@ const QUICK: Plan = Plan {
     remote_fanout: 100,
     metrics_rounds: 2,
     metrics_flips: 20,
+    health_trials: 5,
+    health_cost_time: Duration::from_secs(3),
+    health_rounds: 1,
+    health_flips: 20,
 };
 
 const FULL: Plan = Plan {
@@ -141,6 +150,10 @@ const FULL: Plan = Plan {
     remote_fanout: 1_000,
     metrics_rounds: 6,
     metrics_flips: 50,
+    health_trials: 20,
+    health_cost_time: Duration::from_secs(10),
+    health_rounds: 4,
+    health_flips: 50,
 };
 
 fn main() -> ExitCode {
@@ -257,6 +270,16 @@ fn main() -> ExitCode {
     if wanted(Workload::Metrics) {
         step("metrics");
         workloads::metrics::run(plan.metrics_rounds, plan.metrics_flips, &mut report);
+    }
+    if wanted(Workload::Health) {
+        step("health");
+        workloads::health::run(
+            plan.health_trials,
+            plan.health_cost_time,
+            plan.health_rounds,
+            plan.health_flips,
+            &mut report,
+        );
     }
     step("done");
 

@@ -151,15 +151,13 @@ pub async fn serve(
     let (rounds, round_receiver) = mpsc::channel(HEALTH_ROUNDS);
     let mut dialed = Dialed::new(spawner, Box::new(LocalClock));
     dialed.routing_groups(group_routes::spawn(routes_net));
-    dialed.probing({
-        let rounds = prober::Rounds {
-            queue: rounds,
-            counters: counters.clone(),
-        };
-        Box::new(move |handle, generation, table| {
-            prober::spawn(handle, generation, table, rounds.clone())
-        })
-    });
+    let probing = prober::Probing::start(prober::Rounds {
+        queue: rounds,
+        counters: counters.clone(),
+    })?;
+    dialed.probing(Box::new(move |handle, generation, table| {
+        probing.spawn(handle, generation, table)
+    }));
     let mut router = Router::new(InterfaceTable::new(filter), config.limits.clone(), ready)
         .dialing(dialed, report_receiver, reloader)
         .probing(round_receiver)

@@ -3,6 +3,7 @@
 pub mod churn;
 pub mod dialing;
 pub mod fanout;
+pub mod health;
 pub mod journal;
 pub mod latency;
 pub mod memory;

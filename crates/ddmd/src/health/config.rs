@@ -68,7 +68,7 @@ impl Default for HealthConfig {
 }
 
 /// Probed targets at most, in one table.
-const MAX_TARGETS: usize = 16;
+const MAX_TARGETS: usize = 1024;
 /// Rounds at most in the window.
 const MAX_WINDOW: u32 = 1000;
 /// Rounds in a row at most for `down_after` and `up_after`.

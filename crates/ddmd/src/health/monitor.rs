@@ -190,14 +190,14 @@ impl Monitor {
                 self.change(Verdict::Down, why)
             }
             Verdict::Up if self.window.len() >= config.window as usize => {
-                let figures = self.figures();
-                if figures.loss_percent > f64::from(config.max_loss_percent) {
+                let (loss_percent, rtt) = self.loss_and_rtt();
+                if loss_percent > f64::from(config.max_loss_percent) {
                     let why = format!(
                         "loss above max_loss_percent {} over {} rounds",
                         config.max_loss_percent, config.window
                     );
                     self.change(Verdict::Down, why)
-                } else if figures.rtt.is_some_and(|rtt| rtt > config.max_rtt()) {
+                } else if rtt.is_some_and(|rtt| rtt > config.max_rtt()) {
                     let why = format!(
                         "median RTT above max_rtt_ms {} over {} rounds",
                         config.max_rtt_ms, config.window
@@ -252,17 +252,23 @@ impl Monitor {
         text
     }
 
-    pub fn figures(&self) -> Figures {
-        let probed: Vec<&Round> = self.window.iter().filter(|r| !r.passive).collect();
+    /// The window's loss (lost rounds, in percent) and median RTT: what a
+    /// round decides with, without each target's figures.
+    fn loss_and_rtt(&self) -> (f64, Option<Duration>) {
+        let probed = || self.window.iter().filter(|r| !r.passive);
         let quorum = self.config.quorum as usize;
-        let short = probed
-            .iter()
+        let short = probed()
             .filter(|r| r.rtts.iter().flatten().count() < quorum)
             .count();
-        let mut all: Vec<Duration> = probed
-            .iter()
+        let mut all: Vec<Duration> = probed()
             .flat_map(|r| r.rtts.iter().flatten().copied())
             .collect();
+        (percent(short, probed().count()), median(&mut all))
+    }
+
+    pub fn figures(&self) -> Figures {
+        let probed: Vec<&Round> = self.window.iter().filter(|r| !r.passive).collect();
+        let (loss_percent, rtt) = self.loss_and_rtt();
         let targets: Vec<TargetFigures> = self
             .targets
             .iter()
@@ -289,8 +295,8 @@ impl Monitor {
         let jitters: Vec<Duration> = targets.iter().filter_map(|t| t.jitter).collect();
         Figures {
             verdict: self.verdict,
-            rtt: median(&mut all),
-            loss_percent: percent(short, probed.len()),
+            rtt,
+            loss_percent,
             jitter: (!jitters.is_empty())
                 .then(|| jitters.iter().sum::<Duration>() / jitters.len() as u32),
             last_pass: self.last_pass,

@@ -8,7 +8,10 @@
 //!
 //! Reports go to the router through a bounded queue that never waits: a
 //! round that finds it full is counted as dropped. The task ends when the
-//! router drops its `Probed` handle.
+//! router drops its `Probed` handle. Every interface's task runs on one
+//! thread of their own (`Probing`), so that probing never competes with
+//! the router's thread; each starts its rounds at its own phase of the
+//! interval, so that many interfaces do not probe in one burst.
 
 use super::config::{HealthConfig, Method, Target};
 use super::echo::Echo;
@@ -71,12 +74,52 @@ impl Rounds {
     }
 }
 
-/// Starts probing for interface `handle`.
-pub fn spawn(handle: u32, generation: u64, config: Arc<HealthConfig>, rounds: Rounds) -> Probed {
-    let (link, link_changes) = watch::channel(None);
-    let (config, config_changes) = watch::channel((generation, config));
-    tokio::spawn(run(handle, link_changes, config_changes, rounds));
-    Probed { link, config }
+/// The probes' thread and its runtime.
+#[derive(Clone)]
+pub struct Probing {
+    runtime: tokio::runtime::Handle,
+    rounds: Rounds,
+}
+
+impl Probing {
+    /// Starts the thread; rounds go to `rounds`. The thread lives as long
+    /// as the process (an idle runtime costs nothing).
+    pub fn start(rounds: Rounds) -> std::io::Result<Probing> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("ddm-probes".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(runtime) => {
+                        let _ = sender.send(Ok(runtime.handle().clone()));
+                        runtime.block_on(std::future::pending::<()>());
+                    }
+                    Err(e) => {
+                        let _ = sender.send(Err(e));
+                    }
+                }
+            })?;
+        let runtime = receiver
+            .recv()
+            .map_err(|_| std::io::Error::other("the probes' thread ended"))??;
+        Ok(Probing { runtime, rounds })
+    }
+
+    /// Starts probing for interface `handle`.
+    pub fn spawn(&self, handle: u32, generation: u64, config: Arc<HealthConfig>) -> Probed {
+        let (link, link_changes) = watch::channel(None);
+        let (config, config_changes) = watch::channel((generation, config));
+        self.runtime.spawn(run(
+            handle,
+            link_changes,
+            config_changes,
+            self.rounds.clone(),
+        ));
+        Probed { link, config }
+    }
 }
 
 async fn run(
@@ -121,6 +164,12 @@ impl Pending {
 /// Probes `link` round after round, until the future is dropped.
 async fn probe(handle: u32, link: &str, generation: u64, config: &HealthConfig, rounds: &Rounds) {
     let targets = config.parsed_targets();
+    // Which target a reply is from: one lookup per reply, however many.
+    let index_of: std::collections::HashMap<std::net::IpAddr, usize> = targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.address(), i))
+        .collect();
     let echo = match config.method {
         Method::Icmp => {
             let v4 = targets.iter().any(|t| t.address().is_ipv4());
@@ -143,7 +192,10 @@ async fn probe(handle: u32, link: &str, generation: u64, config: &HealthConfig, 
     };
     let mut connects: JoinSet<(u16, usize, Option<Duration>)> = JoinSet::new();
     let mut pending: VecDeque<Pending> = VecDeque::new();
-    let mut interval = tokio::time::interval(config.interval());
+    // Its own phase: a fixed fraction of the interval, spread by handle.
+    let spread = f64::from(handle.wrapping_mul(2_654_435_761)) / f64::from(u32::MAX);
+    let phase = config.interval().mul_f64(spread);
+    let mut interval = tokio::time::interval_at(Instant::now() + phase, config.interval());
     interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut seq: u16 = 0;
     let mut received = rx_packets(link);
@@ -191,8 +243,7 @@ async fn probe(handle: u32, link: &str, generation: u64, config: &HealthConfig, 
             }
             reply = async { echo.as_ref()?.receive().await.ok() }, if echo.is_some() => {
                 if let Some(reply) = reply {
-                    let index = targets.iter().position(|t| t.address() == reply.from);
-                    answer(&mut pending, reply.seq, index);
+                    answer(&mut pending, reply.seq, index_of.get(&reply.from).copied());
                 }
             }
             Some(Ok((seq, index, rtt))) = connects.join_next(), if !connects.is_empty() => {
