@@ -9,6 +9,7 @@
 
 pub mod in_process;
 pub mod lab;
+pub mod lan;
 pub mod nats;
 pub mod netns;
 pub mod process;

@@ -103,18 +103,7 @@ fn detection_and_failover(trials: usize, report: &mut Report) {
             table("isp", &targets, INTERVAL_MS, TIMEOUT_MS),
         ))
     });
-    let lan = Netns::new("bl");
-    lab.router.veth_to("lan0", "lan0p", &lan);
-    lab.router
-        .ip(&["addr", "add", "10.99.0.1/24", "dev", "lan0"]);
-    lab.router.ip(&["link", "set", "lan0", "up"]);
-    lan.ip(&["addr", "add", "10.99.0.2/24", "dev", "lan0p"]);
-    lan.ip(&["link", "set", "lan0p", "up"]);
-    lan.ip(&["route", "add", "default", "via", "10.99.0.1"]);
-    lab.router.sysctl("net.ipv4.ip_forward", "1");
-    lab.router.nft(
-        "table ip nat {\n chain post {\n  type nat hook postrouting priority 100;\n  oifname { \"wan1\", \"wan2\" } masquerade\n }\n}\n",
-    );
+    let lan = ddm_lab::lan::behind(&lab.router, &["wan1", "wan2"]);
     let stop = AtomicBool::new(false);
     let echo = lab
         .far

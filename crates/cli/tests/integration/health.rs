@@ -103,6 +103,18 @@ fn last_reason(server: &Server, name: &str) -> String {
 
 const FAST: &str = "interval_ms = 200\ntimeout_ms = 400\ndown_after = 3\nup_after = 3\n";
 
+/// One uplink (wan1), watched as "isp" with `[health.isp]` = `table`,
+/// CONNECTED.
+fn one_uplink(table: &str) -> Lab {
+    let mut lab = uplinks(1);
+    configure(
+        &mut lab,
+        &format!("{}[health.isp]\n{table}", watched("isp", "wan1", "isp")),
+    );
+    lab.wait_for_state("isp", ConnectionState::Connected);
+    lab
+}
+
 /// A dead path (IPv4 targets on one uplink, IPv6 on the other) takes a
 /// watched uplink out of CONNECTED within interval * down_after + timeout,
 /// with ERROR_NO_ANSWER, its registered event signaled and the figures in
@@ -177,15 +189,7 @@ fn a_dead_path_leaves_connected_with_no_answer_and_a_healed_one_comes_back() {
 /// Random loss of 5% with the default settings: no transition in 60 s.
 #[test]
 fn five_percent_random_loss_changes_nothing_in_a_minute() {
-    let mut lab = uplinks(1);
-    configure(
-        &mut lab,
-        &format!(
-            "{}[health.isp]\ntargets = [\"10.77.1.2\", \"fd77:1::2\"]\n",
-            watched("isp", "wan1", "isp")
-        ),
-    );
-    lab.wait_for_state("isp", ConnectionState::Connected);
+    let lab = one_uplink("targets = [\"10.77.1.2\", \"fd77:1::2\"]\n");
     let server = lab.service.connect();
     let stream = server.subscribe().unwrap();
     blackhole(&lab, "wan1", "numgen random mod 100 < 5");
@@ -198,15 +202,9 @@ fn five_percent_random_loss_changes_nothing_in_a_minute() {
 /// and fails when nothing comes back.
 #[test]
 fn a_tcp_target_is_probed_by_connecting() {
-    let mut lab = uplinks(1);
-    configure(
-        &mut lab,
-        &format!(
-            "{}[health.web]\nmethod = \"tcp\"\ntargets = [\"10.77.1.2:443\", \"[fd77:1::2]:443\"]\nquorum = 2\n{FAST}",
-            watched("isp", "wan1", "web")
-        ),
-    );
-    lab.wait_for_state("isp", ConnectionState::Connected);
+    let lab = one_uplink(&format!(
+        "method = \"tcp\"\ntargets = [\"10.77.1.2:443\", \"[fd77:1::2]:443\"]\nquorum = 2\n{FAST}"
+    ));
     blackhole(&lab, "wan1", "tcp dport 443");
     lab.wait_for_state("isp", ConnectionState::Disconnected);
     heal(&lab, "wan1");
@@ -247,15 +245,9 @@ fn a_quorum_of_two_rides_out_one_dead_target_and_not_two() {
 /// A far end that answers, but later than max_rtt_ms, is a path down.
 #[test]
 fn answers_slower_than_max_rtt_take_the_path_down() {
-    let mut lab = uplinks(1);
-    configure(
-        &mut lab,
-        &format!(
-            "{}[health.isp]\ntargets = [\"10.77.1.2\"]\nmax_rtt_ms = 150\n{FAST}",
-            watched("isp", "wan1", "isp")
-        ),
-    );
-    lab.wait_for_state("isp", ConnectionState::Connected);
+    let lab = one_uplink(&format!(
+        "targets = [\"10.77.1.2\"]\nmax_rtt_ms = 150\n{FAST}"
+    ));
     let slow = ddm_lab::slow_echo::SlowEcho::start(&lab.far, Duration::from_millis(250));
     lab.wait_for_state("isp", ConnectionState::Disconnected);
     let server = lab.service.connect();
@@ -420,24 +412,11 @@ fn a_dialed_interface_with_a_dead_path_is_hung_up_and_redialed() {
     lab.wait_for_state("branch", ConnectionState::Connected);
 }
 
-/// A LAN namespace behind the router (10.99.0.2, its default route the
-/// router's 10.99.0.1), the router forwarding and masquerading out of its
-/// uplinks, the far end answering for 198.18.0.1 (the internet).
+/// A LAN namespace behind the router (see `ddm_lab::lan`), and the far end
+/// answering for 198.18.0.1 (the internet).
 fn lan_behind(lab: &Lab) -> Netns {
-    let lan = Netns::new("l");
-    lab.router.veth_to("lan0", "lan0p", &lan);
-    lab.router
-        .ip(&["addr", "add", "10.99.0.1/24", "dev", "lan0"]);
-    lab.router.ip(&["link", "set", "lan0", "up"]);
-    lan.ip(&["addr", "add", "10.99.0.2/24", "dev", "lan0p"]);
-    lan.ip(&["link", "set", "lan0p", "up"]);
-    lan.ip(&["route", "add", "default", "via", "10.99.0.1"]);
-    lab.router.sysctl("net.ipv4.ip_forward", "1");
-    lab.router.nft(
-        "table ip nat {\n chain post {\n  type nat hook postrouting priority 100;\n  oifname { \"wan1\", \"wan2\" } masquerade\n }\n}\n",
-    );
     lab.far.ip(&["addr", "add", "198.18.0.1/32", "dev", "lo"]);
-    lan
+    ddm_lab::lan::behind(&lab.router, &["wan1", "wan2"])
 }
 
 /// The router's route of `prefix` with metric 50 (the group's): its
@@ -711,15 +690,9 @@ fn a_persistent_tunnel_whose_far_end_goes_silent_is_redialed_and_recovers() {
 /// probed again.
 #[test]
 fn a_busy_link_passes_its_rounds_without_probes_when_passive() {
-    let mut lab = uplinks(1);
-    configure(
-        &mut lab,
-        &format!(
-            "{}[health.isp]\ntargets = [\"10.77.1.2\"]\npassive = true\n{FAST}",
-            watched("isp", "wan1", "isp")
-        ),
-    );
-    lab.wait_for_state("isp", ConnectionState::Connected);
+    let lab = one_uplink(&format!(
+        "targets = [\"10.77.1.2\"]\npassive = true\n{FAST}"
+    ));
     let server = lab.service.connect();
     let figures = || server.health("isp").unwrap().remove(0);
     let traffic = ddm_lab::Process(

@@ -163,13 +163,6 @@ impl Route {
             metric: DEFAULT_ROUTE_METRIC,
         })
     }
-
-    pub fn contains(&self, address: Ipv4Addr) -> bool {
-        let mask = u32::MAX
-            .checked_shl(32 - u32::from(self.prefix))
-            .unwrap_or(0);
-        u32::from(address) & mask == u32::from(self.address)
-    }
 }
 
 /// The longest kernel link name (IFNAMSIZ - 1).
@@ -424,12 +417,6 @@ mod tests {
         assert_eq!(d.trigger_device, "ddm-branch");
         assert_eq!(d.unreachable_retry_secs, 600);
         assert!(d.enabled && !d.is_supervised());
-        let route = d.routes()[0];
-        assert!(route.contains(Ipv4Addr::new(192, 168, 20, 77)));
-        assert!(!route.contains(Ipv4Addr::new(192, 168, 21, 1)));
-        assert!(Route::parse("0.0.0.0/0")
-            .unwrap()
-            .contains(Ipv4Addr::new(1, 2, 3, 4)));
     }
 
     #[test]

@@ -145,7 +145,6 @@ impl DialedInterface {
             can,
             link: self.declaration.link.clone(),
             trigger: self.declaration.trigger_device.clone(),
-            demand,
         }
     }
 

@@ -15,7 +15,6 @@ pub struct Member {
     pub can: Can,
     pub link: String,
     pub trigger: String,
-    pub demand: bool,
 }
 
 /// A switch made: for the journal, the log and the stream.
