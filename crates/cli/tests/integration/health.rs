@@ -321,6 +321,11 @@ fn reload_applies_health_tables_and_refuses_bad_ones() {
             watched("isp2", "wan2", "b"),
         )
     };
+    let group = |members: &str, route: &str| {
+        format!("[[group]]\nname = \"internet\"\nroutes = [\"{route}\"]\nmembers = {members}\n")
+    };
+    let dialed = "[[interface]]\nname = \"branch\"\nlink = \"wgb\"\nconnect = [\"true\"]\n\
+                  routes = [\"10.20.0.0/16\"]\n";
     configure(&mut lab, &file(200, ""));
     lab.wait_for_state("isp1", ConnectionState::Connected);
     lab.wait_for_state("isp2", ConnectionState::Connected);
@@ -354,6 +359,19 @@ fn reload_applies_health_tables_and_refuses_bad_ones() {
         (
             file(300, "").replace("\"10.77.2.2\"", "\"gateway.example\""),
             "not an IPv4 or IPv6 address",
+        ),
+        (file(300, "down_after = 0\n"), "down_after"),
+        (
+            file(300, "") + &group("[\"isp1\", \"lte\"]", "0.0.0.0/0"),
+            "member \"lte\" is no declared",
+        ),
+        (
+            file(300, "") + &group("[\"isp1\", \"isp1\"]", "0.0.0.0/0"),
+            "listed twice",
+        ),
+        (
+            file(300, "") + &dialed + &group("[\"isp1\", \"isp2\"]", "10.20.0.0/16"),
+            "which interface \"branch\" routes too",
         ),
     ] {
         std::fs::write(lab.service.config_path(), &bad).unwrap();
