@@ -60,14 +60,19 @@ impl Tunnel {
         }
     }
 
-    /// Its `[[interface]]` table.
+    /// Its `[[interface]]` table, routing its far LAN address.
     pub fn declaration(&self, name: &str, extra: &str) -> String {
+        self.member_declaration(name, &format!("routes = [\"{}/32\"]\n{extra}", self.lan))
+    }
+
+    /// Its `[[interface]]` table without routes of its own: a group's
+    /// member.
+    pub fn member_declaration(&self, name: &str, extra: &str) -> String {
         format!(
             "[[interface]]\nname = \"{name}\"\nlink = \"{link}\"\nconnect = [\"{}\"]\n\
              disconnect = [\"ip\", \"link\", \"del\", \"{link}\"]\nready = \"wireguard\"\n\
-             routes = [\"{}/32\"]\ntrigger_src = \"{}\"\nredial_pause_secs = {}\n{extra}\n",
+             trigger_src = \"{}\"\nredial_pause_secs = {}\n{extra}\n",
             self.script.display(),
-            self.lan,
             self.pair.near,
             REDIAL_PAUSE.as_secs(),
             link = self.pair.link,

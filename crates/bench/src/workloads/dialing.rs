@@ -32,7 +32,7 @@ const ECHO_PORT: u16 = 7;
 /// A pause between dials of one tunnel: WireGuard's responder limits the
 /// handshakes it takes from one address, and refuses an initiation whose
 /// (whitened, 16 ms) timestamp is not newer than the last one's.
-const HANDSHAKE_SPACING: Duration = Duration::from_millis(150);
+pub(super) const HANDSHAKE_SPACING: Duration = Duration::from_millis(150);
 const DECLARED: usize = 100;
 const DEMAND: &str = "demand dial: first datagram to its echo";
 const REDIAL: &str = "redial: link lost to traffic again";
@@ -49,7 +49,7 @@ pub fn run(rounds: usize, flips: usize, report: &mut Report) {
         config += &declared::declare(router, far, DECLARED);
         Some(config)
     });
-    let echo = Echo::start(&lab);
+    let echo = Echo::start(&lab, Ipv4Addr::UNSPECIFIED);
     let server = lab.connect();
     let client = lab
         .router
@@ -154,7 +154,7 @@ pub fn run(rounds: usize, flips: usize, report: &mut Report) {
 
 /// Sends a datagram to `to` every `every` until one is echoed; the time
 /// since `start`, or None after PATIENCE.
-fn echo_after(
+pub(super) fn echo_after(
     client: &UdpSocket,
     to: Ipv4Addr,
     start: Instant,
@@ -258,17 +258,19 @@ fn longest_turn(log: &str) -> Option<u64> {
         .max()
 }
 
-/// A UDP echo server in the far namespace, on every address.
-struct Echo {
+/// A UDP echo server in the far namespace, on one address (or every
+/// address: answers then leave from whichever the route gives, which a
+/// masquerading router would not take for answers).
+pub(super) struct Echo {
     running: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Echo {
-    fn start(lab: &Lab) -> Echo {
+    pub(super) fn start(lab: &Lab, address: Ipv4Addr) -> Echo {
         let socket = lab
             .far
-            .enter(|| UdpSocket::bind(("0.0.0.0", ECHO_PORT)))
+            .enter(|| UdpSocket::bind((address, ECHO_PORT)))
             .expect("echo socket");
         socket
             .set_read_timeout(Some(Duration::from_millis(50)))

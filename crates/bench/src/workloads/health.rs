@@ -8,19 +8,22 @@
 //! whether 100 probed interfaces slow notifications (against none, in
 //! alternating rounds).
 
+use super::dialing::{echo_after, Echo, HANDSHAKE_SPACING};
 use super::latency::sample;
 use crate::lab::{Lab, Link, Netns, Process};
 use crate::listeners::Mechanism;
 use crate::report::Report;
 use crate::stats::Summary;
+use crate::tunnel::{self, Tunnel};
 use mprapi::{ConnectionState, StreamItem};
-use std::net::UdpSocket;
+use std::net::{Ipv4Addr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const DETECTION: &str = "health: detection";
 const FAILOVER: &str = "health: failover, hot standby";
+const DEMAND: &str = "health: failover, demand WireGuard";
 const COST: &str = "health: CPU per probe";
 const LATENCY: &str = "health: notification latency";
 
@@ -81,6 +84,7 @@ pub fn run(
     report: &mut Report,
 ) {
     detection_and_failover(trials, report);
+    demand_failover(trials.div_ceil(2), report);
     probe_cost(cost_time, report);
     latency(latency_rounds, latency_flips, report);
 }
@@ -105,14 +109,10 @@ fn detection_and_failover(trials: usize, report: &mut Report) {
     });
     let lan = ddm_lab::lan::behind(&lab.router, &["wan1", "wan2"]);
     let stop = AtomicBool::new(false);
-    let echo = lab
-        .far
-        .enter(|| UdpSocket::bind("198.18.0.1:7").expect("the echo socket"));
+    let _echo = Echo::start(&lab, Ipv4Addr::new(198, 18, 0, 1));
     let client = lan.enter(|| UdpSocket::bind("10.99.0.2:0").expect("the client socket"));
     client
         .set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    echo.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
     let started = Instant::now();
     // Each datagram carries when it was sent (microseconds since
@@ -121,14 +121,6 @@ fn detection_and_failover(trials: usize, report: &mut Report) {
     let server = lab.connect();
     let (mut detections, mut failovers) = (Vec::new(), Vec::new());
     std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let mut buffer = [0u8; 64];
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok((n, from)) = echo.recv_from(&mut buffer) {
-                    let _ = echo.send_to(&buffer[..n], from);
-                }
-            }
-        });
         scope.spawn(|| {
             let mut next = Instant::now();
             while !stop.load(Ordering::Relaxed) {
@@ -243,6 +235,110 @@ fn detection_and_failover(trials: usize, report: &mut Report) {
                 worst.as_secs_f64() * 1e3
             ),
             worst <= Duration::from_millis(200),
+        );
+    }
+}
+
+/// Failover to a demand WireGuard backup: an uplink and the tunnel in a
+/// group; the uplink's path cut, datagrams to the far end dial the tunnel
+/// through its trigger. Against the detection of the same trial and the
+/// bare dial of the same tunnel (its script and a route by hand).
+fn demand_failover(trials: usize, report: &mut Report) {
+    let mut tunnel = None;
+    let lab = Lab::with_config(|router, far, dir| {
+        tunnel::underlay(router, far);
+        let t = Tunnel::new(router, far, dir, 0);
+        uplink(router, far, 1);
+        let config = format!(
+            "{}{}{}[[group]]\nname = \"branch\"\nroutes = [\"{}/32\"]\nmembers = [\"wan\", \"lte\"]\nfailback_secs = 1\n",
+            watched("wan", "wan1", "isp"),
+            table("isp", &["10.77.1.2".to_owned()], INTERVAL_MS, TIMEOUT_MS),
+            t.member_declaration("lte", "dial = \"demand\"\nidle_disconnect_secs = 0"),
+            t.lan,
+        );
+        tunnel = Some(t);
+        Some(config)
+    });
+    let t = tunnel.expect("the tunnel");
+    let _echo = Echo::start(&lab, Ipv4Addr::UNSPECIFIED);
+    let client = lab
+        .router
+        .enter(|| UdpSocket::bind("0.0.0.0:0"))
+        .expect("UDP socket");
+    client.set_nonblocking(true).expect("non-blocking");
+    let server = lab.connect();
+    let (mut bare, mut detections, mut failovers) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..trials {
+        wait_carrier(&server, "wan");
+        let start = Instant::now();
+        t.dial_by_hand(&lab.router);
+        let by_hand = echo_after(&client, t.bare_lan, start, Duration::from_millis(5));
+        t.tear_down(&lab.router);
+        std::thread::sleep(HANDSHAKE_SPACING);
+        let stream = server.subscribe().expect("subscribe");
+        blackhole(&lab.far, "wan1p", true);
+        let cut = Instant::now();
+        let (seen, through) = std::thread::scope(|scope| {
+            let traffic = scope.spawn(|| echo_after(&client, t.lan, cut, Duration::from_millis(1)));
+            let seen = loop {
+                match stream.next_timeout(super::PATIENCE) {
+                    Some(StreamItem::Event(e))
+                        if e.interface == "wan" && e.to == ConnectionState::Disconnected =>
+                    {
+                        break Some(cut.elapsed());
+                    }
+                    Some(_) => {}
+                    None => break None,
+                }
+            };
+            (seen, traffic.join().expect("the traffic"))
+        });
+        if let (Some(b), Some(s), Some(f)) = (by_hand, seen, through) {
+            bare.push(b);
+            detections.push(s);
+            failovers.push(f);
+        }
+        blackhole(&lab.far, "wan1p", false);
+        crate::lab::wait_for("the backup hung up", || !t.exists(&lab.router));
+        t.tear_down(&lab.router);
+        std::thread::sleep(HANDSHAKE_SPACING);
+    }
+    report.add(
+        DEMAND,
+        "bare dial of the tunnel",
+        "us",
+        Summary::of_durations(&bare),
+    );
+    report.add(
+        DEMAND,
+        "drop rule to DISCONNECTED",
+        "us",
+        Summary::of_durations(&detections),
+    );
+    report.add(
+        DEMAND,
+        "drop rule to a datagram through the tunnel",
+        "us",
+        Summary::of_durations(&failovers),
+    );
+    report.relate(DEMAND, "drop rule to DISCONNECTED");
+    if let Some(b) = Summary::of_durations(&bare) {
+        let bare_p50 = Duration::from_secs_f64(b.p50 / 1e6);
+        let worst = detections
+            .iter()
+            .zip(&failovers)
+            .map(|(d, f)| f.saturating_sub(*d + bare_p50))
+            .max()
+            .unwrap_or_default();
+        report.target(
+            "demand-backup failover within detection + the bare dial + 200 ms, every trial",
+            format!(
+                "{} trials; at most {:.0} ms beyond detection + bare dial ({:.0} ms)",
+                failovers.len(),
+                worst.as_secs_f64() * 1e3,
+                b.p50 / 1e3
+            ),
+            worst <= Duration::from_millis(200) && failovers.len() == trials,
         );
     }
 }
