@@ -370,7 +370,7 @@ fn reload_applies_health_tables_and_refuses_bad_ones() {
             "listed twice",
         ),
         (
-            file(300, "") + &dialed + &group("[\"isp1\", \"isp2\"]", "10.20.0.0/16"),
+            file(300, "") + dialed + &group("[\"isp1\", \"isp2\"]", "10.20.0.0/16"),
             "which interface \"branch\" routes too",
         ),
     ] {
@@ -795,4 +795,31 @@ fn health_and_groups_are_metrics() {
         1.0
     );
     assert_eq!(value(&samples, "ddm_health_rounds_dropped_total"), 0.0);
+}
+
+/// A watched uplink follows the DDM: DISCONNECTED while it is stopped (and
+/// while disabled), CONNECTED again when it starts (or is enabled), with
+/// nothing else changing.
+#[test]
+fn a_watched_uplink_follows_the_ddm_and_its_enabled_flag() {
+    let lab = one_uplink(&format!("targets = [\"10.77.1.2\"]\n{FAST}"));
+    let server = lab.service.connect();
+    server.set_router_running(false).unwrap();
+    server.set_router_running(true).unwrap();
+    lab.wait_for_state("isp", ConnectionState::Connected);
+    stdout_of(&mut lab.service.ddm(&["disable", "isp"]));
+    lab.wait_for_state("isp", ConnectionState::Disconnected);
+    stdout_of(&mut lab.service.ddm(&["enable", "isp"]));
+    lab.wait_for_state("isp", ConnectionState::Connected);
+    let handle = server.interface_handle("isp").unwrap();
+    assert_eq!(
+        server.interface_connect(handle),
+        Ok(mprapi::Connect::Connected),
+        "connected already: NO_ERROR, as for a kernel link"
+    );
+    assert_eq!(
+        server.interface_disconnect(handle),
+        Err(WinError::ERROR_NOT_SUPPORTED),
+        "ddm does not hang up what it does not dial"
+    );
 }

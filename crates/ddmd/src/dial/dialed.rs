@@ -105,9 +105,8 @@ impl DialedInterface {
     }
 
     /// Its link changed (it was connected: `was`): its probes and its
-    /// health are told, and, once started, a watched interface's state
-    /// follows.
-    fn link_changed(&mut self, was: bool, started: bool) {
+    /// health are told (a watched interface's state follows in `step`).
+    fn link_changed(&mut self, was: bool) {
         let connected = self.link.as_ref().is_some_and(LinkState::is_connected);
         if let Some(health) = &mut self.health {
             health.probed.link(self.link.clone());
@@ -116,9 +115,6 @@ impl DialedInterface {
             } else if was && !connected {
                 health.monitor.link_down();
             }
-        }
-        if started {
-            self.observe(WinError::NO_ERROR);
         }
     }
 
@@ -379,12 +375,11 @@ impl Dialed {
     }
 
     fn set_link(&mut self, handle: u32, link: Option<LinkState>) -> Vec<Transition> {
-        let started = self.started;
         self.step(handle, "link", |d| {
             let was = d.link.as_ref().is_some_and(LinkState::is_connected);
             d.link = link;
             d.order(Order::Link(d.link.clone()));
-            d.link_changed(was, started);
+            d.link_changed(was);
             Vec::new()
         })
     }
@@ -435,9 +430,7 @@ impl Dialed {
                 Vec::new()
             } else {
                 d.order(Order::Start { adopt: None });
-                let actions = d.machine.start();
-                d.observe(WinError::NO_ERROR);
-                actions
+                d.machine.start()
             }
         })
     }
@@ -458,6 +451,11 @@ impl Dialed {
         let mut from = d.machine.state();
         let actions = f(d);
         d.apply(actions);
+        if self.started {
+            // A watched interface is what its link and health say, after
+            // whatever happened (enabled again, the DDM started again).
+            d.observe(WinError::NO_ERROR);
+        }
         let last_error = d.machine.last_error();
         let mut transitions = Vec::new();
         for to in d.machine.take_entered() {
