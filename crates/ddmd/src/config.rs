@@ -122,9 +122,7 @@ impl Config {
         }
         Ok(())
     }
-}
 
-impl Config {
     /// What the router runs: the interfaces and their health tables.
     pub fn declared(&self) -> Declared {
         Declared {
@@ -153,9 +151,7 @@ impl Config {
         }
         Ok(())
     }
-}
 
-impl Config {
     /// Every `[[group]]`: on its own, names and prefixes not shared, its
     /// members declared, its prefixes none of an interface's own routes.
     fn check_groups(&self) -> Result<(), String> {
@@ -249,9 +245,13 @@ mod tests {
             })
             .map(|line| format!("{line}\n"))
             .collect();
+        // Not `parse`: the certificates it names are not here.
         let mut every: Config = toml::from_str(&uncommented).unwrap();
-        declaration::check_all(&mut every.interfaces, &HashSet::new()).unwrap();
-        assert_eq!(every.interfaces.len(), 1);
+        declaration::check_all(&mut every.interfaces, &HashSet::from(["wan1", "branch"])).unwrap();
+        every.check_health().unwrap();
+        every.check_groups().unwrap();
+        assert_eq!((every.interfaces.len(), every.health.len()), (2, 1));
+        assert_eq!(every.groups[0].members, ["wan1", "branch"]);
         assert!(every.metrics.is_some() && every.remote.is_some() && every.export.is_some());
     }
 

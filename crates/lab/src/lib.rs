@@ -16,6 +16,7 @@ pub mod process;
 pub mod service;
 pub mod slow_echo;
 pub mod tools;
+pub mod uplinks;
 pub mod wait;
 pub mod wireguard;
 

@@ -45,27 +45,11 @@ fn watched(name: &str, link: &str, health: &str) -> String {
     format!("[[interface]]\nname = \"{name}\"\nlink = \"{link}\"\nhealth = \"{health}\"\n")
 }
 
-/// Uplink n: `wan{n}` here (10.77.n.1/24), `wan{n}p` at the far end
-/// (10.77.n.2), with the system's own default route through it.
+/// Uplink n (`ddm_lab::uplinks`), with the system's own default route
+/// through it.
 fn uplink(router: &Netns, far: &Netns, n: u8) {
-    let (link, peer) = (format!("wan{n}"), format!("wan{n}p"));
-    router.veth_to(&link, &peer, far);
-    router.ip(&["addr", "add", &format!("10.77.{n}.1/24"), "dev", &link]);
-    router.ip(&["link", "set", &link, "up"]);
-    far.ip(&["addr", "add", &format!("10.77.{n}.2/24"), "dev", &peer]);
-    far.ip(&["link", "set", &peer, "up"]);
-    let metric = (200 + u32::from(n)).to_string();
-    router.ip(&[
-        "route",
-        "add",
-        "default",
-        "via",
-        &format!("10.77.{n}.2"),
-        "dev",
-        &link,
-        "metric",
-        &metric,
-    ]);
+    ddm_lab::uplinks::add(router, far, n);
+    ddm_lab::uplinks::default_route(router, n);
 }
 
 fn blackhole(far: &Netns, peer: &str, on: bool) {

@@ -7,37 +7,14 @@ use crate::support::*;
 use mprapi::{ConnectionState, EntryKind, Server, StreamItem, WinError};
 use std::time::{Duration, Instant};
 
-/// A router with `count` uplinks: uplink n is veth `wan{n}` here
-/// (10.77.n.1/24, fd77:n::1/64), `wan{n}p` at the far end (10.77.n.2,
-/// fd77:n::2: the targets).
+/// A router with `count` uplinks to the far end (`ddm_lab::uplinks`: wan1
+/// 10.77.1.1 and fd77:1::1 here, the targets 10.77.1.2 and fd77:1::2
+/// there, ...).
 fn uplinks(count: u8) -> Lab {
     let lab = Lab::new();
     lab.far.ip(&["link", "set", "lo", "up"]);
     for n in 1..=count {
-        let link = format!("wan{n}");
-        let peer = format!("{link}p");
-        lab.add_link(&link);
-        lab.router
-            .ip(&["addr", "add", &format!("10.77.{n}.1/24"), "dev", &link]);
-        lab.router.ip(&[
-            "addr",
-            "add",
-            &format!("fd77:{n}::1/64"),
-            "dev",
-            &link,
-            "nodad",
-        ]);
-        lab.far
-            .ip(&["addr", "add", &format!("10.77.{n}.2/24"), "dev", &peer]);
-        lab.far.ip(&[
-            "addr",
-            "add",
-            &format!("fd77:{n}::2/64"),
-            "dev",
-            &peer,
-            "nodad",
-        ]);
-        lab.set_up(&link, true);
+        ddm_lab::uplinks::add(&lab.router, &lab.far, n);
     }
     lab
 }
@@ -81,6 +58,25 @@ fn next_of(
         }
     }
     None
+}
+
+/// The next events of dialed interface `name`: its connection lost to a
+/// dead path (ERROR_NO_ANSWER), then a new attempt.
+fn lost_and_redialed(stream: &mprapi::EventStream, name: &str) {
+    let lost = next_of(stream, name, PATIENCE).expect("the loss");
+    assert_eq!(
+        (lost.from, lost.to, WinError(lost.last_error)),
+        (
+            ConnectionState::Connected,
+            ConnectionState::Disconnected,
+            WinError::ERROR_NO_ANSWER
+        )
+    );
+    assert_eq!(
+        next_of(stream, name, PATIENCE).map(|e| e.to),
+        Some(ConnectionState::Connecting),
+        "redialed"
+    );
 }
 
 fn state(server: &Server, name: &str) -> (ConnectionState, u32) {
@@ -411,19 +407,7 @@ fn a_dialed_interface_with_a_dead_path_is_hung_up_and_redialed() {
     lab.far.nft(
         "table inet bh_d0 {\n chain input {\n  type filter hook input priority 0;\n  iifname \"d0p\" drop\n }\n}\n",
     );
-    let lost = next_of(&stream, "branch", PATIENCE).unwrap();
-    assert_eq!(
-        (lost.from, lost.to, WinError(lost.last_error)),
-        (
-            ConnectionState::Connected,
-            ConnectionState::Disconnected,
-            WinError::ERROR_NO_ANSWER
-        )
-    );
-    assert_eq!(
-        next_of(&stream, "branch", PATIENCE).unwrap().to,
-        ConnectionState::Connecting
-    );
+    lost_and_redialed(&stream, "branch");
     lab.wait_for_state("branch", ConnectionState::Unreachable);
     assert_eq!(state(&server, "branch").1, WinError::ERROR_NO_ANSWER.0);
     lab.far.nft("delete table inet bh_d0\n");
@@ -468,18 +452,8 @@ fn a_group_fails_over_to_the_second_uplink_and_back_after_failback() {
     let mut lab = uplinks(2);
     let lan = lan_behind(&lab);
     // The system's own default routes through each uplink (DHCP's).
-    for (n, metric) in [(1, "200"), (2, "300")] {
-        lab.router.ip(&[
-            "route",
-            "add",
-            "default",
-            "via",
-            &format!("10.77.{n}.2"),
-            "dev",
-            &format!("wan{n}"),
-            "metric",
-            metric,
-        ]);
+    for n in 1..=2 {
+        ddm_lab::uplinks::default_route(&lab.router, n);
     }
     configure(
         &mut lab,
@@ -683,20 +657,7 @@ fn a_persistent_tunnel_whose_far_end_goes_silent_is_redialed_and_recovers() {
     wg.far.nft(
         "table inet silent {\n chain input {\n  type filter hook input priority 0;\n  udp dport 51820 drop\n }\n}\n",
     );
-    let lost = next_of(&stream, "branch", PATIENCE).expect("the loss");
-    assert_eq!(
-        (lost.from, lost.to, WinError(lost.last_error)),
-        (
-            ConnectionState::Connected,
-            ConnectionState::Disconnected,
-            WinError::ERROR_NO_ANSWER
-        )
-    );
-    assert_eq!(
-        next_of(&stream, "branch", PATIENCE).map(|e| e.to),
-        Some(ConnectionState::Connecting),
-        "redialed"
-    );
+    lost_and_redialed(&stream, "branch");
     wait_state(&server, "branch", ConnectionState::Unreachable);
     wg.far.nft("delete table inet silent\n");
     wait_state(&server, "branch", ConnectionState::Connected);
