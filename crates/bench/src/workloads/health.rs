@@ -177,19 +177,7 @@ fn detection_and_failover(trials: usize, report: &mut Report) {
         Summary::of_durations(&detections),
     );
     report.relate(DETECTION, "configured bound interval*down_after");
-    report.add(
-        FAILOVER,
-        "drop rule to DISCONNECTED",
-        "us",
-        Summary::of_durations(&detections),
-    );
-    report.add(
-        FAILOVER,
-        "drop rule to a datagram through wan2",
-        "us",
-        Summary::of_durations(&failovers),
-    );
-    report.relate(FAILOVER, "drop rule to DISCONNECTED");
+    failover_rows(report, FAILOVER, "wan2", &detections, &failovers);
     if let (Some(d), Some(f)) = (
         Summary::of_durations(&detections),
         Summary::of_durations(&failovers),
@@ -293,19 +281,7 @@ fn demand_failover(trials: usize, report: &mut Report) {
         "us",
         Summary::of_durations(&bare),
     );
-    report.add(
-        DEMAND,
-        "drop rule to DISCONNECTED",
-        "us",
-        Summary::of_durations(&detections),
-    );
-    report.add(
-        DEMAND,
-        "drop rule to a datagram through the tunnel",
-        "us",
-        Summary::of_durations(&failovers),
-    );
-    report.relate(DEMAND, "drop rule to DISCONNECTED");
+    failover_rows(report, DEMAND, "the tunnel", &detections, &failovers);
     if let Some(b) = Summary::of_durations(&bare) {
         let bare_p50 = Duration::from_secs_f64(b.p50 / 1e6);
         let worst = detections
@@ -325,6 +301,26 @@ fn demand_failover(trials: usize, report: &mut Report) {
             worst <= Duration::from_millis(200) && failovers.len() == trials,
         );
     }
+}
+
+/// A failover's rows: the detection, and the first datagram through the
+/// next member against it.
+fn failover_rows(
+    report: &mut Report,
+    workload: &str,
+    through: &str,
+    detections: &[Duration],
+    failovers: &[Duration],
+) {
+    const DETECTED: &str = "drop rule to DISCONNECTED";
+    report.add(workload, DETECTED, "us", Summary::of_durations(detections));
+    report.add(
+        workload,
+        &format!("drop rule to a datagram through {through}"),
+        "us",
+        Summary::of_durations(failovers),
+    );
+    report.relate(workload, DETECTED);
 }
 
 /// Waits until `name` carries the group's routes (is CONNECTED).

@@ -572,26 +572,12 @@ fn wait_state(server: &Server, name: &str, expected: ConnectionState) {
 fn a_demand_wireguard_backup_is_dialed_only_while_it_is_needed() {
     use crate::wireguard_lab::WgLab;
     let mut wg = WgLab::new();
-    wg.router.veth_to("up1", "up1p", &wg.far);
-    wg.router.ip(&["addr", "add", "10.77.1.1/24", "dev", "up1"]);
-    wg.router.ip(&["link", "set", "up1", "up"]);
-    wg.far.ip(&["addr", "add", "10.77.1.2/24", "dev", "up1p"]);
-    wg.far.ip(&["link", "set", "up1p", "up"]);
-    wg.router.ip(&[
-        "route",
-        "add",
-        "default",
-        "via",
-        "10.77.1.2",
-        "dev",
-        "up1",
-        "metric",
-        "200",
-    ]);
+    ddm_lab::uplinks::add(&wg.router, &wg.far, 1);
+    ddm_lab::uplinks::default_route(&wg.router, 1);
     let config = format!(
         "{}{}[health.isp]\ntargets = [\"10.77.1.2\"]\n{FAST}\
          [[group]]\nname = \"branch\"\nroutes = [\"192.168.20.0/24\"]\nmembers = [\"wan\", \"lte\"]\nfailback_secs = 2\n",
-        watched("wan", "up1", "isp"),
+        watched("wan", "wan1", "isp"),
         wg.interface(
             "lte",
             "dial = \"demand\"\nidle_disconnect_secs = 0\ntrigger_src = \"10.9.0.1\"",
@@ -601,13 +587,13 @@ fn a_demand_wireguard_backup_is_dialed_only_while_it_is_needed() {
     let server = wg.service().connect();
     wait_state(&server, "wan", ConnectionState::Connected);
     wait_until("the route goes through the uplink", || {
-        wg.route_device().as_deref() == Some("up1")
+        wg.route_device().as_deref() == Some("wan1")
     });
     assert!(wg.ping(2));
     assert_eq!(wg.dials(), 0, "not dialed while the uplink is healthy");
 
     wg.far.nft(
-        "table inet bh_up1 {\n chain input {\n  type filter hook input priority 0;\n  iifname \"up1p\" drop\n }\n}\n",
+        "table inet bh_wan1 {\n chain input {\n  type filter hook input priority 0;\n  iifname \"wan1p\" drop\n }\n}\n",
     );
     wait_state(&server, "wan", ConnectionState::Disconnected);
     wait_until("the route goes to the backup's trigger", || {
@@ -621,13 +607,13 @@ fn a_demand_wireguard_backup_is_dialed_only_while_it_is_needed() {
         wg.route_device().as_deref() == Some(wg.link.as_str())
     });
 
-    wg.far.nft("delete table inet bh_up1\n");
+    wg.far.nft("delete table inet bh_wan1\n");
     wait_state(&server, "wan", ConnectionState::Connected);
     wait_state(&server, "lte", ConnectionState::Disconnected);
     assert_eq!(state(&server, "lte").1, WinError::ERROR_BAP_DISCONNECTED.0);
     assert!(last_reason(&server, "lte").starts_with("not needed: group branch"));
     wg.wait_link_gone();
-    assert_eq!(wg.route_device().as_deref(), Some("up1"));
+    assert_eq!(wg.route_device().as_deref(), Some("wan1"));
     assert!(wg.ping(2));
     assert_eq!(wg.dials(), 1);
 }
