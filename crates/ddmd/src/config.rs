@@ -153,7 +153,8 @@ impl Config {
     }
 
     /// Every `[[group]]`: on its own, names and prefixes not shared, its
-    /// members declared, its prefixes none of an interface's own routes.
+    /// members declared, its prefixes overlapping no interface's own route
+    /// (but a default route, which a narrower route overrides).
     fn check_groups(&self) -> Result<(), String> {
         let mut names = HashSet::new();
         let mut prefixes: HashMap<Prefix, &str> = HashMap::new();
@@ -178,14 +179,22 @@ impl Config {
                         crate::bounds::quoted(other)
                     ));
                 }
-                let own = self.interfaces.iter().find(|i| {
-                    i.routes().iter().any(|r| {
-                        (IpAddr::V4(r.address), r.prefix) == (prefix.address, prefix.length)
-                    })
+                // A default route never competes with a narrower one (the
+                // longest prefix wins); any other overlap would.
+                let overlapping = self.interfaces.iter().find_map(|i| {
+                    let route = i.routes().into_iter().find_map(|r| {
+                        let r = Prefix {
+                            address: IpAddr::V4(r.address),
+                            length: r.prefix,
+                        };
+                        (prefix.length > 0 && (prefix.contains(&r) || r.contains(&prefix)))
+                            .then_some(r)
+                    })?;
+                    Some((i, route))
                 });
-                if let Some(interface) = own {
+                if let Some((interface, route)) = overlapping {
                     return Err(format!(
-                        "group {quoted} routes {prefix}, which interface {} routes too",
+                        "group {quoted} routes {prefix}, which overlaps interface {}'s route {route}",
                         crate::bounds::quoted(&interface.name)
                     ));
                 }

@@ -366,8 +366,8 @@ fn reload_applies_health_tables_and_refuses_bad_ones() {
             "listed twice",
         ),
         (
-            file(300, "") + dialed + &group("[\"isp1\", \"isp2\"]", "10.20.0.0/16"),
-            "which interface \"branch\" routes too",
+            file(300, "") + dialed + &group("[\"isp1\", \"isp2\"]", "10.0.0.0/8"),
+            "overlaps interface \"branch\"'s route 10.20.0.0/16",
         ),
     ] {
         std::fs::write(lab.service.config_path(), &bad).unwrap();

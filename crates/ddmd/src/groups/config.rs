@@ -65,6 +65,27 @@ impl Prefix {
     }
 }
 
+impl Prefix {
+    /// Whether every address of `other` is one of this prefix's.
+    pub fn contains(&self, other: &Prefix) -> bool {
+        let bits = |a: IpAddr| match a {
+            IpAddr::V4(a) => (u128::from(u32::from(a)) << 96, true),
+            IpAddr::V6(a) => (u128::from(a), false),
+        };
+        let ((mine, v4), (theirs, other_v4)) = (bits(self.address), bits(other.address));
+        if v4 != other_v4 || other.length < self.length {
+            return false;
+        }
+        let shift = if v4 {
+            96 + u32::from(32 - self.length)
+        } else {
+            128 - u32::from(self.length)
+        };
+        let mask = u128::MAX.checked_shl(shift).unwrap_or(0);
+        mine & mask == theirs & mask
+    }
+}
+
 impl std::fmt::Display for Prefix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.address, self.length)
@@ -138,6 +159,13 @@ mod tests {
         assert!(Prefix::parse("2001:db8::1/32").is_none(), "host bits");
         assert!(Prefix::parse("10.0.0.0/33").is_none());
         assert!(Prefix::parse("internet").is_none());
+        let p = |t| Prefix::parse(t).unwrap();
+        assert!(p("10.0.0.0/8").contains(&p("10.20.0.0/16")));
+        assert!(!p("10.20.0.0/16").contains(&p("10.0.0.0/8")));
+        assert!(!p("10.0.0.0/8").contains(&p("11.0.0.0/16")));
+        assert!(p("0.0.0.0/0").contains(&p("192.0.2.1")));
+        assert!(!p("::/0").contains(&p("192.0.2.1")), "another family");
+        assert!(p("2001:db8::/32").contains(&p("2001:db8:1::/48")));
     }
 
     #[test]

@@ -45,9 +45,14 @@ pub struct Probed {
 }
 
 impl Probed {
-    /// The link as it is now (probed only while connected).
+    /// The link as it is now (probed only while connected); the same
+    /// state again changes nothing (rounds under way go on).
     pub fn link(&self, link: Option<LinkState>) {
-        self.link.send_replace(link);
+        self.link.send_if_modified(|current| {
+            let modified = *current != link;
+            *current = link;
+            modified
+        });
     }
 
     /// A new table, named by `generation` in the rounds that follow.
