@@ -65,8 +65,7 @@ fn rfc3339(text: &str) -> Option<SystemTime> {
 }
 
 pub fn nanos(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+    ddm_proto::model::unix_ns(time)
 }
 
 /// A duration as a person reads it: `3d 4h`, `12m 5s`, `40ms`.

@@ -78,7 +78,11 @@ pub const MAX_CONNECT_TIMEOUT_SECS: u64 = 600;
 /// The time now as the wire carries it (`time_unix_ns`): nanoseconds since
 /// 1970, UTC.
 pub fn now_unix_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    unix_ns(std::time::SystemTime::now())
+}
+
+/// A time as the wire carries it: nanoseconds since 1970 (0 before).
+pub fn unix_ns(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
 }

@@ -285,10 +285,7 @@ impl Dialed {
                 routes: g.routes,
                 carrier: g.carrier.unwrap_or_default(),
                 via_trigger: g.via_trigger,
-                since_unix_ns: g
-                    .since
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_nanos() as u64),
+                since_unix_ns: g.since.map_or(0, ddm_proto::model::unix_ns),
                 switches: g.switches,
                 failback_secs: g.failback_secs,
             })

@@ -3,7 +3,8 @@
 
 use super::monitor::Figures;
 use ddm_proto::message::{InterfaceHealth, TargetHealth};
-use std::time::{Duration, UNIX_EPOCH};
+use ddm_proto::model::unix_ns;
+use std::time::Duration;
 
 fn micros(duration: Option<Duration>) -> Option<u64> {
     duration.map(|d| d.as_micros() as u64)
@@ -23,10 +24,7 @@ pub fn interface_health(
         rtt_us: micros(figures.rtt),
         loss_percent: figures.loss_percent,
         jitter_us: micros(figures.jitter),
-        last_pass_unix_ns: figures
-            .last_pass
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as u64),
+        last_pass_unix_ns: figures.last_pass.map_or(0, unix_ns),
         probes_sent: figures.probes_sent,
         probes_lost: figures.probes_lost,
         rounds: figures.rounds,
