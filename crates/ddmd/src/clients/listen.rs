@@ -11,16 +11,18 @@
 
 use crate::clients::admission::Who;
 use crate::clients::session::{self, refusal_frame, SessionContext};
-use crate::clients::transport::UnixTransport;
+use crate::clients::transport::{send_now, watched, UnixTransport};
 use crate::core::peer::{Credentials, Identity, Peer};
 use crate::ops::throttle::Throttle;
 use ddm_proto::WinError;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio_util::task::TaskTracker;
 
 /// Why the socket could not be served.
@@ -40,7 +42,9 @@ pub enum ListenError {
 }
 
 pub struct LocalEndpoint {
-    listener: UnixListener,
+    /// Non-blocking. Accepted sockets are not registered with the runtime
+    /// here: their transport registers them for reading only.
+    listener: AsyncFd<UnixListener>,
     path: PathBuf,
     /// Whether the socket file is ours to remove (not systemd's).
     owns_file: bool,
@@ -77,10 +81,10 @@ impl LocalEndpoint {
             tracing::info!(socket = %path.display(), "replacing a stale socket");
             std::fs::remove_file(path).map_err(fail)?;
         }
-        let listener = std::os::unix::net::UnixListener::bind(path).map_err(fail)?;
+        let listener = UnixListener::bind(path).map_err(fail)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(fail)?;
         listener.set_nonblocking(true).map_err(fail)?;
-        let listener = UnixListener::from_std(listener).map_err(fail)?;
+        let listener = watched(listener, Interest::READABLE).map_err(fail)?;
         Ok(LocalEndpoint {
             listener,
             path: path.to_owned(),
@@ -90,7 +94,7 @@ impl LocalEndpoint {
 
     /// Serves on a listening socket systemd passed; its file stays when
     /// the endpoint is dropped.
-    pub fn adopt(listener: std::os::unix::net::UnixListener) -> Result<Self, ListenError> {
+    pub fn adopt(listener: UnixListener) -> Result<Self, ListenError> {
         let path = listener
             .local_addr()
             .ok()
@@ -101,7 +105,7 @@ impl LocalEndpoint {
             source,
         };
         listener.set_nonblocking(true).map_err(fail)?;
-        let listener = UnixListener::from_std(listener).map_err(fail)?;
+        let listener = watched(listener, Interest::READABLE).map_err(fail)?;
         Ok(LocalEndpoint {
             listener,
             path,
@@ -118,8 +122,8 @@ impl LocalEndpoint {
     pub async fn serve(&self, context: &Arc<SessionContext>, sessions: &TaskTracker) {
         let mut refusals = Throttle::default();
         loop {
-            let stream = match self.listener.accept().await {
-                Ok((stream, _)) => stream,
+            let stream = match self.accept().await {
+                Ok(stream) => stream,
                 Err(e) => {
                     // EMFILE and the like: back off rather than spin.
                     tracing::warn!("accept failed: {e}");
@@ -141,8 +145,12 @@ impl LocalEndpoint {
                         identity: Identity::Local(credentials),
                         role,
                     };
-                    let transport = UnixTransport::new(stream, context.limits.max_frame_bytes);
-                    sessions.spawn(session::run(transport, peer, ticket, context.clone()));
+                    match UnixTransport::new(stream, context.limits.max_frame_bytes) {
+                        Ok(transport) => {
+                            sessions.spawn(session::run(transport, peer, ticket, context.clone()));
+                        }
+                        Err(e) => tracing::warn!("cannot watch a session's socket: {e}"),
+                    }
                 }
                 Err(refusal) => {
                     if let Some(suppressed) = refusals.allow(Instant::now()) {
@@ -161,6 +169,23 @@ impl LocalEndpoint {
     }
 }
 
+impl LocalEndpoint {
+    /// The next connection, non-blocking.
+    async fn accept(&self) -> std::io::Result<UnixStream> {
+        loop {
+            let mut ready = self.listener.readable().await?;
+            match ready.try_io(|listener| listener.get_ref().accept()) {
+                Ok(accepted) => {
+                    let (stream, _) = accepted?;
+                    stream.set_nonblocking(true)?;
+                    return Ok(stream);
+                }
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
 impl Drop for LocalEndpoint {
     fn drop(&mut self) {
         if self.owns_file {
@@ -173,5 +198,5 @@ impl Drop for LocalEndpoint {
 /// room for a few bytes, and a peer that does not read loses only the
 /// explanation.
 fn refuse_busy(stream: &UnixStream) {
-    let _ = stream.try_write(&refusal_frame(0, WinError::RPC_S_SERVER_TOO_BUSY));
+    let _ = send_now(stream, &refusal_frame(0, WinError::RPC_S_SERVER_TOO_BUSY));
 }

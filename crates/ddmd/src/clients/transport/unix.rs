@@ -8,6 +8,15 @@
 //! the session's task, so the router never touches the file system. Reads
 //! land in a buffer shared by every session of the thread, so an idle
 //! session holds no read buffer of its own.
+//!
+//! The socket is watched for reading only. A Unix stream socket signals
+//! "writable" each time its peer reads, so a socket also watched for
+//! writing wakes the service once more for every reply a client takes in:
+//! a wake-up the kernel does not mark as synchronous, which moves the
+//! service to the other, idle CPU, where the next request must wake it
+//! again (tens of microseconds on a virtual machine). Writes go straight to
+//! the socket; only one that finds it full waits for room, on a second
+//! registration made for that write alone.
 
 use super::{Fault, Transport};
 use crate::clients::scm;
@@ -19,8 +28,9 @@ use ddm_proto::WinError;
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
-use tokio::net::UnixStream;
 
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -29,7 +39,8 @@ thread_local! {
 }
 
 pub struct UnixTransport {
-    stream: UnixStream,
+    /// Non-blocking, registered for reading only.
+    stream: AsyncFd<UnixStream>,
     decoder: FrameDecoder,
     fds: VecDeque<OwnedFd>,
     /// The kernel could not hand over a descriptor (the service is out of
@@ -38,14 +49,15 @@ pub struct UnixTransport {
 }
 
 impl UnixTransport {
-    /// A transport over `stream`, refusing frames over `max_frame` bytes.
-    pub fn new(stream: UnixStream, max_frame: usize) -> Self {
-        UnixTransport {
-            stream,
+    /// A transport over the non-blocking `stream`, refusing frames over
+    /// `max_frame` bytes. Must be called within the runtime.
+    pub fn new(stream: UnixStream, max_frame: usize) -> io::Result<Self> {
+        Ok(UnixTransport {
+            stream: watched(stream, Interest::READABLE)?,
             decoder: FrameDecoder::new(max_frame),
             fds: VecDeque::new(),
             descriptor_dropped: false,
-        }
+        })
     }
 
     /// A descriptor may wait only for the rest of its Register frame.
@@ -63,16 +75,15 @@ impl UnixTransport {
     /// number of bytes, 0 at the end of the stream.
     async fn receive(&mut self) -> Result<usize, Fault> {
         loop {
-            self.stream.readable().await?;
+            let mut ready = self.stream.readable().await?;
             let (fds, decoder, dropped) = (
                 &mut self.fds,
                 &mut self.decoder,
                 &mut self.descriptor_dropped,
             );
-            let raw = self.stream.as_raw_fd();
-            let result = self.stream.try_io(Interest::READABLE, || {
+            let result = ready.try_io(|stream| {
                 SCRATCH.with_borrow_mut(|chunk| {
-                    let got = scm::receive(raw, chunk, fds)?;
+                    let got = scm::receive(stream.as_raw_fd(), chunk, fds)?;
                     // Out of descriptors (EMFILE): the kernel dropped one.
                     *dropped |= got.truncated;
                     decoder.extend(&chunk[..got.bytes]);
@@ -80,9 +91,10 @@ impl UnixTransport {
                 })
             });
             match result {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(Fault::Gone(e)),
+                Ok(Ok(n)) => return Ok(n),
+                Ok(Err(e)) => return Err(Fault::Gone(e)),
+                // Not readable after all: wait again.
+                Err(_) => continue,
             }
         }
     }
@@ -123,14 +135,42 @@ impl Transport for UnixTransport {
     }
 
     async fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        // Until the socket is full, no registration.
+        let mut room: Option<AsyncFd<UnixStream>> = None;
         while !bytes.is_empty() {
-            self.stream.writable().await?;
-            match self.stream.try_write(bytes) {
+            if let Some(room) = &room {
+                room.writable().await?.clear_ready();
+            }
+            match send_now(self.stream.get_ref(), bytes) {
                 Ok(n) => bytes = &bytes[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && room.is_none() => {
+                    // The same socket under a second descriptor, watched
+                    // for room until this write is done.
+                    let twin = self.stream.get_ref().try_clone()?;
+                    room = Some(watched(twin, Interest::WRITABLE)?);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
         }
         Ok(())
     }
+}
+
+/// One non-blocking send, without SIGPIPE when the peer has gone.
+pub fn send_now(stream: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
+    use nix::sys::socket::{send, MsgFlags};
+    send(
+        stream.as_raw_fd(),
+        bytes,
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Registers a socket the value owns with the runtime, for `interest`.
+pub fn watched<T: AsRawFd>(socket: T, interest: Interest) -> io::Result<AsyncFd<T>> {
+    // SAFETY: `socket` owns its descriptor (a std socket), which stays
+    // open and the same for as long as the AsyncFd holds the value.
+    unsafe { AsyncFd::register_with_interest(socket, interest) }.map_err(io::Error::from)
 }
