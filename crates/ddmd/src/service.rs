@@ -81,6 +81,11 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let (commands, command_receiver) = mpsc::unbounded_channel();
     let counters = Arc::new(Counters::default());
+    // What a Register's check reads; a service without it refuses
+    // registrations (ERROR_INVALID_PARAMETER), and says so now.
+    if let Err(e) = crate::core::notify::open_descriptor_directory() {
+        tracing::warn!("cannot open /proc/self/fd, registrations will be refused: {e}");
+    }
     let context = Arc::new(SessionContext::new(
         Policy::resolve(&config.access),
         config.limits.clone(),

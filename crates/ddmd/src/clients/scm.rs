@@ -15,6 +15,9 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// The kernel's limit of descriptors in one SCM_RIGHTS message.
 const SCM_MAX_FD: usize = 253;
+/// Room for one control message of SCM_MAX_FD descriptors: its header
+/// (at most 16 bytes) and the descriptors, in 8-byte words.
+const CONTROL_WORDS: usize = 2 + (SCM_MAX_FD * size_of::<RawFd>()).div_ceil(8);
 
 /// What one receive brought.
 pub struct Received {
@@ -32,8 +35,10 @@ pub fn receive(
 ) -> io::Result<Received> {
     // SAFETY: CMSG_SPACE only computes a size.
     let space = unsafe { libc::CMSG_SPACE((SCM_MAX_FD * size_of::<RawFd>()) as u32) } as usize;
-    // u64s: the control buffer must be aligned for cmsghdr.
-    let mut control = vec![0u64; space.div_ceil(size_of::<u64>())];
+    // u64s: the control buffer must be aligned for cmsghdr. On the stack:
+    // this runs for every read of every session.
+    let mut control = [0u64; CONTROL_WORDS];
+    let space = space.min(size_of_val(&control));
     let mut iov = libc::iovec {
         iov_base: buffer.as_mut_ptr().cast(),
         iov_len: buffer.len(),
@@ -115,5 +120,31 @@ mod tests {
         assert_eq!(&buffer[..got.bytes], b"hello");
         assert!(!got.truncated);
         assert_eq!(fds.len(), 10);
+    }
+
+    #[test]
+    fn the_most_descriptors_one_message_carries_fit() {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::empty(),
+        )
+        .unwrap();
+        let (read, _write) = nix::unistd::pipe().unwrap();
+        let raw = vec![read.as_raw_fd(); SCM_MAX_FD];
+        sendmsg::<()>(
+            a.as_raw_fd(),
+            &[IoSlice::new(b"x")],
+            &[ControlMessage::ScmRights(&raw)],
+            MsgFlags::empty(),
+            None,
+        )
+        .unwrap();
+        let mut buffer = [0u8; 1];
+        let mut fds = VecDeque::new();
+        let got = receive(b.as_raw_fd(), &mut buffer, &mut fds).unwrap();
+        assert!(!got.truncated);
+        assert_eq!(fds.len(), SCM_MAX_FD);
     }
 }

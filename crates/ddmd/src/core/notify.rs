@@ -21,20 +21,90 @@ use crate::core::outbox::Outbox;
 use ddm_proto::WinError;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::OnceLock;
 
 /// Checks that a received descriptor is an eventfd and makes it
 /// non-blocking; anything else is `ERROR_INVALID_PARAMETER`.
+///
+/// What the descriptor is, only its link in `/proc/self/fd` says (every
+/// anonymous-inode file, eventfd or epoll or timerfd, stats alike). The
+/// link is read relative to that directory, opened once, with no
+/// allocation: this is most of what a Register costs the service.
 pub fn accept_eventfd(fd: OwnedFd) -> Result<OwnedFd, WinError> {
-    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+    const EVENTFD: &[u8] = b"anon_inode:[eventfd]";
+    let mut link = [0u8; EVENTFD.len() + 1];
+    let read = descriptor_link(fd.as_raw_fd(), &mut link)
         .map_err(|_| WinError::ERROR_INVALID_PARAMETER)?;
-    if link.as_os_str() != "anon_inode:[eventfd]" {
+    if &link[..read] != EVENTFD {
         return Err(WinError::ERROR_INVALID_PARAMETER);
     }
     let flags = fcntl(&fd, FcntlArg::F_GETFL).map_err(|_| WinError::ERROR_INVALID_PARAMETER)?;
-    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
-    fcntl(&fd, FcntlArg::F_SETFL(flags)).map_err(|_| WinError::ERROR_INVALID_PARAMETER)?;
+    let flags = OFlag::from_bits_truncate(flags);
+    if !flags.contains(OFlag::O_NONBLOCK) {
+        fcntl(&fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))
+            .map_err(|_| WinError::ERROR_INVALID_PARAMETER)?;
+    }
     Ok(fd)
+}
+
+/// `/proc/self/fd`, opened once for the process.
+static DESCRIPTORS: OnceLock<std::io::Result<OwnedFd>> = OnceLock::new();
+
+/// Opens `/proc/self/fd` for [`accept_eventfd`], if it is not open yet.
+/// The service does it as it starts, so the descriptor is there from the
+/// first (and counts as the service's, not as a registration's).
+pub fn open_descriptor_directory() -> std::io::Result<BorrowedFd<'static>> {
+    DESCRIPTORS
+        .get_or_init(|| {
+            nix::fcntl::open(
+                "/proc/self/fd",
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(std::io::Error::from)
+        })
+        .as_ref()
+        .map(AsFd::as_fd)
+        .map_err(|e| std::io::Error::new(e.kind(), e.to_string()))
+}
+
+/// Reads the link of descriptor `fd` in `/proc/self/fd` into `into`; the
+/// bytes read (a link longer than `into` fills it).
+fn descriptor_link(fd: RawFd, into: &mut [u8]) -> std::io::Result<usize> {
+    let directory = open_descriptor_directory()?;
+    let name = decimal_name(fd);
+    // SAFETY: a valid directory descriptor, a NUL-terminated name and a
+    // buffer of the length given, all live for the call.
+    let read = unsafe {
+        libc::readlinkat(
+            directory.as_raw_fd(),
+            name.as_ptr().cast(),
+            into.as_mut_ptr().cast(),
+            into.len(),
+        )
+    };
+    if read < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(read as usize)
+}
+
+/// `fd` in decimal, NUL-terminated, without allocating.
+fn decimal_name(fd: RawFd) -> [u8; 12] {
+    let mut digits = [0u8; 12];
+    let mut value = fd.unsigned_abs();
+    let mut at = 0;
+    loop {
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        at += 1;
+        if value == 0 {
+            break;
+        }
+    }
+    digits[..at].reverse();
+    digits
 }
 
 /// What came with a message besides its bytes.
@@ -167,6 +237,29 @@ mod tests {
             accept_eventfd(OwnedFd::from(file)).unwrap_err(),
             WinError::ERROR_INVALID_PARAMETER
         );
+        // Another anonymous-inode file, which stats as an eventfd does.
+        let epoll =
+            nix::sys::epoll::Epoll::new(nix::sys::epoll::EpollCreateFlags::empty()).unwrap();
+        assert_eq!(
+            accept_eventfd(epoll.0.try_clone().unwrap()).unwrap_err(),
+            WinError::ERROR_INVALID_PARAMETER
+        );
+    }
+
+    #[test]
+    fn an_accepted_eventfd_is_non_blocking() {
+        let blocking = EventFd::from_flags(EfdFlags::EFD_CLOEXEC).unwrap();
+        let dup = blocking.as_fd().try_clone_to_owned().unwrap();
+        let accepted = accept_eventfd(dup).unwrap();
+        let flags = OFlag::from_bits_truncate(fcntl(&accepted, FcntlArg::F_GETFL).unwrap());
+        assert!(flags.contains(OFlag::O_NONBLOCK));
+    }
+
+    #[test]
+    fn descriptor_names_are_decimal() {
+        assert_eq!(&decimal_name(0)[..2], b"0\0");
+        assert_eq!(&decimal_name(24)[..3], b"24\0");
+        assert_eq!(&decimal_name(1_048_575)[..8], b"1048575\0");
     }
 
     fn target(fd: OwnedFd) -> Target {
