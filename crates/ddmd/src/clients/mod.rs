@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod admission;
+pub mod awake;
 pub mod listen;
 pub mod remote;
 pub mod scm;

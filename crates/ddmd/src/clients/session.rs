@@ -13,6 +13,7 @@
 
 use crate::clients::access::Policy;
 use crate::clients::admission::{Admission, Ticket};
+use crate::clients::awake::Awake;
 use crate::clients::transport::{Fault, Transport};
 use crate::core::limits::Limits;
 use crate::core::notify::Attachment;
@@ -39,6 +40,8 @@ pub struct SessionContext {
     pub shutdown: CancellationToken,
     /// Protocol faults and refusals, for the metrics.
     pub counters: Arc<Counters>,
+    /// Keeps the service awake a while after each answer.
+    pub awake: Arc<Awake>,
     last_id: AtomicU64,
 }
 
@@ -52,6 +55,7 @@ impl SessionContext {
         SessionContext {
             policy,
             admission: Admission::new(&limits, counters.clone()),
+            awake: Arc::new(Awake::new(limits.session_spin())),
             limits,
             router,
             shutdown: CancellationToken::new(),
@@ -173,7 +177,8 @@ impl<T: Transport> Session<T> {
     }
 
     /// Answers requests and flushes pushes until the peer leaves or the
-    /// service shuts down.
+    /// service shuts down. After each answer the service stays awake for
+    /// the next request a while (see `awake`).
     async fn serve(&mut self) -> Result<(), Fault> {
         let outbox = self.outbox.clone();
         let shutdown = self.context.shutdown.clone();
@@ -181,7 +186,10 @@ impl<T: Transport> Session<T> {
             tokio::select! {
                 message = self.transport.read() => {
                     let (message, attachment) = message?;
-                    self.handle(message, attachment).await?;
+                    self.context.awake.received();
+                    let handled = self.handle(message, attachment).await;
+                    self.context.awake.answered();
+                    handled?;
                 }
                 () = outbox.wait() => {}
                 () = shutdown.cancelled() => return self.flush_outbox().await,

@@ -45,6 +45,13 @@ pub struct Limits {
     pub shutdown_timeout_ms: u64,
     /// Interfaces a configuration may declare.
     pub max_interfaces: usize,
+    /// How long a session stays awake after answering a request, for the
+    /// client's next one, before the service sleeps (0: at once). A
+    /// service that sleeps must be woken for the next call, which costs
+    /// tens of microseconds when the wake-up crosses CPUs; staying awake
+    /// costs at most this much CPU time per request, and gives way to any
+    /// other thread that wants the CPU.
+    pub session_spin_us: u64,
 }
 
 impl Default for Limits {
@@ -62,6 +69,7 @@ impl Default for Limits {
             stream_backlog: 1_024,
             shutdown_timeout_ms: 2_000,
             max_interfaces: 10_000,
+            session_spin_us: 50,
         }
     }
 }
@@ -73,6 +81,10 @@ impl Limits {
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    pub fn session_spin(&self) -> Duration {
+        Duration::from_micros(self.session_spin_us)
     }
 
     /// Every limit in its range.
@@ -130,6 +142,7 @@ impl Limits {
                 self.max_interfaces,
                 1..=MAX_INTERFACES,
             ),
+            within("limits.session_spin_us", self.session_spin_us, 0..=1_000),
         ];
         ranges.into_iter().collect()
     }
