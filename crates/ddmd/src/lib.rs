@@ -15,12 +15,15 @@
 //! * [`router`]: the one task that owns the state ([`router::state`]), the
 //!   request table and its handlers, and the loop that hands each commit
 //!   to the journal, the metrics and systemd;
-//! * [`dial`]: declared (demand-dial) interfaces: their machines and the
-//!   supervisor tasks that dial, hang up, move routes and hold packets;
+//! * [`dial`]: declared (demand-dial) interfaces: their machines, the
+//!   supervisor tasks that dial, hang up, move routes and hold packets,
+//!   and the launcher process that starts their commands;
 //! * [`core`]: the interface table, registrations and how a target is
 //!   signaled, the sessions' outboxes, outcomes, peers, limits;
 //! * [`links`]: kernel links over rtnetlink;
 //! * [`bounds`]: the range of every configured number, cut messages;
+//!   [`sockets`]: descriptors received whole, sockets watched for what
+//!   they need;
 //! * [`record`]: the journal (SQLite, its own thread) and its export to
 //!   NATS JetStream; [`ops`]: systemd, metrics, throttled logs, memory.
 
@@ -39,6 +42,7 @@ pub mod ops;
 pub mod record;
 pub mod router;
 pub mod service;
+pub mod sockets;
 
 pub use daemon::raise_descriptor_limit;
 pub use service::ServeError;

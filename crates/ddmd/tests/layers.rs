@@ -24,7 +24,7 @@ const LAYERS: &[&[&str]] = &[
     &["core"],
     &["links"],
     &["record", "ops"],
-    &["bounds"],
+    &["bounds", "sockets"],
 ];
 
 type Module = Vec<String>;

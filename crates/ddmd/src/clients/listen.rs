@@ -11,9 +11,10 @@
 
 use crate::clients::admission::Who;
 use crate::clients::session::{self, refusal_frame, SessionContext};
-use crate::clients::transport::{send_now, watched, UnixTransport};
+use crate::clients::transport::{send_now, UnixTransport};
 use crate::core::peer::{Credentials, Identity, Peer};
 use crate::ops::throttle::Throttle;
+use crate::sockets::watched;
 use ddm_proto::WinError;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};

@@ -8,6 +8,5 @@ pub mod admission;
 pub mod awake;
 pub mod listen;
 pub mod remote;
-pub mod scm;
 pub mod session;
 pub mod transport;

@@ -10,7 +10,7 @@ mod tls;
 mod unix;
 
 pub use tls::TlsTransport;
-pub use unix::{send_now, watched, UnixTransport};
+pub use unix::{send_now, UnixTransport};
 
 use crate::core::notify::Attachment;
 use ddm_proto::message::ClientMessage;

@@ -19,9 +19,9 @@
 //! registration made for that write alone.
 
 use super::{Fault, Transport};
-use crate::clients::scm;
 use crate::core::notify::accept_eventfd;
 use crate::core::notify::Attachment;
+use crate::sockets::{scm, watched};
 use ddm_proto::frame::FrameDecoder;
 use ddm_proto::message::ClientMessage;
 use ddm_proto::WinError;
@@ -166,11 +166,4 @@ pub fn send_now(stream: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
         MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
     )
     .map_err(io::Error::from)
-}
-
-/// Registers a socket the value owns with the runtime, for `interest`.
-pub fn watched<T: AsRawFd>(socket: T, interest: Interest) -> io::Result<AsyncFd<T>> {
-    // SAFETY: `socket` owns its descriptor (a std socket), which stays
-    // open and the same for as long as the AsyncFd holds the value.
-    unsafe { AsyncFd::register_with_interest(socket, interest) }.map_err(io::Error::from)
 }
