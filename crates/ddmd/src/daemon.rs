@@ -9,6 +9,7 @@
 
 use crate::clients::listen::LocalEndpoint;
 use crate::config::Config;
+use crate::dial::launcher::Forked;
 use crate::ops::systemd;
 use crate::service::{LinkSource, ServeError};
 use std::io::IsTerminal;
@@ -68,6 +69,8 @@ pub fn main(config_path: Option<PathBuf>, socket: Option<PathBuf>) -> ExitCode {
 fn run(config: Config, socket: PathBuf) -> Result<(), ServeError> {
     raise_descriptor_limit();
     unblock_stop_signals();
+    // Before the runtime makes threads, while the service is small.
+    let launcher = Forked::fork()?;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
@@ -85,7 +88,15 @@ fn run(config: Config, socket: PathBuf) -> Result<(), ServeError> {
                 None => LocalEndpoint::bind(&socket)?,
             };
             let notifier = systemd::Notifier::from_environment()?;
-            crate::service::serve(config, endpoint, LinkSource::Kernel, notifier, termination).await
+            crate::service::serve(
+                config,
+                launcher,
+                endpoint,
+                LinkSource::Kernel,
+                notifier,
+                termination,
+            )
+            .await
         })
 }
 

@@ -10,6 +10,7 @@
 
 use crate::clients::listen::LocalEndpoint;
 use crate::config::Config;
+use crate::dial::launcher::Forked;
 use crate::links::LinkEvent;
 use crate::links::LinkState;
 use crate::ops::systemd::Notifier;
@@ -41,6 +42,9 @@ impl InProcess {
         let thread = std::thread::Builder::new()
             .name("ddm-in-process".into())
             .spawn(move || {
+                // From this thread, which lives as long as the service: the
+                // launcher dies with the thread that forked it.
+                let launcher = Forked::fork()?;
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
@@ -58,6 +62,7 @@ impl InProcess {
                     };
                     serve(
                         config,
+                        launcher,
                         endpoint,
                         LinkSource::Channel(link_receiver),
                         Notifier::default(),

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::core::outbox::LateReply;
 use crate::core::table::{InterfaceTable, LinkFilter};
 use crate::dial::declaration::Declaration;
+use crate::dial::launcher::Forked;
 use crate::dial::net::Net;
 use crate::dial::{group_routes, leftovers, supervisor};
 use crate::dial::{Dialed, LocalClock};
@@ -74,6 +75,7 @@ pub enum LinkSource {
 /// ready, reloading and stopping. Fails if the link source fails.
 pub async fn serve(
     config: Config,
+    launcher: Forked,
     endpoint: LocalEndpoint,
     links: LinkSource,
     notifier: Notifier,
@@ -128,15 +130,20 @@ pub async fn serve(
                 .await
                 .unwrap_or_default()
         };
+        let surroundings = supervisor::Surroundings {
+            service,
+            net,
+            launcher: launcher.attach()?,
+            reports,
+            turns: Arc::new(tokio::sync::Semaphore::new(config.limits.max_dials_at_once)),
+        };
         Box::new(move |handle, declaration: Arc<Declaration>| {
             let left_behind = left.contains(&declaration.name);
             supervisor::spawn(
                 handle,
                 declaration,
-                &service,
                 left_behind,
-                net.clone(),
-                reports.clone(),
+                &surroundings,
                 &supervisors,
             )
         })

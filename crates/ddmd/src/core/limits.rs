@@ -52,6 +52,11 @@ pub struct Limits {
     /// costs at most this much CPU time per request, and gives way to any
     /// other thread that wants the CPU.
     pub session_spin_us: u64,
+    /// Dial attempts under way (connect commands started and not yet
+    /// connected or failed) and disconnect commands running, at once; one
+    /// ordered past them waits its turn, in order. A dial's
+    /// `connect_timeout_secs` starts with its turn. Read at the start.
+    pub max_dials_at_once: usize,
 }
 
 impl Default for Limits {
@@ -70,6 +75,7 @@ impl Default for Limits {
             shutdown_timeout_ms: 2_000,
             max_interfaces: 10_000,
             session_spin_us: 50,
+            max_dials_at_once: 64,
         }
     }
 }
@@ -143,6 +149,11 @@ impl Limits {
                 1..=MAX_INTERFACES,
             ),
             within("limits.session_spin_us", self.session_spin_us, 0..=1_000),
+            within(
+                "limits.max_dials_at_once",
+                self.max_dials_at_once,
+                1..=65_536,
+            ),
         ];
         ranges.into_iter().collect()
     }

@@ -2,8 +2,9 @@
 //! in the service's log tagged with the interface, and their end read as a
 //! Win32 error.
 //!
-//! Every child gets PR_SET_PDEATHSIG(SIGTERM): if the service dies, even by
-//! SIGKILL, the processes it started end with it.
+//! The [`launcher`](super::launcher) starts them, so starting one costs
+//! the same whatever the service's size; if the service dies, even by
+//! SIGKILL, the launcher and the processes it started end with it.
 //!
 //! A command's output is read as bytes to its end, whatever it writes, so
 //! the command never meets a closed pipe: lines are logged lossily (bytes
@@ -19,60 +20,50 @@
 //! ready in `connect_timeout_secs` is ERROR_NO_ANSWER 678 (see the
 //! supervisor), a connection lost ERROR_REMOTE_DISCONNECTION 629.
 
+use super::launcher::{Launched, Launcher};
 use ddm_proto::WinError;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 use std::time::Instant;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::{Child, Command};
+use tokio::net::unix::pipe;
 
 /// Starts `argv` for interface `interface`, its processes marked `mark`
 /// (see `leftovers`).
-pub fn start(
+pub async fn start(
+    launcher: &Launcher,
     interface: &str,
     mark: &str,
     what: &'static str,
     argv: &[String],
-) -> Result<Child, WinError> {
-    let (program, args) = argv.split_first().ok_or(WinError::ERROR_FILE_NOT_FOUND)?;
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .env(super::leftovers::VARIABLE, mark)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    // SAFETY: prctl is async-signal-safe, as pre_exec requires.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(io::Error::last_os_error());
+) -> Result<Launched, WinError> {
+    let program = argv.first().ok_or(WinError::ERROR_FILE_NOT_FOUND)?;
+    let mut child = launcher
+        .start(argv, &[(super::leftovers::VARIABLE, mark)])
+        .await
+        .map_err(|e| {
+            tracing::warn!(interface, command = what, program = %program, "cannot start: {e}");
+            match e.kind() {
+                io::ErrorKind::NotFound => WinError::ERROR_FILE_NOT_FOUND,
+                io::ErrorKind::PermissionDenied => WinError::ERROR_ACCESS_DENIED,
+                _ => WinError::ERROR_FROM_DEVICE,
             }
-            Ok(())
-        });
-    }
-    let mut child = command.spawn().map_err(|e| {
-        tracing::warn!(interface, command = what, program = %program, "cannot start: {e}");
-        match e.kind() {
-            io::ErrorKind::NotFound => WinError::ERROR_FILE_NOT_FOUND,
-            io::ErrorKind::PermissionDenied => WinError::ERROR_ACCESS_DENIED,
-            _ => WinError::ERROR_FROM_DEVICE,
-        }
-    })?;
+        })?;
     tracing::info!(
         interface,
         command = what,
         pid = child.id(),
         "started {program}"
     );
-    if let Some(out) = child.stdout.take() {
-        tokio::spawn(log_lines(interface.to_owned(), what, "stdout", out));
-    }
-    if let Some(err) = child.stderr.take() {
-        tokio::spawn(log_lines(interface.to_owned(), what, "stderr", err));
+    for (stream, pipe) in [
+        ("stdout", child.stdout.take()),
+        ("stderr", child.stderr.take()),
+    ] {
+        if let Some(read) = pipe.and_then(|fd| pipe::Receiver::from_owned_fd(fd).ok()) {
+            tokio::spawn(log_lines(interface.to_owned(), what, stream, read));
+        }
     }
     Ok(child)
 }
@@ -217,13 +208,14 @@ pub fn error_of(status: ExitStatus) -> WinError {
 
 /// Runs `argv` to its end, at most `limit`; its error.
 pub async fn run(
+    launcher: &Launcher,
     interface: &str,
     mark: &str,
     what: &'static str,
     argv: &[String],
     limit: Duration,
 ) -> WinError {
-    let mut child = match start(interface, mark, what, argv) {
+    let mut child = match start(launcher, interface, mark, what, argv).await {
         Ok(child) => child,
         Err(e) => return e,
     };
@@ -245,12 +237,9 @@ pub async fn run(
 }
 
 /// Ends a supervised connection: SIGTERM, then SIGKILL after `grace`.
-pub async fn terminate(interface: &str, child: &mut Child, grace: Duration) {
+pub async fn terminate(interface: &str, child: &mut Launched, grace: Duration) {
     if let Some(pid) = child.id() {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+        child.signal(nix::sys::signal::Signal::SIGTERM);
         if tokio::time::timeout(grace, child.wait()).await.is_ok() {
             return;
         }

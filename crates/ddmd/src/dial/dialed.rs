@@ -7,6 +7,7 @@ use super::declaration::{Declaration, Declared, DialMode};
 use super::group_routes::RouteOrder;
 use super::groups::{Groups, Member, Switched};
 use super::hours::{DialoutHours, WeekTime};
+use super::lookup::Lookup;
 use super::machine::{Action, Connecting, Machine};
 use super::supervisor::{Order, Report, Reported};
 use crate::core::notify::Target;
@@ -179,6 +180,8 @@ impl DialedInterface {
 
 pub struct Dialed {
     interfaces: BTreeMap<u32, DialedInterface>,
+    /// The interfaces by link and trigger name, and by link index.
+    lookup: Lookup,
     spawn: Spawner,
     probe: Option<ProbeSpawner>,
     tables: HealthTables,
@@ -196,6 +199,7 @@ impl Dialed {
     pub fn new(spawn: Spawner, clock: Box<dyn Clock>) -> Self {
         Dialed {
             interfaces: BTreeMap::new(),
+            lookup: Lookup::default(),
             spawn,
             probe: None,
             tables: HealthTables::new(),
@@ -302,6 +306,7 @@ impl Dialed {
             (self.spawn)(handle, declaration.clone())
         };
         let health = self.health_of(handle, &declaration);
+        self.lookup.declare(handle, &declaration);
         self.interfaces.insert(
             handle,
             DialedInterface {
@@ -339,14 +344,21 @@ impl Dialed {
             seen.insert(link.index);
         }
         let mut claimed = false;
-        let mut changed = Vec::new();
-        for d in self.interfaces.values() {
+        // In handle order, as a pass over them all would find them.
+        let mut changed = BTreeMap::new();
+        for handle in self.lookup.named(&link.name) {
+            let Some(d) = self.interfaces.get(handle) else {
+                continue;
+            };
             let is_ours = d.declaration.link == link.name;
             claimed |= is_ours || d.declaration.trigger_device == link.name;
-            let was_ours = d.link.as_ref().is_some_and(|l| l.index == link.index);
-            if is_ours || was_ours {
-                changed.push((d.handle, is_ours.then(|| link.clone())));
+            if is_ours {
+                changed.insert(*handle, Some(link.clone()));
             }
+        }
+        // What had this link and no longer names it (a rename).
+        for handle in self.lookup.at_index(link.index) {
+            changed.entry(*handle).or_insert(None);
         }
         let transitions = changed
             .into_iter()
@@ -358,12 +370,7 @@ impl Dialed {
     /// A link was deleted; true if it belonged to a declared interface,
     /// with the transitions of watched interfaces it makes.
     pub fn link_deleted(&mut self, index: u32) -> (bool, Vec<Transition>) {
-        let ours: Vec<u32> = self
-            .interfaces
-            .values()
-            .filter(|d| d.link.as_ref().is_some_and(|l| l.index == index))
-            .map(|d| d.handle)
-            .collect();
+        let ours: Vec<u32> = self.lookup.at_index(index).to_vec();
         let transitions = ours
             .iter()
             .flat_map(|handle| self.set_link(*handle, None))
@@ -372,6 +379,11 @@ impl Dialed {
     }
 
     fn set_link(&mut self, handle: u32, link: Option<LinkState>) -> Vec<Transition> {
+        if let Some(d) = self.interfaces.get(&handle) {
+            let (from, to) = (d.link.as_ref(), link.as_ref());
+            self.lookup
+                .moved(handle, from.map(|l| l.index), to.map(|l| l.index));
+        }
         self.step(handle, "link", |d| {
             let was = d.link.as_ref().is_some_and(LinkState::is_connected);
             d.link = link;
@@ -683,7 +695,19 @@ impl Dialed {
     pub fn tick(&mut self) -> Vec<Transition> {
         let now = Instant::now();
         let week_time = self.clock.week_time();
-        let handles: Vec<u32> = self.interfaces.keys().copied().collect();
+        // Only the interfaces with something due (or dial-out hours to
+        // look at): with thousands declared, a timer is one interface's.
+        let handles: Vec<u32> = self
+            .interfaces
+            .iter()
+            .filter(|(_, d)| {
+                let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
+                due(d.machine.deadline())
+                    || due(d.health.as_ref().and_then(|h| Some(h.ready?.1)))
+                    || !d.hours.is_always()
+            })
+            .map(|(&handle, _)| handle)
+            .collect();
         let mut transitions = Vec::new();
         for handle in handles {
             transitions.extend(self.step(handle, "timer", |d| {
@@ -707,8 +731,17 @@ impl Dialed {
         transitions
     }
 
-    pub fn interfaces(&self) -> impl Iterator<Item = Interface> + '_ {
-        self.interfaces.values().map(DialedInterface::to_interface)
+    /// The declared interfaces whose handle is above `handle`, in handle
+    /// order.
+    pub fn after(&self, handle: u32) -> impl Iterator<Item = Interface> + '_ {
+        self.interfaces
+            .range(handle.saturating_add(1)..)
+            .map(|(_, d)| d.to_interface())
+    }
+
+    /// How many interfaces are declared.
+    pub fn declared_count(&self) -> usize {
+        self.interfaces.len()
     }
 
     pub fn get(&self, handle: u32) -> Option<Interface> {
@@ -829,6 +862,10 @@ impl Dialed {
         let from = d.machine.state();
         // Its supervisor hangs the old connection up first: its link is not
         // one to adopt.
+        self.lookup
+            .moved(handle, d.link.as_ref().map(|l| l.index), None);
+        self.lookup.forget(handle, &d.declaration);
+        self.lookup.declare(handle, &declaration);
         d.link = None;
         d.hours = declaration.hours();
         d.machine = Machine::new(&declaration, d.hours.allows(week_time));
@@ -860,6 +897,9 @@ impl Dialed {
         let Some(d) = self.interfaces.remove(&handle) else {
             return Vec::new();
         };
+        self.lookup.forget(handle, &d.declaration);
+        self.lookup
+            .moved(handle, d.link.as_ref().map(|l| l.index), None);
         let (done, _) = oneshot::channel();
         d.order(Order::Stop(done));
         complete(d.waiters, WinError::ERROR_NO_SUCH_INTERFACE);

@@ -17,6 +17,7 @@
 use super::activity::Counters;
 use super::command;
 use super::declaration::{Declaration, DialMode, Ready, Route};
+use super::launcher::{Launched, Launcher};
 use super::leftovers;
 use super::net::Net;
 use super::trigger::Trigger;
@@ -29,8 +30,7 @@ use std::net::Ipv4Addr;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::process::Child;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 /// How often readiness is polled while waiting for a WireGuard handshake.
@@ -99,28 +99,49 @@ pub struct Reported {
     pub report: Report,
 }
 
-/// Starts the supervisor of interface `handle` of the service listening
-/// on `service` (its commands' processes are marked with both, see
-/// `leftovers`).
+/// What every supervisor shares.
+#[derive(Clone)]
+pub struct Surroundings {
+    /// The service's socket: with an interface's name, its processes'
+    /// mark (see `leftovers`).
+    pub service: String,
+    pub net: Net,
+    pub launcher: Launcher,
+    pub reports: mpsc::Sender<Reported>,
+    /// Attempts under way and disconnect commands running at once
+    /// (`limits.max_dials_at_once`): one ordered past them waits its turn,
+    /// in order, so that starting or stopping thousands of interfaces
+    /// does not run thousands of commands at once.
+    pub turns: Arc<Semaphore>,
+}
+
+/// Starts the supervisor of interface `handle`.
 pub fn spawn(
     handle: u32,
     declaration: Arc<Declaration>,
-    service: &str,
     left_behind: bool,
-    net: Net,
-    reports: mpsc::Sender<Reported>,
+    surroundings: &Surroundings,
     tasks: &TaskTracker,
 ) -> mpsc::UnboundedSender<Order> {
     let (orders, receiver) = mpsc::unbounded_channel();
     let src = declaration.trigger_src;
+    let Surroundings {
+        service,
+        net,
+        launcher,
+        reports,
+        turns,
+    } = surroundings.clone();
     let supervisor = Supervisor {
         handle,
-        service: service.to_owned(),
+        service,
         left_behind,
         routes: declaration.routes(),
         declaration,
         net,
+        launcher,
         reports,
+        turns,
         trigger: None,
         trigger_index: None,
         src,
@@ -141,7 +162,9 @@ struct Supervisor {
     declaration: Arc<Declaration>,
     routes: Vec<Route>,
     net: Net,
+    launcher: Launcher,
     reports: mpsc::Sender<Reported>,
+    turns: Arc<Semaphore>,
     trigger: Option<Trigger>,
     trigger_index: Option<u32>,
     /// The source address of the trigger route: `trigger_src`, or else the
@@ -153,13 +176,17 @@ struct Supervisor {
 
 enum Phase {
     Idle,
+    /// A dial ordered, waiting for its turn (see [`Surroundings::turns`]).
+    Queued(u64),
     Dialing(Dialing),
     Up(Up),
 }
 
 struct Dialing {
     attempt: u64,
-    child: Option<Child>,
+    /// Its place among the attempts under way, given back when it ends.
+    _turn: OwnedSemaphorePermit,
+    child: Option<Launched>,
     started: SystemTime,
     deadline: Instant,
     /// The routes point at the link.
@@ -175,7 +202,7 @@ struct Dialing {
 
 struct Up {
     attempt: u64,
-    child: Option<Child>,
+    child: Option<Launched>,
     /// The link's counters when it came up, and when they were read last
     /// (for idle time, and for what the connection carried if the link is
     /// gone by the hang-up).
@@ -191,6 +218,7 @@ struct Up {
 /// What woke the supervisor.
 enum Wake {
     Order(Option<Order>),
+    Turn(OwnedSemaphorePermit),
     Packet(io::Result<()>),
     Exited(io::Result<ExitStatus>),
     Timeout,
@@ -198,7 +226,7 @@ enum Wake {
     IdleCheck,
 }
 
-async fn exit_of(child: Option<&mut Child>) -> io::Result<ExitStatus> {
+async fn exit_of(child: Option<&mut Launched>) -> io::Result<ExitStatus> {
     match child {
         Some(child) => child.wait().await,
         None => pending().await,
@@ -244,6 +272,7 @@ impl Supervisor {
                     return;
                 }
                 Wake::Order(Some(order)) => self.on_order(order).await,
+                Wake::Turn(turn) => self.on_turn(turn).await,
                 Wake::Packet(caught) => self.on_packet(caught).await,
                 Wake::Exited(status) => self.on_exit(status).await,
                 Wake::Timeout => self.fail(WinError::ERROR_NO_ANSWER).await,
@@ -257,8 +286,10 @@ impl Supervisor {
         let link_up = self.link_up();
         let declaration = &self.declaration;
         let catching = !matches!(self.phase, Phase::Up(_));
+        let queued = matches!(self.phase, Phase::Queued(_));
+        let turns = self.turns.clone();
         let (child, timeout, poll, idle_check) = match &mut self.phase {
-            Phase::Idle => (None, None, None, None),
+            Phase::Idle | Phase::Queued(_) => (None, None, None, None),
             Phase::Dialing(d) => (
                 d.child.as_mut(),
                 (!d.reported).then_some(d.deadline),
@@ -280,6 +311,7 @@ impl Supervisor {
         tokio::select! {
             biased;
             order = orders.recv() => Wake::Order(order),
+            Ok(turn) = turns.acquire_owned(), if queued => Wake::Turn(turn),
             status = exit_of(child) => Wake::Exited(status),
             () = super::sleep_until(timeout) => Wake::Timeout,
             caught = catch(trigger) => Wake::Packet(caught),
@@ -385,17 +417,35 @@ impl Supervisor {
         if !matches!(self.phase, Phase::Idle) {
             self.hang_up().await;
         }
+        match self.turns.clone().try_acquire_owned() {
+            Ok(turn) => self.start_attempt(attempt, turn).await,
+            Err(_) => self.phase = Phase::Queued(attempt),
+        }
+    }
+
+    async fn on_turn(&mut self, turn: OwnedSemaphorePermit) {
+        if let Phase::Queued(attempt) = self.phase {
+            self.start_attempt(attempt, turn).await;
+        }
+    }
+
+    /// Runs the connect command of `attempt`, whose turn it is.
+    async fn start_attempt(&mut self, attempt: u64, turn: OwnedSemaphorePermit) {
         let (child, failure) = match command::start(
+            &self.launcher,
             &self.declaration.name,
             &self.mark(),
             "connect",
             &self.declaration.connect,
-        ) {
+        )
+        .await
+        {
             Ok(child) => (Some(child), None),
             Err(error) => (None, Some(error)),
         };
         self.phase = Phase::Dialing(Dialing {
             attempt,
+            _turn: turn,
             child,
             started: SystemTime::now(),
             deadline: Instant::now() + self.declaration.connect_timeout(),
@@ -415,7 +465,7 @@ impl Supervisor {
     /// queued behind a hang-up and a dial may be older than both, and must
     /// not make a new attempt look ready (or a new connection look lost).
     async fn progress(&mut self) {
-        if !matches!(self.phase, Phase::Idle) {
+        if matches!(self.phase, Phase::Dialing(_) | Phase::Up(_)) {
             match self.net.link_state(&self.declaration.link).await {
                 Ok(now) => self.link = now,
                 Err(e) => tracing::debug!(interface = self.name(), "cannot read the link: {e}"),
@@ -678,7 +728,7 @@ impl Supervisor {
                 }
                 self.lost("connection process ended").await;
             }
-            Phase::Idle => {}
+            Phase::Idle | Phase::Queued(_) => {}
         }
     }
 
@@ -716,7 +766,10 @@ impl Supervisor {
 
     async fn disconnect_command(&self) {
         if !self.declaration.disconnect.is_empty() {
+            // A hang-up's command waits its turn as a dial does.
+            let _turn = self.turns.clone().acquire_owned().await;
             command::run(
+                &self.launcher,
                 &self.declaration.name,
                 &self.mark(),
                 "disconnect",
@@ -731,7 +784,8 @@ impl Supervisor {
     /// connection's bytes are reported first.
     async fn hang_up(&mut self) {
         let child = match std::mem::replace(&mut self.phase, Phase::Idle) {
-            Phase::Idle => return,
+            // Nothing was started: nothing to undo.
+            Phase::Idle | Phase::Queued(_) => return,
             Phase::Dialing(d) => d.child,
             Phase::Up(u) => {
                 self.account(&u).await;
