@@ -9,11 +9,17 @@
 //! process it starts inherits. A hang-up, an attempt's time-out, the
 //! service's stop and the start-up clean-up of an interface end every
 //! process that still carries the interface's mark: SIGTERM, then SIGKILL
-//! after a grace. The scan of /proc runs on the blocking pool.
+//! after a grace.
+//!
+//! The scans of /proc run on a thread of their own, which takes every
+//! request that waits at once and answers all of them from one scan: a
+//! router stop that hangs up thousands of interfaces reads /proc a few
+//! times, not once per interface.
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The environment variable that marks an interface's processes.
@@ -30,13 +36,68 @@ pub fn mark(service: &str, interface: &str) -> String {
 
 /// Ends every process marked `mark`; how many there were.
 pub async fn end(mark: String, grace: Duration) -> usize {
-    tokio::task::spawn_blocking(move || end_now(&mark, grace))
-        .await
-        .unwrap_or(0)
+    let (done, finished) = tokio::sync::oneshot::channel();
+    if sweeper().send(Sweep { mark, grace, done }).is_err() {
+        return 0;
+    }
+    finished.await.unwrap_or(0)
 }
 
-fn end_now(mark: &str, grace: Duration) -> usize {
-    let left = marked(mark);
+/// One mark to end, and who waits for the count.
+struct Sweep {
+    mark: String,
+    grace: Duration,
+    done: tokio::sync::oneshot::Sender<usize>,
+}
+
+/// The sweeping thread's queue, started on first use.
+fn sweeper() -> &'static std::sync::mpsc::Sender<Sweep> {
+    static SWEEPER: OnceLock<std::sync::mpsc::Sender<Sweep>> = OnceLock::new();
+    SWEEPER.get_or_init(|| {
+        let (sweeps, queue) = std::sync::mpsc::channel::<Sweep>();
+        let _ = std::thread::Builder::new()
+            .name("ddm-leftovers".into())
+            .spawn(move || {
+                while let Ok(first) = queue.recv() {
+                    let batch: Vec<Sweep> =
+                        std::iter::once(first).chain(queue.try_iter()).collect();
+                    sweep(batch);
+                }
+            });
+        sweeps
+    })
+}
+
+/// Answers every sweep of `batch` from one scan of /proc. Marks with
+/// processes left get their SIGTERM and grace on a thread of their own,
+/// so the next batch need not wait for them.
+fn sweep(batch: Vec<Sweep>) {
+    let marks: HashSet<&str> = batch.iter().map(|s| s.mark.as_str()).collect();
+    let mut found: HashMap<String, Vec<Pid>> = HashMap::new();
+    for pid in processes() {
+        if let Some(mark) = marks_of(pid).filter(|m| marks.contains(m.as_str())) {
+            found.entry(mark).or_default().push(pid);
+        }
+    }
+    for Sweep { mark, grace, done } in batch {
+        match found.remove(&mark) {
+            None => {
+                let _ = done.send(0);
+            }
+            Some(left) => {
+                let _ = std::thread::Builder::new()
+                    .name("ddm-leftovers".into())
+                    .spawn(move || {
+                        let _ = done.send(end_these(&mark, left, grace));
+                    });
+            }
+        }
+    }
+}
+
+/// SIGTERM to `left`, marked `mark`, and SIGKILL to those still marked
+/// after `grace`; how many there were.
+fn end_these(mark: &str, left: Vec<Pid>, grace: Duration) -> usize {
     for pid in &left {
         let _ = kill(*pid, Signal::SIGTERM);
     }
@@ -69,17 +130,12 @@ fn end_now(mark: &str, grace: Duration) -> usize {
 pub fn left_behind(service: &str) -> HashSet<String> {
     let prefix = format!("{service} ");
     processes()
-        .filter_map(|pid| marks(pid)?.strip_prefix(&prefix).map(str::to_owned))
+        .filter_map(|pid| marks_of(pid)?.strip_prefix(&prefix).map(str::to_owned))
         .collect()
 }
 
-/// The processes whose environment carries `mark`.
-fn marked(mark: &str) -> Vec<Pid> {
-    processes().filter(|pid| still_marked(*pid, mark)).collect()
-}
-
 fn still_marked(pid: Pid, mark: &str) -> bool {
-    marks(pid).is_some_and(|m| m == mark)
+    marks_of(pid).is_some_and(|m| m == mark)
 }
 
 /// Every process but this one.
@@ -94,7 +150,7 @@ fn processes() -> impl Iterator<Item = Pid> {
 }
 
 /// The mark in `pid`'s environment, if it has one.
-fn marks(pid: Pid) -> Option<String> {
+fn marks_of(pid: Pid) -> Option<String> {
     let environment = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
     let variable = format!("{VARIABLE}=");
     environment
@@ -107,8 +163,13 @@ fn marks(pid: Pid) -> Option<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_marked_process_and_what_it_forked_are_ended_and_no_other() {
+    /// The processes whose environment carries `mark`.
+    fn marked(mark: &str) -> Vec<Pid> {
+        processes().filter(|pid| still_marked(*pid, mark)).collect()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_marked_process_and_what_it_forked_are_ended_and_no_other() {
         let mark = mark(&format!("/tmp/test-{}", std::process::id()), "branch");
         let spawn = |mark: &str| {
             std::process::Command::new("sh")
@@ -126,7 +187,10 @@ mod tests {
         }
         let service = format!("/tmp/test-{}", std::process::id());
         assert!(left_behind(&service).contains("branch"));
-        assert_eq!(end_now(&mark, GRACE), 3);
+        // Asked together with marks that have nothing left: one sweep.
+        let (ended, nothing) =
+            tokio::join!(end(mark.clone(), GRACE), end(format!("{mark}-none"), GRACE));
+        assert_eq!((ended, nothing), (3, 0));
         let _ = ours.wait();
         assert!(marked(&mark).is_empty());
         assert!(
@@ -135,6 +199,6 @@ mod tests {
         );
         let _ = other.kill();
         let _ = other.wait();
-        end_now(&format!("{mark}-other"), GRACE);
+        end(format!("{mark}-other"), GRACE).await;
     }
 }
