@@ -19,10 +19,14 @@ use tokio::io::Interest;
 
 const MAX_PACKET: usize = 65_535;
 
+thread_local! {
+    /// Where packets are read: one buffer for every trigger of the thread,
+    /// so a demand interface holds no 64 KiB of its own.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; MAX_PACKET]);
+}
+
 pub struct Trigger {
     tun: AsyncFd<OwnedFd>,
-    /// Where packets are read: one buffer for the device's life.
-    scratch: Vec<u8>,
     held: VecDeque<Vec<u8>>,
     limit: usize,
     /// Packets dropped since the service started: over the limit, or held
@@ -57,7 +61,6 @@ impl Trigger {
             .map_err(io::Error::from)?;
         Ok(Trigger {
             tun,
-            scratch: vec![0; MAX_PACKET],
             held: VecDeque::new(),
             limit,
             dropped: 0,
@@ -69,19 +72,19 @@ impl Trigger {
     pub async fn catch(&mut self) -> io::Result<()> {
         let packet = loop {
             let mut ready = self.tun.readable().await?;
-            let scratch = &mut self.scratch;
-            match ready
-                .try_io(|fd| nix::unistd::read(fd.get_ref(), scratch).map_err(io::Error::from))
-            {
-                Ok(Ok(n)) => {
-                    let packet = &self.scratch[..n];
+            let read = ready.try_io(|fd| {
+                SCRATCH.with_borrow_mut(|scratch| {
+                    let n = nix::unistd::read(fd.get_ref(), scratch).map_err(io::Error::from)?;
+                    let packet = &scratch[..n];
                     // The kernel also sends the tun its own packets (IPv6
                     // router solicitations, multicast): those dial nothing.
                     let ours = ipv4_destination(packet).is_some_and(is_routed);
-                    if ours {
-                        break packet.to_vec();
-                    }
-                }
+                    Ok(ours.then(|| packet.to_vec()))
+                })
+            });
+            match read {
+                Ok(Ok(Some(packet))) => break packet,
+                Ok(Ok(None)) => {}
                 Ok(Err(e)) => return Err(e),
                 Err(_would_block) => continue,
             }
