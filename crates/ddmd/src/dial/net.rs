@@ -26,6 +26,8 @@ pub struct LinkStats {
 #[derive(Clone)]
 pub struct Net {
     handle: Handle,
+    /// Strict checking on (see `connect`): for address dumps.
+    addresses: Handle,
 }
 
 fn to_io(e: rtnetlink::Error) -> io::Error {
@@ -50,9 +52,22 @@ fn is_errno(e: &io::Error, errno: i32) -> bool {
 impl Net {
     /// Opens the connection; its task runs on the current runtime.
     pub fn connect() -> io::Result<Net> {
+        use netlink_sys::AsyncSocket;
         let (connection, handle, _) = rtnetlink::new_connection()?;
         tokio::spawn(connection);
-        Ok(Net { handle })
+        // A second socket, with strict checking: the kernel then honours
+        // an address dump's filters (one link, IPv4). Without it each such
+        // dump carries every address of every link, and a router of
+        // thousands of interfaces spends its time reading them. (Strict
+        // checking would also make route dumps filter on fields that
+        // `gateway_through` leaves at their defaults: not on that socket.)
+        let (mut connection, addresses, _) = rtnetlink::new_connection()?;
+        connection
+            .socket_mut()
+            .socket_mut()
+            .set_netlink_get_strict_chk(true)?;
+        tokio::spawn(connection);
+        Ok(Net { handle, addresses })
     }
 
     async fn link(&self, name: &str) -> io::Result<Option<LinkMessage>> {
@@ -95,12 +110,11 @@ impl Net {
     /// The link's first IPv4 address, if it has one.
     pub async fn ipv4_address(&self, index: u32) -> io::Result<Option<Ipv4Addr>> {
         use netlink_packet_route::address::AddressAttribute;
-        let mut addresses = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .execute();
+        let mut request = self.addresses.address().get().set_link_index_filter(index);
+        // Filters the kernel applies (strict checking, see `connect`).
+        request.message_mut().header.index = index;
+        request.message_mut().header.family = netlink_packet_route::AddressFamily::Inet;
+        let mut addresses = request.execute();
         while let Some(message) = addresses.try_next().await.map_err(to_io)? {
             let found = message.attributes.iter().find_map(|a| match a {
                 AddressAttribute::Local(IpAddr::V4(v4))
