@@ -8,7 +8,7 @@
 use crate::links::LinkState;
 use ddm_proto::message::Interface;
 use ddm_proto::model::{interface_type, ConnectionState};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// One committed change of an interface's connected-ness.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,11 @@ impl LinkFilter {
 #[derive(Debug)]
 pub struct InterfaceTable {
     by_index: BTreeMap<u32, Entry>,
+    /// Link index by handle, and by name: a router of thousands of links
+    /// finds one, or a page of them in handle order, without a pass over
+    /// them all.
+    by_handle: BTreeMap<u32, u32>,
+    by_name: HashMap<String, u32>,
     next_handle: u32,
     filter: LinkFilter,
     /// During a reconciliation: the links the kernel has reported since it
@@ -76,6 +81,8 @@ impl InterfaceTable {
     pub fn new(filter: LinkFilter) -> Self {
         InterfaceTable {
             by_index: BTreeMap::new(),
+            by_handle: BTreeMap::new(),
+            by_name: HashMap::new(),
             next_handle: 1,
             filter,
             reconciling: None,
@@ -94,6 +101,12 @@ impl InterfaceTable {
         match self.by_index.get_mut(&link.index) {
             Some(entry) => {
                 let from = entry.link.state();
+                if entry.link.name != link.name {
+                    if self.by_name.get(&entry.link.name) == Some(&link.index) {
+                        self.by_name.remove(&entry.link.name);
+                    }
+                    self.by_name.insert(link.name.clone(), link.index);
+                }
                 entry.link = link;
                 let to = entry.link.state();
                 (from != to).then(|| Transition {
@@ -115,6 +128,8 @@ impl InterfaceTable {
                     last_error: 0,
                     reason: "".into(),
                 });
+                self.by_handle.insert(handle, link.index);
+                self.by_name.insert(link.name.clone(), link.index);
                 self.by_index.insert(link.index, Entry { handle, link });
                 transition
             }
@@ -127,6 +142,10 @@ impl InterfaceTable {
             seen.remove(&index);
         }
         let entry = self.by_index.remove(&index)?;
+        self.by_handle.remove(&entry.handle);
+        if self.by_name.get(&entry.link.name) == Some(&index) {
+            self.by_name.remove(&entry.link.name);
+        }
         entry.link.is_connected().then_some(Transition {
             handle: entry.handle,
             name: entry.link.name,
@@ -141,11 +160,7 @@ impl InterfaceTable {
     /// declared interface takes it (a reload declared it). Its state, and
     /// its going as a transition when it was connected.
     pub fn claim(&mut self, name: &str) -> Option<(LinkState, Option<Transition>)> {
-        let index = self
-            .by_index
-            .iter()
-            .find(|(_, e)| e.link.name == name)
-            .map(|(index, _)| *index)?;
+        let index = *self.by_name.get(name)?;
         let link = self.by_index[&index].link.clone();
         let transition = self.remove(index).map(|t| Transition {
             reason: "declared".into(),
@@ -182,25 +197,27 @@ impl InterfaceTable {
     }
 
     /// Every interface, in handle order.
+    #[cfg(test)]
     pub fn interfaces(&self) -> Vec<Interface> {
-        let mut all: Vec<Interface> = self.by_index.values().map(to_interface).collect();
-        all.sort_by_key(|i| i.handle);
-        all
+        self.after(0).collect()
+    }
+
+    /// The interfaces whose handle is above `handle`, in handle order.
+    pub fn after(&self, handle: u32) -> impl Iterator<Item = Interface> + '_ {
+        self.by_handle
+            .range(handle.saturating_add(1)..)
+            .map(|(_, index)| to_interface(&self.by_index[index]))
     }
 
     /// The handle of the interface named exactly `name`.
     pub fn handle_of(&self, name: &str) -> Option<u32> {
-        self.by_index
-            .values()
-            .find(|e| e.link.name == name)
-            .map(|e| e.handle)
+        let index = self.by_name.get(name)?;
+        Some(self.by_index[index].handle)
     }
 
     pub fn get(&self, handle: u32) -> Option<Interface> {
-        self.by_index
-            .values()
-            .find(|e| e.handle == handle)
-            .map(to_interface)
+        let index = self.by_handle.get(&handle)?;
+        Some(to_interface(&self.by_index[index]))
     }
 
     pub fn len(&self) -> usize {
@@ -257,6 +274,29 @@ mod tests {
 
     fn table() -> InterfaceTable {
         InterfaceTable::new(LinkFilter::new(&["*".into()], &["skip*".into()]))
+    }
+
+    #[test]
+    fn links_are_found_by_handle_and_name_through_renames_and_removals() {
+        let mut t = table();
+        t.update(link(7, "a", true, true));
+        t.update(link(3, "b", true, true));
+        let (a, b) = (t.handle_of("a").unwrap(), t.handle_of("b").unwrap());
+        assert_eq!(t.get(a).unwrap().name, "a");
+        // Handle order, whatever the link indexes.
+        let after: Vec<u32> = t.after(0).map(|i| i.handle).collect();
+        assert_eq!(after, vec![a, b]);
+        assert_eq!(t.after(a).map(|i| i.name).collect::<Vec<_>>(), vec!["b"]);
+        // Renamed: the new name finds it, the old one nothing.
+        t.update(link(7, "c", true, true));
+        assert_eq!(t.handle_of("c"), Some(a));
+        assert_eq!(t.handle_of("a"), None);
+        // Another link takes the old name.
+        t.update(link(9, "a", true, true));
+        assert_ne!(t.handle_of("a"), Some(a));
+        t.remove(3);
+        assert_eq!((t.get(b), t.handle_of("b")), (None, None));
+        assert_eq!(t.len(), 2);
     }
 
     #[test]

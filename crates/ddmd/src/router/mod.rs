@@ -52,6 +52,9 @@ fn not_connected_is_away(state: ConnectionState) -> ConnectionState {
 /// How often systemd hears the status line, at the most (the watchdog may
 /// need it more often).
 const STATUS_PERIOD: Duration = Duration::from_secs(1);
+/// Inputs already waiting that one turn of the loop takes after the one
+/// that woke it, before it looks at the watchdog and the timers again.
+const MORE_PER_TURN: usize = 256;
 
 /// What sessions (and the service) ask of the router.
 #[derive(Debug)]
@@ -247,29 +250,49 @@ impl Router {
                     Some(())
                 } => Woken::Scrape,
             };
-            let started = Instant::now();
-            match woken {
-                Woken::Link(event) => self.on_link(event),
-                Woken::Report(reported) => self.on_report(reported),
-                Woken::Round(round) => {
-                    let transitions = self.state.dialed.round(round);
-                    self.state.commit_all(transitions);
-                }
-                Woken::Command(command) => self.on_command(command),
-                Woken::Timer => {
-                    let transitions = self.state.dialed.tick();
-                    self.state.commit_all(transitions);
-                }
-                Woken::Systemd => self.tell_systemd(),
-                Woken::Scrape => self.publish_figures(),
+            self.turn(woken);
+            // Inputs already waiting are taken before the next select: the
+            // timers' deadline (a pass over every interface) is worked out
+            // once for them all, not once each.
+            for _ in 0..MORE_PER_TURN {
+                let more = if let Ok(event) = links.try_recv() {
+                    Woken::Link(event)
+                } else if let Some(reported) = reports.as_mut().and_then(|r| r.try_recv().ok()) {
+                    Woken::Report(reported)
+                } else if let Ok(command) = commands.try_recv() {
+                    Woken::Command(command)
+                } else {
+                    break;
+                };
+                self.turn(more);
             }
-            self.regroup();
-            self.hand_on();
-            let took = started.elapsed();
-            self.longest_turn = self.longest_turn.max(took);
-            if let Some(accounts) = &mut self.accounts {
-                accounts.turned(took);
+        }
+    }
+
+    /// One input handled, and what follows every input.
+    fn turn(&mut self, woken: Woken) {
+        let started = Instant::now();
+        match woken {
+            Woken::Link(event) => self.on_link(event),
+            Woken::Report(reported) => self.on_report(reported),
+            Woken::Round(round) => {
+                let transitions = self.state.dialed.round(round);
+                self.state.commit_all(transitions);
             }
+            Woken::Command(command) => self.on_command(command),
+            Woken::Timer => {
+                let transitions = self.state.dialed.tick();
+                self.state.commit_all(transitions);
+            }
+            Woken::Systemd => self.tell_systemd(),
+            Woken::Scrape => self.publish_figures(),
+        }
+        self.regroup();
+        self.hand_on();
+        let took = started.elapsed();
+        self.longest_turn = self.longest_turn.max(took);
+        if let Some(accounts) = &mut self.accounts {
+            accounts.turned(took);
         }
     }
 

@@ -226,10 +226,25 @@ impl State {
 
     /// Every interface, kernel links and declared ones, in handle order.
     pub fn interfaces(&self) -> Vec<Interface> {
-        let mut all = self.table.interfaces();
-        all.extend(self.dialed.interfaces());
-        all.sort_by_key(|i| i.handle);
-        all
+        self.interfaces_after(0).collect()
+    }
+
+    /// The interfaces, kernel links and declared ones, whose handle is
+    /// above `handle`, in handle order: made one at a time, so a page of
+    /// a long list costs the page.
+    pub fn interfaces_after(&self, handle: u32) -> impl Iterator<Item = Interface> + '_ {
+        let mut links = self.table.after(handle).peekable();
+        let mut declared = self.dialed.after(handle).peekable();
+        std::iter::from_fn(move || match (links.peek(), declared.peek()) {
+            (Some(l), Some(d)) if d.handle < l.handle => declared.next(),
+            (Some(_), _) => links.next(),
+            (None, _) => declared.next(),
+        })
+    }
+
+    /// How many interfaces there are.
+    pub fn interface_count(&self) -> usize {
+        self.table.len() + self.dialed.declared_count()
     }
 
     pub fn interface(&self, handle: u32) -> Option<Interface> {

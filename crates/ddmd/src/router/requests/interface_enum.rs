@@ -24,27 +24,23 @@ impl Handler for InterfaceEnum {
         if self.level != 0 {
             return WinError::ERROR_NOT_SUPPORTED.into();
         }
-        let all = state.interfaces();
-        let total_entries = all.len() as u32;
-        let remaining: Vec<Interface> = all
-            .into_iter()
-            .filter(|i| i.handle > self.resume_handle)
-            .collect();
+        let total_entries = state.interface_count() as u32;
+        let mut remaining = state.interfaces_after(self.resume_handle).peekable();
         let wanted = match self.max_entries {
             0 => usize::MAX,
             n => n as usize,
         };
         let mut budget = state.limits.max_frame_bytes - REPLY_OVERHEAD;
-        let mut page = Vec::new();
-        for interface in &remaining {
+        let mut page: Vec<Interface> = Vec::new();
+        while let Some(interface) = remaining.peek() {
             let size = interface.encoded_len() + 4;
             if page.len() == wanted || (size > budget && !page.is_empty()) {
                 break;
             }
             budget = budget.saturating_sub(size);
-            page.push(interface.clone());
+            page.extend(remaining.next());
         }
-        let more = page.len() < remaining.len();
+        let more = remaining.peek().is_some();
         let list = InterfaceList {
             resume_handle: if more {
                 page.last().map_or(self.resume_handle, |i| i.handle)
