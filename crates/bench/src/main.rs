@@ -40,6 +40,11 @@ struct Args {
     /// Run only these workloads (repeatable), e.g. for profiling one.
     #[arg(long, value_enum, value_name = "WORKLOAD")]
     only: Vec<Workload>,
+    /// Run every workload this many times; each row is the run with its
+    /// median p50 (with the spread over the runs) and each target is
+    /// judged on the runs together. Default: 3, or 1 with --quick.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=99))]
+    runs: Option<u32>,
     #[command(subcommand)]
     soak: Option<Soak>,
 }
@@ -72,6 +77,7 @@ enum Workload {
     Remote,
     Metrics,
     Health,
+    Scale,
 }
 
 /// How much of each workload to run.
@@ -100,6 +106,8 @@ struct Plan {
     health_cost_time: Duration,
     health_rounds: usize,
     health_flips: usize,
+    scale_sizes: &'static [usize],
+    scale_demand: usize,
 }
 
 const QUICK: Plan = Plan {
@@ -127,6 +135,8 @@ const QUICK: Plan = Plan {
     health_cost_time: Duration::from_secs(3),
     health_rounds: 1,
     health_flips: 20,
+    scale_sizes: &[200, 500],
+    scale_demand: 200,
 };
 
 const FULL: Plan = Plan {
@@ -154,6 +164,8 @@ const FULL: Plan = Plan {
     health_cost_time: Duration::from_secs(10),
     health_rounds: 4,
     health_flips: 50,
+    scale_sizes: &[1000, 2000, 5000],
+    scale_demand: 1000,
 };
 
 fn main() -> ExitCode {
@@ -209,7 +221,34 @@ fn main() -> ExitCode {
         if args.quick { " --quick" } else { "" }
     );
 
+    let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 });
     let started = Instant::now();
+    let reports: Vec<report::Report> = (1..=runs)
+        .map(|run| {
+            if runs > 1 {
+                eprintln!("run {run} of {runs}");
+            }
+            run_once(&args, plan, started)
+        })
+        .collect();
+    let report = if runs > 1 {
+        report::Report::combine(reports)
+    } else {
+        reports.into_iter().next().unwrap_or_default()
+    };
+    report.print();
+    if let Some(path) = args.json {
+        let json = report.to_json(&machine, args.quick);
+        if let Err(e) = std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()) {
+            eprintln!("cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Every workload wanted, once.
+fn run_once(args: &Args, plan: &Plan, started: Instant) -> report::Report {
     let lab = lab::Lab::new();
     let mut report = report::Report::default();
     let step = |name: &str| eprintln!("[{:>5.1}s] {name}", started.elapsed().as_secs_f64());
@@ -281,17 +320,12 @@ fn main() -> ExitCode {
             &mut report,
         );
     }
-    step("done");
-
-    report.print();
-    if let Some(path) = args.json {
-        let json = report.to_json(&machine, args.quick);
-        if let Err(e) = std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()) {
-            eprintln!("cannot write {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
+    if wanted(Workload::Scale) {
+        step("scale");
+        workloads::scale::run(plan.scale_sizes, plan.scale_demand, &mut report);
     }
-    ExitCode::SUCCESS
+    step("done");
+    report
 }
 
 /// Cores, processor and kernel, for the record.

@@ -60,7 +60,7 @@ pub fn run(lab: &Lab, sizes: &[usize], flips: usize, report: &mut Report) {
                 p50(Mechanism::DBus),
                 p50(Mechanism::DdmEvent),
             ) {
-                report.target(
+                report.target_every_run(
                     "fan-out to 1,000: last client woken within 0.8x of the kernel's own multicast",
                     format!("{:.2}x the kernel's", ddm / kernel),
                     ddm <= 0.8 * kernel,

@@ -10,6 +10,7 @@ pub mod memory;
 pub mod metrics;
 pub mod registration;
 pub mod remote;
+pub mod scale;
 
 use std::time::Duration;
 
