@@ -261,25 +261,37 @@ impl Supervisor {
 
     async fn run(mut self, mut orders: mpsc::UnboundedReceiver<Order>) {
         loop {
-            match self.next(&mut orders).await {
-                Wake::Order(Some(Order::Stop(done))) => {
-                    self.stop().await;
-                    let _ = done.send(());
-                    return;
-                }
-                Wake::Order(None) => {
-                    self.stop().await;
-                    return;
-                }
-                Wake::Order(Some(order)) => self.on_order(order).await,
-                Wake::Turn(turn) => self.on_turn(turn).await,
-                Wake::Packet(caught) => self.on_packet(caught).await,
-                Wake::Exited(status) => self.on_exit(status).await,
-                Wake::Timeout => self.fail(WinError::ERROR_NO_ANSWER).await,
-                Wake::Poll => self.poll_handshake().await,
-                Wake::IdleCheck => self.check_idle().await,
+            let wake = self.next(&mut orders).await;
+            // Boxed: the task of an idle supervisor (thousands of them)
+            // then holds only what waits, not room for the largest thing
+            // it ever does.
+            if !Box::pin(self.handle(wake)).await {
+                return;
             }
         }
+    }
+
+    /// Acts on what woke it; false when the supervisor ends.
+    async fn handle(&mut self, wake: Wake) -> bool {
+        match wake {
+            Wake::Order(Some(Order::Stop(done))) => {
+                self.stop().await;
+                let _ = done.send(());
+                return false;
+            }
+            Wake::Order(None) => {
+                self.stop().await;
+                return false;
+            }
+            Wake::Order(Some(order)) => self.on_order(order).await,
+            Wake::Turn(turn) => self.on_turn(turn).await,
+            Wake::Packet(caught) => self.on_packet(caught).await,
+            Wake::Exited(status) => self.on_exit(status).await,
+            Wake::Timeout => self.fail(WinError::ERROR_NO_ANSWER).await,
+            Wake::Poll => self.poll_handshake().await,
+            Wake::IdleCheck => self.check_idle().await,
+        }
+        true
     }
 
     async fn next(&mut self, orders: &mut mpsc::UnboundedReceiver<Order>) -> Wake {
