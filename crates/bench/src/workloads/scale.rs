@@ -22,6 +22,7 @@ use crate::lab::{Netns, Process};
 use crate::report::Report;
 use crate::stats::Summary;
 use mprapi::ConnectionState;
+use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -97,7 +98,11 @@ pub fn run(sizes: &[usize], demand: usize, report: &mut Report) {
             let within = |d: Duration, limit: Duration| d <= limit;
             report.target(
                 format!("{n} persistent interfaces all CONNECTED within 10 s of the start"),
-                format!("{:.1} s", figures.connected.as_secs_f64()),
+                format!(
+                    "{:.1} s (the links made by hand: {:.1} s)",
+                    figures.connected.as_secs_f64(),
+                    figures.made_by_hand.as_secs_f64()
+                ),
                 within(figures.connected, Duration::from_secs(10)),
             );
             report.target(
@@ -173,7 +178,9 @@ struct Figures {
     clean_stop: Duration,
     /// Links still there once a clean stop has ended the service.
     left_up: usize,
-    /// The same links deleted by hand (the kernel's floor for a stop).
+    /// The same links made by hand (the floor for a start).
+    made_by_hand: Duration,
+    /// The same links deleted by hand (the floor for a stop).
     by_hand: Duration,
 }
 
@@ -462,7 +469,7 @@ fn persistent(n: usize) -> Figures {
     let left_up = links_left(&router);
 
     watchdog.pause(true);
-    let by_hand = deletions_by_hand(&router, n);
+    let (made_by_hand, by_hand) = by_hand(&router, n);
     Figures {
         connected,
         cpu,
@@ -471,15 +478,16 @@ fn persistent(n: usize) -> Figures {
         router_stop,
         clean_stop,
         left_up,
+        made_by_hand,
         by_hand,
     }
 }
 
-/// The kernel's part of a stop: `n` such links made again, then deleted
-/// by `ip link del`, one process a link, as many at once as the service
-/// runs by default.
-fn deletions_by_hand(router: &Netns, n: usize) -> Duration {
-    // What a stop left first goes (-force: past the links already gone).
+/// The kernel's part of a start and of a stop: `n` such links made by
+/// `ip link add`, then deleted by `ip link del`, one process a link, as
+/// many at once as the service runs by default (what a stop left goes
+/// first).
+fn by_hand(router: &Netns, n: usize) -> (Duration, Duration) {
     let dels: String = (0..n).map(|i| format!("link del s{i}\n")).collect();
     let mut clear = Command::new("ip")
         .args(["-n", &router.name, "-force", "-batch", "-"])
@@ -487,36 +495,35 @@ fn deletions_by_hand(router: &Netns, n: usize) -> Duration {
         .stderr(Stdio::null())
         .spawn()
         .expect("ip");
-    use std::io::Write;
     let _ = clear
         .stdin
         .take()
         .expect("stdin")
         .write_all(dels.as_bytes());
     let _ = clear.wait();
-    let adds: String = (0..n)
-        .map(|i| format!("link add s{i} up type ifb\n"))
-        .collect();
-    router.ip_batch(&adds);
+    let made = timed_xargs(router, n, &["link", "add", "{}", "up", "type", "ifb"]);
+    let deleted = timed_xargs(router, n, &["link", "del", "{}"]);
+    (made, deleted)
+}
+
+/// `ip -n <router> ARGS` for s0 .. s(n-1) in place of `{}`, as many at
+/// once as the service runs commands; how long they all took.
+fn timed_xargs(router: &Netns, n: usize, args: &[&str]) -> Duration {
     let names: String = (0..n).map(|i| format!("s{i}\n")).collect();
+    let at_once = ddmd::core::limits::Limits::default().max_dials_at_once;
     let started = Instant::now();
     let mut xargs = Command::new("xargs")
-        .args([
-            "-P",
-            &ddmd::core::limits::Limits::default()
-                .max_dials_at_once
-                .to_string(),
-        ])
-        .args(["-I{}", "ip", "-n", &router.name, "link", "del", "{}"])
+        .args(["-P", &at_once.to_string(), "-I{}", "ip", "-n", &router.name])
+        .args(args)
         .stdin(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("xargs");
-    xargs
+    let _ = xargs
         .stdin
         .take()
         .expect("stdin")
-        .write_all(names.as_bytes())
-        .expect("names");
+        .write_all(names.as_bytes());
     let _ = xargs.wait();
     started.elapsed()
 }
