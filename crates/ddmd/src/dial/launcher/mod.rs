@@ -346,6 +346,37 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
+    async fn many_starts_at_once_each_get_their_start_and_their_end() {
+        let launcher = launcher();
+        let started = (0..200).map(|n| {
+            let launcher = launcher.clone();
+            async move {
+                // Some end before their start can be told; some never run.
+                let argv: Vec<String> = match n % 10 {
+                    0 => vec!["/nonexistent/ddm-test".into()],
+                    _ => vec!["sh".into(), "-c".into(), format!("exit {}", n % 7)],
+                };
+                match launcher.start(&argv, &[]).await {
+                    Ok(mut child) => Some(child.wait().await.unwrap().code() == Some(n % 7)),
+                    Err(e) => {
+                        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+                        assert_eq!(n % 10, 0);
+                        None
+                    }
+                }
+            }
+        });
+        let outcomes = tokio::time::timeout(
+            Duration::from_secs(30),
+            futures_util::future::join_all(started),
+        )
+        .await
+        .expect("every start and end told");
+        assert_eq!(outcomes.iter().filter(|o| o.is_none()).count(), 20);
+        assert!(outcomes.iter().flatten().all(|right_code| *right_code));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
     async fn a_missing_program_is_not_found() {
         let launcher = launcher();
         let error = launcher

@@ -4,8 +4,10 @@
 //! descriptor table of the process that forks; the launcher's stay small,
 //! so starting a command costs the same whatever the service's size.
 //!
-//! It has one thread and blocks: it waits for a request or a child's end
-//! (SIGCHLD through a signalfd), and answers. Each child gets
+//! It has one thread and blocks: it waits for a request, a child's exec
+//! (the close of a pipe the exec closes) or a child's end (SIGCHLD through
+//! a signalfd), and answers. It does not wait for one exec before the next
+//! fork: a start of thousands of commands keeps both CPUs busy. Each child gets
 //! PR_SET_PDEATHSIG(SIGTERM) and the launcher PR_SET_PDEATHSIG(SIGKILL):
 //! if the service dies, even by SIGKILL, the launcher dies with it and the
 //! commands with the launcher. A child's stdin is /dev/null, its stdout
@@ -55,7 +57,23 @@ pub fn serve(socket: OwnedFd, service: libc::pid_t) -> ! {
 struct Launcher {
     socket: OwnedFd,
     children: OwnedFd,
+    /// Children told the service about, not yet reaped.
     live: HashSet<libc::pid_t>,
+    /// Children forked whose exec has not yet said how it went.
+    execing: Vec<Execing>,
+}
+
+/// A child between its fork and the end of its exec.
+struct Execing {
+    id: u64,
+    pid: libc::pid_t,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    /// Closed by a successful exec; the errno of a failed one.
+    status: OwnedFd,
+    /// Reaped already (a program that ended at once): its wait status,
+    /// told right after its start.
+    ended: Option<i32>,
 }
 
 impl Launcher {
@@ -77,30 +95,37 @@ impl Launcher {
             socket,
             children,
             live: HashSet::new(),
+            execing: Vec::new(),
         })
     }
 
     fn run(&mut self) {
         let mut buffer = vec![0u8; MAX_MESSAGE];
         loop {
-            let mut polls = [
-                libc::pollfd {
-                    fd: self.socket.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: self.children.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: two valid pollfds for the duration of the call.
-            if unsafe { libc::poll(polls.as_mut_ptr(), 2, -1) } < 0 {
+            let watch = |fd: RawFd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let mut polls: Vec<libc::pollfd> = [self.socket.as_raw_fd(), self.children.as_raw_fd()]
+                .into_iter()
+                .chain(self.execing.iter().map(|e| e.status.as_raw_fd()))
+                .map(watch)
+                .collect();
+            // SAFETY: valid pollfds, as many as given, for the call.
+            if unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, -1) } < 0 {
                 continue;
             }
             if polls[1].revents != 0 {
                 self.reap();
+            }
+            let done: Vec<RawFd> = polls[2..]
+                .iter()
+                .filter(|p| p.revents != 0)
+                .map(|p| p.fd)
+                .collect();
+            for fd in done {
+                self.execed(fd);
             }
             if polls[0].revents != 0 {
                 // SAFETY: a buffer of the given length, live for the call.
@@ -154,6 +179,8 @@ impl Launcher {
             }
             if self.live.remove(&pid) {
                 self.tell(Tell::Exited { pid, status }, &[]);
+            } else if let Some(execing) = self.execing.iter_mut().find(|e| e.pid == pid) {
+                execing.ended = Some(status);
             }
         }
     }
@@ -174,24 +201,96 @@ impl Launcher {
 
     fn start(&mut self, id: u64, argv: &[Vec<u8>], env: &[(Vec<u8>, Vec<u8>)]) {
         match launch(argv, env) {
-            Ok((pid, stdout, stderr)) => {
-                self.live.insert(pid);
-                self.tell(
-                    Tell::Started { id, pid },
-                    &[stdout.as_raw_fd(), stderr.as_raw_fd()],
-                );
-            }
+            Ok(Forked {
+                pid,
+                stdout,
+                stderr,
+                status,
+            }) => self.execing.push(Execing {
+                id,
+                pid,
+                stdout,
+                stderr,
+                status,
+                ended: None,
+            }),
             Err(errno) => self.tell(Tell::Failed { id, errno }, &[]),
+        }
+    }
+
+    /// The exec of the child whose status pipe is `fd` is over: the start
+    /// told, or its failure.
+    fn execed(&mut self, fd: RawFd) {
+        let Some(at) = self.execing.iter().position(|e| e.status.as_raw_fd() == fd) else {
+            return;
+        };
+        let execing = self.execing.swap_remove(at);
+        let mut errno = [0u8; 4];
+        let mut read = 0;
+        while read < errno.len() {
+            // SAFETY: a buffer of the given length, live for the call.
+            let n = unsafe {
+                libc::read(
+                    execing.status.as_raw_fd(),
+                    errno[read..].as_mut_ptr().cast(),
+                    errno.len() - read,
+                )
+            };
+            if n > 0 {
+                read += n as usize;
+            } else if n == 0 || nix::errno::Errno::last() != nix::errno::Errno::EINTR {
+                break;
+            }
+        }
+        let Execing {
+            id,
+            pid,
+            stdout,
+            stderr,
+            ended,
+            ..
+        } = execing;
+        if read == errno.len() {
+            if ended.is_none() {
+                let mut status = 0;
+                // SAFETY: reaps the child that failed to exec.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+            }
+            self.tell(
+                Tell::Failed {
+                    id,
+                    errno: i32::from_ne_bytes(errno),
+                },
+                &[],
+            );
+            return;
+        }
+        self.tell(
+            Tell::Started { id, pid },
+            &[stdout.as_raw_fd(), stderr.as_raw_fd()],
+        );
+        match ended {
+            Some(status) => self.tell(Tell::Exited { pid, status }, &[]),
+            None => {
+                self.live.insert(pid);
+            }
         }
     }
 }
 
-/// Forks and execs `argv` with `env` added; the child's pid and the read
-/// ends of its stdout and stderr, or the errno of the failure.
-fn launch(
-    argv: &[Vec<u8>],
-    env: &[(Vec<u8>, Vec<u8>)],
-) -> Result<(libc::pid_t, OwnedFd, OwnedFd), i32> {
+/// A child forked, its exec under way.
+struct Forked {
+    pid: libc::pid_t,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    /// Closed by the exec (O_CLOEXEC), or the errno that kept it from
+    /// running.
+    status: OwnedFd,
+}
+
+/// Forks a child that execs `argv` with `env` added, or the errno of the
+/// failure to fork.
+fn launch(argv: &[Vec<u8>], env: &[(Vec<u8>, Vec<u8>)]) -> Result<Forked, i32> {
     let cstring = |bytes: &[u8]| CString::new(bytes).map_err(|_| libc::EINVAL);
     let args: Vec<CString> = argv.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
     if args.is_empty() {
@@ -271,30 +370,10 @@ fn launch(
         }
     }
     drop((out_write, err_write, status_write, null));
-    // The exec closes the status pipe (O_CLOEXEC): nothing read means the
-    // program runs; four bytes are the errno that kept it from running.
-    let mut errno = [0u8; 4];
-    let mut read = 0;
-    while read < errno.len() {
-        // SAFETY: a buffer of the given length, live for the call.
-        let n = unsafe {
-            libc::read(
-                status_read.as_raw_fd(),
-                errno[read..].as_mut_ptr().cast(),
-                errno.len() - read,
-            )
-        };
-        if n > 0 {
-            read += n as usize;
-        } else if n == 0 || nix::errno::Errno::last() != nix::errno::Errno::EINTR {
-            break;
-        }
-    }
-    if read == errno.len() {
-        let mut status = 0;
-        // SAFETY: reaps the child that failed to exec.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
-        return Err(i32::from_ne_bytes(errno));
-    }
-    Ok((pid, out_read, err_read))
+    Ok(Forked {
+        pid,
+        stdout: out_read,
+        stderr: err_read,
+        status: status_read,
+    })
 }
