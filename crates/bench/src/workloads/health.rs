@@ -195,11 +195,15 @@ fn detection_and_failover(trials: usize, report: &mut Report) {
         let limit = (bound + Duration::from_millis(TIMEOUT_MS + 100)).as_secs_f64() * 1e6;
         report.target(
             format!(
-                "detection p99 within interval*down_after + timeout_ms + 100 ms ({:.0} ms), {} trials",
+                "detection p99 within interval*down_after + timeout_ms + 100 ms ({:.0} ms), every trial",
                 limit / 1e3,
-                detections.len()
             ),
-            format!("p50 {:.0} ms, p99 {:.0} ms", d.p50 / 1e3, d.p99 / 1e3),
+            format!(
+                "{} of {trials} trials, p50 {:.0} ms, p99 {:.0} ms",
+                detections.len(),
+                d.p50 / 1e3,
+                d.p99 / 1e3
+            ),
             d.p99 <= limit && detections.len() == trials,
         );
         let worst = detections
