@@ -489,18 +489,10 @@ fn persistent(n: usize) -> Figures {
 /// first).
 fn by_hand(router: &Netns, n: usize) -> (Duration, Duration) {
     let dels: String = (0..n).map(|i| format!("link del s{i}\n")).collect();
-    let mut clear = Command::new("ip")
-        .args(["-n", &router.name, "-force", "-batch", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ip");
-    let _ = clear
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(dels.as_bytes());
-    let _ = clear.wait();
+    fed(
+        Command::new("ip").args(["-n", &router.name, "-force", "-batch", "-"]),
+        &dels,
+    );
     let made = timed_xargs(router, n, &["link", "add", "{}", "up", "type", "ifb"]);
     let deleted = timed_xargs(router, n, &["link", "del", "{}"]);
     (made, deleted)
@@ -512,20 +504,29 @@ fn timed_xargs(router: &Netns, n: usize, args: &[&str]) -> Duration {
     let names: String = (0..n).map(|i| format!("s{i}\n")).collect();
     let at_once = ddmd::core::limits::Limits::default().max_dials_at_once;
     let started = Instant::now();
-    let mut xargs = Command::new("xargs")
-        .args(["-P", &at_once.to_string(), "-I{}", "ip", "-n", &router.name])
-        .args(args)
+    fed(
+        Command::new("xargs")
+            .args(["-P", &at_once.to_string(), "-I{}", "ip", "-n", &router.name])
+            .args(args),
+        &names,
+    );
+    started.elapsed()
+}
+
+/// Runs `command` with `input` on its stdin (its errors unread: a link
+/// already gone is no failure here), to its end.
+fn fed(command: &mut Command, input: &str) {
+    let mut child = command
         .stdin(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("xargs");
-    let _ = xargs
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let _ = child
         .stdin
         .take()
         .expect("stdin")
-        .write_all(names.as_bytes());
-    let _ = xargs.wait();
-    started.elapsed()
+        .write_all(input.as_bytes());
+    let _ = child.wait();
 }
 
 /// CPU time (user + system) of process `pid`.

@@ -94,8 +94,9 @@ mod tests {
     use std::io::IoSlice;
     use std::os::fd::AsRawFd;
 
-    #[test]
-    fn bytes_and_every_descriptor_arrive() {
+    /// `bytes` with `fds` attached, sent over a new socket pair and
+    /// received: the bytes, the descriptors and whether any was cut.
+    fn sent_and_received(bytes: &[u8], fds: &[RawFd]) -> (Vec<u8>, usize, bool) {
         let (a, b) = socketpair(
             AddressFamily::Unix,
             SockType::Stream,
@@ -103,48 +104,38 @@ mod tests {
             SockFlag::empty(),
         )
         .unwrap();
-        let pipes: Vec<(OwnedFd, OwnedFd)> =
-            (0..10).map(|_| nix::unistd::pipe().unwrap()).collect();
-        let raw: Vec<RawFd> = pipes.iter().map(|(r, _)| r.as_raw_fd()).collect();
         sendmsg::<()>(
             a.as_raw_fd(),
-            &[IoSlice::new(b"hello")],
-            &[ControlMessage::ScmRights(&raw)],
+            &[IoSlice::new(bytes)],
+            &[ControlMessage::ScmRights(fds)],
             MsgFlags::empty(),
             None,
         )
         .unwrap();
         let mut buffer = [0u8; 16];
-        let mut fds = VecDeque::new();
-        let got = receive(b.as_raw_fd(), &mut buffer, &mut fds).unwrap();
-        assert_eq!(&buffer[..got.bytes], b"hello");
-        assert!(!got.truncated);
-        assert_eq!(fds.len(), 10);
+        let mut received = VecDeque::new();
+        let got = receive(b.as_raw_fd(), &mut buffer, &mut received).unwrap();
+        (buffer[..got.bytes].to_vec(), received.len(), got.truncated)
+    }
+
+    #[test]
+    fn bytes_and_every_descriptor_arrive() {
+        let pipes: Vec<(OwnedFd, OwnedFd)> =
+            (0..10).map(|_| nix::unistd::pipe().unwrap()).collect();
+        let raw: Vec<RawFd> = pipes.iter().map(|(r, _)| r.as_raw_fd()).collect();
+        assert_eq!(
+            sent_and_received(b"hello", &raw),
+            (b"hello".to_vec(), 10, false)
+        );
     }
 
     #[test]
     fn the_most_descriptors_one_message_carries_fit() {
-        let (a, b) = socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::empty(),
-        )
-        .unwrap();
         let (read, _write) = nix::unistd::pipe().unwrap();
         let raw = vec![read.as_raw_fd(); SCM_MAX_FD];
-        sendmsg::<()>(
-            a.as_raw_fd(),
-            &[IoSlice::new(b"x")],
-            &[ControlMessage::ScmRights(&raw)],
-            MsgFlags::empty(),
-            None,
-        )
-        .unwrap();
-        let mut buffer = [0u8; 1];
-        let mut fds = VecDeque::new();
-        let got = receive(b.as_raw_fd(), &mut buffer, &mut fds).unwrap();
-        assert!(!got.truncated);
-        assert_eq!(fds.len(), SCM_MAX_FD);
+        assert_eq!(
+            sent_and_received(b"x", &raw),
+            (b"x".to_vec(), SCM_MAX_FD, false)
+        );
     }
 }
