@@ -347,11 +347,14 @@ mod tests {
             "[limits]\nmax_frame_bytes = 9223372036854775807",
             "[links]\nreceive_buffer_bytes = 2000000000",
             "[metrics]\nmax_connections = 0",
+            "[limits]\nsession_spin_us = 1001",
+            "[limits]\nmax_dials_at_once = 0",
         ] {
             let error = Config::parse(text).unwrap_err();
             assert!(error.contains(" to "), "{text}: {error}");
         }
         assert!(Config::parse("[journal]\nqueue = 262144").is_ok());
+        assert!(Config::parse("[limits]\nsession_spin_us = 0\nmax_dials_at_once = 1").is_ok());
     }
 
     #[test]

@@ -1117,3 +1117,49 @@ fn reload_storm(mut lab: crate::support::Lab, connect: &str, disconnect: &str) {
         },
     );
 }
+
+#[test]
+fn dials_past_max_dials_at_once_wait_their_turn_in_order() {
+    // Two interfaces whose connect takes a second; one attempt at a time.
+    let mut lab = ddm_lab::Lab::new();
+    let mut config = String::from("[limits]\nmax_dials_at_once = 1\n\n");
+    for n in 0..2 {
+        lab.add_link(&format!("t{n}"));
+        config += &format!(
+            "[[interface]]\nname = \"turn{n}\"\nlink = \"t{n}\"\n\
+             connect = [\"sh\", \"-c\", \"sleep 1; ip link set t{n} up\"]\n\
+             disconnect = [\"ip\", \"link\", \"set\", \"t{n}\", \"down\"]\n\
+             dial = \"manual\"\nconnect_timeout_secs = 10\n\n"
+        );
+    }
+    std::fs::write(lab.service.config_path(), config).unwrap();
+    lab.service.restart_with_config();
+    let server = lab.service.connect();
+    let handles: Vec<u32> = (0..2)
+        .map(|n| handle(&server, &format!("turn{n}")))
+        .collect();
+    for &h in &handles {
+        assert_eq!(server.interface_connect(h), Ok(Connect::Pending));
+    }
+    // When each became CONNECTED.
+    let mut connected = [None, None];
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while connected.iter().any(Option::is_none) {
+        assert!(std::time::Instant::now() < deadline, "{connected:?}");
+        for (at, &h) in connected.iter_mut().zip(&handles) {
+            if at.is_none() && server.interface(h).unwrap().state == Connected {
+                *at = Some(std::time::Instant::now());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let [Some(first), Some(second)] = connected else {
+        unreachable!()
+    };
+    // The second's command started only when the first was connected.
+    assert!(
+        second >= first + Duration::from_millis(900),
+        "turn1 connected {:?} after turn0",
+        second.saturating_duration_since(first)
+    );
+}
