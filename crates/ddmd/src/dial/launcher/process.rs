@@ -12,8 +12,8 @@
 //! if the service dies, even by SIGKILL, the launcher dies with it and the
 //! commands with the launcher. A child's stdin is /dev/null, its stdout
 //! and stderr pipes whose read ends go to the service; it has the
-//! launcher's environment (the service's, as it started) and the
-//! variables asked for, and the default action for every signal, as
+//! launcher's environment (the service's, as it started, without systemd's
+//! LISTEN_ variables) and the variables asked for, and the default action for every signal, as
 //! std::process gives a child.
 
 use super::wire::{Ask, Tell, MAX_MESSAGE};
@@ -298,8 +298,11 @@ fn launch(argv: &[Vec<u8>], env: &[(Vec<u8>, Vec<u8>)]) -> Result<Forked, i32> {
     }
     let mut environment: Vec<CString> = std::env::vars_os()
         .filter(|(key, _)| {
-            !env.iter()
-                .any(|(k, _)| k.as_slice() == key.as_encoded_bytes())
+            let key = key.as_encoded_bytes();
+            // The sockets systemd passed are the service's, not a
+            // command's (the launcher was forked before the service took
+            // them).
+            !key.starts_with(b"LISTEN_") && !env.iter().any(|(k, _)| k.as_slice() == key)
         })
         .map(|(key, value)| {
             let mut entry = key.into_encoded_bytes();
