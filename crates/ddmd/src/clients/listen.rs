@@ -118,6 +118,21 @@ impl LocalEndpoint {
         &self.path
     }
 
+    /// The next connection, non-blocking.
+    async fn accept(&self) -> std::io::Result<UnixStream> {
+        loop {
+            let mut ready = self.listener.readable().await?;
+            match ready.try_io(|listener| listener.get_ref().accept()) {
+                Ok(accepted) => {
+                    let (stream, _) = accepted?;
+                    stream.set_nonblocking(true)?;
+                    return Ok(stream);
+                }
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
     /// Accepts connections until dropped, one task a session, each tracked
     /// by `sessions`.
     pub async fn serve(&self, context: &Arc<SessionContext>, sessions: &TaskTracker) {
@@ -165,23 +180,6 @@ impl LocalEndpoint {
                     }
                     refuse_busy(&stream);
                 }
-            }
-        }
-    }
-}
-
-impl LocalEndpoint {
-    /// The next connection, non-blocking.
-    async fn accept(&self) -> std::io::Result<UnixStream> {
-        loop {
-            let mut ready = self.listener.readable().await?;
-            match ready.try_io(|listener| listener.get_ref().accept()) {
-                Ok(accepted) => {
-                    let (stream, _) = accepted?;
-                    stream.set_nonblocking(true)?;
-                    return Ok(stream);
-                }
-                Err(_would_block) => continue,
             }
         }
     }

@@ -31,7 +31,6 @@ use wire::{Ask, Tell, MAX_MESSAGE};
 /// The launcher, forked; not yet attached to a runtime.
 pub struct Forked {
     socket: OwnedFd,
-    pid: libc::pid_t,
 }
 
 impl Forked {
@@ -56,7 +55,7 @@ impl Forked {
                 drop(ours);
                 process::serve(theirs, service)
             }
-            pid => Ok(Forked { socket: ours, pid }),
+            _ => Ok(Forked { socket: ours }),
         }
     }
 
@@ -77,7 +76,6 @@ impl Forked {
             asks,
             next_id: AtomicU64::new(1),
             waiting: Mutex::default(),
-            pid: self.pid,
         });
         tokio::spawn(write_asks(socket.clone(), queue));
         tokio::spawn(read_tells(socket, shared.clone()));
@@ -93,7 +91,6 @@ struct Shared {
     asks: mpsc::UnboundedSender<Vec<u8>>,
     next_id: AtomicU64,
     waiting: Mutex<Waiting>,
-    pid: libc::pid_t,
 }
 
 #[derive(Default)]
@@ -146,11 +143,6 @@ impl Launcher {
 
     fn signal(&self, pid: i32, signal: i32) {
         let _ = self.0.asks.send(Ask::Signal { pid, signal }.encode());
-    }
-
-    /// The launcher's pid (for tests).
-    pub fn pid(&self) -> libc::pid_t {
-        self.0.pid
     }
 }
 
