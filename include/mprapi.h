@@ -211,7 +211,10 @@ typedef struct _MPR_SERVER_0 {
 
 /* ---- router administration calls ------------------------------------- */
 
-/* NULL or L"" is the local service; a remote name gives ERROR_NOT_SUPPORTED. */
+/* NULL or L"" is the local service; another name (host or host:port) is a
+ * remote router, over TLS 1.3 with the client certificate that
+ * $DDM_CLIENT_CONFIG, ~/.config/ddm/client.toml or /etc/ddm/client.toml
+ * names. */
 DWORD APIENTRY MprAdminServerConnect(LPWSTR lpwsServerName, MPR_SERVER_HANDLE *phMprServer);
 VOID APIENTRY MprAdminServerDisconnect(MPR_SERVER_HANDLE hMprServer);
 BOOL APIENTRY MprAdminIsServiceRunning(LPWSTR lpwsServerName);
@@ -251,19 +254,39 @@ DWORD APIENTRY MprAdminGetErrorString(DWORD dwError, LPWSTR *lplpwsErrorString);
 
 /* ---- event objects (synchapi.h, handleapi.h, errhandlingapi.h) -------- */
 
+/* The library exports these Win32 calls under ddm_ names, and the Windows
+ * names below are macros for them: a program, or another library, that
+ * has its own Sleep or CloseHandle (Wine's, a test framework's) links and
+ * runs beside libmprapi without a clash. A file that defines a function
+ * of one of these names itself defines DDM_NO_WIN32_NAMES before including
+ * this header and calls the ddm_ names. */
 /* Unnamed events only: a name gives NULL and ERROR_NOT_SUPPORTED. */
-HANDLE WINAPI CreateEventW(LPSECURITY_ATTRIBUTES lpEventAttributes, BOOL bManualReset, BOOL bInitialState,
-                           LPCWSTR lpName);
-#define CreateEvent CreateEventW
-BOOL WINAPI SetEvent(HANDLE hEvent);
-BOOL WINAPI ResetEvent(HANDLE hEvent);
-DWORD WINAPI WaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds);
-DWORD WINAPI WaitForMultipleObjects(DWORD nCount, const HANDLE *lpHandles, BOOL bWaitAll, DWORD dwMilliseconds);
-BOOL WINAPI CloseHandle(HANDLE hObject);
-DWORD WINAPI GetLastError(void);
-VOID WINAPI SetLastError(DWORD dwErrCode);
-HLOCAL WINAPI LocalFree(HLOCAL hMem);
-VOID WINAPI Sleep(DWORD dwMilliseconds);
+HANDLE WINAPI ddm_CreateEventW(LPSECURITY_ATTRIBUTES lpEventAttributes, BOOL bManualReset, BOOL bInitialState,
+                               LPCWSTR lpName);
+BOOL WINAPI ddm_SetEvent(HANDLE hEvent);
+BOOL WINAPI ddm_ResetEvent(HANDLE hEvent);
+DWORD WINAPI ddm_WaitForSingleObject(HANDLE hHandle, DWORD dwMilliseconds);
+DWORD WINAPI ddm_WaitForMultipleObjects(DWORD nCount, const HANDLE *lpHandles, BOOL bWaitAll,
+                                        DWORD dwMilliseconds);
+BOOL WINAPI ddm_CloseHandle(HANDLE hObject);
+DWORD WINAPI ddm_GetLastError(void);
+VOID WINAPI ddm_SetLastError(DWORD dwErrCode);
+HLOCAL WINAPI ddm_LocalFree(HLOCAL hMem);
+VOID WINAPI ddm_Sleep(DWORD dwMilliseconds);
+
+#ifndef DDM_NO_WIN32_NAMES
+#define CreateEventW ddm_CreateEventW
+#define CreateEvent ddm_CreateEventW
+#define SetEvent ddm_SetEvent
+#define ResetEvent ddm_ResetEvent
+#define WaitForSingleObject ddm_WaitForSingleObject
+#define WaitForMultipleObjects ddm_WaitForMultipleObjects
+#define CloseHandle ddm_CloseHandle
+#define GetLastError ddm_GetLastError
+#define SetLastError ddm_SetLastError
+#define LocalFree ddm_LocalFree
+#define Sleep ddm_Sleep
+#endif
 
 /* ddm extension: a descriptor that polls readable while the event is
  * signaled, for poll, epoll and event loops; -1 for an invalid handle.

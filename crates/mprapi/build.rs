@@ -13,6 +13,15 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libmprapi.so.0");
+    // The exported names and their version (rustc's own script lists every
+    // #[no_mangle] name with no version; lld applies both, this one's node).
+    let map = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("manifest"))
+        .join("libmprapi.map");
+    println!(
+        "cargo:rustc-cdylib-link-arg=-Wl,--version-script={}",
+        map.display()
+    );
+    println!("cargo:rerun-if-changed=libmprapi.map");
     println!("cargo:rerun-if-changed=build.rs");
     // OUT_DIR is target/<profile>/build/mprapi-<hash>/out.
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));

@@ -3,9 +3,10 @@
  * event registered for connection notifications, and a loop that waits on
  * it and enumerates the interfaces again. Ctrl-C deregisters and cleans up.
  *
- *   gcc -Iinclude examples/c/watch_interfaces.c -Ltarget/release -lmprapi -o watch_interfaces
+ *   gcc -std=c11 -Iinclude examples/c/watch_interfaces.c -Ltarget/release -lmprapi -o watch_interfaces
  *   LD_LIBRARY_PATH=target/release ./watch_interfaces
  */
+#define _POSIX_C_SOURCE 200809L /* sigaction under -std=c11 */
 #include <windows.h>
 #include <mprapi.h>
 #include <signal.h>

@@ -1,7 +1,7 @@
 /* The notification loop on real links, and threads that register and wait
  * at the same time. The router namespace holds link "va" (down). */
+#define _POSIX_C_SOURCE 200809L /* pthread barriers under -std=c11 */
 #include <pthread.h>
-#include <unistd.h>
 #include "check.h"
 
 #define THREADS 8
@@ -33,7 +33,7 @@ static void settle_va(int up) {
     CHECK_EQ(ip(up ? "link set va up" : "link set va down"), 0);
     int want = up ? ROUTER_IF_STATE_CONNECTED : ROUTER_IF_STATE_DISCONNECTED;
     for (int i = 0; i < PATIENCE_MS / 10 && state_of_va() != want; i++)
-        usleep(10000);
+        Sleep(10);
     CHECK_EQ(state_of_va(), want);
 }
 

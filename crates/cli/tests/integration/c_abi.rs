@@ -1,7 +1,8 @@
 //! The C library against the real service: the C tests in `tests/c` and the
 //! example in `examples/c`, compiled with the system C compiler
-//! (`-Wall -Wextra -Werror`, and again under AddressSanitizer) and run in a
-//! lab with link "va".
+//! (`-std=c11 -Wall -Wextra -Wpedantic -Werror`, and again under
+//! AddressSanitizer) and run in a lab with link "va"; and what the library
+//! exports.
 
 use crate::support::*;
 use std::io::{BufRead, BufReader};
@@ -54,14 +55,21 @@ pub fn compile(source: &str, build: Build) -> PathBuf {
     let flavour = if build == Build::Plain { "" } else { "-asan" };
     let output = dir.join(format!("{name}{flavour}-{}-{serial}", std::process::id()));
     let mut gcc = tool("gcc");
-    gcc.args(["-std=gnu11", "-g", "-Wall", "-Wextra", "-Werror"])
-        .arg("-I")
-        .arg(repo.join("tests/c"))
-        .arg(repo.join(source))
-        .arg("-o")
-        .arg(&output)
-        .args(tree_flags())
-        .arg("-lpthread");
+    gcc.args([
+        "-std=c11",
+        "-g",
+        "-Wall",
+        "-Wextra",
+        "-Wpedantic",
+        "-Werror",
+    ])
+    .arg("-I")
+    .arg(repo.join("tests/c"))
+    .arg(repo.join(source))
+    .arg("-o")
+    .arg(&output)
+    .args(tree_flags())
+    .arg("-lpthread");
     if build == Build::AddressSanitizer {
         gcc.args(["-fsanitize=address", "-fno-omit-frame-pointer"]);
     }
@@ -105,6 +113,55 @@ fn lab_with_va() -> Lab {
     lab.add_link("va");
     lab.wait_listed("va");
     lab
+}
+
+/// The names `nm -D` lists as defined in the built library.
+fn exported(library: &Path) -> Vec<String> {
+    let listing = stdout_of(
+        tool("nm")
+            .args(["-D", "--defined-only", "--with-symbol-versions"])
+            .arg(library),
+    );
+    let mut names: Vec<String> = listing
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(2).map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_library_exports_only_the_documented_names_each_as_mprapi_0() {
+    let header = std::fs::read_to_string(repository().join("include/mprapi.h")).unwrap();
+    // Every function the header declares: MprAdmin*, MprEventGetFd, ddm_*.
+    let mut documented: Vec<String> = header
+        .split('(')
+        .filter_map(|before| {
+            let start = before.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+            Some(&before[start? + 1..])
+        })
+        .filter(|name| name.starts_with("Mpr") || name.starts_with("ddm_"))
+        .map(|name| format!("{name}@@MPRAPI_0"))
+        .collect();
+    documented.sort();
+    documented.dedup();
+    assert_eq!(documented.len(), 25, "{documented:?}");
+    let library = Path::new(DDM).parent().unwrap().join("libmprapi.so");
+    assert_eq!(exported(&library), documented);
+}
+
+#[test]
+fn a_program_with_its_own_sleep_and_getlasterror_links_and_keeps_them() {
+    for build in [Build::Plain, Build::AddressSanitizer] {
+        let program = compile("tests/c/own_win32_names.c", build);
+        let out = Command::new(&program).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains(" passed, 0 failed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]
@@ -226,7 +283,7 @@ fn the_pkg_config_file_builds_a_program_from_an_installed_library() {
     let flags = String::from_utf8(flags.stdout).unwrap();
     let program = prefix.path().join("watch_interfaces");
     let out = tool("gcc")
-        .args(["-Wall", "-Wextra", "-Werror"])
+        .args(["-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror"])
         .arg(repo.join("examples/c/watch_interfaces.c"))
         .args(flags.split_whitespace())
         .arg("-o")

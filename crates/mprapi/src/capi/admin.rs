@@ -366,8 +366,8 @@ pub unsafe extern "C" fn MprAdminBufferFree(buffer: *mut c_void) -> u32 {
 ///
 /// # Safety
 /// `memory` is NULL or a string this library returned, not yet freed.
-#[no_mangle]
-pub unsafe extern "C" fn LocalFree(memory: *mut c_void) -> *mut c_void {
+#[export_name = "ddm_LocalFree"]
+pub unsafe extern "C" fn local_free(memory: *mut c_void) -> *mut c_void {
     free(memory);
     std::ptr::null_mut()
 }
@@ -388,6 +388,24 @@ pub unsafe extern "C" fn MprAdminGetErrorString(code: u32, out: *mut *mut u16) -
             .map(|text| out.write(to_c_wide_string(text))),
     )
 }
+
+super::versioned!(
+    "MprAdminServerConnect",
+    "MprAdminServerDisconnect",
+    "MprAdminIsServiceRunning",
+    "MprAdminServerGetInfo",
+    "MprAdminInterfaceEnum",
+    "MprAdminInterfaceGetInfo",
+    "MprAdminInterfaceGetHandle",
+    "MprAdminInterfaceConnect",
+    "MprAdminInterfaceDisconnect",
+    "MprAdminInterfaceSetInfo",
+    "MprAdminRegisterConnectionNotification",
+    "MprAdminDeregisterConnectionNotification",
+    "MprAdminBufferFree",
+    "ddm_LocalFree",
+    "MprAdminGetErrorString",
+);
 
 #[cfg(test)]
 mod tests {

@@ -42,8 +42,8 @@ fn timeout(milliseconds: u32) -> Option<Duration> {
 
 /// `CreateEventW`. Only unnamed events exist: a name gives NULL with
 /// ERROR_NOT_SUPPORTED.
-#[no_mangle]
-pub extern "C" fn CreateEventW(
+#[export_name = "ddm_CreateEventW"]
+pub extern "C" fn create_event(
     _attributes: *mut c_void,
     manual_reset: i32,
     initial_state: i32,
@@ -65,20 +65,20 @@ pub extern "C" fn CreateEventW(
     }
 }
 
-#[no_mangle]
-pub extern "C" fn SetEvent(handle: *mut c_void) -> i32 {
+#[export_name = "ddm_SetEvent"]
+pub extern "C" fn set_event(handle: *mut c_void) -> i32 {
     succeeded(event(handle).map(|e| e.set()).is_some())
 }
 
-#[no_mangle]
-pub extern "C" fn ResetEvent(handle: *mut c_void) -> i32 {
+#[export_name = "ddm_ResetEvent"]
+pub extern "C" fn reset_event(handle: *mut c_void) -> i32 {
     succeeded(event(handle).map(|e| e.reset()).is_some())
 }
 
 /// `CloseHandle`, for event handles. Server handles close with
 /// `MprAdminServerDisconnect`.
-#[no_mangle]
-pub extern "C" fn CloseHandle(handle: *mut c_void) -> i32 {
+#[export_name = "ddm_CloseHandle"]
+pub extern "C" fn close_handle(handle: *mut c_void) -> i32 {
     let closed = EVENTS.remove(handle).is_some();
     if !closed {
         set_last_error(WinError::ERROR_INVALID_HANDLE.0);
@@ -86,11 +86,11 @@ pub extern "C" fn CloseHandle(handle: *mut c_void) -> i32 {
     succeeded(closed)
 }
 
-#[no_mangle]
-pub extern "C" fn WaitForSingleObject(handle: *mut c_void, milliseconds: u32) -> u32 {
+#[export_name = "ddm_WaitForSingleObject"]
+pub extern "C" fn wait_for_single_object(handle: *mut c_void, milliseconds: u32) -> u32 {
     let handles = [handle.cast_const()];
     // SAFETY: one valid element.
-    unsafe { WaitForMultipleObjects(1, handles.as_ptr(), FALSE, milliseconds) }
+    unsafe { wait_for_multiple_objects(1, handles.as_ptr(), FALSE, milliseconds) }
 }
 
 /// `WaitForMultipleObjects`.
@@ -98,8 +98,8 @@ pub extern "C" fn WaitForSingleObject(handle: *mut c_void, milliseconds: u32) ->
 /// # Safety
 /// `handles` points to `count` handles (any values: invalid ones are
 /// reported, not followed).
-#[no_mangle]
-pub unsafe extern "C" fn WaitForMultipleObjects(
+#[export_name = "ddm_WaitForMultipleObjects"]
+pub unsafe extern "C" fn wait_for_multiple_objects(
     count: u32,
     handles: *const *const c_void,
     wait_all: i32,
@@ -134,3 +134,13 @@ pub unsafe extern "C" fn WaitForMultipleObjects(
 pub extern "C" fn MprEventGetFd(handle: *mut c_void) -> i32 {
     event(handle).map_or(-1, |e| e.as_raw_fd())
 }
+
+super::versioned!(
+    "ddm_CreateEventW",
+    "ddm_SetEvent",
+    "ddm_ResetEvent",
+    "ddm_CloseHandle",
+    "ddm_WaitForSingleObject",
+    "ddm_WaitForMultipleObjects",
+    "MprEventGetFd",
+);

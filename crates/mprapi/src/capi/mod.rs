@@ -17,30 +17,40 @@ use std::cell::Cell;
 
 pub use admin::{MprInterface0, MprServer0};
 
+/// Exports each name as its default version, `MPRAPI_0`, defined in
+/// `crates/mprapi/libmprapi.map` (rustc's own version script lists the
+/// names with no version, and the linker takes the first script's word).
+/// A `.symver` must sit in the object that defines the name: each file
+/// versions its own functions, and a module is never split between objects.
+macro_rules! versioned {
+    ($($name:literal),* $(,)?) => {
+        $(std::arch::global_asm!(concat!(".symver ", $name, ", ", $name, "@@MPRAPI_0"));)*
+    };
+}
+use versioned;
+
+versioned!("ddm_GetLastError", "ddm_SetLastError", "ddm_Sleep");
+
 thread_local! {
     static LAST_ERROR: Cell<u32> = const { Cell::new(0) };
 }
 
-fn set_last_error(code: u32) {
-    LAST_ERROR.with(|e| e.set(code));
-}
-
 /// `GetLastError`: the calling thread's last error.
-#[no_mangle]
-pub extern "C" fn GetLastError() -> u32 {
+#[export_name = "ddm_GetLastError"]
+pub extern "C" fn get_last_error() -> u32 {
     LAST_ERROR.with(Cell::get)
 }
 
 /// `Sleep`, which Windows programs call between polls.
-#[no_mangle]
-pub extern "C" fn Sleep(milliseconds: u32) {
+#[export_name = "ddm_Sleep"]
+pub extern "C" fn sleep(milliseconds: u32) {
     std::thread::sleep(std::time::Duration::from_millis(milliseconds.into()));
 }
 
-/// `SetLastError`.
-#[no_mangle]
-pub extern "C" fn SetLastError(code: u32) {
-    set_last_error(code)
+/// `SetLastError`, which the calls here use too.
+#[export_name = "ddm_SetLastError"]
+pub extern "C" fn set_last_error(code: u32) {
+    LAST_ERROR.with(|e| e.set(code));
 }
 
 #[cfg(test)]
