@@ -183,3 +183,43 @@ fn man_pages_for_ddm_each_subcommand_and_the_configuration() {
     let serve = std::fs::read_to_string(dir.path().join("ddm-serve.1")).unwrap();
     assert!(serve.contains("config"), "ddm-serve.1 lacks --config");
 }
+
+#[test]
+fn the_packaged_man_pages_lint_clean_with_a_dated_versioned_title() {
+    let pages = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/man");
+    let mut names: Vec<_> = std::fs::read_dir(&pages)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    assert!(names.len() > 10, "{names:?}");
+    for page in names {
+        // Every level, style included: nothing to say.
+        let out = tool("mandoc")
+            .args(["-T", "lint", "-W", "all"])
+            .arg(&page)
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && said.is_empty(),
+            "{}:\n{said}",
+            page.display()
+        );
+        let text = std::fs::read_to_string(&page).unwrap();
+        let title = text.lines().find(|l| l.starts_with(".TH ")).unwrap();
+        let words: Vec<&str> = title.split_whitespace().collect();
+        assert!(
+            words[1] == words[1].to_uppercase()
+                && words[3].len() == 10
+                && words[3].as_bytes()[4] == b'-'
+                && title.contains(concat!("\"ddm ", env!("CARGO_PKG_VERSION"), "\"")),
+            "{}: {title}",
+            page.display()
+        );
+    }
+}
