@@ -109,12 +109,13 @@ fn tls_config(config: &ClientConfig) -> Result<Arc<rustls::ClientConfig>, WinErr
     let key =
         PrivateKeyDer::from_pem_file(key).map_err(|e| fail(format!("{}: {e}", key.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| fail(e.to_string()))?
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)
         .map_err(|e| fail(e.to_string()))?;
+    config.alpn_protocols = vec![ddm_proto::frame::ALPN.to_vec()];
     Ok(Arc::new(config))
 }
 

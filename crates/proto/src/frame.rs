@@ -11,6 +11,11 @@ use prost::Message;
 /// The protocol version the Hello carries.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The protocol's ALPN id over TLS: a remote client offers it, and the
+/// service refuses, in the handshake, a client that does not (another
+/// protocol's client, pointed at the wrong port).
+pub const ALPN: &[u8] = b"ddm/1";
+
 /// Default upper bound on a frame's body, in bytes.
 pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
 

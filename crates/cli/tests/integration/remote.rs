@@ -195,6 +195,54 @@ fn each_role_by_certificate_and_every_bad_certificate_refused() {
     assert!(started.elapsed() < Duration::from_secs(8), "never a hang");
 }
 
+/// `openssl s_client` from the clients' namespace with the monitor's
+/// certificate, offering `alpn` (None: no ALPN); its output.
+fn handshake(r: &Remote, alpn: Option<&str>) -> Output {
+    let dir = r.ca.dir.display().to_string();
+    let mut command = r.clients.netns.command("openssl");
+    command.args([
+        "s_client",
+        "-tls1_3",
+        "-connect",
+        &format!("{}:4850", r.address),
+    ]);
+    command.args([
+        "-cert",
+        &format!("{dir}/monitor.pem"),
+        "-key",
+        &format!("{dir}/monitor.key"),
+    ]);
+    command.arg("-CAfile").arg(r.ca.ca_file());
+    if let Some(alpn) = alpn {
+        command.args(["-alpn", alpn]);
+    }
+    command.stdin(std::process::Stdio::null()).output().unwrap()
+}
+
+#[test]
+fn a_tls_client_that_does_not_offer_alpn_ddm_1_is_refused_in_the_handshake() {
+    require_root();
+    let r = Remote::new("");
+    let out = handshake(&r, Some("ddm/1"));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("ALPN protocol: ddm/1"), "{said}");
+    for alpn in [None, Some("h2,http/1.1"), Some("ddm/2")] {
+        let out = handshake(&r, alpn);
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{alpn:?}: {said}");
+        assert!(
+            said.contains("alert") && !said.contains("ALPN protocol: "),
+            "{alpn:?}: refused in the handshake, with an alert: {said}"
+        );
+    }
+    // The service's own clients offer it.
+    allowed(&r.ddm("monitor", &["interfaces"]), "interfaces");
+}
+
 #[test]
 fn remote_registrations_keep_g1_g2_and_g3() {
     let r = Remote::new("keepalive_secs = 1\n");
@@ -348,7 +396,7 @@ fn garbage_stalled_handshakes_and_idle_connections_do_not_stop_the_service() {
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "head -c 5000 /dev/urandom | ip netns exec {} openssl s_client -quiet -connect {target} -cert {dir}/monitor.pem -key {dir}/monitor.key -CAfile {ca}",
+            "head -c 5000 /dev/urandom | ip netns exec {} openssl s_client -quiet -alpn ddm/1 -connect {target} -cert {dir}/monitor.pem -key {dir}/monitor.key -CAfile {ca}",
             r.clients.netns.name,
             dir = r.ca.dir.display(),
             ca = r.ca.ca_file().display()

@@ -1,12 +1,17 @@
 //! The server's TLS 1.3 settings, from files, with the one crypto provider
-//! of the build (ring).
+//! of the build (ring). A client must offer the protocol's ALPN id
+//! ([`ALPN`]): one that offers others gets rustls' `no_application_protocol`
+//! alert, one that offers none gets no certificate and a
+//! `handshake_failure` alert, so neither gets past the handshake.
 
 use super::RemoteConfig;
+use ddm_proto::frame::ALPN;
 use rustls::crypto::ring;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 use std::path::Path;
 use std::sync::Arc;
@@ -52,16 +57,34 @@ pub fn server_config(config: &RemoteConfig) -> Result<Tls, String> {
         .map_err(|e| format!("client CA: {e}"))?;
     let key = PrivateKeyDer::from_pem_file(&config.key)
         .map_err(|e| format!("{}: {e}", config.key.display()))?;
-    let server = ServerConfig::builder_with_provider(provider)
+    let certified = CertifiedKey::from_der(read_certificates(&config.certificate)?, key, &provider)
+        .map_err(|e| format!("{}: {e}", config.certificate.display()))?;
+    let mut server = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| e.to_string())?
         .with_client_cert_verifier(verifier.clone())
-        .with_single_cert(read_certificates(&config.certificate)?, key)
-        .map_err(|e| format!("{}: {e}", config.certificate.display()))?;
+        .with_cert_resolver(Arc::new(ForDdmClients(Arc::new(certified))));
+    server.alpn_protocols = vec![ALPN.to_vec()];
     Ok(Tls {
         config: Arc::new(server),
         verifier,
     })
+}
+
+/// The service's certificate, for a client hello that offers [`ALPN`];
+/// none for any other, which ends that handshake.
+#[derive(Debug)]
+struct ForDdmClients(Arc<CertifiedKey>);
+
+impl ResolvesServerCert for ForDdmClients {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        offers_ddm(hello.alpn()).then(|| self.0.clone())
+    }
+}
+
+/// Whether a client hello's ALPN list (None: it sent none) has [`ALPN`].
+fn offers_ddm<'a>(offered: Option<impl Iterator<Item = &'a [u8]>>) -> bool {
+    offered.is_some_and(|mut ids| ids.any(|id| id == ALPN))
 }
 
 impl Tls {
@@ -74,5 +97,21 @@ impl Tls {
         self.verifier
             .verify_client_cert(end_entity, intermediates, UnixTime::now())
             .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_hello_offering_ddm_1_gets_the_certificate() {
+        let some = |ids: &'static [&'static [u8]]| Some(ids.iter().copied());
+        assert!(offers_ddm(some(&[b"ddm/1"])));
+        assert!(offers_ddm(some(&[b"h2", b"ddm/1"])));
+        assert!(!offers_ddm(some(&[b"h2", b"http/1.1"])));
+        assert!(!offers_ddm(some(&[b"ddm/2"])));
+        assert!(!offers_ddm(some(&[])));
+        assert!(!offers_ddm(None::<std::iter::Empty<&[u8]>>));
     }
 }
