@@ -22,19 +22,10 @@ use mprapi::{Server, WinError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// `ddm --version`: the package's version and the git revision it was
-/// built from.
-const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (git ",
-    env!("DDM_GIT_REVISION"),
-    ")"
-);
-
 #[derive(Parser)]
 #[command(
     name = "ddm",
-    version = VERSION,
+    version = ddmd::VERSION,
     about = "Router connection manager: the DDM service and its client",
     long_about = "Router connection manager: the DDM service and its client.\n\n\
         `ddm serve` runs the service (the demand-dial manager): it keeps the table \

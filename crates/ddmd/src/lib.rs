@@ -27,6 +27,18 @@
 //! * [`record`]: the journal (SQLite, its own thread) and its export to
 //!   NATS JetStream; [`ops`]: systemd, metrics, throttled logs, memory.
 
+/// The source's git revision (`git describe`, or `$DDM_GIT_REVISION`
+/// from a packager; "unknown" outside a checkout).
+pub const REVISION: &str = env!("DDM_GIT_REVISION");
+
+/// `ddm --version`: the version and the revision it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("DDM_GIT_REVISION"),
+    ")"
+);
+
 pub mod bounds;
 pub mod clients;
 pub mod config;

@@ -105,6 +105,7 @@ pub async fn serve(
             let outside = crate::ops::metrics::Outside {
                 counters: counters.clone(),
                 notifier: notifier.clone(),
+                started: crate::ops::metrics::process_start_time(),
             };
             let (feed, source) = crate::ops::metrics::channel(outside, metrics_config);
             if let Ok(address) = listener.local_addr() {

@@ -40,7 +40,12 @@ fn three_routers_export_every_entry_once_in_order_across_a_broker_restart() {
         .enumerate()
         .map(|(i, router)| {
             let lab = Lab::with_config(None);
-            let export = broker.join(&lab.router, i + 1, router, router);
+            let mut export = broker.join(&lab.router, i + 1, router, router);
+            if i == 0 {
+                // The first router's export is watched in its metrics too.
+                export.push_str("\n[metrics]\nlisten = \"127.0.0.1:9731\"\n");
+                lab.set_up("lo", true);
+            }
             std::fs::write(lab.service.config_path(), export).unwrap();
             lab
         })
@@ -57,6 +62,16 @@ fn three_routers_export_every_entry_once_in_order_across_a_broker_restart() {
     for (lab, router) in labs.iter().zip(ROUTERS) {
         wait_exported(&lab.service.connect(), router);
     }
+    let export_figures = |lab: &Lab| {
+        let samples = crate::metrics::scrape(lab);
+        let value = |name: &str| crate::metrics::value(&samples, name);
+        (
+            value("ddm_export_connected"),
+            value("ddm_export_entries_behind"),
+            value("ddm_export_errors_total"),
+        )
+    };
+    assert_eq!(export_figures(&labs[0]), (1.0, 0.0, 0.0));
     let burst = |labs: &[Lab]| {
         for lab in labs {
             lab.flap("va", 40);
@@ -65,6 +80,10 @@ fn three_routers_export_every_entry_once_in_order_across_a_broker_restart() {
     burst(&labs);
     broker.kill();
     burst(&labs);
+    wait_until("the metrics to show the export cut off and behind", || {
+        let (connected, behind, errors) = export_figures(&labs[0]);
+        connected == 0.0 && behind > 0.0 && errors >= 1.0
+    });
     // One router restarts while the broker is away too.
     labs[1].service.kill();
     labs[1].service.restart();
@@ -74,6 +93,9 @@ fn three_routers_export_every_entry_once_in_order_across_a_broker_restart() {
     for (lab, router) in labs.iter_mut().zip(ROUTERS) {
         wait_exported(&lab.service.connect(), router);
     }
+    let (connected, behind, errors) = export_figures(&labs[0]);
+    assert_eq!((connected, behind), (1.0, 0.0));
+    assert!(errors >= 1.0, "{errors}");
 
     let fleet = broker.fleet("test-watch");
     let mut by_router: HashMap<String, Vec<u64>> = HashMap::new();

@@ -198,9 +198,25 @@ impl Drop for SmallDisk {
 fn a_full_disk_costs_entries_in_a_gap_but_never_a_signal() {
     require_root();
     let disk = SmallDisk::new("4m");
-    let config = format!("[journal]\ndirectory = \"{}\"\n", disk.path().display());
+    let config = format!(
+        "[journal]\ndirectory = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:9731\"\n",
+        disk.path().display()
+    );
     let lab = Lab::with_config(Some(&config));
+    lab.set_up("lo", true);
     lab.add_connected_link("va");
+    let journal_figures = || {
+        let samples = crate::metrics::scrape(&lab);
+        let value = |name: &str| crate::metrics::value(&samples, name);
+        (
+            value("ddm_journal_entries_lost_total"),
+            value("ddm_journal_write_errors_total"),
+            value("ddm_journal_size_bytes"),
+        )
+    };
+    let (lost, errors, size) = journal_figures();
+    assert_eq!((lost, errors), (0.0, 0.0));
+    assert!(size > 0.0, "{size}");
     let server = lab.service.connect();
     let event = Event::auto().unwrap();
     server.register_connection_notification(&event).unwrap();
@@ -229,6 +245,11 @@ fn a_full_disk_costs_entries_in_a_gap_but_never_a_signal() {
     wait_until("ddm status counts the entries lost", || {
         lost_line().is_some_and(|n| n >= 1)
     });
+    let (lost, errors, _) = journal_figures();
+    assert!(
+        lost >= 1.0 && errors >= 1.0,
+        "the metrics: {lost} lost, {errors} errors"
+    );
     disk.free();
     lab.set_up("va", false);
     expect_signal(&event, "a change once there is room again");

@@ -1,5 +1,7 @@
 //! The Prometheus endpoint, scraped with a real HTTP client (curl) in the
-//! router's namespace, its figures checked against what the test did.
+//! router's namespace, its figures checked against what the test did; its
+//! two formats checked by Prometheus' own tools (promtool, and a real
+//! Prometheus server scraping it).
 
 use crate::support::*;
 use mprapi::{ConnectionState, Event};
@@ -18,9 +20,30 @@ fn curl(lab: &Lab, options: &[&str], path: &str) -> std::process::Output {
         .unwrap()
 }
 
-/// `curl` in the router's namespace: status code, content type and body.
+/// `curl URL` in the router's namespace.
+fn curl_url(lab: &Lab, url: &str) -> std::process::Output {
+    lab.router
+        .command("curl")
+        .arg("-sS")
+        .arg(url)
+        .output()
+        .unwrap()
+}
+
+/// What Prometheus itself sends.
+const PROMETHEUS_ACCEPT: &str = "Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// `curl` in the router's namespace: status code, content type and body,
+/// in OpenMetrics (asked for as Prometheus asks).
 fn fetch(lab: &Lab, path: &str) -> (u16, String, String) {
-    let out = curl(lab, &["-w", "\n%{http_code} %{content_type}"], path);
+    fetch_with(lab, &["-H", PROMETHEUS_ACCEPT], path)
+}
+
+/// `curl` with `options`: status code, content type and body.
+fn fetch_with(lab: &Lab, options: &[&str], path: &str) -> (u16, String, String) {
+    let mut options = options.to_vec();
+    options.extend(["-w", "\n%{http_code} %{content_type}"]);
+    let out = curl(lab, &options, path);
     assert!(
         out.status.success(),
         "curl: {}",
@@ -144,6 +167,129 @@ fn a_scrape_counts_what_the_test_did() {
 }
 
 #[test]
+fn the_text_format_passes_promtool_and_a_real_prometheus_reads_openmetrics() {
+    let lab = Lab::with_config(Some(CONFIG));
+    lab.set_up("lo", true);
+    lab.add_connected_link("m0");
+    // Any client that does not ask for OpenMetrics (curl, promtool's
+    // users) gets the text format 0.0.4, and promtool finds nothing.
+    let (code, content_type, text) = fetch_with(&lab, &[], "/metrics");
+    assert_eq!(code, 200);
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    let mut promtool = tool("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        promtool
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let checked = promtool.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        checked.status.success() && said.is_empty(),
+        "promtool:\n{said}\n{text}"
+    );
+    for sample in [
+        "ddm_build_info{",
+        "process_start_time_seconds ",
+        "ddm_journal_size_bytes ",
+        "ddm_journal_entries_lost_total 0",
+        "ddm_journal_write_errors_total 0",
+        "ddm_tls_handshakes_refused_total{reason=\"alpn\"} 0",
+        "# TYPE ddm_interface_connects_total counter",
+    ] {
+        assert!(text.contains(sample), "no {sample} in\n{text}");
+    }
+    let started = text
+        .lines()
+        .find_map(|l| l.strip_prefix("process_start_time_seconds "))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        now - started < 600.0 && started <= now + 1.0,
+        "{started} {now}"
+    );
+
+    // A real Prometheus, which asks for OpenMetrics, scrapes it every
+    // 200 ms: the scrape is up and the samples are there.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        "scrape_configs:\n  - job_name: ddm\n    scrape_interval: 200ms\n    static_configs:\n      - targets: ['127.0.0.1:9731']\n",
+    )
+    .unwrap();
+    let mut prometheus = lab
+        .router
+        .command({
+            ddm_lab::require("prometheus");
+            "prometheus"
+        })
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .args(["--web.listen-address=127.0.0.1:9090", "--log.level=warn"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let query = |expression: &str| -> Option<String> {
+        let out = curl_url(
+            &lab,
+            &format!("http://127.0.0.1:9090/api/v1/query?query={expression}"),
+        );
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        let value = body.split("\"value\":[").nth(1)?.split(',').nth(1)?;
+        Some(
+            value
+                .trim_matches(|c| c == '"' || c == ']' || c == '}')
+                .to_owned(),
+        )
+    };
+    let mut seen = (None, None, None);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        seen = (
+            query("up"),
+            query("ddm_interface_state%7Binterface%3D%22m0%22%7D"),
+            query("ddm_build_info"),
+        );
+        if seen.0.as_deref() == Some("1") && seen.1.is_some() && seen.2.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = prometheus.kill();
+    let _ = prometheus.wait();
+    assert_eq!(
+        seen.0.as_deref(),
+        Some("1"),
+        "Prometheus's scrape is not up: {seen:?}"
+    );
+    assert_eq!(seen.1.as_deref(), Some("3"), "m0 connected: {seen:?}");
+    assert_eq!(seen.2.as_deref(), Some("1"), "{seen:?}");
+}
+
+#[test]
 fn the_endpoint_answers_only_metrics_and_is_off_by_default() {
     let lab = Lab::with_config(Some(CONFIG));
     lab.set_up("lo", true);
@@ -185,4 +331,93 @@ fn a_connection_over_the_limit_waits_and_a_silent_one_is_closed() {
     assert!(started.elapsed() < std::time::Duration::from_secs(6));
     // ...and the next scrape is served.
     assert_eq!(fetch(&lab, "/metrics").0, 200);
+}
+
+/// The metric names in a PromQL expression (ddm's, the process's, `up`).
+fn metric_names(expression: &str) -> Vec<String> {
+    expression
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|word| word.starts_with("ddm_") || word.starts_with("process_") || *word == "up")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every string value of `key` in a JSON document.
+fn strings_of(value: &serde_json::Value, key: &str, found: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match v {
+                    serde_json::Value::String(s) if k == key => found.push(s.clone()),
+                    _ => strings_of(v, key, found),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| strings_of(v, key, found)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_shipped_alert_rules_and_dashboard_check_and_name_only_metrics_that_exist() {
+    let packaging = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging");
+    let rules = packaging.join("prometheus/ddm-alerts.yml");
+    for args in [
+        vec!["check".into(), "rules".into(), rules.clone()],
+        vec![
+            "test".into(),
+            "rules".into(),
+            packaging.join("prometheus/ddm-alerts.test.yml"),
+        ],
+    ] {
+        let out = tool("promtool").args(&args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut expressions: Vec<String> = std::fs::read_to_string(&rules)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("expr:").map(str::to_owned))
+        .collect();
+    assert!(expressions.len() >= 5, "{expressions:?}");
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(packaging.join("grafana/ddm-dashboard.json")).unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let before = expressions.len();
+    strings_of(&dashboard, "expr", &mut expressions);
+    strings_of(&dashboard, "query", &mut expressions);
+    assert!(expressions.len() > before + 10, "the dashboard's queries");
+
+    // Every family a service with a journal and an export has (the
+    // broker need not answer), as the text format names them.
+    let lab = Lab::with_config(Some(
+        "[metrics]\nlisten = \"127.0.0.1:9731\"\n[export]\nservers = [\"nats://127.0.0.1:4999\"]\n",
+    ));
+    lab.set_up("lo", true);
+    let (_, _, text) = fetch_with(&lab, &[], "/metrics");
+    let mut known = vec!["up".to_owned()];
+    for (name, kind) in text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split_once(' '))
+    {
+        known.push(name.to_owned());
+        if kind == "histogram" {
+            known.extend(["_bucket", "_sum", "_count"].map(|s| format!("{name}{s}")));
+        }
+    }
+    for expression in &expressions {
+        let names = metric_names(expression);
+        assert!(!names.is_empty(), "no metric in {expression}");
+        for name in names {
+            assert!(
+                known.contains(&name),
+                "{expression}: no metric {name} in\n{text}"
+            );
+        }
+    }
 }

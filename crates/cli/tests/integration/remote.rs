@@ -222,7 +222,8 @@ fn handshake(r: &Remote, alpn: Option<&str>) -> Output {
 #[test]
 fn a_tls_client_that_does_not_offer_alpn_ddm_1_is_refused_in_the_handshake() {
     require_root();
-    let r = Remote::new("");
+    let r = Remote::new("[metrics]\nlisten = \"127.0.0.1:9731\"\n");
+    r.lab.set_up("lo", true);
     let out = handshake(&r, Some("ddm/1"));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("ALPN protocol: ddm/1"), "{said}");
@@ -241,6 +242,37 @@ fn a_tls_client_that_does_not_offer_alpn_ddm_1_is_refused_in_the_handshake() {
     }
     // The service's own clients offer it.
     allowed(&r.ddm("monitor", &["interfaces"]), "interfaces");
+    // Counted by reason; a client with no certificate is another reason.
+    let refused = |reason: &str| {
+        let samples = crate::metrics::scrape(&r.lab);
+        crate::metrics::value(
+            &samples,
+            &format!("ddm_tls_handshakes_refused_total{{reason=\"{reason}\"}}"),
+        )
+    };
+    wait_until("three refusals for ALPN", || refused("alpn") == 3.0);
+    assert_eq!(refused("certificate"), 0.0);
+    let _ = r
+        .clients
+        .netns
+        .command("openssl")
+        .args([
+            "s_client",
+            "-tls1_3",
+            "-alpn",
+            "ddm/1",
+            "-connect",
+            &format!("{}:4850", r.address),
+        ])
+        .arg("-CAfile")
+        .arg(r.ca.ca_file())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    wait_until("a refusal for the certificate", || {
+        refused("certificate") == 1.0
+    });
+    assert_eq!(refused("alpn"), 3.0);
 }
 
 #[test]

@@ -25,7 +25,7 @@ use crate::dial::{Dialed, LocalClock};
 use crate::health::prober::HealthRound;
 use crate::links::LinkEvent;
 use crate::ops::memory::Trimmer;
-use crate::ops::metrics::{Accounts, Snapshot};
+use crate::ops::metrics::{Accounts, ExportFigures, JournalFigures, Snapshot};
 use crate::ops::systemd::{Notice, Notifier};
 use crate::ops::throttle::Throttle;
 use crate::record::export::Export;
@@ -629,8 +629,21 @@ impl Router {
             running: state.running,
             health: state.dialed.health(""),
             groups: state.dialed.groups(),
+            journal: self.journal.as_ref().map(|journal| JournalFigures {
+                path: journal.path().to_owned(),
+                lost: journal.lost(),
+                write_errors: journal.write_errors(),
+            }),
             ..Snapshot::default()
         };
+        if let (Some(journal), Some(export)) = (&self.journal, &self.export) {
+            let status = export.status(journal.last_id());
+            snapshot.export = Some(ExportFigures {
+                connected: status.connected,
+                behind: status.behind,
+                errors: export.errors(),
+            });
+        }
         for role in [Role::None, Role::Status, Role::Monitor, Role::Admin] {
             snapshot.sessions.insert(role.name(), 0);
             snapshot.registrations.insert(role.name(), 0);

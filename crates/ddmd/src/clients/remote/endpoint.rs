@@ -10,6 +10,7 @@ use crate::clients::admission::Who;
 use crate::clients::session::{self, refusal_frame, SessionContext};
 use crate::clients::transport::TlsTransport;
 use crate::core::peer::{Identity, Peer};
+use crate::ops::metrics::TlsRefusal;
 use crate::ops::throttle::Throttle;
 use ddm_proto::WinError;
 use rustls::pki_types::CertificateDer;
@@ -109,6 +110,7 @@ impl RemoteEndpoint {
             let pending = self.shared.pending.fetch_add(1, Ordering::Relaxed);
             if pending >= self.config.max_pending_handshakes {
                 self.shared.pending.fetch_sub(1, Ordering::Relaxed);
+                context.counters.tls_refused(TlsRefusal::Busy);
                 self.shared
                     .refuse(address, "too many TLS handshakes under way");
                 continue;
@@ -130,8 +132,14 @@ impl RemoteEndpoint {
                 shared.pending.fetch_sub(1, Ordering::Relaxed);
                 let stream = match handshake {
                     Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => return shared.refuse(address, &format!("TLS: {e}")),
-                    Err(_) => return shared.refuse(address, "TLS handshake not finished in time"),
+                    Ok(Err(e)) => {
+                        context.counters.tls_refused(tls::refusal(&e));
+                        return shared.refuse(address, &format!("TLS: {e}"));
+                    }
+                    Err(_) => {
+                        context.counters.tls_refused(TlsRefusal::Timeout);
+                        return shared.refuse(address, "TLS handshake not finished in time");
+                    }
                 };
                 shared
                     .run_session(stream, address, context, write_timeout)
@@ -171,6 +179,7 @@ impl Shared {
             .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
             .unwrap_or_default();
         let Some(name) = chain.first().and_then(|c| identity::of_certificate(c)) else {
+            context.counters.tls_refused(TlsRefusal::Identity);
             return self.refuse(address, "its certificate names no one");
         };
         let role = context.policy.role_of_identity(&name);

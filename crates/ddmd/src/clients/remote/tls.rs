@@ -1,10 +1,11 @@
 //! The server's TLS 1.3 settings, from files, with the one crypto provider
 //! of the build (ring). A client must offer the protocol's ALPN id
 //! ([`ALPN`]): one that offers others gets rustls' `no_application_protocol`
-//! alert, one that offers none gets no certificate and a
-//! `handshake_failure` alert, so neither gets past the handshake.
+//! alert, one that offers none gets no certificate and an `access_denied`
+//! alert, so neither gets past the handshake.
 
 use super::RemoteConfig;
+use crate::ops::metrics::TlsRefusal;
 use ddm_proto::frame::ALPN;
 use rustls::crypto::ring;
 use rustls::pki_types::pem::PemObject;
@@ -87,6 +88,24 @@ fn offers_ddm<'a>(offered: Option<impl Iterator<Item = &'a [u8]>>) -> bool {
     offered.is_some_and(|mut ids| ids.any(|id| id == ALPN))
 }
 
+/// What rustls says when [`ForDdmClients`] gives no certificate.
+const NO_CERTIFICATE_FOR_HELLO: &str = "no server certificate chain resolved";
+
+/// Why a handshake failed, for the metrics.
+pub fn refusal(error: &std::io::Error) -> TlsRefusal {
+    let tls = error
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    match tls {
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented) => {
+            TlsRefusal::Certificate
+        }
+        Some(rustls::Error::NoApplicationProtocol) => TlsRefusal::Alpn,
+        Some(rustls::Error::General(said)) if said == NO_CERTIFICATE_FOR_HELLO => TlsRefusal::Alpn,
+        _ => TlsRefusal::Handshake,
+    }
+}
+
 impl Tls {
     /// Whether a session's client certificate is still good under these
     /// settings (its CA, the revocation lists, its dates).
@@ -113,5 +132,28 @@ mod tests {
         assert!(!offers_ddm(some(&[b"ddm/2"])));
         assert!(!offers_ddm(some(&[])));
         assert!(!offers_ddm(None::<std::iter::Empty<&[u8]>>));
+    }
+
+    #[test]
+    fn handshake_failures_are_told_apart_for_the_metrics() {
+        let io = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let general = |s: &str| io(rustls::Error::General(s.into()));
+        assert_eq!(
+            refusal(&io(rustls::Error::NoCertificatesPresented)),
+            TlsRefusal::Certificate
+        );
+        assert_eq!(
+            refusal(&io(rustls::Error::NoApplicationProtocol)),
+            TlsRefusal::Alpn
+        );
+        assert_eq!(
+            refusal(&general(NO_CERTIFICATE_FOR_HELLO)),
+            TlsRefusal::Alpn
+        );
+        assert_eq!(refusal(&general("other")), TlsRefusal::Handshake);
+        assert_eq!(
+            refusal(&std::io::Error::other("reset")),
+            TlsRefusal::Handshake
+        );
     }
 }

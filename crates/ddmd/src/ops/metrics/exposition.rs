@@ -1,13 +1,16 @@
 //! A snapshot written out in the OpenMetrics text format, by the
 //! `prometheus-client` crate's encoder (one `Collector` per scrape over
-//! the snapshot: the numbers are the router's, the format the crate's).
+//! the snapshot: the numbers are the router's, the format the crate's),
+//! and, for a scraper that did not ask for OpenMetrics, turned into
+//! Prometheus' text format 0.0.4 ([`text_format`]).
 
-use super::{Outside, Snapshot, TURN_BUCKETS};
+use super::{Outside, Snapshot, TlsRefusal, TURN_BUCKETS};
 use ddm_proto::message::{InterfaceHealth, TargetHealth};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use prometheus_client::registry::Unit;
@@ -16,24 +19,126 @@ use std::fmt::Error;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Every metric, `ddm_` before each name.
-pub fn render(snapshot: &Arc<Snapshot>, outside: &Outside) -> String {
-    let mut registry = Registry::with_prefix("ddm");
-    registry.register_collector(Box::new(Figures {
-        snapshot: snapshot.clone(),
-        sessions_refused: outside.counters.sessions_refused.load(Ordering::Relaxed),
-        protocol_faults: outside.counters.protocol_faults.load(Ordering::Relaxed),
-        netlink_overruns: outside.counters.netlink_overruns.load(Ordering::Relaxed),
-        health_rounds_dropped: outside
-            .counters
-            .health_rounds_dropped
-            .load(Ordering::Relaxed),
-        notices_dropped: outside.notifier.dropped(),
+/// The two formats of an exposition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OpenMetrics,
+    /// Prometheus' text format, version 0.0.4.
+    Text,
+}
+
+/// Every metric: the process's start time, and the service's, `ddm_`
+/// before each name.
+pub fn render(snapshot: &Arc<Snapshot>, outside: &Outside, format: Format) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Process {
+        started: outside.started,
     }));
+    let tls_refused = outside
+        .counters
+        .tls_refused
+        .each_ref()
+        .map(|c| c.load(Ordering::Relaxed));
+    registry
+        .sub_registry_with_prefix("ddm")
+        .register_collector(Box::new(Figures {
+            snapshot: snapshot.clone(),
+            sessions_refused: outside.counters.sessions_refused.load(Ordering::Relaxed),
+            protocol_faults: outside.counters.protocol_faults.load(Ordering::Relaxed),
+            netlink_overruns: outside.counters.netlink_overruns.load(Ordering::Relaxed),
+            health_rounds_dropped: outside
+                .counters
+                .health_rounds_dropped
+                .load(Ordering::Relaxed),
+            notices_dropped: outside.notifier.dropped(),
+            tls_refused,
+            journal_bytes: snapshot.journal.as_ref().map(|j| on_disk(&j.path)),
+        }));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry)
         .expect("writing to a String cannot fail");
+    match format {
+        Format::OpenMetrics => text,
+        Format::Text => text_format(&text),
+    }
+}
+
+/// The journal's size on disk: the database and its write-ahead log.
+fn on_disk(path: &std::path::Path) -> u64 {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    [path, std::path::Path::new(&wal)]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// An OpenMetrics exposition in Prometheus' text format 0.0.4: a counter's
+/// family is named as its samples (`_total`), an info's too (`_info`, a
+/// gauge there); `# UNIT` and `# EOF` go. Samples are written alike.
+pub fn text_format(openmetrics: &str) -> String {
+    let mut renamed = BTreeMap::new();
+    for line in openmetrics.lines() {
+        if let Some((name, kind)) = line.strip_prefix("# TYPE ").and_then(|t| t.split_once(' ')) {
+            let suffix = match kind {
+                "counter" => "_total",
+                "info" => "_info",
+                _ => "",
+            };
+            renamed.insert(name.to_owned(), (format!("{name}{suffix}"), kind));
+        }
+    }
+    let mut text = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|tag| Some((tag, line.strip_prefix(tag)?)));
+        match meta.and_then(|(tag, rest)| Some((tag, rest.split_once(' ')?))) {
+            Some((tag, (name, rest))) => {
+                let (name, kind) = renamed
+                    .get(name)
+                    .map_or((name, rest), |(n, k)| (n.as_str(), *k));
+                let rest = match (tag, kind) {
+                    ("# TYPE ", "info" | "stateset" | "gaugehistogram") => "gauge",
+                    ("# TYPE ", "unknown") => "untyped",
+                    _ => rest,
+                };
+                text.push_str(tag);
+                text.push_str(name);
+                text.push(' ');
+                text.push_str(rest);
+            }
+            None => text.push_str(line),
+        }
+        text.push('\n');
+    }
     text
+}
+
+/// The standard process metric ddm has: when it started.
+#[derive(Debug)]
+struct Process {
+    /// Unix time, in seconds (None: /proc did not say).
+    started: Option<f64>,
+}
+
+impl Collector for Process {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), Error> {
+        let Some(started) = self.started else {
+            return Ok(());
+        };
+        let metric = encoder.encode_descriptor(
+            "process_start_time",
+            "Start time of the process since the Unix epoch",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(started).encode(metric)
+    }
 }
 
 #[derive(Debug)]
@@ -44,6 +149,8 @@ struct Figures {
     netlink_overruns: u64,
     health_rounds_dropped: u64,
     notices_dropped: u64,
+    tls_refused: [u64; TlsRefusal::ALL.len()],
+    journal_bytes: Option<u64>,
 }
 
 /// One labelled value per probed interface (`None`: no sample).
@@ -214,12 +321,12 @@ fn health(encoder: &mut DescriptorEncoder, s: &Snapshot, dropped: u64) -> Result
 fn per_interface<M: EncodeMetric>(
     encoder: &mut DescriptorEncoder,
     snapshot: &Snapshot,
-    name: &str,
+    (name, unit): (&str, Option<&Unit>),
     help: &str,
     metric: impl Fn(&super::InterfaceFigures) -> M,
     metric_type: MetricType,
 ) -> Result<(), Error> {
-    let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
+    let mut family = encoder.encode_descriptor(name, help, unit, metric_type)?;
     for interface in &snapshot.interfaces {
         let labels = [("interface", interface.name.as_str())];
         metric(interface).encode(family.encode_family(&labels)?)?;
@@ -251,9 +358,71 @@ fn counter(
     ConstCounter::new(value).encode(metric)
 }
 
+/// The journal's and its export's figures, when they are on.
+fn record(
+    encoder: &mut DescriptorEncoder,
+    s: &Snapshot,
+    journal_bytes: Option<u64>,
+) -> Result<(), Error> {
+    if let Some(journal) = &s.journal {
+        counter(
+            encoder,
+            "journal_entries_lost",
+            "Journal entries lost since the service started (a full queue to the journal, failed writes)",
+            journal.lost,
+        )?;
+        counter(
+            encoder,
+            "journal_write_errors",
+            "Writes to the journal's file that failed",
+            journal.write_errors,
+        )?;
+        let size = encoder.encode_descriptor(
+            "journal_size",
+            "The journal's file on disk, with its write-ahead log",
+            Some(&Unit::Bytes),
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(journal_bytes.unwrap_or(0)).encode(size)?;
+    }
+    if let Some(export) = &s.export {
+        let connected = encoder.encode_descriptor(
+            "export_connected",
+            "1 while the export is connected to the NATS broker",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(u64::from(export.connected)).encode(connected)?;
+        let behind = encoder.encode_descriptor(
+            "export_entries_behind",
+            "Journal entries the broker has not acknowledged yet",
+            None,
+            MetricType::Gauge,
+        )?;
+        ConstGauge::new(export.behind).encode(behind)?;
+        counter(
+            encoder,
+            "export_errors",
+            "Times the export failed and started again: no broker, a publish refused or not acknowledged in time",
+            export.errors,
+        )?;
+    }
+    Ok(())
+}
+
 impl Collector for Figures {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), Error> {
         let s = &*self.snapshot;
+        let build = Info::new([
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("revision", crate::REVISION),
+        ]);
+        build.encode(encoder.encode_descriptor(
+            "build",
+            "The version of ddm and the git revision it was built from",
+            None,
+            MetricType::Info,
+        )?)?;
         let running = encoder.encode_descriptor(
             "running",
             "1 while the DDM runs, 0 while it is stopped",
@@ -264,7 +433,7 @@ impl Collector for Figures {
         per_interface(
             &mut encoder,
             s,
-            "interface_state",
+            ("interface_state", None),
             "Connection state: 0 unreachable, 1 disconnected, 2 connecting, 3 connected",
             |i| ConstGauge::new(i.state),
             MetricType::Gauge,
@@ -272,7 +441,7 @@ impl Collector for Figures {
         per_interface(
             &mut encoder,
             s,
-            "interface_connects",
+            ("interface_connects", None),
             "Changes to connected",
             |i| ConstCounter::new(i.connects),
             MetricType::Counter,
@@ -280,7 +449,7 @@ impl Collector for Figures {
         per_interface(
             &mut encoder,
             s,
-            "interface_disconnects",
+            ("interface_disconnects", None),
             "Changes from connected",
             |i| ConstCounter::new(i.disconnects),
             MetricType::Counter,
@@ -288,7 +457,7 @@ impl Collector for Figures {
         per_interface(
             &mut encoder,
             s,
-            "interface_dial_attempts",
+            ("interface_dial_attempts", None),
             "Dial attempts (changes to connecting)",
             |i| ConstCounter::new(i.dial_attempts),
             MetricType::Counter,
@@ -296,7 +465,7 @@ impl Collector for Figures {
         per_interface(
             &mut encoder,
             s,
-            "interface_dial_failures",
+            ("interface_dial_failures", None),
             "Dial attempts that ended with an error",
             |i| ConstCounter::new(i.dial_failures),
             MetricType::Counter,
@@ -304,7 +473,7 @@ impl Collector for Figures {
         per_interface(
             &mut encoder,
             s,
-            "interface_connected_seconds",
+            ("interface_connected", Some(&Unit::Seconds)),
             "Time connected since the service started",
             |i| ConstCounter::new(i.connected_seconds),
             MetricType::Counter,
@@ -369,6 +538,16 @@ impl Collector for Figures {
             "Link dumps made again to reconcile after an overrun",
             s.netlink_resyncs,
         )?;
+        let mut refused = encoder.encode_descriptor(
+            "tls_handshakes_refused",
+            "Remote TLS connections refused before a session, by reason",
+            None,
+            MetricType::Counter,
+        )?;
+        for (why, count) in TlsRefusal::ALL.iter().zip(self.tls_refused) {
+            ConstCounter::new(count).encode(refused.encode_family(&[("reason", why.label())])?)?;
+        }
+        record(&mut encoder, s, self.journal_bytes)?;
         health(&mut encoder, s, self.health_rounds_dropped)?;
         groups(&mut encoder, s)?;
         counter(
@@ -385,9 +564,9 @@ impl Collector for Figures {
             .zip(s.turn_buckets)
             .collect();
         let mut turns = encoder.encode_descriptor(
-            "router_turn_seconds",
+            "router_turn",
             "Time the router took for one input",
-            None,
+            Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;
         turns.encode_histogram::<NoLabelSet>(s.turn_seconds, s.turns, &buckets, None)

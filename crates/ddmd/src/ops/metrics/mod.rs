@@ -1,5 +1,7 @@
 //! Metrics for Prometheus: an optional HTTP endpoint (`[metrics] listen`)
-//! that serves the router's figures in the OpenMetrics text format.
+//! that serves the router's figures in the OpenMetrics text format to a
+//! scraper that asks for it (`Accept`), in Prometheus' text format 0.0.4
+//! to any other (promtool, curl).
 //!
 //! The router keeps its figures as plain numbers in its own task
 //! ([`Accounts`]: no lock, no atomic on the path of a change). A scrape asks
@@ -18,13 +20,14 @@ mod exposition;
 mod server;
 
 pub use accounts::Accounts;
+pub use exposition::Format;
 pub use server::{bind, spawn};
 
 use crate::ops::systemd::Notifier;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
@@ -107,6 +110,31 @@ pub struct Snapshot {
     pub turn_buckets: [u64; TURN_BUCKETS.len() + 1],
     pub turns: u64,
     pub turn_seconds: f64,
+    /// The journal, when there is one.
+    pub journal: Option<JournalFigures>,
+    /// Its export to NATS JetStream, when there is one.
+    pub export: Option<ExportFigures>,
+}
+
+/// The journal's figures.
+#[derive(Debug, Clone, Default)]
+pub struct JournalFigures {
+    /// The file, whose size the scrape reads (with its write-ahead log).
+    pub path: std::path::PathBuf,
+    /// Entries lost since the service started (a full queue, failed writes).
+    pub lost: u64,
+    /// Writes that failed since the service started.
+    pub write_errors: u64,
+}
+
+/// The export's figures.
+#[derive(Debug, Clone, Default)]
+pub struct ExportFigures {
+    pub connected: bool,
+    /// Journal entries not yet acknowledged by the broker.
+    pub behind: u64,
+    /// Times the export failed and started again.
+    pub errors: u64,
 }
 
 /// Figures counted where they happen, outside the router, and read at
@@ -121,6 +149,56 @@ pub struct Counters {
     pub netlink_overruns: AtomicU64,
     /// Health rounds that found the queue to the router full.
     pub health_rounds_dropped: AtomicU64,
+    /// TLS connections refused before a session, by [`TlsRefusal`].
+    pub tls_refused: [AtomicU64; TlsRefusal::ALL.len()],
+}
+
+/// Why the remote listener refused a TLS connection before its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsRefusal {
+    /// Too many handshakes under way (`remote.max_pending_handshakes`).
+    Busy,
+    /// The handshake was not finished within the time limit.
+    Timeout,
+    /// The client's certificate: none, another CA's, expired, revoked.
+    Certificate,
+    /// The client did not offer the protocol's ALPN id, `ddm/1`.
+    Alpn,
+    /// The certificate names no identity.
+    Identity,
+    /// Any other failure of the handshake (not TLS, a protocol error).
+    Handshake,
+}
+
+impl TlsRefusal {
+    pub const ALL: [TlsRefusal; 6] = [
+        TlsRefusal::Busy,
+        TlsRefusal::Timeout,
+        TlsRefusal::Certificate,
+        TlsRefusal::Alpn,
+        TlsRefusal::Identity,
+        TlsRefusal::Handshake,
+    ];
+
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            TlsRefusal::Busy => "busy",
+            TlsRefusal::Timeout => "timeout",
+            TlsRefusal::Certificate => "certificate",
+            TlsRefusal::Alpn => "alpn",
+            TlsRefusal::Identity => "identity",
+            TlsRefusal::Handshake => "handshake",
+        }
+    }
+}
+
+impl Counters {
+    /// Counts one refusal.
+    pub fn tls_refused(&self, why: TlsRefusal) {
+        let index = TlsRefusal::ALL.iter().position(|r| *r == why).unwrap_or(0);
+        self.tls_refused[index].fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Where the figures kept outside the router are, read at each scrape.
@@ -129,6 +207,33 @@ pub struct Outside {
     pub counters: Arc<Counters>,
     /// systemd notices dropped.
     pub notifier: Notifier,
+    /// When the process started, in Unix seconds ([`process_start_time`]).
+    pub started: Option<f64>,
+}
+
+/// When this process started, in Unix seconds: its start in clock ticks
+/// after boot (`/proc/self/stat`) plus the boot time (`/proc/stat`).
+pub fn process_start_time() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let system = std::fs::read_to_string("/proc/stat").ok()?;
+    // SAFETY: sysconf reads a constant of the system.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    start_time(&stat, &system, ticks)
+}
+
+/// [`process_start_time`] from the texts of the two files.
+fn start_time(stat: &str, system: &str, ticks_per_second: i64) -> Option<f64> {
+    // The command name, in parentheses, may hold spaces: count after it.
+    let (_, after_name) = stat.rsplit_once(')')?;
+    // Fields from the state (the 3rd); the start time is the 22nd.
+    let ticks: f64 = after_name.split_whitespace().nth(19)?.parse().ok()?;
+    let boot: f64 = system
+        .lines()
+        .find_map(|line| line.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    (ticks_per_second > 0).then(|| boot + ticks / ticks_per_second as f64)
 }
 
 /// The router's side: it waits for `wanted` and publishes to `published`.
@@ -189,13 +294,13 @@ impl Source {
         self.published.borrow_and_update().clone()
     }
 
-    /// The whole exposition, in the OpenMetrics text format; `None` while
-    /// the router has never published a snapshot (it is starting, or too
-    /// busy to take one): all zeros would say things that are not so.
-    pub async fn render(&mut self) -> Option<String> {
+    /// The whole exposition, in `format`; `None` while the router has
+    /// never published a snapshot (it is starting, or too busy to take
+    /// one): all zeros would say things that are not so.
+    pub async fn render(&mut self, format: Format) -> Option<String> {
         let snapshot = self.snapshot().await;
         snapshot.taken?;
-        Some(exposition::render(&snapshot, &self.outside))
+        Some(exposition::render(&snapshot, &self.outside, format))
     }
 }
 
@@ -207,6 +312,7 @@ mod tests {
         let outside = Outside {
             counters: Arc::default(),
             notifier: Notifier::default(),
+            started: Some(1_700_000_000.5),
         };
         channel(outside, &MetricsConfig::default())
     }
@@ -214,7 +320,7 @@ mod tests {
     #[tokio::test]
     async fn no_exposition_before_the_routers_first_snapshot() {
         let (_feed, mut source) = source_and_feed();
-        assert_eq!(source.render().await, None);
+        assert_eq!(source.render(Format::OpenMetrics).await, None);
     }
 
     #[tokio::test]
@@ -230,10 +336,44 @@ mod tests {
             };
             accounts.publish(snapshot, &[]);
         });
-        let text = source.render().await.expect("an exposition");
+        let text = source
+            .render(Format::OpenMetrics)
+            .await
+            .expect("an exposition");
         router.await.unwrap();
         assert!(text.contains("ddm_running 1\n"), "{text}");
         assert!(text.contains("ddm_sessions_refused_total 0\n"), "{text}");
+        assert!(
+            text.contains("process_start_time_seconds 1700000000.5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# UNIT ddm_router_turn_seconds seconds\n"),
+            "{text}"
+        );
+        assert!(text.contains("ddm_build_info{version=\""), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
+        let (feed, mut source) = source_and_feed();
+        Accounts::new(feed).publish(Snapshot::default(), &[]);
+        let text = source.render(Format::Text).await.expect("an exposition");
+        assert!(
+            text.contains("# TYPE ddm_sessions_refused_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_start_time_is_boot_plus_the_ticks_after_it() {
+        let stat =
+            "4242 (ddm (serve) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 3 0 250 1000";
+        let system = "cpu  1 2 3\nbtime 1700000000\nprocesses 9\n";
+        assert_eq!(start_time(stat, system, 100), Some(1_700_000_002.5));
+        assert_eq!(start_time(stat, "cpu 1\n", 100), None);
+        assert_eq!(start_time("garbage", system, 100), None);
+        assert!(process_start_time().is_some_and(|t| t > 1.6e9));
     }
 }

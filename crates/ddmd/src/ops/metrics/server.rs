@@ -1,6 +1,8 @@
 //! The HTTP endpoint (hyper, HTTP/1.1): `GET /metrics` answers with the
-//! exposition (503 until the router's first snapshot); anything else is
-//! 404 (or 405 for another method).
+//! exposition (503 until the router's first snapshot), in OpenMetrics when
+//! the request's `Accept` names `application/openmetrics-text` (as
+//! Prometheus' does), else in the text format 0.0.4; anything else is 404
+//! (or 405 for another method).
 //!
 //! It runs beside the router on a thread of its own, with its own small
 //! runtime, so that writing an exposition never takes the router's
@@ -9,7 +11,7 @@
 //! and one for its life, so a slow or hostile scraper holds only its own
 //! connection, and not for long.
 
-use super::{MetricsConfig, Source};
+use super::{Format, MetricsConfig, Source};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
@@ -27,6 +29,30 @@ const CONNECTION_LIMIT: Duration = Duration::from_secs(30);
 
 /// The content type of the OpenMetrics text format.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of Prometheus' text format.
+const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The format a request's `Accept` asks for: OpenMetrics when it names it
+/// with a weight above 0, the text format otherwise.
+fn negotiate(accept: Option<&str>) -> Format {
+    let wants_openmetrics = accept.is_some_and(|accept| {
+        accept.split(',').any(|choice| {
+            let mut parts = choice.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f64>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            media.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+        })
+    });
+    if wants_openmetrics {
+        Format::OpenMetrics
+    } else {
+        Format::Text
+    }
+}
 
 /// Binds the endpoint's address (an error here stops the start: the
 /// administrator asked for it).
@@ -94,9 +120,21 @@ async fn serve(listener: TcpListener, source: Source, config: &MetricsConfig) {
 }
 
 async fn answer(request: &Request<Incoming>, source: &mut Source) -> Response<Full<Bytes>> {
+    let accept = request
+        .headers()
+        .get(hyper::header::ACCEPT)
+        .and_then(|a| a.to_str().ok());
+    let format = negotiate(accept);
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
-        (&Method::GET, "/metrics") => match source.render().await {
-            Some(text) => (StatusCode::OK, OPENMETRICS, text),
+        (&Method::GET, "/metrics") => match source.render(format).await {
+            Some(text) => (
+                StatusCode::OK,
+                match format {
+                    Format::OpenMetrics => OPENMETRICS,
+                    Format::Text => TEXT,
+                },
+                text,
+            ),
             None => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain",
@@ -119,4 +157,26 @@ async fn answer(request: &Request<Incoming>, source: &mut Source) -> Response<Fu
         .header(hyper::header::CONTENT_TYPE, content_type)
         .body(Full::new(Bytes::from(body)))
         .expect("a response from valid parts")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openmetrics_only_for_a_scraper_that_asks_for_it() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(negotiate(Some(prometheus)), Format::OpenMetrics);
+        assert_eq!(
+            negotiate(Some("Application/OpenMetrics-Text")),
+            Format::OpenMetrics
+        );
+        assert_eq!(negotiate(Some("text/plain;version=0.0.4")), Format::Text);
+        assert_eq!(negotiate(Some("*/*")), Format::Text);
+        assert_eq!(
+            negotiate(Some("application/openmetrics-text;q=0")),
+            Format::Text
+        );
+        assert_eq!(negotiate(None), Format::Text);
+    }
 }

@@ -178,6 +178,9 @@ impl Broker {
 struct State {
     connected: bool,
     last_error: String,
+    /// Times the export failed and started again (no broker, a publish
+    /// refused or not acknowledged in time).
+    errors: u64,
 }
 
 /// The service's handle on its running export.
@@ -201,6 +204,11 @@ impl Export {
             last_error: state.last_error.clone(),
             subject: self.subject.clone(),
         }
+    }
+
+    /// Times the export failed and started again, since the service started.
+    pub fn errors(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).errors
     }
 
     /// Waits (at most `limit`) until the broker has acknowledged `last_id`.

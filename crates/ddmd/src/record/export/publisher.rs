@@ -95,6 +95,7 @@ impl Publisher {
                 said.clear();
             }
             self.set_state(false, &error);
+            self.state.lock().unwrap_or_else(|p| p.into_inner()).errors += 1;
             // Said once, not at every retry while the broker stays away.
             if error != said {
                 tracing::warn!(

@@ -27,7 +27,7 @@ use reservation::{Numbering, Reservation};
 use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -71,8 +71,8 @@ pub struct Journal {
     dropped: Option<JournalEntry>,
     /// Entries lost since the service started because the queue was full.
     lost: u64,
-    /// Entries lost since the service started because writes failed.
-    write_lost: Arc<AtomicU64>,
+    /// Writes failed since the service started, and what they lost.
+    failures: Arc<writer::WriteFailures>,
     handled: watch::Receiver<u64>,
     epoch: u64,
     readers: Arc<Semaphore>,
@@ -136,7 +136,7 @@ impl Journal {
         let reservation = Reservation::start(&seq_file, epoch, numbered).map_err(failed)?;
         let (handled_sender, handled) = watch::channel(last_id);
         let (queue, receiver) = sync_channel(config.queue);
-        let write_lost = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(writer::WriteFailures::default());
         let writer = writer::Writer {
             connection,
             retention: writer::Retention {
@@ -144,7 +144,7 @@ impl Journal {
                 max_bytes: config.max_bytes,
             },
             handled: handled_sender,
-            write_lost: write_lost.clone(),
+            failures: failures.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("ddm-journal".into())
@@ -161,7 +161,7 @@ impl Journal {
             next_id: last_id + 1,
             dropped: None,
             lost: 0,
-            write_lost,
+            failures,
             handled,
             epoch,
             readers: Arc::new(Semaphore::new(READERS)),
@@ -233,7 +233,12 @@ impl Journal {
     /// Entries lost since the service started: the queue was full, or
     /// writes failed (a full disk).
     pub fn lost(&self) -> u64 {
-        self.lost + self.write_lost.load(Ordering::Relaxed)
+        self.lost + self.failures.entries.load(Ordering::Relaxed)
+    }
+
+    /// Writes to the file that failed since the service started.
+    pub fn write_errors(&self) -> u64 {
+        self.failures.writes.load(Ordering::Relaxed)
     }
 
     /// Wakes whoever waits on the entries handled by the writer.

@@ -45,8 +45,16 @@ pub(super) struct Writer {
     /// The last id handled (written, or counted as lost): readers wait on
     /// it to see what was committed before they asked; the export wakes.
     pub handled: watch::Sender<u64>,
-    /// Entries lost to failed writes since the start, for `ddm status`.
-    pub write_lost: Arc<AtomicU64>,
+    /// What failed writes cost since the start, for `ddm status` and the
+    /// metrics.
+    pub failures: Arc<WriteFailures>,
+}
+
+/// Failed writes since the start, and the entries they lost.
+#[derive(Debug, Default)]
+pub struct WriteFailures {
+    pub writes: AtomicU64,
+    pub entries: AtomicU64,
 }
 
 /// What the writer lost to failed writes and has yet to record.
@@ -131,12 +139,13 @@ impl Writer {
         match store::insert(&mut self.connection, &batch) {
             Ok(()) => *lost = Lost::default(),
             Err(e) => {
+                self.failures.writes.fetch_add(1, Ordering::Relaxed);
                 let gap_id = lost.last_id;
                 let failed = batch
                     .iter()
                     .filter(|e| e.kind != EntryKind::EntryGap as i32 || e.id != gap_id);
                 for entry in failed {
-                    self.write_lost.fetch_add(1, Ordering::Relaxed);
+                    self.failures.entries.fetch_add(1, Ordering::Relaxed);
                     lost.count += 1;
                     lost.last_id = entry.id;
                     lost.last_seq = lost.last_seq.max(seq_of(entry));

@@ -1,6 +1,7 @@
-//! Puts the git revision into `ddm --version`: `$DDM_GIT_REVISION` when a
-//! packager sets it, else `git describe` of the source tree, else
-//! "unknown" (a tree that is not a git checkout).
+//! Puts the git revision into `ddm --version` and the metrics' build info
+//! (`ddmd::REVISION`): `$DDM_GIT_REVISION` when a packager sets it, else
+//! `git describe` of the source tree, else "unknown" (a tree that is not a
+//! git checkout).
 
 use std::process::Command;
 
