@@ -21,7 +21,8 @@ pub use admin::{MprInterface0, MprServer0};
 /// `crates/mprapi/libmprapi.map` (rustc's own version script lists the
 /// names with no version, and the linker takes the first script's word).
 /// A `.symver` must sit in the object that defines the name: each file
-/// versions its own functions, and a module is never split between objects.
+/// versions its own functions, and the workspace's profiles build this
+/// crate as one object (`codegen-units = 1`).
 macro_rules! versioned {
     ($($name:literal),* $(,)?) => {
         $(std::arch::global_asm!(concat!(".symver ", $name, ", ", $name, "@@MPRAPI_0"));)*
@@ -55,6 +56,27 @@ pub extern "C" fn set_last_error(code: u32) {
 
 #[cfg(test)]
 mod tests {
+    /// libmprapi-dev asks for the library of its own version, and the
+    /// pkg-config files say that version.
+    #[test]
+    fn the_packages_and_pkg_config_files_name_this_version() {
+        let version = env!("CARGO_PKG_VERSION");
+        let (major_minor, patch) = version.rsplit_once('.').unwrap();
+        let next = format!("{major_minor}.{}", patch.parse::<u32>().unwrap() + 1);
+        let manifest = include_str!("../../Cargo.toml");
+        let depends = format!("depends = \"libmprapi0 (>= {version}), libmprapi0 (<< {next}~)\"");
+        assert!(
+            manifest.contains(&depends),
+            "crates/mprapi/Cargo.toml lacks {depends}"
+        );
+        for pc in [
+            include_str!("../../../../packaging/mprapi.pc"),
+            include_str!("../../../../mprapi.pc"),
+        ] {
+            assert!(pc.contains(&format!("\nVersion: {version}\n")), "{pc}");
+        }
+    }
+
     use ddm_proto::WinError;
 
     const HEADER: &str = include_str!("../../../../include/mprapi.h");
