@@ -68,7 +68,7 @@ fn three_routers_export_every_entry_once_in_order_across_a_broker_restart() {
         (
             value("ddm_export_connected"),
             value("ddm_export_entries_behind"),
-            value("ddm_export_errors_total"),
+            value("ddm_export_publish_errors_total"),
         )
     };
     assert_eq!(export_figures(&labs[0]), (1.0, 0.0, 0.0));

@@ -402,8 +402,8 @@ fn record(
         ConstGauge::new(export.behind).encode(behind)?;
         counter(
             encoder,
-            "export_errors",
-            "Times the export failed and started again: no broker, a publish refused or not acknowledged in time",
+            "export_publish_errors",
+            "Times publishing to the broker failed and the export started again: no broker, a publish refused or not acknowledged in time",
             export.errors,
         )?;
     }
