@@ -64,6 +64,7 @@ pub struct Pair {
     router: String,
     far: String,
     pub near_key: PathBuf,
+    near_public: String,
     pub far_public: String,
     pub port: u16,
     pub near: Ipv4Addr,
@@ -117,6 +118,7 @@ impl Pair {
             router: router.name.clone(),
             far: far.name.clone(),
             near_key,
+            near_public,
             far_public,
             port,
             near,
@@ -173,6 +175,24 @@ impl Pair {
             self.port,
             self.allowed.replace(',', ", "),
         )
+    }
+
+    /// The far end takes `prefix` (a LAN behind the router) from the near
+    /// end too, and routes it back through the tunnel.
+    pub fn far_routes_back(&self, far: &Netns, prefix: &str) {
+        in_netns(
+            far,
+            &[
+                "wg",
+                "set",
+                &self.far_link,
+                "peer",
+                &self.near_public,
+                "allowed-ips",
+                &format!("{}/32,{prefix}", self.near),
+            ],
+        );
+        far.ip(&["route", "add", prefix, "dev", &self.far_link]);
     }
 
     /// The far end listens on its port, or stops answering (it moves to

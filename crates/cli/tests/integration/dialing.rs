@@ -4,8 +4,9 @@
 //! delivered, idle hang-up, enable and disable, dial-out hours, reload,
 //! refused callers, the DDM stopped, and clean and unclean stops.
 
+use crate::support::Netns;
 use crate::support::{expect_signal, stdout_of, tool, wait_until, PATIENCE};
-use crate::wireguard_lab::{WgLab, FAR_LAN};
+use crate::wireguard_lab::{WgLab, FAR_LAN, ROUTER_LAN};
 use mprapi::{unreachability, Connect, ConnectionState, Event, Server, StreamItem, WinError};
 use std::time::Duration;
 use ConnectionState::*;
@@ -289,7 +290,7 @@ fn demand_dialing_by_tcp_delivers_the_first_syn() {
     );
     lab.start(&config);
     assert_eq!(
-        tcp_retransmits(&lab, 7070),
+        tcp_retransmits(&lab, &lab.router, 7070),
         0,
         "the first SYN was held and delivered, not retransmitted"
     );
@@ -316,7 +317,7 @@ fn demand_without_a_source_address_answers_the_first_ping_and_learns_the_tunnels
     lab.wait_link_gone();
     // Now even a TCP connection, whose source cannot change, gets through
     // with its first SYN.
-    assert_eq!(tcp_retransmits(&lab, 7071), 0);
+    assert_eq!(tcp_retransmits(&lab, &lab.router, 7071), 0);
 }
 
 #[test]
@@ -349,10 +350,75 @@ fn demand_dialing_through_wg_quick_which_adds_routes_of_its_own() {
     assert!(lab.ping(5), "and dials again");
 }
 
-/// Connects from the router to a listener at the far LAN's `port` and
-/// returns how often the connection's packets were retransmitted.
-fn tcp_retransmits(lab: &WgLab, port: u16) -> u32 {
-    let (router, far) = (lab.router.name.clone(), lab.far.name.clone());
+#[test]
+fn a_lan_host_and_a_ping_bound_to_the_routers_lan_address_are_answered_first_time() {
+    let mut lab = WgLab::new();
+    lab.add_lan();
+    let config = lab.interface(
+        "branch",
+        "dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\nidle_disconnect_secs = 1",
+    );
+    let (server, branch) = start_branch(&mut lab, &config);
+    // The first dial of all, the trigger without an address yet: a ping
+    // bound to the router's LAN address keeps it, and gets its answer.
+    assert!(
+        lab.ping_from(&lab.router, &["-I", ROUTER_LAN], 8),
+        "the first ping from the router's LAN address is answered"
+    );
+    wait_state(&server, branch, Disconnected);
+    lab.wait_link_gone();
+    let host = lab.lan.as_ref().unwrap();
+    assert!(
+        lab.ping_from(host, &[], 8),
+        "the LAN host's first ping is answered"
+    );
+    wait_state(&server, branch, Disconnected);
+    lab.wait_link_gone();
+    assert_eq!(
+        tcp_retransmits(&lab, host, 7072),
+        0,
+        "the LAN host's first SYN is delivered, not retransmitted"
+    );
+    // And the router's own unbound ping still gets the tunnel's address.
+    wait_state(&server, branch, Disconnected);
+    lab.wait_link_gone();
+    assert!(lab.ping(8), "the router's own first ping is answered");
+}
+
+#[test]
+fn with_trigger_src_a_lan_hosts_first_ping_and_first_syn_get_through() {
+    let mut lab = WgLab::new();
+    lab.add_lan();
+    let config = lab.interface(
+        "branch",
+        "dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\ntrigger_src = \"10.9.0.1\"\nidle_disconnect_secs = 1",
+    );
+    let (server, branch) = start_branch(&mut lab, &config);
+    let host = lab.lan.as_ref().unwrap();
+    assert!(
+        lab.ping_from(host, &[], 8),
+        "the LAN host's first ping is answered"
+    );
+    wait_state(&server, branch, Disconnected);
+    lab.wait_link_gone();
+    assert_eq!(
+        tcp_retransmits(&lab, host, 7073),
+        0,
+        "the LAN host's first SYN"
+    );
+    wait_state(&server, branch, Disconnected);
+    lab.wait_link_gone();
+    assert!(
+        lab.ping_from(&lab.router, &["-I", ROUTER_LAN], 8),
+        "a ping bound to the router's LAN address is answered"
+    );
+}
+
+/// Connects from `from` (the router, a LAN host) to a listener at the far
+/// LAN's `port` and returns how often the connection's packets were
+/// retransmitted.
+fn tcp_retransmits(lab: &WgLab, from: &Netns, port: u16) -> u32 {
+    let (router, far) = (from.name.clone(), lab.far.name.clone());
     let listener = std::thread::spawn(move || {
         enter(&far);
         let listener = std::net::TcpListener::bind((FAR_LAN, port)).unwrap();

@@ -3,7 +3,8 @@
 //! `ddm_lab::wireguard::Pair` over it. The far end listens with 10.9.0.2
 //! on its tunnel and 192.168.20.1 behind it; the near end's tunnel is made
 //! by the connect script the service runs (`up.sh`, 10.9.0.1) and deleted
-//! by its disconnect command.
+//! by its disconnect command. A LAN behind the router (`add_lan`): a host
+//! namespace at 192.168.76.50 whose way out is the router, 192.168.76.1.
 
 use crate::support::{require_root, stdout_of, tool, wait_until, Netns, Service};
 use ddm_lab::wireguard::{self, Pair};
@@ -12,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const FAR_LAN: &str = "192.168.20.1";
+/// The router's address on the LAN behind it, and a host there.
+pub const ROUTER_LAN: &str = "192.168.76.1";
+pub const LAN_HOST: &str = "192.168.76.50";
 
 pub struct WgLab {
     pub service: Option<Service>,
@@ -22,6 +26,8 @@ pub struct WgLab {
     pub dir: tempfile::TempDir,
     /// The near tunnel, made by up.sh.
     pub link: String,
+    /// The host behind the router, once `add_lan` made it.
+    pub lan: Option<Netns>,
 }
 
 impl WgLab {
@@ -98,7 +104,41 @@ impl WgLab {
             far,
             dir,
             link,
+            lan: None,
         }
+    }
+
+    /// A LAN behind the router: a host namespace (LAN_HOST/24, its default
+    /// route the router), the router at ROUTER_LAN forwarding, and the far
+    /// end routing the LAN back through the tunnel.
+    pub fn add_lan(&mut self) {
+        let host = Netns::new("wl");
+        self.router.ip(&[
+            "link", "add", "lan0", "type", "veth", "peer", "name", "eth0", "netns", &host.name,
+        ]);
+        self.router
+            .ip(&["addr", "add", &format!("{ROUTER_LAN}/24"), "dev", "lan0"]);
+        self.router.ip(&["link", "set", "lan0", "up"]);
+        self.router.sysctl("net.ipv4.ip_forward", "1");
+        host.ip(&["addr", "add", &format!("{LAN_HOST}/24"), "dev", "eth0"]);
+        host.ip(&["link", "set", "eth0", "up"]);
+        host.ip(&["link", "set", "lo", "up"]);
+        host.ip(&["route", "add", "default", "via", ROUTER_LAN]);
+        self.pair.far_routes_back(&self.far, "192.168.76.0/24");
+        self.lan = Some(host);
+    }
+
+    /// One ping to the far LAN from `netns` with `args` (`-I ADDRESS`);
+    /// true if it was answered within `wait_secs`.
+    pub fn ping_from(&self, netns: &Netns, args: &[&str], wait_secs: u32) -> bool {
+        netns
+            .command("ping")
+            .args(["-c1", "-W", &wait_secs.to_string()])
+            .args(args)
+            .arg(FAR_LAN)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     pub fn up_script(&self) -> PathBuf {
@@ -196,15 +236,7 @@ impl WgLab {
 
     /// One ping from the router to the far LAN; true if it was answered.
     pub fn ping(&self, wait_secs: u32) -> bool {
-        self.router
-            .command("ping")
-            .args(["-c", "1", "-W"])
-            .arg(wait_secs.to_string())
-            .arg(FAR_LAN)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap()
-            .success()
+        self.ping_from(&self.router, &[], wait_secs)
     }
 
     /// Processes whose command line names the near tunnel.

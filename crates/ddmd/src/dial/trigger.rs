@@ -28,6 +28,10 @@ thread_local! {
 pub struct Trigger {
     tun: AsyncFd<OwnedFd>,
     held: VecDeque<Vec<u8>>,
+    /// The source the kernel gave the host's own packets to the routes
+    /// while they pointed here: the trigger's address, or, while it has
+    /// none, one of the host's others (found with the first packet held).
+    picked: Option<Ipv4Addr>,
     limit: usize,
     /// Packets dropped since the service started: over the limit, or held
     /// for a dial that failed.
@@ -62,6 +66,7 @@ impl Trigger {
         Ok(Trigger {
             tun,
             held: VecDeque::new(),
+            picked: None,
             limit,
             dropped: 0,
         })
@@ -89,6 +94,9 @@ impl Trigger {
                 Err(_would_block) => continue,
             }
         };
+        if self.held.is_empty() {
+            self.picked = ipv4_destination(&packet).and_then(kernel_source);
+        }
         if self.held.len() < self.limit {
             self.held.push_back(packet);
         } else {
@@ -105,17 +113,21 @@ impl Trigger {
     pub fn discard(&mut self) {
         self.dropped += self.held.len() as u64;
         self.held.clear();
+        self.picked = None;
     }
 
     /// Sends every held IPv4 packet again through `link` (the socket is
     /// bound to it: routes that still point at the trigger, such as a
     /// group's the router has yet to move, cannot send them back here);
-    /// returns how many went out. With `icmp_from`, ICMP packets
-    /// leave from that address (the link's): a packet routed to the
-    /// trigger before ddm knew the tunnel's address took another of the
-    /// host's, which the far end would not answer; an ICMP echo does not
-    /// care which local address its reply comes to, a TCP or UDP socket
-    /// does, so those keep theirs.
+    /// returns how many went out. Every packet keeps its source but one
+    /// kind: with `icmp_from` (the link's address), an ICMP packet of the
+    /// host's own whose source is the one the kernel picked because the
+    /// trigger had no address of its own leaves from `icmp_from` instead,
+    /// since the far end may not route that address back (an unbound
+    /// ping's reply reaches it at any local address; a TCP or UDP socket
+    /// cares, so those keep theirs). Packets forwarded from the hosts
+    /// behind the router, and a ping bound to another address (`ping -I`),
+    /// leave as they came.
     pub fn release(&mut self, link: &str, icmp_from: Option<Ipv4Addr>) -> io::Result<usize> {
         if self.held.is_empty() {
             return Ok(0);
@@ -127,8 +139,9 @@ impl Trigger {
             &std::ffi::OsString::from(link),
         )?;
         let mut sent = 0;
+        let picked = self.picked.take();
         for mut packet in self.held.drain(..) {
-            if let Some(from) = icmp_from {
+            if let Some(from) = new_source(&packet, picked, icmp_from) {
                 set_icmp_source(&mut packet, from);
             }
             let Some(destination) = ipv4_destination(&packet) else {
@@ -152,6 +165,17 @@ impl Trigger {
 fn is_routed(to: Ipv4Addr) -> bool {
     !(to.is_multicast() || to.is_broadcast() || to.is_unspecified() || to.is_link_local())
         && to.octets()[0] != 0
+}
+
+/// The source the kernel gives an unbound socket's packets to `to` now
+/// (a UDP socket connected there: a route lookup, nothing sent).
+fn kernel_source(to: Ipv4Addr) -> Option<Ipv4Addr> {
+    let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    socket.connect((to, 9)).ok()?;
+    match socket.local_addr().ok()? {
+        std::net::SocketAddr::V4(local) => Some(*local.ip()),
+        std::net::SocketAddr::V6(_) => None,
+    }
 }
 
 /// AF_INET/SOCK_RAW/IPPROTO_RAW: the packet carries its own header.
@@ -219,10 +243,39 @@ fn set_icmp_source(packet: &mut [u8], from: Ipv4Addr) {
     packet[10..12].copy_from_slice(&(!(folded as u16)).to_be_bytes());
 }
 
+/// The source a held packet leaves with when it is not its own (see
+/// [`Trigger::release`]): `link_address`, for a packet whose source is
+/// the one the kernel `picked`.
+fn new_source(
+    packet: &[u8],
+    picked: Option<Ipv4Addr>,
+    link_address: Option<Ipv4Addr>,
+) -> Option<Ipv4Addr> {
+    let picked = picked?;
+    (ipv4_source(packet) == Some(picked)).then_some(link_address?)
+}
+
 /// The destination of an IPv4 packet; None for anything else.
 pub fn ipv4_destination(packet: &[u8]) -> Option<Ipv4Addr> {
+    ipv4_address_at(packet, 16)
+}
+
+/// The source of an IPv4 packet; None for anything else.
+fn ipv4_source(packet: &[u8]) -> Option<Ipv4Addr> {
+    ipv4_address_at(packet, 12)
+}
+
+/// The address at `offset` of an IPv4 header.
+fn ipv4_address_at(packet: &[u8], offset: usize) -> Option<Ipv4Addr> {
     let header = packet.get(..20)?;
-    (header[0] >> 4 == 4).then(|| Ipv4Addr::new(header[16], header[17], header[18], header[19]))
+    (header[0] >> 4 == 4).then(|| {
+        Ipv4Addr::new(
+            header[offset],
+            header[offset + 1],
+            header[offset + 2],
+            header[offset + 3],
+        )
+    })
 }
 
 #[cfg(test)]
@@ -253,6 +306,27 @@ mod tests {
         let before = udp.clone();
         set_icmp_source(&mut udp, Ipv4Addr::new(1, 2, 3, 4));
         assert_eq!(udp, before, "other protocols keep their source");
+    }
+
+    #[test]
+    fn only_the_host_s_own_packets_from_the_kernel_s_pick_change_source() {
+        let from = |source: [u8; 4]| {
+            let mut packet = [0u8; 20];
+            packet[0] = 0x45;
+            packet[12..16].copy_from_slice(&source);
+            packet[16..20].copy_from_slice(&[192, 168, 20, 1]);
+            packet
+        };
+        let picked = Some(Ipv4Addr::new(10, 77, 0, 1));
+        let link = Some(Ipv4Addr::new(10, 9, 0, 1));
+        // An unbound ping: the kernel's pick, which the far end may not know.
+        assert_eq!(new_source(&from([10, 77, 0, 1]), picked, link), link);
+        // A ping bound to the router's LAN address, and a LAN host's packet.
+        assert_eq!(new_source(&from([192, 168, 76, 1]), picked, link), None);
+        assert_eq!(new_source(&from([192, 168, 76, 50]), picked, link), None);
+        // trigger_src (no link address given), or no pick known.
+        assert_eq!(new_source(&from([10, 77, 0, 1]), picked, None), None);
+        assert_eq!(new_source(&from([10, 77, 0, 1]), None, link), None);
     }
 
     #[test]
