@@ -85,7 +85,10 @@ fn scrape() -> Duration {
     let started = Instant::now();
     let mut stream = std::net::TcpStream::connect(ENDPOINT).expect("the metrics endpoint");
     stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: ddm\r\nConnection: close\r\n\r\n")
+        .write_all(
+            b"GET /metrics HTTP/1.1\r\nHost: ddm\r\nConnection: close\r\n\
+              Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n\r\n",
+        )
         .expect("send the request");
     let mut response = Vec::new();
     stream.read_to_end(&mut response).expect("the response");
