@@ -15,7 +15,6 @@ pub use crate::links::LinksConfig;
 pub use crate::record::journal::config::{JournalConfig, JournalSetting};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -183,10 +182,7 @@ impl Config {
                 // longest prefix wins); any other overlap would.
                 let overlapping = self.interfaces.iter().find_map(|i| {
                     let route = i.routes().into_iter().find_map(|r| {
-                        let r = Prefix {
-                            address: IpAddr::V4(r.address),
-                            length: r.prefix,
-                        };
+                        let r = r.prefix;
                         (prefix.length > 0 && (prefix.contains(&r) || r.contains(&prefix)))
                             .then_some(r)
                     })?;

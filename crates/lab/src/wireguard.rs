@@ -9,7 +9,7 @@
 
 use crate::netns::Netns;
 use crate::tools::{require, stdout_of};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -69,6 +69,9 @@ pub struct Pair {
     pub port: u16,
     pub near: Ipv4Addr,
     pub far_address: Ipv4Addr,
+    /// The tunnel's IPv6 addresses: fd09:n::1 near, fd09:n::2 far.
+    pub near6: Ipv6Addr,
+    pub far6: Ipv6Addr,
     /// What the near end routes into the tunnel, comma-separated.
     pub allowed: String,
 }
@@ -86,6 +89,8 @@ impl Pair {
     ) -> Pair {
         let near = Ipv4Addr::new(10, 9, n, 1);
         let far_address = Ipv4Addr::new(10, 9, n, 2);
+        let near6 = Ipv6Addr::new(0xfd09, u16::from(n), 0, 0, 0, 0, 0, 1);
+        let far6 = Ipv6Addr::new(0xfd09, u16::from(n), 0, 0, 0, 0, 0, 2);
         let port = 51820 + u16::from(n);
         let (near_key, near_public) = keys(router, dir, &format!("{link}-near"));
         let (far_key, far_public) = keys(far, dir, &format!("{link}-far"));
@@ -103,12 +108,22 @@ impl Pair {
                 "peer",
                 &near_public,
                 "allowed-ips",
-                &format!("{near}/32"),
+                &format!("{near}/32,{near6}/128"),
             ],
         );
         far.ip(&["addr", "add", &format!("{far_address}/24"), "dev", far_link]);
+        far.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{far6}/64"),
+            "dev",
+            far_link,
+            "nodad",
+        ]);
         far.ip(&["link", "set", far_link, "up"]);
-        let allowed = std::iter::once(format!("{far_address}/32"))
+        let allowed = [format!("{far_address}/32"), format!("{far6}/128")]
+            .into_iter()
             .chain(far_routes.iter().map(|r| r.to_string()))
             .collect::<Vec<_>>()
             .join(",");
@@ -123,6 +138,8 @@ impl Pair {
             port,
             near,
             far_address,
+            near6,
+            far6,
             allowed,
         }
     }
@@ -142,6 +159,7 @@ impl Pair {
         format!(
             "wg set {link} private-key {key} peer {far_public} endpoint {UNDERLAY_FAR}:{port} allowed-ips {allowed}\n\
              ip addr add {near}/24 dev {link}\n\
+             ip -6 addr add {near6}/64 dev {link} nodad\n\
              ip link set {link} up\n",
             link = self.link,
             key = self.near_key.display(),
@@ -149,6 +167,7 @@ impl Pair {
             port = self.port,
             allowed = self.allowed,
             near = self.near,
+            near6 = self.near6,
         )
     }
 
@@ -167,19 +186,20 @@ impl Pair {
     pub fn quick_config(&self) -> String {
         let private = std::fs::read_to_string(&self.near_key).unwrap();
         format!(
-            "[Interface]\nPrivateKey = {}\nAddress = {}/24\n\n\
+            "[Interface]\nPrivateKey = {}\nAddress = {}/24, {}/64\n\n\
              [Peer]\nPublicKey = {}\nEndpoint = {UNDERLAY_FAR}:{}\nAllowedIPs = {}\n",
             private.trim(),
             self.near,
+            self.near6,
             self.far_public,
             self.port,
             self.allowed.replace(',', ", "),
         )
     }
 
-    /// The far end takes `prefix` (a LAN behind the router) from the near
-    /// end too, and routes it back through the tunnel.
-    pub fn far_routes_back(&self, far: &Netns, prefix: &str) {
+    /// The far end takes `prefixes` (a LAN behind the router) from the
+    /// near end too, and routes them back through the tunnel.
+    pub fn far_routes_back(&self, far: &Netns, prefixes: &[&str]) {
         in_netns(
             far,
             &[
@@ -189,10 +209,12 @@ impl Pair {
                 "peer",
                 &self.near_public,
                 "allowed-ips",
-                &format!("{}/32,{prefix}", self.near),
+                &format!("{}/32,{}/128,{}", self.near, self.near6, prefixes.join(",")),
             ],
         );
-        far.ip(&["route", "add", prefix, "dev", &self.far_link]);
+        for prefix in prefixes {
+            far.ip(&["route", "add", prefix, "dev", &self.far_link]);
+        }
     }
 
     /// The far end listens on its port, or stops answering (it moves to

@@ -6,7 +6,7 @@
 
 use crate::support::Netns;
 use crate::support::{expect_signal, stdout_of, tool, wait_until, PATIENCE};
-use crate::wireguard_lab::{WgLab, FAR_LAN, ROUTER_LAN};
+use crate::wireguard_lab::{WgLab, FAR_LAN, FAR_LAN6, ROUTER_LAN, ROUTER_LAN6};
 use mprapi::{unreachability, Connect, ConnectionState, Event, Server, StreamItem, WinError};
 use std::time::Duration;
 use ConnectionState::*;
@@ -414,20 +414,110 @@ fn with_trigger_src_a_lan_hosts_first_ping_and_first_syn_get_through() {
     );
 }
 
+/// The device of the router's IPv6 route to the far LAN, if there is one.
+fn route6_device(lab: &WgLab) -> Option<String> {
+    let routes = lab.router_ip(&["-6", "route", "show", "fd20::/64"]);
+    let mut words = routes.split_whitespace();
+    words.find(|w| *w == "dev")?;
+    words.next().map(str::to_owned)
+}
+
+#[test]
+fn ipv6_demand_dialing_from_a_lan_host_and_the_router_side_by_side_with_ipv4() {
+    let mut lab = WgLab::new();
+    lab.add_lan();
+    let config = lab.interface(
+        "branch",
+        "dial = \"demand\"\nroutes = [\"192.168.20.0/24\", \"fd20::/64\"]\nidle_disconnect_secs = 2",
+    );
+    let (server, branch) = start_branch(&mut lab, &config);
+    wait_until("the trigger holds both routes", || {
+        route6_device(&lab).as_deref() == Some("ddm-branch")
+            && lab.route_device().as_deref() == Some("ddm-branch")
+    });
+    // The first dial of all is an IPv6 ping from the router, unbound: its
+    // source is the one the kernel picked (the LAN's), and it is answered.
+    assert!(
+        lab.ping_to(FAR_LAN6, &lab.router, &[], 8),
+        "the router's first ping6 is answered"
+    );
+    wait_state(&server, branch, Connected);
+    assert_eq!(
+        route6_device(&lab).as_deref(),
+        Some(lab.link.as_str()),
+        "the IPv6 route moved to the link"
+    );
+    assert_eq!(
+        lab.route_device().as_deref(),
+        Some(lab.link.as_str()),
+        "and the IPv4 one"
+    );
+    // The kernel's IPv6 chatter on the link does not put off the idle
+    // hang-up, and both routes go back to the trigger.
+    let last_traffic = std::time::Instant::now();
+    wait_state(&server, branch, Disconnected);
+    assert!(
+        last_traffic.elapsed() < Duration::from_secs(5),
+        "hung up {:?} after the last packet, for 2 s of idle time",
+        last_traffic.elapsed()
+    );
+    assert_eq!(
+        server.interface(branch).unwrap().last_error,
+        WinError::ERROR_IDLE_DISCONNECTED.0
+    );
+    lab.wait_link_gone();
+    assert_eq!(
+        route6_device(&lab).as_deref(),
+        Some("ddm-branch"),
+        "the IPv6 route is back on the trigger"
+    );
+    let trigger = lab.router_ip(&["-6", "addr", "show", "dev", "ddm-branch"]);
+    assert!(
+        trigger.contains("fd09::1"),
+        "the trigger learned the link's IPv6 address: {trigger}"
+    );
+    // A LAN host's first ping6 and first TCP SYN over IPv6.
+    let host = lab.lan.as_ref().unwrap();
+    assert!(
+        lab.ping_to(FAR_LAN6, host, &[], 8),
+        "the LAN host's first ping6 is answered"
+    );
+    wait_state(&server, branch, Disconnected);
+    lab.wait_link_gone();
+    assert_eq!(
+        tcp_retransmits_to(&lab, host, FAR_LAN6, 7074),
+        0,
+        "the LAN host's first SYN over IPv6"
+    );
+    wait_state(&server, branch, Disconnected);
+    lab.wait_link_gone();
+    // A ping6 bound to the router's LAN address keeps it.
+    assert!(
+        lab.ping_to(FAR_LAN6, &lab.router, &["-I", ROUTER_LAN6], 8),
+        "a ping6 bound to the router's LAN address is answered"
+    );
+}
+
 /// Connects from `from` (the router, a LAN host) to a listener at the far
 /// LAN's `port` and returns how often the connection's packets were
 /// retransmitted.
 fn tcp_retransmits(lab: &WgLab, from: &Netns, port: u16) -> u32 {
+    tcp_retransmits_to(lab, from, FAR_LAN, port)
+}
+
+/// The same to the far end's address `to`, of either family.
+fn tcp_retransmits_to(lab: &WgLab, from: &Netns, to: &str, port: u16) -> u32 {
     let (router, far) = (from.name.clone(), lab.far.name.clone());
+    let to: std::net::IpAddr = to.parse().unwrap();
     let listener = std::thread::spawn(move || {
         enter(&far);
-        let listener = std::net::TcpListener::bind((FAR_LAN, port)).unwrap();
+        let listener = std::net::TcpListener::bind((to, port)).unwrap();
         listener.accept().map(drop)
     });
     std::thread::sleep(Duration::from_millis(200));
     let retransmits = std::thread::spawn(move || {
         enter(&router);
-        let to = (FAR_LAN.parse::<std::net::IpAddr>().unwrap(), port).into();
+        let to = (to, port).into();
         let stream = std::net::TcpStream::connect_timeout(&to, PATIENCE)
             .expect("the connection through the demand-dialed tunnel");
         total_retransmits(&stream)
@@ -816,11 +906,14 @@ fn after_sigkill_a_demand_interface_leaves_no_trigger_or_route_behind() {
     let mut lab = WgLab::new();
     let config = lab.interface(
         "branch",
-        "dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\ntrigger_src = \"10.9.0.1\"",
+        "dial = \"demand\"\nroutes = [\"192.168.20.0/24\", \"fd20::/64\"]\ntrigger_src = \"10.9.0.1\"",
     );
     lab.start(&config);
-    wait_until("the trigger holds the route", || {
+    wait_until("the trigger holds the routes", || {
         lab.route_device().is_some()
+            && lab
+                .router_ip(&["-6", "route", "show", "fd20::/64"])
+                .contains("ddm-branch")
     });
     lab.service.as_mut().unwrap().kill();
     assert_eq!(
@@ -828,6 +921,8 @@ fn after_sigkill_a_demand_interface_leaves_no_trigger_or_route_behind() {
         None,
         "the trigger and its routes died with the service"
     );
+    let v6 = lab.router_ip(&["-6", "route", "show", "fd20::/64"]);
+    assert!(v6.trim().is_empty(), "no IPv6 route is left: {v6}");
     let links = lab.router_ip(&["-o", "link"]);
     assert!(!links.contains("ddm-branch"), "{links}");
 }

@@ -3,8 +3,10 @@
 //! `ddm_lab::wireguard::Pair` over it. The far end listens with 10.9.0.2
 //! on its tunnel and 192.168.20.1 behind it; the near end's tunnel is made
 //! by the connect script the service runs (`up.sh`, 10.9.0.1) and deleted
-//! by its disconnect command. A LAN behind the router (`add_lan`): a host
-//! namespace at 192.168.76.50 whose way out is the router, 192.168.76.1.
+//! by its disconnect command. Both ends have IPv6 too: fd09::1 and fd09::2
+//! on the tunnel, fd20::1 behind the far end. A LAN behind the router
+//! (`add_lan`): a host namespace at 192.168.76.50 and fd76::50 whose way
+//! out is the router, 192.168.76.1 and fd76::1.
 
 use crate::support::{require_root, stdout_of, tool, wait_until, Netns, Service};
 use ddm_lab::wireguard::{self, Pair};
@@ -13,9 +15,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const FAR_LAN: &str = "192.168.20.1";
-/// The router's address on the LAN behind it, and a host there.
+/// The far LAN's IPv6 address (fd20::/64 is routed to the far end).
+pub const FAR_LAN6: &str = "fd20::1";
+/// The router's addresses on the LAN behind it, and a host there.
 pub const ROUTER_LAN: &str = "192.168.76.1";
+pub const ROUTER_LAN6: &str = "fd76::1";
 pub const LAN_HOST: &str = "192.168.76.50";
+pub const LAN_HOST6: &str = "fd76::50";
 
 pub struct WgLab {
     pub service: Option<Service>,
@@ -45,6 +51,15 @@ impl WgLab {
         let far = Netns::new("wf");
         wireguard::underlay(&router, &far);
         far.ip(&["addr", "add", &format!("{FAR_LAN}/32"), "dev", "lo"]);
+        far.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{FAR_LAN6}/128"),
+            "dev",
+            "lo",
+            "nodad",
+        ]);
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let pair = Pair::new(
@@ -53,7 +68,7 @@ impl WgLab {
             dir.path(),
             0,
             (&link, &far_link),
-            &["192.168.20.0/24"],
+            &["192.168.20.0/24", "fd20::/64"],
         );
         let d = dir.path().display();
         let counted = format!(
@@ -108,9 +123,10 @@ impl WgLab {
         }
     }
 
-    /// A LAN behind the router: a host namespace (LAN_HOST/24, its default
-    /// route the router), the router at ROUTER_LAN forwarding, and the far
-    /// end routing the LAN back through the tunnel.
+    /// A LAN behind the router: a host namespace (LAN_HOST/24 and
+    /// LAN_HOST6/64, its default routes the router), the router at
+    /// ROUTER_LAN and ROUTER_LAN6 forwarding both families, and the far end
+    /// routing the LAN back through the tunnel.
     pub fn add_lan(&mut self) {
         let host = Netns::new("wl");
         self.router.ip(&[
@@ -118,24 +134,51 @@ impl WgLab {
         ]);
         self.router
             .ip(&["addr", "add", &format!("{ROUTER_LAN}/24"), "dev", "lan0"]);
+        self.router.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{ROUTER_LAN6}/64"),
+            "dev",
+            "lan0",
+            "nodad",
+        ]);
         self.router.ip(&["link", "set", "lan0", "up"]);
         self.router.sysctl("net.ipv4.ip_forward", "1");
+        self.router.sysctl("net.ipv6.conf.all.forwarding", "1");
         host.ip(&["addr", "add", &format!("{LAN_HOST}/24"), "dev", "eth0"]);
+        host.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{LAN_HOST6}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
         host.ip(&["link", "set", "eth0", "up"]);
         host.ip(&["link", "set", "lo", "up"]);
         host.ip(&["route", "add", "default", "via", ROUTER_LAN]);
-        self.pair.far_routes_back(&self.far, "192.168.76.0/24");
+        host.ip(&["-6", "route", "add", "default", "via", ROUTER_LAN6]);
+        self.pair
+            .far_routes_back(&self.far, &["192.168.76.0/24", "fd76::/64"]);
         self.lan = Some(host);
     }
 
     /// One ping to the far LAN from `netns` with `args` (`-I ADDRESS`);
     /// true if it was answered within `wait_secs`.
     pub fn ping_from(&self, netns: &Netns, args: &[&str], wait_secs: u32) -> bool {
+        self.ping_to(FAR_LAN, netns, args, wait_secs)
+    }
+
+    /// One ping to `to` (either family) from `netns` with `args`; true if
+    /// it was answered within `wait_secs`.
+    pub fn ping_to(&self, to: &str, netns: &Netns, args: &[&str], wait_secs: u32) -> bool {
         netns
             .command("ping")
             .args(["-c1", "-W", &wait_secs.to_string()])
             .args(args)
-            .arg(FAR_LAN)
+            .arg(to)
             .stdout(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success())

@@ -7,13 +7,14 @@
 //! system brings up, CONNECTED while its link (and its health) is up.
 
 use super::hours::DialoutHours;
+use super::sources::Sources;
 use crate::bounds::{quoted, within};
-use crate::groups::config::GroupConfig;
+use crate::groups::config::{GroupConfig, Prefix};
 use crate::health::config::HealthTables;
 use ddm_proto::model::MAX_CONNECT_TIMEOUT_SECS;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 /// How ddm knows an attempt has connected.
@@ -67,7 +68,7 @@ pub struct Declaration {
     pub disconnect: Vec<String>,
     pub ready: Ready,
     pub dial: DialMode,
-    /// IPv4 prefixes ddm routes to the interface.
+    /// IPv4 and IPv6 prefixes ddm routes to the interface.
     pub routes: Vec<String>,
     /// Demand interfaces: hang up after this long without traffic; 0 never.
     pub idle_disconnect_secs: u64,
@@ -92,6 +93,10 @@ pub struct Declaration {
     /// another name for it. Without it, the link's address once known.
     #[serde(alias = "src")]
     pub trigger_src: Option<Ipv4Addr>,
+    /// The same for IPv6 (`src6`): the source of IPv6 packets routed to
+    /// the trigger. Without it, the link's global IPv6 address once known.
+    #[serde(alias = "src6")]
+    pub trigger_src6: Option<Ipv6Addr>,
     /// Demand interfaces: packets kept while dialing; more are dropped and
     /// counted.
     pub hold_packets: usize,
@@ -124,6 +129,7 @@ impl Default for Declaration {
             enabled: true,
             trigger_device: String::new(),
             trigger_src: None,
+            trigger_src6: None,
             hold_packets: 32,
             route_metric: DEFAULT_ROUTE_METRIC,
             health: None,
@@ -143,22 +149,16 @@ pub struct Declared {
 /// The metric of ddm's routes unless `route_metric` says otherwise.
 pub const DEFAULT_ROUTE_METRIC: u32 = 100;
 
-/// An IPv4 prefix, with the metric ddm's route to it has.
+/// An IPv4 or IPv6 prefix, with the metric ddm's route to it has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
-    pub address: Ipv4Addr,
-    pub prefix: u8,
+    pub prefix: Prefix,
     pub metric: u32,
 }
 
 impl Route {
     pub fn parse(text: &str) -> Option<Route> {
-        let (address, prefix) = text.split_once('/').unwrap_or((text, "32"));
-        let address: Ipv4Addr = address.parse().ok()?;
-        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32)?;
-        let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-        (u32::from(address) & !mask == 0).then_some(Route {
-            address,
+        Prefix::parse(text).map(|prefix| Route {
             prefix,
             metric: DEFAULT_ROUTE_METRIC,
         })
@@ -194,6 +194,14 @@ impl Declaration {
                 ..r
             })
             .collect()
+    }
+
+    /// The routes' sources it was given (`trigger_src`, `trigger_src6`).
+    pub fn trigger_sources(&self) -> Sources {
+        Sources {
+            v4: self.trigger_src,
+            v6: self.trigger_src6,
+        }
     }
 
     pub fn hours(&self) -> DialoutHours {
@@ -267,7 +275,7 @@ impl Declaration {
         }
         if let Some(bad) = self.routes.iter().find(|r| Route::parse(r).is_none()) {
             return fail(format!(
-                "route {} is not an IPv4 prefix like \"192.168.20.0/24\"",
+                "route {} is not an IPv4 or IPv6 prefix like \"192.168.20.0/24\" or \"2001:db8:20::/48\"",
                 quoted(bad)
             ));
         }
@@ -333,7 +341,7 @@ pub fn is_link_name(name: &str) -> bool {
 pub fn check_all(declarations: &mut [Declaration], grouped: &HashSet<&str>) -> Result<(), String> {
     let mut names = HashSet::new();
     let mut links = HashSet::new();
-    let mut routes: HashMap<(Ipv4Addr, u8), &str> = HashMap::new();
+    let mut routes: HashMap<Prefix, &str> = HashMap::new();
     for d in declarations.iter_mut() {
         d.complete();
         d.check()?;
@@ -358,12 +366,11 @@ pub fn check_all(declarations: &mut [Declaration], grouped: &HashSet<&str>) -> R
             }
         }
         for route in d.routes() {
-            if let Some(other) = routes.insert((route.address, route.prefix), &d.name) {
+            if let Some(other) = routes.insert(route.prefix, &d.name) {
                 return Err(format!(
-                    "interfaces {} and {} both route {}/{}: one route has one interface",
+                    "interfaces {} and {} both route {}: one route has one interface",
                     quoted(other),
                     quoted(&d.name),
-                    route.address,
                     route.prefix
                 ));
             }
@@ -409,8 +416,7 @@ mod tests {
         assert_eq!(
             d.routes(),
             vec![Route {
-                address: Ipv4Addr::new(192, 168, 20, 0),
-                prefix: 24,
+                prefix: Prefix::parse("192.168.20.0/24").unwrap(),
                 metric: 100
             }]
         );

@@ -20,6 +20,8 @@ pub mod leftovers;
 mod lookup;
 pub mod machine;
 pub mod net;
+mod packet;
+pub mod sources;
 pub mod supervisor;
 pub mod trigger;
 pub mod wireguard;

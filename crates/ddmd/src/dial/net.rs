@@ -6,6 +6,7 @@
 //! (`Net`) in every supervisor; the router never waits on any of it.
 
 use super::declaration::Route;
+use super::sources::Sources;
 use crate::groups::config::Prefix;
 use crate::links::LinkState;
 use futures_util::TryStreamExt;
@@ -107,25 +108,36 @@ impl Net {
         }))
     }
 
-    /// The link's first IPv4 address, if it has one.
-    pub async fn ipv4_address(&self, index: u32) -> io::Result<Option<Ipv4Addr>> {
-        use netlink_packet_route::address::AddressAttribute;
-        let mut request = self.addresses.address().get().set_link_index_filter(index);
-        // Filters the kernel applies (strict checking, see `connect`).
-        request.message_mut().header.index = index;
-        request.message_mut().header.family = netlink_packet_route::AddressFamily::Inet;
-        let mut addresses = request.execute();
-        while let Some(message) = addresses.try_next().await.map_err(to_io)? {
-            let found = message.attributes.iter().find_map(|a| match a {
-                AddressAttribute::Local(IpAddr::V4(v4))
-                | AddressAttribute::Address(IpAddr::V4(v4)) => Some(*v4),
-                _ => None,
-            });
-            if found.is_some() {
-                return Ok(found);
+    /// The link's first IPv4 address, and its first global IPv6 address
+    /// (not link-local): what its packets leave from.
+    pub async fn addresses(&self, index: u32) -> io::Result<Sources> {
+        use netlink_packet_route::address::{AddressAttribute, AddressScope};
+        let mut found = Sources::default();
+        for family in [
+            netlink_packet_route::AddressFamily::Inet,
+            netlink_packet_route::AddressFamily::Inet6,
+        ] {
+            let mut request = self.addresses.address().get().set_link_index_filter(index);
+            // Filters the kernel applies (strict checking, see `connect`).
+            request.message_mut().header.index = index;
+            request.message_mut().header.family = family;
+            let mut addresses = request.execute();
+            while let Some(message) = addresses.try_next().await.map_err(to_io)? {
+                if message.header.scope != AddressScope::Universe {
+                    continue;
+                }
+                let address = message.attributes.iter().find_map(|a| match a {
+                    AddressAttribute::Local(address) | AddressAttribute::Address(address) => {
+                        Some(*address)
+                    }
+                    _ => None,
+                });
+                if let Some(address) = address.filter(|a| found.of_family(*a).is_none()) {
+                    found.set(address);
+                }
             }
         }
-        Ok(None)
+        Ok(found)
     }
 
     /// The index of the link named `name`, if it exists.
@@ -158,34 +170,40 @@ impl Net {
             .map_err(to_io)
     }
 
-    /// Gives the link `address`/32; having it already is fine.
-    pub async fn add_address(&self, index: u32, address: Ipv4Addr) -> io::Result<()> {
-        match self
-            .handle
-            .address()
-            .add(index, IpAddr::V4(address), 32)
-            .execute()
-            .await
-            .map_err(to_io)
-        {
+    /// Gives the link `address` (/32, /128: with no duplicate address
+    /// detection, usable at once); having it already is fine.
+    pub async fn add_address(&self, index: u32, address: IpAddr) -> io::Result<()> {
+        use netlink_packet_route::address::{AddressAttribute, AddressFlags};
+        let length = if address.is_ipv4() { 32 } else { 128 };
+        let mut request = self.handle.address().add(index, address, length);
+        if address.is_ipv6() {
+            request
+                .message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        match request.execute().await.map_err(to_io) {
             Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
             other => other,
         }
     }
 
+    /// ddm's route to `route` through link `index`, from the source of its
+    /// family in `sources`, if there is one.
     fn route(
         route: &Route,
         index: u32,
-        src: Option<Ipv4Addr>,
-    ) -> netlink_packet_route::route::RouteMessage {
-        let mut builder = RouteMessageBuilder::<Ipv4Addr>::new()
-            .destination_prefix(route.address, route.prefix)
+        sources: Sources,
+    ) -> io::Result<netlink_packet_route::route::RouteMessage> {
+        let mut builder = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(route.prefix.address, route.prefix.length)
+            .map_err(invalid)?
             .output_interface(index)
             .priority(route.metric);
-        if let Some(src) = src {
-            builder = builder.pref_source(src);
+        if let Some(src) = sources.of_family(route.prefix.address) {
+            builder = builder.pref_source(src).map_err(invalid)?;
         }
-        builder.build()
+        Ok(builder.build())
     }
 
     /// Routes every prefix through the link `index` (replacing the routes
@@ -194,12 +212,12 @@ impl Net {
         &self,
         routes: &[Route],
         index: u32,
-        src: Option<Ipv4Addr>,
+        sources: Sources,
     ) -> io::Result<()> {
         for route in routes {
             self.handle
                 .route()
-                .add(Self::route(route, index, src))
+                .add(Self::route(route, index, sources)?)
                 .replace()
                 .execute()
                 .await
@@ -215,7 +233,7 @@ impl Net {
             match self
                 .handle
                 .route()
-                .del(Self::route(route, index, None))
+                .del(Self::route(route, index, Sources::default())?)
                 .execute()
                 .await
                 .map_err(to_io)

@@ -20,13 +20,13 @@ use super::declaration::{Declaration, DialMode, Ready, Route};
 use super::launcher::{Launched, Launcher};
 use super::leftovers;
 use super::net::Net;
+use super::sources::Sources;
 use super::trigger::Trigger;
 use super::wireguard;
 use crate::links::LinkState;
 use ddm_proto::WinError;
 use std::future::pending;
 use std::io;
-use std::net::Ipv4Addr;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -124,7 +124,7 @@ pub fn spawn(
     tasks: &TaskTracker,
 ) -> mpsc::UnboundedSender<Order> {
     let (orders, receiver) = mpsc::unbounded_channel();
-    let src = declaration.trigger_src;
+    let src = declaration.trigger_sources();
     let Surroundings {
         service,
         net,
@@ -167,9 +167,10 @@ struct Supervisor {
     turns: Arc<Semaphore>,
     trigger: Option<Trigger>,
     trigger_index: Option<u32>,
-    /// The source address of the trigger route: `trigger_src`, or else the
-    /// link's address once a connection has shown it.
-    src: Option<Ipv4Addr>,
+    /// The source addresses of the trigger routes: `trigger_src` and
+    /// `trigger_src6`, or else the link's addresses once a connection has
+    /// shown them.
+    src: Sources,
     link: Option<LinkState>,
     phase: Phase,
 }
@@ -348,7 +349,7 @@ impl Supervisor {
                     self.link = None;
                 }
                 self.routes = declaration.routes();
-                self.src = declaration.trigger_src;
+                self.src = declaration.trigger_sources();
                 self.declaration = declaration;
             }
             Order::Pause(true) => self.stop().await,
@@ -416,7 +417,7 @@ impl Supervisor {
             .await?
             .ok_or_else(|| io::Error::other("the tun vanished"))?;
         self.net.set_up(index).await?;
-        if let Some(src) = self.src {
+        for src in self.src.iter() {
             self.net.add_address(index, src).await?;
         }
         self.net.route_via(&self.routes, index, self.src).await?;
@@ -578,7 +579,7 @@ impl Supervisor {
         };
         if let Err(e) = self
             .net
-            .route_via(&self.routes, index, self.declaration.trigger_src)
+            .route_via(&self.routes, index, self.declaration.trigger_sources())
             .await
         {
             tracing::warn!(
@@ -586,12 +587,9 @@ impl Supervisor {
                 "cannot route through the link: {e}"
             );
         }
-        let link_address = match self.declaration.trigger_src {
-            Some(_) => None,
-            None => self.learn_src(index).await,
-        };
+        let link_addresses = self.learn_src(index).await;
         if let Some(trigger) = &mut self.trigger {
-            match trigger.release(&self.declaration.link, link_address) {
+            match trigger.release(&self.declaration.link, link_addresses) {
                 Ok(0) => {}
                 Ok(sent) => {
                     if let Phase::Dialing(d) = &mut self.phase {
@@ -615,25 +613,37 @@ impl Supervisor {
         }
     }
 
-    /// Without `trigger_src`: the link's address, which the trigger device
-    /// and its routes take from now on, so that later packets routed to
-    /// the trigger leave from the tunnel's address.
-    async fn learn_src(&mut self, link: u32) -> Option<Ipv4Addr> {
-        let address = self.net.ipv4_address(link).await.ok().flatten()?;
-        if self.src != Some(address) {
+    /// For each family without `trigger_src`/`trigger_src6`: the link's
+    /// address, which the trigger device and its routes take from now on,
+    /// so that later packets routed to the trigger leave from the
+    /// tunnel's address. Returns those learned (none of a family given).
+    async fn learn_src(&mut self, link: u32) -> Sources {
+        let given = self.declaration.trigger_sources();
+        let Ok(link_addresses) = self.net.addresses(link).await else {
+            return Sources::default();
+        };
+        let mut learned = Sources::default();
+        for address in link_addresses.iter() {
+            if given.of_family(address).is_some() {
+                continue;
+            }
+            learned.set(address);
+            if self.src.of_family(address) == Some(address) {
+                continue;
+            }
             if let Some(trigger) = self.trigger_index {
                 if let Err(e) = self.net.add_address(trigger, address).await {
                     tracing::debug!(
                         interface = self.name(),
                         "cannot give the trigger {address}: {e}"
                     );
-                    return Some(address);
+                    continue;
                 }
             }
             tracing::info!(interface = self.name(), %address, "trigger routes take the link's address as their source");
-            self.src = Some(address);
+            self.src.set(address);
         }
-        Some(address)
+        learned
     }
 
     async fn poll_handshake(&mut self) {
