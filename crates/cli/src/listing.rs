@@ -66,6 +66,14 @@ pub fn interface_json(i: &InterfaceInfo) -> serde_json::Value {
             "rtt_ms": i.health_rtt.map(|d| d.as_secs_f64() * 1e3),
             "loss_percent": i.health_loss_percent,
         })),
+        "dial_filter": i.dial_filter.as_ref().map(|f| json!({
+            "kind": f.kind,
+            "rules": f.rules.iter().map(|(rule, matched)| json!({
+                "rule": rule,
+                "matched": matched,
+            })).collect::<Vec<_>>(),
+            "refused": f.refused,
+        })),
     })
 }
 

@@ -53,6 +53,22 @@ pub struct InterfaceInfo {
     pub health_rtt: Option<std::time::Duration>,
     /// Rounds lost (short of the quorum) over the window, in percent.
     pub health_loss_percent: f64,
+    /// A demand interface's filters in force (`dial_on`, `dial_except`),
+    /// with their counts; `None` without.
+    pub dial_filter: Option<DialFilterInfo>,
+}
+
+/// Demand-dial filters in force and what they counted since they were
+/// loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialFilterInfo {
+    /// "dial_on" (only this traffic dials) or "dial_except" (all but this).
+    pub kind: String,
+    /// Each rule and the packets that matched it.
+    pub rules: Vec<(String, u64)>,
+    /// Packets refused: they did not dial, and their senders were told
+    /// "administratively prohibited".
+    pub refused: u64,
 }
 
 impl From<message::Interface> for InterfaceInfo {
@@ -63,6 +79,15 @@ impl From<message::Interface> for InterfaceInfo {
             health: m.health,
             health_rtt: m.health_rtt_us.map(std::time::Duration::from_micros),
             health_loss_percent: m.health_loss_percent,
+            dial_filter: (!m.dial_filter.is_empty()).then(|| DialFilterInfo {
+                kind: m.dial_filter,
+                rules: m
+                    .dial_filter_rules
+                    .into_iter()
+                    .map(|r| (r.rule, r.matched))
+                    .collect(),
+                refused: m.dial_refused,
+            }),
             state: ConnectionState::from_u32(m.connection_state),
             name: m.name,
             handle: m.handle,

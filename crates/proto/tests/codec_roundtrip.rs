@@ -37,6 +37,14 @@ fn interface() -> impl Strategy<Value = Interface> {
                 health: ["", "up", "down", "pending"][(handle % 4) as usize].into(),
                 health_rtt_us: (handle % 3 == 0).then_some(u64::from(last_error)),
                 health_loss_percent: f64::from(handle % 101),
+                dial_filter: ["", "dial_on", "dial_except"][(handle % 3) as usize].into(),
+                dial_filter_rules: (0..handle % 3)
+                    .map(|i| FilterRule {
+                        rule: format!("tcp dport {}", 1 + i),
+                        matched: u64::from(last_error) + u64::from(i),
+                    })
+                    .collect(),
+                dial_refused: u64::from(unreachability_reasons),
             },
         )
 }

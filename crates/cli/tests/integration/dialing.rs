@@ -5,7 +5,7 @@
 //! refused callers, the DDM stopped, and clean and unclean stops.
 
 use crate::support::Netns;
-use crate::support::{expect_signal, stdout_of, tool, wait_until, PATIENCE};
+use crate::support::{expect_signal, stdout_of, tool, wait_until, PATIENCE, QUIET};
 use crate::wireguard_lab::{WgLab, FAR_LAN, FAR_LAN6, ROUTER_LAN, ROUTER_LAN6};
 use mprapi::{unreachability, Connect, ConnectionState, Event, Server, StreamItem, WinError};
 use std::time::Duration;
@@ -412,6 +412,144 @@ fn with_trigger_src_a_lan_hosts_first_ping_and_first_syn_get_through() {
         lab.ping_from(&lab.router, &["-I", ROUTER_LAN], 8),
         "a ping bound to the router's LAN address is answered"
     );
+}
+
+/// A ping from `netns` to `to` that a filter refuses: it fails at once,
+/// told "Packet filtered" (ICMP administratively prohibited).
+fn assert_ping_filtered(netns: &Netns, to: &str) {
+    let started = std::time::Instant::now();
+    let out = netns
+        .command("ping")
+        .args(["-c1", "-W5", to])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "the ping got through: {said}");
+    assert!(
+        said.contains("filtered"),
+        "told administratively prohibited: {said}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "at once, not at its timeout: {:?}",
+        started.elapsed()
+    );
+}
+
+/// A UDP datagram from `netns` to the far LAN's `port`: the error its
+/// socket gets at once (EHOSTUNREACH for "administratively prohibited").
+fn udp_refusal(netns: &Netns, port: u16) -> std::io::ErrorKind {
+    netns.enter(|| {
+        let socket = std::net::UdpSocket::bind(("0.0.0.0", 0)).unwrap();
+        socket.connect((FAR_LAN, port)).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        socket.send(b"ntp?").unwrap();
+        socket
+            .recv(&mut [0u8; 64])
+            .expect_err("no answer but the refusal")
+            .kind()
+    })
+}
+
+/// The interface's filter as `ddm interfaces --json` shows it.
+fn filter_json(lab: &WgLab) -> serde_json::Value {
+    let listing = stdout_of(&mut lab.service().ddm(&["interfaces", "--json"]));
+    let list: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["name"] == "branch")
+        .map(|i| i["dial_filter"].clone())
+        .unwrap()
+}
+
+#[test]
+fn dial_on_lets_only_its_traffic_dial_and_the_rest_is_refused_at_once() {
+    let mut lab = WgLab::new();
+    lab.add_lan();
+    lab.router.ip(&["link", "set", "lo", "up"]);
+    let config = format!(
+        "[metrics]\nlisten = \"127.0.0.1:9731\"\n{}",
+        lab.interface(
+            "branch",
+            "dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\ndial_on = [\"tcp dport 443\"]",
+        )
+    );
+    let (server, branch) = start_branch(&mut lab, &config);
+    let host = lab.lan.as_ref().unwrap();
+    assert_ping_filtered(host, FAR_LAN);
+    assert_eq!(udp_refusal(host, 123), std::io::ErrorKind::HostUnreachable);
+    std::thread::sleep(QUIET);
+    assert_eq!(lab.dials(), 0, "neither dialed");
+    assert_eq!(server.interface(branch).unwrap().state, Disconnected);
+    let filter = server.interface(branch).unwrap().dial_filter.unwrap();
+    assert_eq!((filter.kind.as_str(), filter.refused), ("dial_on", 2));
+    assert_eq!(filter.rules, vec![("tcp dport 443".to_owned(), 0)]);
+    let metrics = stdout_of(
+        lab.router
+            .command("curl")
+            .args(["-s", "http://127.0.0.1:9731/metrics"]),
+    );
+    assert!(
+        metrics.contains("ddm_interface_dial_refused_total{interface=\"branch\"} 2"),
+        "{metrics}"
+    );
+    // A TCP SYN to 443 dials, and is delivered first time.
+    assert_eq!(tcp_retransmits_to(&lab, host, FAR_LAN, 443), 0);
+    assert_eq!(lab.dials(), 1);
+    let shown = filter_json(&lab);
+    assert_eq!(shown["kind"], "dial_on");
+    assert_eq!(shown["refused"], 2);
+    assert_eq!(shown["rules"][0]["rule"], "tcp dport 443");
+    assert_eq!(shown["rules"][0]["matched"], 1);
+}
+
+#[test]
+fn dial_except_the_other_way_and_a_reload_changes_filters_without_hanging_up() {
+    let mut lab = WgLab::new();
+    lab.add_lan();
+    let interface = |filter: &str| {
+        lab.interface(
+            "branch",
+            &format!("dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\nidle_disconnect_secs = 3\n{filter}"),
+        )
+    };
+    let (except, on) = (
+        interface("dial_except = [\"udp dport 123\", \"tcp dport 873\"]"),
+        interface("dial_on = [\"tcp dport 22\"]"),
+    );
+    let (server, branch) = start_branch(&mut lab, &except);
+    let host = lab.lan.as_ref().unwrap();
+    assert_eq!(udp_refusal(host, 123), std::io::ErrorKind::HostUnreachable);
+    assert_eq!(lab.dials(), 0, "NTP does not dial");
+    assert!(lab.ping_from(host, &[], 8), "a ping dials and is answered");
+    wait_state(&server, branch, Connected);
+    // The filters change; the connection stays.
+    std::fs::write(lab.service().config_path(), &on).unwrap();
+    let out = lab.service().ddm(&["reload"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        server.interface(branch).unwrap().state,
+        Connected,
+        "not hung up"
+    );
+    assert_eq!(filter_json(&lab)["kind"], "dial_on");
+    assert!(
+        lab.ping_from(host, &[], 5),
+        "connected, the link carries everything"
+    );
+    assert_eq!(lab.dials(), 1);
+    // Idle, hung up: now a ping may not dial.
+    wait_state(&server, branch, Disconnected);
+    lab.wait_link_gone();
+    assert_ping_filtered(host, FAR_LAN);
+    assert_eq!(lab.dials(), 1);
 }
 
 /// The device of the router's IPv6 route to the far LAN, if there is one.

@@ -6,6 +6,7 @@
 //! Without `connect` the interface is watched, not dialed: an uplink the
 //! system brings up, CONNECTED while its link (and its health) is up.
 
+use super::filter::{DialFilter, Kind, Rule};
 use super::hours::DialoutHours;
 use super::sources::Sources;
 use crate::bounds::{quoted, within};
@@ -15,6 +16,7 @@ use ddm_proto::model::MAX_CONNECT_TIMEOUT_SECS;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How ddm knows an attempt has connected.
@@ -100,6 +102,15 @@ pub struct Declaration {
     /// Demand interfaces: packets kept while dialing; more are dropped and
     /// counted.
     pub hold_packets: usize,
+    /// Demand interfaces: the only traffic that dials (see `filter`).
+    pub dial_on: Vec<String>,
+    /// Demand interfaces: the traffic that does not dial; all else does.
+    pub dial_except: Vec<String>,
+    /// `dial_on` or `dial_except`, read, with its counts (made by
+    /// [`check_all`]; shared by the supervisor that applies it and the
+    /// router that shows it).
+    #[serde(skip)]
+    pub filter: Option<Arc<DialFilter>>,
     /// The metric of ddm's routes, so that routes a connect script adds
     /// for the same prefixes (wg-quick does) do not collide with them.
     pub route_metric: u32,
@@ -130,6 +141,9 @@ impl Default for Declaration {
             trigger_device: String::new(),
             trigger_src: None,
             trigger_src6: None,
+            dial_on: Vec::new(),
+            dial_except: Vec::new(),
+            filter: None,
             hold_packets: 32,
             route_metric: DEFAULT_ROUTE_METRIC,
             health: None,
@@ -179,6 +193,11 @@ const MAX_PAUSE_SECS: u64 = 86_400;
 const MAX_RETRY_SECS: u64 = 7 * 86_400;
 /// `hold_packets` at most.
 const MAX_HOLD_PACKETS: usize = 4_096;
+/// Rules in `dial_on` or `dial_except` at most, and the bytes of one: an
+/// interface's entry, filters and counts included, fits in the smallest
+/// frame (see `limits.max_frame_bytes`).
+pub const MAX_FILTER_RULES: usize = 8;
+pub const MAX_RULE_BYTES: usize = 80;
 
 impl Declaration {
     pub fn connect_timeout(&self) -> Duration {
@@ -202,6 +221,30 @@ impl Declaration {
             v4: self.trigger_src,
             v6: self.trigger_src6,
         }
+    }
+
+    /// Its filter, from `dial_on` or `dial_except` (checked already).
+    fn read_filter(&self) -> Option<Arc<DialFilter>> {
+        let (kind, rules) = if self.dial_except.is_empty() {
+            (Kind::DialOn, &self.dial_on)
+        } else {
+            (Kind::DialExcept, &self.dial_except)
+        };
+        (!rules.is_empty())
+            .then(|| DialFilter::new(kind, rules).ok().map(Arc::new))
+            .flatten()
+    }
+
+    /// Whether `other` is this declaration but for its filters: a reload
+    /// then only gives the supervisor the new ones (no hang-up).
+    pub fn differs_only_in_filters(&self, other: &Declaration) -> bool {
+        let without = |d: &Declaration| Declaration {
+            dial_on: Vec::new(),
+            dial_except: Vec::new(),
+            filter: None,
+            ..d.clone()
+        };
+        self != other && without(self) == without(other)
     }
 
     pub fn hours(&self) -> DialoutHours {
@@ -268,6 +311,35 @@ impl Declaration {
                 return fail(format!(
                     "{key} needs connect: an interface without connect is watched, not dialed"
                 ));
+            }
+        }
+        if !self.dial_on.is_empty() && !self.dial_except.is_empty() {
+            return fail("dial_on and dial_except: give one list, not both".into());
+        }
+        for (key, rules) in [
+            ("dial_on", &self.dial_on),
+            ("dial_except", &self.dial_except),
+        ] {
+            if !rules.is_empty() && self.dial != DialMode::Demand {
+                return fail(format!(
+                    "{key} needs dial = \"demand\": filters say which traffic dials"
+                ));
+            }
+            if rules.len() > MAX_FILTER_RULES {
+                return fail(format!(
+                    "{key} has {} rules, more than {MAX_FILTER_RULES} (a rule takes a list of ports)",
+                    rules.len()
+                ));
+            }
+            for (index, rule) in rules.iter().enumerate() {
+                if rule.len() > MAX_RULE_BYTES {
+                    return fail(format!(
+                        "{key}[{index}] is longer than {MAX_RULE_BYTES} bytes"
+                    ));
+                }
+                if let Err(e) = Rule::parse(rule) {
+                    return fail(format!("{key}[{index}] = {}: {e}", quoted(rule)));
+                }
             }
         }
         if self.health.as_ref().is_some_and(String::is_empty) {
@@ -345,6 +417,7 @@ pub fn check_all(declarations: &mut [Declaration], grouped: &HashSet<&str>) -> R
     for d in declarations.iter_mut() {
         d.complete();
         d.check()?;
+        d.filter = d.read_filter();
         if d.dial == DialMode::Demand && d.routes.is_empty() && !grouped.contains(d.name.as_str()) {
             return Err(format!(
                 "interface {}: dial = \"demand\" needs routes, or to be a member of a [[group]]",
@@ -514,5 +587,37 @@ mod tests {
             error.contains("\"a\"") && error.contains("\"b\"") && error.contains("10.1.0.0/16"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn filters_are_read_checked_and_told_apart_from_the_rest() {
+        let with = |keys: &str| {
+            declared(&format!(
+                "[[interface]]\nname = \"b\"\nlink = \"lb\"\nconnect = [\"x\"]\ndial = \"demand\"\nroutes = [\"10.1.0.0/16\", \"fd20::/64\"]\n{keys}"
+            ))
+        };
+        let on = &with("dial_on = [\"tcp dport 22,443\", \"icmp\"]").unwrap()[0];
+        assert_eq!(on.filter.as_ref().map(|f| f.key()), Some("dial_on"));
+        assert_eq!(on.routes().len(), 2, "IPv4 and IPv6 routes");
+        let except = &with("dial_except = [\"udp dport 123\"]").unwrap()[0];
+        assert!(on.differs_only_in_filters(except));
+        assert!(!on.differs_only_in_filters(on));
+        let error =
+            with("dial_on = [\"tcp dport 22\", \"udp dport 53 form 10.0.0.0/8\"]").unwrap_err();
+        assert!(
+            error.contains("dial_on[1] = \"udp dport 53 form 10.0.0.0/8\": at 14: expected from, to or the end"),
+            "{error}"
+        );
+        let both = with("dial_on = [\"icmp\"]\ndial_except = [\"udp\"]").unwrap_err();
+        assert!(both.contains("not both"), "{both}");
+        let many = format!(
+            "dial_on = [{}]",
+            ["\"icmp\""; MAX_FILTER_RULES + 1].join(", ")
+        );
+        assert!(with(&many).unwrap_err().contains("more than 8"));
+        let manual = declared(
+            "[[interface]]\nname = \"m\"\nlink = \"lm\"\nconnect = [\"x\"]\ndial_on = [\"icmp\"]\n",
+        );
+        assert!(manual.unwrap_err().contains("needs dial = \"demand\""));
     }
 }

@@ -18,7 +18,9 @@ use crate::health::config::{HealthConfig, HealthTables};
 use crate::health::monitor::{Monitor, Verdict};
 use crate::health::prober::{HealthRound, Probed};
 use crate::links::LinkState;
-use ddm_proto::message::{GroupInfo, GroupMember, Interface, InterfaceConnect, InterfaceHealth};
+use ddm_proto::message::{
+    FilterRule, GroupInfo, GroupMember, Interface, InterfaceConnect, InterfaceHealth,
+};
 use ddm_proto::model::{interface_type, ConnectionState};
 use ddm_proto::WinError;
 use std::borrow::Cow;
@@ -174,6 +176,23 @@ impl DialedInterface {
             last_error: self.machine.last_error().0,
             dial: self.declaration.dial.wire() as i32,
             link: self.declaration.link.clone(),
+            dial_filter: self
+                .declaration
+                .filter
+                .as_ref()
+                .map_or("", |f| f.key())
+                .into(),
+            dial_filter_rules: self
+                .declaration
+                .filter
+                .iter()
+                .flat_map(|f| f.counts())
+                .map(|(rule, matched)| FilterRule {
+                    rule: rule.into(),
+                    matched,
+                })
+                .collect(),
+            dial_refused: self.declaration.filter.as_ref().map_or(0, |f| f.refused()),
         }
     }
 }
@@ -788,6 +807,19 @@ impl Dialed {
             kept.insert(declaration.name.clone());
             match self.handle_of(&declaration.name) {
                 Some(h) if *self.interfaces[&h].declaration == declaration => {
+                    if changed_tables {
+                        self.retable(h);
+                    }
+                }
+                Some(h)
+                    if self.interfaces[&h]
+                        .declaration
+                        .differs_only_in_filters(&declaration) =>
+                {
+                    if let Some(d) = self.interfaces.get_mut(&h) {
+                        d.declaration = Arc::new(declaration);
+                        d.order(Order::Refilter(d.declaration.clone()));
+                    }
                     if changed_tables {
                         self.retable(h);
                     }

@@ -12,6 +12,7 @@ pub mod activity;
 pub mod command;
 pub mod declaration;
 mod dialed;
+pub mod filter;
 pub mod group_routes;
 pub mod groups;
 pub mod hours;

@@ -1,7 +1,9 @@
 //! The few facts about an IP packet that demand dialing reads and writes:
-//! its family, source and destination, whether its destination is one
-//! traffic is routed to, and a new source for an ICMP or ICMPv6 packet
-//! (with the checksums that cover it). Pure, on byte slices.
+//! its family, source and destination, protocol and destination port,
+//! whether its destination is one traffic is routed to, a new source for
+//! an ICMP or ICMPv6 packet (with the checksums that cover it), and the
+//! "administratively prohibited" answer to a packet a filter refuses.
+//! Pure, on byte slices.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -24,6 +26,90 @@ pub fn source(packet: &[u8]) -> Option<IpAddr> {
     match version(packet)? {
         4 => Some(IpAddr::V4(v4_at(packet, 12)?)),
         _ => Some(IpAddr::V6(v6_at(packet, 8)?)),
+    }
+}
+
+/// The protocol (IPv6: the next header after the fixed one) and, for TCP
+/// and UDP, the destination port (not in a later fragment).
+pub fn protocol_and_port(packet: &[u8]) -> Option<(u8, Option<u16>)> {
+    let (protocol, transport) = match version(packet)? {
+        4 => {
+            let header_len = usize::from(packet[0] & 0x0f) * 4;
+            let later_fragment = u16::from_be_bytes([packet[6], packet[7]]) & 0x1fff != 0;
+            (packet[9], (!later_fragment).then_some(header_len))
+        }
+        _ => (packet[6], Some(IPV6_HEADER)),
+    };
+    let port = match protocol {
+        6 | 17 => transport
+            .and_then(|at| packet.get(at + 2..at + 4))
+            .map(|p| u16::from_be_bytes([p[0], p[1]])),
+        _ => None,
+    };
+    Some((protocol, port))
+}
+
+/// The answer to a packet refused by a demand-dial filter: ICMP
+/// "communication administratively prohibited" (type 3, code 13), or
+/// ICMPv6's (type 1, code 1), from the packet's destination back to its
+/// source, carrying the start of the packet so that the sender's socket
+/// fails at once. None for a packet that gets no answer: an ICMP error,
+/// or one whose source is no one's.
+pub fn prohibited(packet: &[u8]) -> Option<Vec<u8>> {
+    let (from, to) = (destination(packet)?, source(packet)?);
+    if !is_routed(to) {
+        return None;
+    }
+    let (protocol, _) = protocol_and_port(packet)?;
+    match (from, to) {
+        (IpAddr::V4(from), IpAddr::V4(to)) => {
+            let header_len = usize::from(packet[0] & 0x0f) * 4;
+            let error = protocol == libc::IPPROTO_ICMP as u8
+                && packet
+                    .get(header_len)
+                    .is_some_and(|t| matches!(t, 3 | 4 | 5 | 11 | 12));
+            if error {
+                return None;
+            }
+            let quoted = &packet[..(header_len + 8).min(packet.len())];
+            let mut reply = vec![0u8; IPV4_HEADER + 8 + quoted.len()];
+            reply[0] = 0x45;
+            let total = reply.len() as u16;
+            reply[2..4].copy_from_slice(&total.to_be_bytes());
+            reply[8] = 64;
+            reply[9] = libc::IPPROTO_ICMP as u8;
+            reply[12..16].copy_from_slice(&from.octets());
+            reply[16..20].copy_from_slice(&to.octets());
+            let header_sum = ones_complement_sum(&reply[..IPV4_HEADER], 0);
+            reply[10..12].copy_from_slice(&(!header_sum).to_be_bytes());
+            reply[IPV4_HEADER] = 3;
+            reply[IPV4_HEADER + 1] = 13;
+            reply[IPV4_HEADER + 8..].copy_from_slice(quoted);
+            let sum = ones_complement_sum(&reply[IPV4_HEADER..], 0);
+            reply[IPV4_HEADER + 2..IPV4_HEADER + 4].copy_from_slice(&(!sum).to_be_bytes());
+            Some(reply)
+        }
+        (IpAddr::V6(from), IpAddr::V6(to)) => {
+            let error = protocol == ICMPV6 && packet.get(IPV6_HEADER).is_some_and(|t| *t < 128);
+            if error {
+                return None;
+            }
+            // The whole answer within IPv6's minimum MTU.
+            let quoted = &packet[..packet.len().min(1280 - IPV6_HEADER - 8)];
+            let mut reply = vec![0u8; IPV6_HEADER + 8 + quoted.len()];
+            reply[0] = 0x60;
+            reply[4..6].copy_from_slice(&((8 + quoted.len()) as u16).to_be_bytes());
+            reply[6] = ICMPV6;
+            reply[7] = 64;
+            reply[24..40].copy_from_slice(&to.octets());
+            reply[IPV6_HEADER] = 1;
+            reply[IPV6_HEADER + 1] = 1;
+            reply[IPV6_HEADER + 8..].copy_from_slice(quoted);
+            // The checksum, with the source set as ICMPv6 wants it.
+            set_icmpv6_source(&mut reply, from);
+            Some(reply)
+        }
+        _ => None,
     }
 }
 
@@ -218,6 +304,57 @@ mod tests {
         assert_eq!(destination(&[0x60; 30]), None);
         assert_eq!(destination(&[0x20; 60]), None);
         assert_eq!(destination(&[]), None);
+    }
+
+    #[test]
+    fn protocols_and_ports_of_both_families() {
+        assert_eq!(protocol_and_port(&echo_v4()), Some((1, None)));
+        let mut udp = echo_v4();
+        udp[9] = 17;
+        udp[22..24].copy_from_slice(&53u16.to_be_bytes());
+        assert_eq!(protocol_and_port(&udp), Some((17, Some(53))));
+        udp[6..8].copy_from_slice(&[0, 8]);
+        assert_eq!(
+            protocol_and_port(&udp),
+            Some((17, None)),
+            "a later fragment has no port"
+        );
+        let mut tcp6 = echo_v6();
+        tcp6[6] = 6;
+        tcp6[42..44].copy_from_slice(&443u16.to_be_bytes());
+        assert_eq!(protocol_and_port(&tcp6), Some((6, Some(443))));
+    }
+
+    #[test]
+    fn a_refused_packet_is_answered_administratively_prohibited() {
+        let mut udp = echo_v4();
+        udp[9] = 17;
+        let reply = prohibited(&udp).unwrap();
+        assert_eq!(source(&reply), Some("192.168.20.1".parse().unwrap()));
+        assert_eq!(destination(&reply), Some("10.1.0.1".parse().unwrap()));
+        assert_eq!((reply[20], reply[21]), (3, 13));
+        assert_eq!(
+            ones_complement_sum(&reply[..20], 0),
+            0xffff,
+            "the header checksum"
+        );
+        assert_eq!(
+            ones_complement_sum(&reply[20..], 0),
+            0xffff,
+            "the ICMP checksum"
+        );
+        assert_eq!(&reply[28..], &udp[..28], "the start of the refused packet");
+        let reply6 = prohibited(&echo_v6()).unwrap();
+        assert_eq!(source(&reply6), Some("2001:db8:20::1".parse().unwrap()));
+        assert_eq!(destination(&reply6), Some("fd09::99".parse().unwrap()));
+        assert_eq!((reply6[40], reply6[41]), (1, 1));
+        assert!(icmpv6_checks(&reply6));
+        // No answer to an ICMP error, nor to no one.
+        assert_eq!(prohibited(&reply), None);
+        assert_eq!(prohibited(&reply6), None);
+        let mut from_nobody = echo_v4();
+        from_nobody[12..16].copy_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(prohibited(&from_nobody), None);
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub enum Order {
     /// A new declaration (after a reload): hang up, take down the
     /// trigger, and wait for `Start`.
     Replace(Arc<Declaration>),
+    /// The same declaration with other demand-dial filters (after a
+    /// reload): the trigger takes them; nothing else changes.
+    Refilter(Arc<Declaration>),
     /// Hang up, remove the routes and the trigger, and end.
     Stop(oneshot::Sender<()>),
     /// The DDM stopped (true): hang up, remove the routes and the trigger,
@@ -352,6 +355,12 @@ impl Supervisor {
                 self.src = declaration.trigger_sources();
                 self.declaration = declaration;
             }
+            Order::Refilter(declaration) => {
+                if let Some(trigger) = &mut self.trigger {
+                    trigger.set_filter(declaration.filter.clone());
+                }
+                self.declaration = declaration;
+            }
             Order::Pause(true) => self.stop().await,
             Order::Pause(false) => self.set_up_demand().await,
             Order::Stop(_) => unreachable!("handled by run"),
@@ -410,7 +419,11 @@ impl Supervisor {
 
     async fn set_up_trigger(&mut self) -> io::Result<()> {
         let declaration = self.declaration.clone();
-        let trigger = Trigger::create(&declaration.trigger_device, declaration.hold_packets)?;
+        let trigger = Trigger::create(
+            &declaration.trigger_device,
+            declaration.hold_packets,
+            declaration.filter.clone(),
+        )?;
         let index = self
             .net
             .index_of(&declaration.trigger_device)

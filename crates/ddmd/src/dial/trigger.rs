@@ -8,6 +8,7 @@
 //! routes them anew: the first ping and the first TCP SYN are not lost. The tun is not persistent: it and its
 //! routes vanish with the service's descriptor, even after a SIGKILL.
 
+use super::filter::{DialFilter, Seen};
 use super::packet;
 use super::sources::Sources;
 use nix::fcntl::{open, OFlag};
@@ -17,6 +18,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
@@ -36,6 +38,8 @@ pub struct Trigger {
     /// none of a family, one of the host's others (found with the first
     /// packet of that family held).
     picked: Sources,
+    /// Which traffic may dial (`dial_on`, `dial_except`); None: all.
+    filter: Option<Arc<DialFilter>>,
     limit: usize,
     /// Packets dropped since the service started: over the limit, or held
     /// for a dial that failed.
@@ -46,7 +50,11 @@ impl Trigger {
     /// Creates the tun `name` (IFF_TUN, no packet information). What the
     /// kernel routes into it dials: the interface's own routes and the
     /// routes of a group it carries go there.
-    pub fn create(name: &str, limit: usize) -> io::Result<Trigger> {
+    pub fn create(
+        name: &str,
+        limit: usize,
+        filter: Option<Arc<DialFilter>>,
+    ) -> io::Result<Trigger> {
         let fd = open(
             "/dev/net/tun",
             OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
@@ -71,14 +79,17 @@ impl Trigger {
             tun,
             held: VecDeque::new(),
             picked: Sources::default(),
+            filter,
             limit,
             dropped: 0,
         })
     }
 
-    /// Waits for the next packet to the routes and holds it (or counts it
-    /// dropped); other packets are ignored.
+    /// Waits for the next packet to the routes that may dial and holds it
+    /// (or counts it dropped); other packets are ignored, and those the
+    /// filter refuses are answered "administratively prohibited".
     pub async fn catch(&mut self) -> io::Result<()> {
+        let filter = self.filter.clone();
         let (packet, to) = loop {
             let mut ready = self.tun.readable().await?;
             let read = ready.try_io(|fd| {
@@ -87,8 +98,19 @@ impl Trigger {
                     let packet = &scratch[..n];
                     // The kernel also sends the tun its own packets (IPv6
                     // router solicitations, MLD reports): those dial nothing.
-                    let to = packet::destination(packet).filter(|to| packet::is_routed(*to));
-                    Ok(to.map(|to| (packet.to_vec(), to)))
+                    let Some(to) = packet::destination(packet).filter(|to| packet::is_routed(*to))
+                    else {
+                        return Ok(None);
+                    };
+                    if filter.as_ref().is_some_and(|f| !may_dial(f, packet, to)) {
+                        if let Some(answer) = packet::prohibited(packet) {
+                            // Into the tun: the kernel takes it as arrived
+                            // from the far side and routes it to the sender.
+                            let _ = nix::unistd::write(fd.get_ref(), &answer);
+                        }
+                        return Ok(None);
+                    }
+                    Ok(Some((packet.to_vec(), to)))
                 })
             });
             match read {
@@ -109,6 +131,11 @@ impl Trigger {
             self.dropped += 1;
         }
         Ok(())
+    }
+
+    /// Applies `filter` from the next packet on.
+    pub fn set_filter(&mut self, filter: Option<Arc<DialFilter>>) {
+        self.filter = filter;
     }
 
     pub fn held_count(&self) -> usize {
@@ -160,6 +187,21 @@ impl Trigger {
         }
         Ok(sent)
     }
+}
+
+/// Whether `filter` lets the packet to `to` dial.
+fn may_dial(filter: &DialFilter, packet: &[u8], to: std::net::IpAddr) -> bool {
+    let (Some(source), Some((protocol, port))) =
+        (packet::source(packet), packet::protocol_and_port(packet))
+    else {
+        return false;
+    };
+    filter.allows(&Seen {
+        protocol,
+        source,
+        destination: to,
+        port,
+    })
 }
 
 /// The source a held packet leaves with when it is not its own (see

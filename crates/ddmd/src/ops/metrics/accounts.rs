@@ -153,6 +153,7 @@ impl Accounts {
                     dial_attempts: counts.map_or(0, |c| c.dial_attempts),
                     dial_failures: counts.map_or(0, |c| c.dial_failures),
                     connected_seconds: counts.map_or(0.0, |c| c.connected_seconds(now)),
+                    dial_refused: i.dial_refused,
                 }
             })
             .collect();

@@ -473,6 +473,14 @@ impl Collector for Figures {
         per_interface(
             &mut encoder,
             s,
+            ("interface_dial_refused", None),
+            "Packets a demand-dial filter kept from dialing (answered administratively prohibited), since the filter was loaded",
+            |i| ConstCounter::new(i.dial_refused),
+            MetricType::Counter,
+        )?;
+        per_interface(
+            &mut encoder,
+            s,
             ("interface_connected", Some(&Unit::Seconds)),
             "Time connected since the service started",
             |i| ConstCounter::new(i.connected_seconds),

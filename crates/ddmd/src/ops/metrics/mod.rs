@@ -85,6 +85,8 @@ pub struct InterfaceFigures {
     pub dial_attempts: u64,
     pub dial_failures: u64,
     pub connected_seconds: f64,
+    /// Packets a demand-dial filter refused (since it was loaded).
+    pub dial_refused: u64,
 }
 
 /// What the router counts, as of one moment.

@@ -84,6 +84,14 @@ mod tests {
             health: "pending".into(),
             health_rtt_us: Some(u64::MAX),
             health_loss_percent: 100.0,
+            dial_filter: "dial_except".into(),
+            dial_filter_rules: (0..crate::dial::declaration::MAX_FILTER_RULES)
+                .map(|_| ddm_proto::message::FilterRule {
+                    rule: "r".repeat(crate::dial::declaration::MAX_RULE_BYTES),
+                    matched: u64::MAX,
+                })
+                .collect(),
+            dial_refused: u64::MAX,
         };
         let reply = ServiceMessage {
             body: Some(Push::Reply(Reply {
