@@ -1,12 +1,12 @@
 //! WireGuard tunnels for the dialing benchmarks, on `ddm_lab`'s pairs.
-//! Tunnel n reaches the far "LAN" address 192.168.(20+n).1 through ddm,
-//! and, for the bare dial, 192.168.(30+n).1; the near end is made by
-//! `up-N.sh`, which the service runs to dial and the benchmark runs by
-//! hand for the bare dial.
+//! Tunnel n reaches the far "LAN" address 192.168.(20+n).1 and fd20:n::1
+//! through ddm, and, for the bare dial, 192.168.(30+n).1 and fd30:n::1;
+//! the near end is made by `up-N.sh`, which the service runs to dial and
+//! the benchmark runs by hand for the bare dial.
 
 use crate::lab::Netns;
 use ddm_lab::wireguard::Pair;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +23,9 @@ pub struct Tunnel {
     pub lan: Ipv4Addr,
     /// Routed by hand, for the bare dial.
     pub bare_lan: Ipv4Addr,
+    /// The same over IPv6.
+    pub lan6: Ipv6Addr,
+    pub bare_lan6: Ipv6Addr,
 }
 
 impl Tunnel {
@@ -32,8 +35,23 @@ impl Tunnel {
             Ipv4Addr::new(192, 168, 20 + n, 1),
             Ipv4Addr::new(192, 168, 30 + n, 1),
         );
+        let (lan6, bare_lan6) = (
+            Ipv6Addr::new(0xfd20, u16::from(n), 0, 0, 0, 0, 0, 1),
+            Ipv6Addr::new(0xfd30, u16::from(n), 0, 0, 0, 0, 0, 1),
+        );
         for address in [lan, bare_lan] {
             far.ip(&["addr", "add", &format!("{address}/32"), "dev", "lo"]);
+        }
+        for address in [lan6, bare_lan6] {
+            far.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{address}/128"),
+                "dev",
+                "lo",
+                "nodad",
+            ]);
         }
         let (link, far_link) = (format!("wgb{n}"), format!("wgbf{n}"));
         let pair = Pair::new(
@@ -42,7 +60,12 @@ impl Tunnel {
             dir,
             n,
             (&link, &far_link),
-            &[&format!("{lan}/32"), &format!("{bare_lan}/32")],
+            &[
+                &format!("{lan}/32"),
+                &format!("{bare_lan}/32"),
+                &format!("{lan6}/128"),
+                &format!("{bare_lan6}/128"),
+            ],
         );
         let script = dir.join(format!("up-{n}.sh"));
         let text = format!(
@@ -57,12 +80,20 @@ impl Tunnel {
             script,
             lan,
             bare_lan,
+            lan6,
+            bare_lan6,
         }
     }
 
-    /// Its `[[interface]]` table, routing its far LAN address.
+    /// Its `[[interface]]` table, routing its far LAN addresses.
     pub fn declaration(&self, name: &str, extra: &str) -> String {
-        self.member_declaration(name, &format!("routes = [\"{}/32\"]\n{extra}", self.lan))
+        self.member_declaration(
+            name,
+            &format!(
+                "routes = [\"{}/32\", \"{}/128\"]\n{extra}",
+                self.lan, self.lan6
+            ),
+        )
     }
 
     /// Its `[[interface]]` table without routes of its own: a group's
@@ -71,9 +102,10 @@ impl Tunnel {
         format!(
             "[[interface]]\nname = \"{name}\"\nlink = \"{link}\"\nconnect = [\"{}\"]\n\
              disconnect = [\"ip\", \"link\", \"del\", \"{link}\"]\nready = \"wireguard\"\n\
-             trigger_src = \"{}\"\nredial_pause_secs = {}\n{extra}\n",
+             trigger_src = \"{}\"\ntrigger_src6 = \"{}\"\nredial_pause_secs = {}\n{extra}\n",
             self.script.display(),
             self.pair.near,
+            self.pair.near6,
             REDIAL_PAUSE.as_secs(),
             link = self.pair.link,
         )
@@ -96,17 +128,23 @@ impl Tunnel {
         crate::lab::wait_for("the old wireguard-go", || !Path::new(&socket).exists());
     }
 
-    /// The bare dial: the script, then the route, by hand.
+    /// The bare dial: the script, then the routes of both families, by
+    /// hand.
     pub fn dial_by_hand(&self, router: &Netns) {
         ddm_lab::stdout_of(&mut router.command(&self.script));
-        router.ip(&[
-            "route",
-            "replace",
-            &format!("{}/32", self.bare_lan),
-            "dev",
-            &self.pair.link,
-            "src",
-            &self.pair.near.to_string(),
-        ]);
+        for (to, length, src) in [
+            (IpAddr::V4(self.bare_lan), 32, IpAddr::V4(self.pair.near)),
+            (IpAddr::V6(self.bare_lan6), 128, IpAddr::V6(self.pair.near6)),
+        ] {
+            router.ip(&[
+                "route",
+                "replace",
+                &format!("{to}/{length}"),
+                "dev",
+                &self.pair.link,
+                "src",
+                &src.to_string(),
+            ]);
+        }
     }
 }

@@ -573,6 +573,11 @@ fn ipv6_demand_dialing_from_a_lan_host_and_the_router_side_by_side_with_ipv4() {
         route6_device(&lab).as_deref() == Some("ddm-branch")
             && lab.route_device().as_deref() == Some("ddm-branch")
     });
+    // The kernel's own IPv6 chatter on the new tun (router solicitations
+    // a second after it comes up, MLD reports) dials nothing.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(lab.dials(), 0, "the trigger's own IPv6 chatter dialed");
+    assert_eq!(server.interface(branch).unwrap().state, Disconnected);
     // The first dial of all is an IPv6 ping from the router, unbound: its
     // source is the one the kernel picked (the LAN's), and it is answered.
     assert!(
