@@ -171,7 +171,7 @@ pub fn run(rounds: usize, flips: usize, report: &mut Report) {
     for (family, bare, demand) in [("", &bare, &demand), (" over IPv6", &bare6, &demand6)] {
         if let (Some(b), Some(d)) = (ms(bare), ms(demand)) {
             report.target(
-                &format!("demand dial{family} p50 at most 1.2x the bare dial + 5 ms"),
+                format!("demand dial{family} p50 at most 1.2x the bare dial + 5 ms"),
                 format!(
                     "{:.1} ms against {:.1} ms (limit {:.1} ms)",
                     d.p50,
