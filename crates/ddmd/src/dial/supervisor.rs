@@ -632,6 +632,11 @@ impl Supervisor {
     /// tunnel's address. Returns those learned (none of a family given).
     async fn learn_src(&mut self, link: u32) -> Sources {
         let given = self.declaration.trigger_sources();
+        // Nothing to learn without a trigger (a persistent or manual
+        // interface), or with both sources given.
+        if self.trigger.is_none() || (given.v4.is_some() && given.v6.is_some()) {
+            return Sources::default();
+        }
         let Ok(link_addresses) = self.net.addresses(link).await else {
             return Sources::default();
         };
