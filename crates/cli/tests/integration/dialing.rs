@@ -24,6 +24,12 @@ fn start_branch(lab: &mut WgLab, config: &str) -> (Server, u32) {
     (server, branch)
 }
 
+/// Waits until the interface is DISCONNECTED again and its tunnel gone.
+fn wait_hung_up(lab: &WgLab, server: &Server, handle: u32) {
+    wait_state(server, handle, Disconnected);
+    lab.wait_link_gone();
+}
+
 fn wait_state(server: &Server, handle: u32, state: ConnectionState) {
     wait_until(&format!("interface {handle} is {}", state.name()), || {
         server.interface(handle).unwrap().state == state
@@ -352,68 +358,49 @@ fn demand_dialing_through_wg_quick_which_adds_routes_of_its_own() {
     assert!(lab.ping(5), "and dials again");
 }
 
-#[test]
-fn a_lan_host_and_a_ping_bound_to_the_routers_lan_address_are_answered_first_time() {
+/// A demand tunnel (with `extra` keys) dialed four times in a row, each by
+/// a first packet that must arrive: a ping bound to the router's LAN
+/// address (the first dial of all, the trigger without an address of its
+/// own unless `trigger_src` gives one), a LAN host's ping, a LAN host's
+/// TCP SYN (to `port`, with no retransmission), the router's own ping.
+fn lan_first_packets(extra: &str, port: u16) {
     let mut lab = WgLab::new();
     lab.add_lan();
     let config = lab.interface(
         "branch",
-        "dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\nidle_disconnect_secs = 1",
+        &format!(
+            "dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\nidle_disconnect_secs = 1\n{extra}"
+        ),
     );
     let (server, branch) = start_branch(&mut lab, &config);
-    // The first dial of all, the trigger without an address yet: a ping
-    // bound to the router's LAN address keeps it, and gets its answer.
     assert!(
         lab.ping_from(&lab.router, &["-I", ROUTER_LAN], 8),
         "the first ping from the router's LAN address is answered"
     );
-    wait_state(&server, branch, Disconnected);
-    lab.wait_link_gone();
+    wait_hung_up(&lab, &server, branch);
     let host = lab.lan.as_ref().unwrap();
     assert!(
         lab.ping_from(host, &[], 8),
         "the LAN host's first ping is answered"
     );
-    wait_state(&server, branch, Disconnected);
-    lab.wait_link_gone();
+    wait_hung_up(&lab, &server, branch);
     assert_eq!(
-        tcp_retransmits(&lab, host, 7072),
+        tcp_retransmits(&lab, host, port),
         0,
         "the LAN host's first SYN is delivered, not retransmitted"
     );
-    // And the router's own unbound ping still gets the tunnel's address.
-    wait_state(&server, branch, Disconnected);
-    lab.wait_link_gone();
+    wait_hung_up(&lab, &server, branch);
     assert!(lab.ping(8), "the router's own first ping is answered");
 }
 
 #[test]
+fn a_lan_host_and_a_ping_bound_to_the_routers_lan_address_are_answered_first_time() {
+    lan_first_packets("", 7072);
+}
+
+#[test]
 fn with_trigger_src_a_lan_hosts_first_ping_and_first_syn_get_through() {
-    let mut lab = WgLab::new();
-    lab.add_lan();
-    let config = lab.interface(
-        "branch",
-        "dial = \"demand\"\nroutes = [\"192.168.20.0/24\"]\ntrigger_src = \"10.9.0.1\"\nidle_disconnect_secs = 1",
-    );
-    let (server, branch) = start_branch(&mut lab, &config);
-    let host = lab.lan.as_ref().unwrap();
-    assert!(
-        lab.ping_from(host, &[], 8),
-        "the LAN host's first ping is answered"
-    );
-    wait_state(&server, branch, Disconnected);
-    lab.wait_link_gone();
-    assert_eq!(
-        tcp_retransmits(&lab, host, 7073),
-        0,
-        "the LAN host's first SYN"
-    );
-    wait_state(&server, branch, Disconnected);
-    lab.wait_link_gone();
-    assert!(
-        lab.ping_from(&lab.router, &["-I", ROUTER_LAN], 8),
-        "a ping bound to the router's LAN address is answered"
-    );
+    lan_first_packets("trigger_src = \"10.9.0.1\"", 7073);
 }
 
 /// A ping from `netns` to `to` that a filter refuses: it fails at once,
@@ -548,8 +535,7 @@ fn dial_except_the_other_way_and_a_reload_changes_filters_without_hanging_up() {
     );
     assert_eq!(lab.dials(), 1);
     // Idle, hung up: now a ping may not dial.
-    wait_state(&server, branch, Disconnected);
-    lab.wait_link_gone();
+    wait_hung_up(&lab, &server, branch);
     assert_ping_filtered(host, FAR_LAN);
     assert_eq!(lab.dials(), 1);
 }
@@ -627,15 +613,13 @@ fn ipv6_demand_dialing_from_a_lan_host_and_the_router_side_by_side_with_ipv4() {
         lab.ping_to(FAR_LAN6, host, &[], 8),
         "the LAN host's first ping6 is answered"
     );
-    wait_state(&server, branch, Disconnected);
-    lab.wait_link_gone();
+    wait_hung_up(&lab, &server, branch);
     assert_eq!(
         tcp_retransmits_to(&lab, host, FAR_LAN6, 7074),
         0,
         "the LAN host's first SYN over IPv6"
     );
-    wait_state(&server, branch, Disconnected);
-    lab.wait_link_gone();
+    wait_hung_up(&lab, &server, branch);
     // A ping6 bound to the router's LAN address keeps it.
     assert!(
         lab.ping_to(FAR_LAN6, &lab.router, &["-I", ROUTER_LAN6], 8),
