@@ -131,13 +131,12 @@ impl Collector for Process {
         let Some(started) = self.started else {
             return Ok(());
         };
-        let metric = encoder.encode_descriptor(
-            "process_start_time",
+        gauge(
+            &mut encoder,
+            ("process_start_time", Some(&Unit::Seconds)),
             "Start time of the process since the Unix epoch",
-            Some(&Unit::Seconds),
-            MetricType::Gauge,
-        )?;
-        ConstGauge::new(started).encode(metric)
+            started,
+        )
     }
 }
 
@@ -358,6 +357,20 @@ fn counter(
     ConstCounter::new(value).encode(metric)
 }
 
+/// One unlabelled gauge, in `unit` if it has one.
+fn gauge<N>(
+    encoder: &mut DescriptorEncoder,
+    (name, unit): (&str, Option<&Unit>),
+    help: &str,
+    value: N,
+) -> Result<(), Error>
+where
+    ConstGauge<N>: EncodeMetric,
+{
+    let metric = encoder.encode_descriptor(name, help, unit, MetricType::Gauge)?;
+    ConstGauge::new(value).encode(metric)
+}
+
 /// The journal's and its export's figures, when they are on.
 fn record(
     encoder: &mut DescriptorEncoder,
@@ -377,29 +390,26 @@ fn record(
             "Writes to the journal's file that failed",
             journal.write_errors,
         )?;
-        let size = encoder.encode_descriptor(
-            "journal_size",
+        gauge(
+            encoder,
+            ("journal_size", Some(&Unit::Bytes)),
             "The journal's file on disk, with its write-ahead log",
-            Some(&Unit::Bytes),
-            MetricType::Gauge,
+            journal_bytes.unwrap_or(0),
         )?;
-        ConstGauge::new(journal_bytes.unwrap_or(0)).encode(size)?;
     }
     if let Some(export) = &s.export {
-        let connected = encoder.encode_descriptor(
-            "export_connected",
+        gauge(
+            encoder,
+            ("export_connected", None),
             "1 while the export is connected to the NATS broker",
-            None,
-            MetricType::Gauge,
+            u64::from(export.connected),
         )?;
-        ConstGauge::new(u64::from(export.connected)).encode(connected)?;
-        let behind = encoder.encode_descriptor(
-            "export_entries_behind",
+        gauge(
+            encoder,
+            ("export_entries_behind", None),
             "Journal entries the broker has not acknowledged yet",
-            None,
-            MetricType::Gauge,
+            export.behind,
         )?;
-        ConstGauge::new(export.behind).encode(behind)?;
         counter(
             encoder,
             "export_publish_errors",
@@ -423,13 +433,12 @@ impl Collector for Figures {
             None,
             MetricType::Info,
         )?)?;
-        let running = encoder.encode_descriptor(
-            "running",
+        gauge(
+            &mut encoder,
+            ("running", None),
             "1 while the DDM runs, 0 while it is stopped",
-            None,
-            MetricType::Gauge,
+            u64::from(s.running),
         )?;
-        ConstGauge::new(u64::from(s.running)).encode(running)?;
         per_interface(
             &mut encoder,
             s,
