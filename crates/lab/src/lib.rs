@@ -24,5 +24,5 @@ pub use lab::Lab;
 pub use netns::Netns;
 pub use process::Process;
 pub use service::Service;
-pub use tools::{require, require_root, run, stdout_of, tool};
+pub use tools::{assert_silent, output_fed, require, require_root, run, stdout_of, tool};
 pub use wait::{wait_until, PATIENCE, QUIET};

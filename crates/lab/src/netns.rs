@@ -2,7 +2,7 @@
 //! when a test fails: what still runs in it is killed first (a
 //! wireguard-go keeps a namespace, and itself, alive).
 
-use crate::tools::{run, stdout_of, tool};
+use crate::tools::{output_fed, run, stdout_of, tool};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -147,19 +147,7 @@ pub fn remove_all() {
 /// Runs `command` with `input` on its standard input, failing the test if
 /// it fails.
 fn fed(command: &mut std::process::Command, input: &str) {
-    use std::io::Write;
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_fed(command, input.as_bytes());
     assert!(
         out.status.success(),
         "{command:?} failed: {}\n{input}",

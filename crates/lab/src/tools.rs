@@ -4,7 +4,7 @@
 //! runs out. `./run-tests` installs them all.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 
 /// Each program the tests and the benchmark run, with its Debian package
 /// (`tools.txt`, which `./run-tests` installs from).
@@ -73,6 +73,41 @@ pub fn stdout_of(command: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `command` with `input` on its standard input; what it printed on
+/// both streams, and how it ended.
+pub fn output_fed(command: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("a piped stdin")
+        .write_all(input)
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    child.wait_with_output().unwrap()
+}
+
+/// Fails the test, with what it said, unless `command` (a linter given
+/// `input`) succeeds and prints nothing at all.
+pub fn assert_silent(command: &mut Command, input: &[u8]) {
+    let out = output_fed(command, input);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.is_empty(),
+        "{command:?} ({}) said:\n{said}",
+        out.status
+    );
 }
 
 #[cfg(test)]

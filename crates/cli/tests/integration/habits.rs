@@ -195,20 +195,9 @@ fn the_packaged_man_pages_lint_clean_with_a_dated_versioned_title() {
     assert!(names.len() > 10, "{names:?}");
     for page in names {
         // Every level, style included: nothing to say.
-        let out = tool("mandoc")
-            .args(["-T", "lint", "-W", "all"])
-            .arg(&page)
-            .output()
-            .unwrap();
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success() && said.is_empty(),
-            "{}:\n{said}",
-            page.display()
+        ddm_lab::assert_silent(
+            tool("mandoc").args(["-T", "lint", "-W", "all"]).arg(&page),
+            b"",
         );
         let text = std::fs::read_to_string(&page).unwrap();
         let title = text.lines().find(|l| l.starts_with(".TH ")).unwrap();

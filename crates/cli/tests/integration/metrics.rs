@@ -176,32 +176,7 @@ fn the_text_format_passes_promtool_and_a_real_prometheus_reads_openmetrics() {
     let (code, content_type, text) = fetch_with(&lab, &[], "/metrics");
     assert_eq!(code, 200);
     assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
-    let mut promtool = tool("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        promtool
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    let checked = promtool.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
-    );
-    assert!(
-        checked.status.success() && said.is_empty(),
-        "promtool:\n{said}\n{text}"
-    );
+    ddm_lab::assert_silent(tool("promtool").args(["check", "metrics"]), text.as_bytes());
     for sample in [
         "ddm_build_info{",
         "process_start_time_seconds ",
