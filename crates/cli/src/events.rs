@@ -26,6 +26,8 @@ pub fn event_json(event: &ConnectionEvent) -> serde_json::Value {
         "to": event.to.name(),
         "time": humantime::format_rfc3339_nanos(event.time).to_string(),
         "last_error": event.last_error,
+        "last_error_name": mprapi::WinError(event.last_error).name(),
+        "last_error_text": crate::listing::error_text(event.last_error),
     })
 }
 

@@ -1,7 +1,7 @@
 //! `ddm history`, `ddm uptime` and the journal lines of `ddm status`: the
 //! service's journal, read through mprapi.
 
-use crate::listing::error_name;
+use crate::listing::{error_name, error_text};
 use crate::when::{span, When};
 use mprapi::{EntryKind, History, JournalEntry, Server, Uptime, WinError};
 use serde_json::json;
@@ -82,6 +82,11 @@ fn entry_json(entry: &JournalEntry) -> serde_json::Value {
         "time".into(),
         time_of(entry.time_unix_ns).to_string().into(),
     );
+    if let Some(code) = fields.get("last_error").and_then(|c| c.as_u64()) {
+        let code = code as u32;
+        fields.insert("last_error_name".into(), WinError(code).name().into());
+        fields.insert("last_error_text".into(), error_text(code).into());
+    }
     value
 }
 

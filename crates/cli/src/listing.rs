@@ -49,6 +49,15 @@ pub fn error_name(code: u32) -> String {
     }
 }
 
+/// A Win32 error's text, as `MprAdminGetErrorString` gives it; empty for
+/// none.
+pub fn error_text(code: u32) -> &'static str {
+    match WinError(code) {
+        WinError::NO_ERROR => "",
+        error => error.text().unwrap_or("Unknown error."),
+    }
+}
+
 pub fn interface_json(i: &InterfaceInfo) -> serde_json::Value {
     json!({
         "name": i.name,
@@ -56,9 +65,11 @@ pub fn interface_json(i: &InterfaceInfo) -> serde_json::Value {
         "type": interface_type::name(i.if_type),
         "enabled": i.enabled,
         "state": i.state.name(),
+        "since": humantime::format_rfc3339_millis(i.since).to_string(),
         "unreachability_reasons": i.unreachability_reasons,
         "last_error": i.last_error,
         "last_error_name": WinError(i.last_error).name(),
+        "last_error_text": error_text(i.last_error),
         "dial": i.dial.name(),
         "link": i.link,
         "health": (!i.health.is_empty()).then(|| json!({

@@ -56,6 +56,9 @@ pub struct InterfaceInfo {
     /// A demand interface's filters in force (`dial_on`, `dial_except`),
     /// with their counts; `None` without.
     pub dial_filter: Option<DialFilterInfo>,
+    /// When it last changed state; when the service started if it has
+    /// not changed since.
+    pub since: std::time::SystemTime,
 }
 
 /// Demand-dial filters in force and what they counted since they were
@@ -89,6 +92,7 @@ impl From<message::Interface> for InterfaceInfo {
                 refused: m.dial_refused,
             }),
             state: ConnectionState::from_u32(m.connection_state),
+            since: std::time::UNIX_EPOCH + std::time::Duration::from_nanos(m.since_unix_ns),
             name: m.name,
             handle: m.handle,
             enabled: m.enabled,

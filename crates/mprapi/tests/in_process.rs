@@ -382,3 +382,36 @@ fn the_longest_names_at_the_smallest_frame_are_enumerated() {
     }
     assert!(pages >= 2, "each long name takes a page of its own");
 }
+
+#[test]
+fn an_interface_is_dated_by_its_last_change_of_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let before_start = std::time::SystemTime::now();
+    let service = start(dir.path());
+    let server = Server::connect_socket(service.socket()).unwrap();
+    let stream = server.subscribe().unwrap();
+    service.set_link(5, "eth5", false);
+    service.set_link(6, "eth6", true);
+    let Some(StreamItem::Event(connected)) = stream.next_timeout(PATIENCE) else {
+        panic!("eth6's connect");
+    };
+    let since = |name: &str| {
+        let handle = server.interface_handle(name).unwrap();
+        server.interface(handle).unwrap().since
+    };
+    // Never changed: since the service started (after the test began).
+    assert!(since("eth5") >= before_start && since("eth5") <= connected.time);
+    assert_eq!(since("eth6"), connected.time, "the connect's own time");
+    std::thread::sleep(Duration::from_millis(10));
+    service.set_link(6, "eth6", false);
+    let Some(StreamItem::Event(disconnected)) = stream.next_timeout(PATIENCE) else {
+        panic!("eth6's disconnect");
+    };
+    assert_eq!(since("eth6"), disconnected.time);
+    let listed = server.interfaces().unwrap();
+    let eth6 = listed.iter().find(|i| i.name == "eth6").unwrap();
+    assert_eq!(
+        eth6.since, disconnected.time,
+        "the enumeration dates it too"
+    );
+}

@@ -45,6 +45,7 @@ fn interface() -> impl Strategy<Value = Interface> {
                     })
                     .collect(),
                 dial_refused: u64::from(unreachability_reasons),
+                since_unix_ns: u64::from(last_error) << 20,
             },
         )
 }

@@ -43,6 +43,13 @@ fn watch_json_prints_one_event_a_line_and_exits_after_count() {
         lines[0]["seq"].as_u64().unwrap() + 1
     );
     assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        (
+            lines[1]["last_error_name"].as_str(),
+            lines[1]["last_error_text"].as_str()
+        ),
+        (Some("NO_ERROR"), Some(""))
+    );
 }
 
 #[test]
@@ -103,9 +110,25 @@ fn status_info_and_interfaces_report_the_table() {
         .iter()
         .find(|i| i["name"] == "va")
         .unwrap();
-    for field in ["name", "handle", "type", "enabled", "state", "last_error"] {
+    for field in [
+        "name",
+        "handle",
+        "type",
+        "enabled",
+        "state",
+        "since",
+        "last_error",
+        "last_error_name",
+        "last_error_text",
+    ] {
         assert!(va.get(field).is_some(), "interfaces --json lacks {field}");
     }
+    // When it connected, to the millisecond, in UTC.
+    let since = va["since"].as_str().unwrap();
+    assert!(
+        since.ends_with('Z') && since.len() == "2026-01-01T00:00:00.000Z".len(),
+        "{since}"
+    );
     let table = stdout_of(&mut lab.service.ddm(&["interfaces"]));
     assert!(
         table

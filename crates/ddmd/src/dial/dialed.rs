@@ -193,6 +193,8 @@ impl DialedInterface {
                 })
                 .collect(),
             dial_refused: self.declaration.filter.as_ref().map_or(0, |f| f.refused()),
+            // The router's state dates it.
+            since_unix_ns: 0,
         }
     }
 }

@@ -77,6 +77,10 @@ pub struct State {
     pub sessions: HashMap<u64, Session>,
     pub limits: Limits,
     records: Vec<Record>,
+    /// When each interface last changed state (committed), by handle; one
+    /// that has not changed since the service started reports the start.
+    since: HashMap<u32, u64>,
+    started_unix_ns: u64,
 }
 
 impl State {
@@ -93,6 +97,8 @@ impl State {
             sessions: HashMap::new(),
             limits,
             records: Vec::new(),
+            since: HashMap::new(),
+            started_unix_ns: now_unix_ns(),
         }
     }
 
@@ -150,6 +156,7 @@ impl State {
             last_error: t.last_error,
             group_switch: None,
         };
+        self.changed(t.handle, event.time_unix_ns);
         let mut signals = 0;
         if t.from == ConnectionState::Connected || t.to == ConnectionState::Connected {
             for session in self.sessions.values() {
@@ -169,6 +176,28 @@ impl State {
             signals,
             missed,
         }
+    }
+
+    /// Notes when `handle` changed state. Handles are never reused, so the
+    /// times of interfaces that are gone are dropped once they could
+    /// outnumber the living: the map stays within twice the table.
+    fn changed(&mut self, handle: u32, time_unix_ns: u64) {
+        self.since.insert(handle, time_unix_ns);
+        if self.since.len() > 2 * self.interface_count() + 64 {
+            let (table, dialed) = (&self.table, &self.dialed);
+            self.since
+                .retain(|handle, _| table.get(*handle).is_some() || dialed.get(*handle).is_some());
+        }
+    }
+
+    /// `interface` with the time of its last change of state.
+    fn dated(&self, mut interface: Interface) -> Interface {
+        interface.since_unix_ns = self
+            .since
+            .get(&interface.handle)
+            .copied()
+            .unwrap_or(self.started_unix_ns);
+        interface
     }
 
     /// Records something that happened to the service.
@@ -240,6 +269,7 @@ impl State {
             (Some(_), _) => links.next(),
             (None, _) => declared.next(),
         })
+        .map(|interface| self.dated(interface))
     }
 
     /// How many interfaces there are.
@@ -248,7 +278,10 @@ impl State {
     }
 
     pub fn interface(&self, handle: u32) -> Option<Interface> {
-        self.table.get(handle).or_else(|| self.dialed.get(handle))
+        self.table
+            .get(handle)
+            .or_else(|| self.dialed.get(handle))
+            .map(|interface| self.dated(interface))
     }
 
     /// A declared interface's name wins over a kernel link's of the same

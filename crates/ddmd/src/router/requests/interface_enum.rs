@@ -92,6 +92,7 @@ mod tests {
                 })
                 .collect(),
             dial_refused: u64::MAX,
+            since_unix_ns: u64::MAX,
         };
         let reply = ServiceMessage {
             body: Some(Push::Reply(Reply {
