@@ -23,7 +23,11 @@ pub fn package_of(program: &str) -> &'static str {
 fn on_path(program: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .chain([
+            "/usr/sbin".into(),
+            "/sbin".into(),
+            "/usr/lib/cockpit".into(),
+        ])
         .any(|dir| is_executable(&dir.join(program)))
 }
 

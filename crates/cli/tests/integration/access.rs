@@ -1,6 +1,7 @@
 //! Roles from peer credentials: real processes running as `nobody`.
 
 use crate::support::*;
+use ddm_lab::accounts::Accounts;
 use std::os::unix::process::CommandExt;
 use std::process::Output;
 
@@ -101,47 +102,6 @@ fn a_closed_policy_refuses_strangers_at_connect() {
     );
 }
 
-/// Users and groups made for a test, removed on drop.
-struct Accounts {
-    users: Vec<String>,
-    groups: Vec<String>,
-}
-
-impl Accounts {
-    fn group(&mut self, name: &str) {
-        run("groupadd", &[name]);
-        self.groups.push(name.into());
-    }
-
-    /// A user with its own group, and supplementary `groups`.
-    fn user(&mut self, name: &str, groups: &[&str]) {
-        let mut args = vec![
-            "--no-create-home",
-            "--shell",
-            "/usr/sbin/nologin",
-            "--user-group",
-        ];
-        let list = groups.join(",");
-        if !groups.is_empty() {
-            args.extend(["--groups", &list]);
-        }
-        args.push(name);
-        run("useradd", &args);
-        self.users.push(name.into());
-    }
-}
-
-impl Drop for Accounts {
-    fn drop(&mut self) {
-        for user in &self.users {
-            let _ = tool("userdel").arg(user).status();
-        }
-        for group in &self.groups {
-            let _ = tool("groupdel").arg(group).status();
-        }
-    }
-}
-
 /// Runs `ddm ARGS` as `user`, with its groups (runuser calls initgroups).
 fn as_user(service: &Service, user: &str, args: &[&str]) -> Output {
     let mut command = tool("runuser");
@@ -159,10 +119,7 @@ fn real_users_and_groups_get_the_roles_the_policy_gives() {
     let tag = std::process::id() % 100_000;
     let (admins, monitors) = (format!("ddmt{tag}adm"), format!("ddmt{tag}mon"));
     let users: Vec<String> = (1..=4).map(|n| format!("ddmt{tag}u{n}")).collect();
-    let mut accounts = Accounts {
-        users: Vec::new(),
-        groups: Vec::new(),
-    };
+    let mut accounts = Accounts::new();
     accounts.group(&admins);
     accounts.group(&monitors);
     accounts.user(&users[0], &[&admins]);
