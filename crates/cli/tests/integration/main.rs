@@ -5,6 +5,7 @@ mod access;
 mod admission;
 mod c_abi;
 mod cli;
+mod console;
 mod dialing;
 mod export;
 mod faults;
