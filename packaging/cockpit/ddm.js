@@ -135,7 +135,7 @@
             for (const i of list) {
                 const shown = page.interfaces.get(i.name);
                 if (shown && shown.handle === i.handle && newer(shown.since, i.since))
-                    Object.assign(i, pick(shown, ["state", "since", "last_error", "last_error_name", "last_error_text"]));
+                    Object.assign(i, pick(shown, ["state", "enabled", "since", "last_error", "last_error_name", "last_error_text"]));
             }
             page.interfaces = new Map(list.map(i => [i.name, i]));
             renderInterfaces();
@@ -280,7 +280,7 @@
         setText(type, i.type);
         fillState(state, i);
         setText(dial, i.dial || "-");
-        setText(since, i.since ? when(i.since) : "-");
+        setText(since, i.since ? when(i.since, "short") : "-");
         since.title = i.since || "";
         fillError(error, i.last_error, i.last_error_name, i.last_error_text);
         setText(rtt, i.health && i.health.rtt_ms !== null ? `${i.health.rtt_ms.toFixed(1)} ms` : "-");
@@ -760,9 +760,9 @@
 
     /* ---- time ---- */
 
-    function when(time) {
+    function when(time, dateStyle) {
         const date = new Date(time);
-        return date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+        return date.toLocaleString(undefined, { dateStyle: dateStyle || "medium", timeStyle: "medium" });
     }
 
     function span(ms) {

@@ -17,9 +17,10 @@ use crate::wait::wait_until;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// Where Debian installs Cockpit's web server (not on PATH; the lab's
-/// tools look there too).
+/// Where Debian installs Cockpit's web server (not on PATH), and its
+/// shell, which frames the page.
 const COCKPIT_WS: &str = "/usr/lib/cockpit/cockpit-ws";
+const SHELL: &str = "/usr/share/cockpit/shell/manifest.json";
 pub const PORT: u16 = 9090;
 
 pub struct Cockpit {
@@ -32,7 +33,8 @@ impl Cockpit {
     /// `page` to people whose `ddm` talks to `service`.
     pub fn start(netns: &Netns, service: &Service, page: &Path) -> Cockpit {
         require("cockpit-bridge");
-        require("cockpit-ws");
+        require(COCKPIT_WS);
+        require(SHELL);
         let dir = tempfile::Builder::new()
             .prefix("ddm-cockpit-")
             .tempdir()

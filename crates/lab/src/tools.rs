@@ -20,14 +20,15 @@ pub fn package_of(program: &str) -> &'static str {
         .map_or("?", |(_, package)| package.trim())
 }
 
-fn on_path(program: &str) -> bool {
+/// Whether `program` is installed: on PATH (or in the sbin directories),
+/// or, given by its path, there.
+fn installed(program: &str) -> bool {
+    if program.starts_with('/') {
+        return Path::new(program).exists();
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain([
-            "/usr/sbin".into(),
-            "/sbin".into(),
-            "/usr/lib/cockpit".into(),
-        ])
+        .chain(["/usr/sbin".into(), "/sbin".into()])
         .any(|dir| is_executable(&dir.join(program)))
 }
 
@@ -36,10 +37,11 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Fails now, naming its package, when `program` is not installed.
+/// Fails now, naming its package, when `program` (a name, or a path) is
+/// not installed.
 pub fn require(program: &str) {
     assert!(
-        on_path(program),
+        installed(program),
         "{program} is not installed: it is in the Debian package {package} \
          (apt-get install {package}; ./run-tests installs everything the tests need)",
         package = package_of(program)
