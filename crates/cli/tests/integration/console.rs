@@ -208,6 +208,12 @@ impl<'a> Browser<'a> {
         });
     }
 
+    /// Into the page's frame again, from the shell.
+    async fn enter_page(&self) {
+        let frame = self.client.find(Locator::Css(FRAME)).await.unwrap();
+        frame.enter_frame().await.unwrap();
+    }
+
     /// What `script` returns (a function body: `return ...`).
     fn js(&self, script: &str) -> Value {
         self.block(self.client.execute(script, vec![]))
@@ -340,13 +346,7 @@ impl<'a> Browser<'a> {
                 )
                 .await
                 .unwrap();
-            self.client
-                .find(Locator::Css(FRAME))
-                .await
-                .unwrap()
-                .enter_frame()
-                .await
-                .unwrap();
+            self.enter_page().await;
         });
     }
 
@@ -359,13 +359,7 @@ impl<'a> Browser<'a> {
         self.block(async {
             self.client.enter_parent_frame().await.unwrap();
             let png = self.client.screenshot().await.unwrap();
-            self.client
-                .find(Locator::Css(FRAME))
-                .await
-                .unwrap()
-                .enter_frame()
-                .await
-                .unwrap();
+            self.enter_page().await;
             png
         })
     }
@@ -551,12 +545,11 @@ fn an_admin_watches_the_router_live_and_connects_and_disconnects() {
         "eth1's outage counted",
         "/\\b1 outage\\b/.test(document.querySelector('.ddm-timeline[data-interface=\"eth1\"] .ddm-timeline-figures').textContent)",
     );
-    browser.hover_piece("eth1", "rect[data-state='disconnected'][data-seq]");
-    let tip = browser.wait_for(
-        "the outage's tooltip",
-        "!document.getElementById('ddm-tooltip').hidden && document.getElementById('ddm-tooltip').textContent",
+    let tip = tooltip(
+        &browser,
+        "eth1",
+        "rect[data-state='disconnected'][data-seq]",
     );
-    let tip = tip.as_str().unwrap();
     assert!(
         tip.contains("eth1: disconnected from") && tip.contains("changed at"),
         "{tip}"
@@ -566,12 +559,11 @@ fn an_admin_watches_the_router_live_and_connects_and_disconnects() {
         "the failed attempt's reason",
         "(document.querySelector(\".ddm-timeline[data-interface='branch'] rect[data-state='unreachable'][data-seq]\") || { dataset: {} }).dataset.tip?.includes('reason:')",
     );
-    browser.hover_piece("branch", "rect[data-state='unreachable'][data-seq]");
-    let tip = browser.wait_for(
-        "the failed attempt's tooltip",
-        "document.getElementById('ddm-tooltip').textContent.includes('branch') && document.getElementById('ddm-tooltip').textContent",
+    let tip = tooltip(
+        &browser,
+        "branch",
+        "rect[data-state='unreachable'][data-seq]",
     );
-    let tip = tip.as_str().unwrap();
     assert!(
         tip.contains("reason:") && tip.contains("last error ERROR_"),
         "{tip}"
@@ -660,6 +652,21 @@ fn an_admin_watches_the_router_live_and_connects_and_disconnects() {
 
     let errors = browser.console_errors();
     assert!(errors.is_empty(), "the browser's console: {errors:#?}");
+}
+
+/// The tooltip of the piece `piece` (a CSS selector) of `interface`'s
+/// timeline, pointed at with the mouse.
+fn tooltip(browser: &Browser, interface: &str, piece: &str) -> String {
+    browser.hover_piece(interface, piece);
+    let tip = browser.wait_for(
+        &format!("{interface}'s tooltip"),
+        &format!(
+            "!document.getElementById('ddm-tooltip').hidden && \
+             document.getElementById('ddm-tooltip').textContent.startsWith('{interface}:') && \
+             document.getElementById('ddm-tooltip').textContent"
+        ),
+    );
+    tip.as_str().unwrap().to_owned()
 }
 
 /// Whether `text` has an `ERROR_NAME (number): text` in it.
