@@ -662,8 +662,8 @@ fn tooltip(browser: &Browser, interface: &str, piece: &str) -> String {
         &format!("{interface}'s tooltip"),
         &format!(
             "!document.getElementById('ddm-tooltip').hidden && \
-             document.getElementById('ddm-tooltip').textContent.startsWith('{interface}:') && \
-             document.getElementById('ddm-tooltip').textContent"
+             document.getElementById('ddm-tooltip').textContent.trim().startsWith('{interface}:') && \
+             document.getElementById('ddm-tooltip').textContent.trim()"
         ),
     );
     tip.as_str().unwrap().to_owned()
