@@ -583,7 +583,7 @@ fn an_admin_watches_the_router_live_and_connects_and_disconnects() {
         "document.getElementById('ddm-groups').textContent.includes('go through isp1')",
     );
 
-    // Keyboard: every button is reached with Tab, in order.
+    // Keyboard: the buttons are reached with Tab.
     browser.js("document.activeElement.blur(); window.focus(); return true;");
     let focused = browser.tab_through(12);
     for wanted in [
