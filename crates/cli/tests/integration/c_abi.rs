@@ -26,7 +26,7 @@ fn tree_flags() -> Vec<String> {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     assert!(
         modified(&library).is_some() && modified(&library) >= modified(&fresh),
-        "{} is missing or older than the library cargo just built: `cargo build` makes it (./run-tests does)",
+        "{} is missing or older than the library cargo just built: `cargo build --all-targets` makes it (./run-tests does)",
         library.display()
     );
     let flags = stdout_of(
