@@ -7,8 +7,8 @@
  * terminal:
  *
  *   ddm info --json                 the role, and whether the service runs
- *                                   (every 5 s: a restart shows as a
- *                                   shorter up time)
+ *                                   (every 5 s: a restart shows as
+ *                                   another start time)
  *   ddm interfaces --json           the table, once and after a restart
  *   ddm watch --json --resume       every change as it happens, kept open
  *                                   (it resumes by itself across restarts)
@@ -34,7 +34,7 @@
 
     const page = {
         role: null,
-        upTime: null,
+        started: null, // when the service started (ms), as it says
         running: null,
         interfaces: new Map(), // name -> the interface as `ddm interfaces --json` has it
         groups: [],
@@ -101,13 +101,15 @@
             $("ddm-away-why").textContent = describe(error) + " It is asked again every few seconds.";
             $("ddm-service").textContent = "The service is not answering.";
             show("ddm-away");
-            page.upTime = null;
+            page.started = null;
             return;
         }
         if (info.role !== "monitor" && info.role !== "admin")
             return refused();
-        const restarted = page.upTime === null || info.up_time < page.upTime;
-        page.upTime = info.up_time;
+        // The service's start, to the second: another one is a restart.
+        const started = Date.now() - info.up_time * 1000;
+        const restarted = page.started === null || Math.abs(started - page.started) > 2000;
+        page.started = started;
         page.running = !info.lan_only_mode;
         page.role = info.role;
         document.body.classList.toggle("ddm-admin", info.role === "admin");

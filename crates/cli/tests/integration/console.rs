@@ -404,11 +404,15 @@ fn rows(browser: &Browser) -> Vec<(String, String, String, String)> {
     serde_json::from_value(rows).unwrap()
 }
 
+/// What `ddm interfaces --json` says.
+fn listed_json(service: &Service) -> Vec<Value> {
+    serde_json::from_str(&stdout_of(&mut service.ddm(&["interfaces", "--json"]))).unwrap()
+}
+
 /// What `ddm interfaces --json` says, in the page's terms.
 fn listed(service: &Service) -> Vec<(String, String, String, String)> {
-    let out = stdout_of(&mut service.ddm(&["interfaces", "--json"]));
-    let list: Vec<Value> = serde_json::from_str(&out).unwrap();
-    list.iter()
+    listed_json(service)
+        .iter()
         .map(|i| {
             let dial = i["dial"].as_str().unwrap();
             let error = match i["last_error"].as_u64().unwrap() {
@@ -525,10 +529,34 @@ fn an_admin_watches_the_router_live_and_connects_and_disconnects() {
     let (kind, text) = alert(&browser, 2);
     assert_eq!(kind, "success", "{text}");
     browser.wait_for("branch disconnected", &state_is("branch", "disconnected"));
+    // Disable and enable: the service says so, and the buttons follow.
+    browser.click("tr[data-interface='branch'] button[data-action='disable']");
+    assert_eq!(alert(&browser, 3).0, "success");
+    browser.wait_for(
+        "branch disabled, with an Enable button",
+        "document.querySelector(\"tr[data-interface='branch'] button[data-action='enable']\") && \
+         !document.querySelector(\"tr[data-interface='branch'] button[data-action='connect']\") && \
+         document.querySelector(\"tr[data-interface='branch'] .ddm-state\").textContent.includes('disabled')",
+    );
+    let listed_enabled = |lab: &Lab| {
+        listed_json(&lab.service)
+            .into_iter()
+            .find(|i| i["name"] == "branch")
+            .unwrap()["enabled"]
+            .clone()
+    };
+    assert_eq!(listed_enabled(&lab), json!(false));
+    browser.click("tr[data-interface='branch'] button[data-action='enable']");
+    assert_eq!(alert(&browser, 4).0, "success");
+    browser.wait_for(
+        "branch enabled, with a Connect button",
+        "document.querySelector(\"tr[data-interface='branch'] button[data-action='connect']\")",
+    );
+    assert_eq!(listed_enabled(&lab), json!(true));
     // A connect that fails shows the Win32 error by name and text.
     lab.router.delete_link("d0");
     browser.click("tr[data-interface='branch'] button[data-action='connect']");
-    let (kind, text) = alert(&browser, 3);
+    let (kind, text) = alert(&browser, 5);
     assert_eq!(kind, "danger", "{text}");
     assert!(
         shows_a_win32_error(&text),
@@ -585,7 +613,7 @@ fn an_admin_watches_the_router_live_and_connects_and_disconnects() {
 
     // Keyboard: the buttons are reached with Tab.
     browser.js("document.activeElement.blur(); window.focus(); return true;");
-    let focused = browser.tab_through(12);
+    let focused = browser.tab_through(20);
     for wanted in [
         "Reload configuration",
         "Last 24 hours",
