@@ -713,10 +713,10 @@ fn shows_a_win32_error(text: &str) -> bool {
 }
 
 #[test]
-fn a_monitor_sees_no_buttons_and_a_stranger_is_told_why_there_is_nothing() {
+fn a_monitor_sees_no_buttons_and_the_service_come_and_go_and_a_stranger_is_told_why() {
     require_root();
     let people = people();
-    let lab = router(&people.policy);
+    let mut lab = router(&people.policy);
     let _cockpit = Cockpit::start(&lab.router, &lab.service, &page_dir());
 
     let browser = Browser::open(&lab.router);
@@ -733,6 +733,20 @@ fn a_monitor_sees_no_buttons_and_a_stranger_is_told_why_there_is_nothing() {
         json!([0, true, "none"]),
         "no button that would only be refused"
     );
+    // The service goes away: the page says so, and comes back with it.
+    lab.service.kill();
+    browser.wait_for(
+        "the page says the service is not answering",
+        "!document.getElementById('ddm-away').hidden && document.getElementById('ddm-content').hidden",
+    );
+    lab.service.restart();
+    browser.wait_for(
+        "the page back with the service",
+        "document.getElementById('ddm-away').hidden && !document.getElementById('ddm-content').hidden",
+    );
+    wait_until("the monitor's table after the restart", || {
+        rows(&browser) == listed(&lab.service)
+    });
     assert!(browser.console_errors().is_empty());
     drop(browser);
 
