@@ -24,7 +24,7 @@ use ddm_proto::message::{
 use ddm_proto::model::{interface_type, ConnectionState};
 use ddm_proto::WinError;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
@@ -79,6 +79,8 @@ struct DialedInterface {
     link: Option<LinkState>,
     waiters: Vec<Waiter>,
     health: Option<Health>,
+    /// Its entry in `Dialed::timers`.
+    timer: Option<Instant>,
 }
 
 /// An interface's path health: its verdict, and its probes.
@@ -149,6 +151,13 @@ impl DialedInterface {
 
     /// A watched interface: CONNECTED while its link is connected and its
     /// health (if any) up; `error` is its last error when it leaves.
+    /// When something of its own is due: its machine's timer, or the end
+    /// of its attempt's wait for health.
+    fn due(&self) -> Option<Instant> {
+        let ready = self.health.as_ref().and_then(|h| Some(h.ready?.1));
+        self.machine.deadline().into_iter().chain(ready).min()
+    }
+
     fn observe(&mut self, error: WinError) {
         let connected = self.link.as_ref().is_some_and(LinkState::is_connected);
         let healthy = self
@@ -214,6 +223,11 @@ pub struct Dialed {
     reconciling: Option<HashSet<u32>>,
     /// `start` has run: watched interfaces follow their links.
     started: bool,
+    /// Each interface's next due time, in order: the next deadline, and
+    /// the interfaces due, without a pass over thousands of them.
+    timers: BTreeSet<(Instant, u32)>,
+    /// The interfaces with dial-out hours (looked at every minute).
+    with_hours: BTreeSet<u32>,
 }
 
 impl Dialed {
@@ -229,6 +243,8 @@ impl Dialed {
             clock,
             reconciling: None,
             started: false,
+            timers: BTreeSet::new(),
+            with_hours: BTreeSet::new(),
         }
     }
 
@@ -339,8 +355,32 @@ impl Dialed {
                 link: None,
                 waiters: Vec::new(),
                 health,
+                timer: None,
             },
         );
+        self.retime(handle);
+    }
+
+    /// Files `handle`'s due time (and dial-out hours) anew after a change.
+    fn retime(&mut self, handle: u32) {
+        let Some(d) = self.interfaces.get_mut(&handle) else {
+            return;
+        };
+        let due = d.due();
+        if due != d.timer {
+            if let Some(at) = d.timer {
+                self.timers.remove(&(at, handle));
+            }
+            if let Some(at) = due {
+                self.timers.insert((at, handle));
+            }
+            d.timer = due;
+        }
+        if d.hours.is_always() {
+            self.with_hours.remove(&handle);
+        } else {
+            self.with_hours.insert(handle);
+        }
     }
 
     /// The health of a new interface, probing, if it names a table.
@@ -507,6 +547,7 @@ impl Dialed {
             });
             from = to;
         }
+        self.retime(handle);
         transitions
     }
 
@@ -692,22 +733,11 @@ impl Dialed {
     /// When `tick` must next run: a machine's timer, or the next minute
     /// for interfaces with dial-out hours.
     pub fn deadline(&self) -> Option<Instant> {
-        let timers = self
-            .interfaces
-            .values()
-            .filter_map(|d| d.machine.deadline());
-        let minute = self
-            .interfaces
-            .values()
-            .any(|d| !d.hours.is_always())
-            .then(next_minute);
-        let health = self
-            .interfaces
-            .values()
-            .filter_map(|d| Some(d.health.as_ref()?.ready?.1));
-        timers
+        let timer = self.timers.first().map(|&(at, _)| at);
+        let minute = (!self.with_hours.is_empty()).then(next_minute);
+        timer
+            .into_iter()
             .chain(minute)
-            .chain(health)
             .chain(self.groups.deadline())
             .min()
     }
@@ -718,17 +748,8 @@ impl Dialed {
         let week_time = self.clock.week_time();
         // Only the interfaces with something due (or dial-out hours to
         // look at): with thousands declared, a timer is one interface's.
-        let handles: Vec<u32> = self
-            .interfaces
-            .iter()
-            .filter(|(_, d)| {
-                let due = |at: Option<Instant>| at.is_some_and(|at| at <= now);
-                due(d.machine.deadline())
-                    || due(d.health.as_ref().and_then(|h| Some(h.ready?.1)))
-                    || !d.hours.is_always()
-            })
-            .map(|(&handle, _)| handle)
-            .collect();
+        let due = self.timers.range(..=(now, u32::MAX)).map(|&(_, h)| h);
+        let handles: BTreeSet<u32> = due.chain(self.with_hours.iter().copied()).collect();
         let mut transitions = Vec::new();
         for handle in handles {
             transitions.extend(self.step(handle, "timer", |d| {
@@ -931,6 +952,10 @@ impl Dialed {
         let Some(d) = self.interfaces.remove(&handle) else {
             return Vec::new();
         };
+        if let Some(at) = d.timer {
+            self.timers.remove(&(at, handle));
+        }
+        self.with_hours.remove(&handle);
         self.lookup.forget(handle, &d.declaration);
         self.lookup
             .moved(handle, d.link.as_ref().map(|l| l.index), None);
