@@ -253,9 +253,8 @@ impl Router {
                 } => Woken::Scrape,
             };
             self.turn(woken);
-            // Inputs already waiting are taken before the next select: the
-            // timers' deadline (a pass over every interface) is worked out
-            // once for them all, not once each.
+            // Inputs already waiting are taken before the next select: one
+            // select (and one look at the timers) for them all.
             for _ in 0..MORE_PER_TURN {
                 let more = if let Ok(event) = links.try_recv() {
                     Woken::Link(event)
