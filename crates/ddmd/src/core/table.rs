@@ -215,6 +215,10 @@ impl InterfaceTable {
         Some(self.by_index[index].handle)
     }
 
+    pub fn contains(&self, handle: u32) -> bool {
+        self.by_handle.contains_key(&handle)
+    }
+
     pub fn get(&self, handle: u32) -> Option<Interface> {
         let index = self.by_handle.get(&handle)?;
         Some(to_interface(&self.by_index[index]))

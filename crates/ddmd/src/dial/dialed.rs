@@ -149,8 +149,6 @@ impl DialedInterface {
         }
     }
 
-    /// A watched interface: CONNECTED while its link is connected and its
-    /// health (if any) up; `error` is its last error when it leaves.
     /// When something of its own is due: its machine's timer, or the end
     /// of its attempt's wait for health.
     fn due(&self) -> Option<Instant> {
@@ -158,6 +156,8 @@ impl DialedInterface {
         self.machine.deadline().into_iter().chain(ready).min()
     }
 
+    /// A watched interface: CONNECTED while its link is connected and its
+    /// health (if any) up; `error` is its last error when it leaves.
     fn observe(&mut self, error: WinError) {
         let connected = self.link.as_ref().is_some_and(LinkState::is_connected);
         let healthy = self

@@ -186,7 +186,7 @@ impl State {
         if self.since.len() > 2 * self.interface_count() + 64 {
             let (table, dialed) = (&self.table, &self.dialed);
             self.since
-                .retain(|handle, _| table.get(*handle).is_some() || dialed.get(*handle).is_some());
+                .retain(|handle, _| table.contains(*handle) || dialed.owns(*handle));
         }
     }
 
