@@ -1,7 +1,7 @@
 //! Users and groups made for a test, removed when it ends: the access
 //! tests run clients as them, the console test logs them in to Cockpit.
 
-use crate::tools::{output_fed, run, tool};
+use crate::tools::{fed, run, tool};
 
 #[derive(Default)]
 pub struct Accounts {
@@ -29,15 +29,7 @@ impl Accounts {
     /// the login shell).
     pub fn person(&mut self, name: &str, groups: &[&str], password: &str) {
         self.add(name, groups, "/bin/sh");
-        let out = output_fed(
-            &mut tool("chpasswd"),
-            format!("{name}:{password}\n").as_bytes(),
-        );
-        assert!(
-            out.status.success(),
-            "chpasswd: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        fed(&mut tool("chpasswd"), &format!("{name}:{password}\n"));
     }
 
     fn add(&mut self, name: &str, groups: &[&str], shell: &str) {

@@ -39,7 +39,6 @@ impl Cockpit {
             .prefix("ddm-cockpit-")
             .tempdir()
             .unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let bin = dir.path().join("bin");
         let share = dir.path().join("share");
         let installed = share.join("cockpit/ddm");
@@ -60,7 +59,8 @@ impl Cockpit {
         )
         .unwrap();
         std::fs::set_permissions(&ddm, std::fs::Permissions::from_mode(0o755)).unwrap();
-        for path in [&bin, &share, &share.join("cockpit"), &installed] {
+        // Readable by the people logged in, whose bridge runs `ddm`.
+        for path in [dir.path(), &bin, &share, &share.join("cockpit"), &installed] {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         netns.ip(&["link", "set", "lo", "up"]);

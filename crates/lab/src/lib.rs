@@ -1,7 +1,8 @@
 //! ddm's test lab, for the integration tests and the benchmark harness
 //! alike: private network namespaces (always removed), the real service
 //! running in one, WireGuard pairs between two, a NATS JetStream broker,
-//! Cockpit's web server with ddm's page, and the in-process service for the tests that need no root.
+//! Cockpit's web server with ddm's page, and the in-process service for
+//! the tests that need no root.
 //!
 //! A tool the lab needs and the machine lacks fails at once with its
 //! Debian package's name ([`tools`]); waits have one patience

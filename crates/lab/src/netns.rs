@@ -2,7 +2,7 @@
 //! when a test fails: what still runs in it is killed first (a
 //! wireguard-go keeps a namespace, and itself, alive).
 
-use crate::tools::{output_fed, run, stdout_of, tool};
+use crate::tools::{fed, run, stdout_of, tool};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -142,15 +142,4 @@ pub fn remove_all() {
             remove(name);
         }
     }
-}
-
-/// Runs `command` with `input` on its standard input, failing the test if
-/// it fails.
-fn fed(command: &mut std::process::Command, input: &str) {
-    let out = output_fed(command, input.as_bytes());
-    assert!(
-        out.status.success(),
-        "{command:?} failed: {}\n{input}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

@@ -100,6 +100,17 @@ pub fn output_fed(command: &mut Command, input: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Runs `command` with `input` on its standard input, failing the test if
+/// it fails.
+pub fn fed(command: &mut Command, input: &str) {
+    let out = output_fed(command, input.as_bytes());
+    assert!(
+        out.status.success(),
+        "{command:?} failed: {}\n{input}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Fails the test, with what it said, unless `command` (a linter given
 /// `input`) succeeds and prints nothing at all.
 pub fn assert_silent(command: &mut Command, input: &[u8]) {
