@@ -26,7 +26,6 @@
 "use strict";
 
 (function () {
-    const STATES = ["unreachable", "disconnected", "connecting", "connected"];
     const ERROR_LINE = /([A-Z][A-Z0-9_]+) \((\d+)\): (.*)/;
     const DAY = 24 * 3600 * 1000;
     const WINDOWS = { day: DAY, week: 7 * DAY };
@@ -35,7 +34,6 @@
     const page = {
         role: null,
         started: null, // when the service started (ms), as it says
-        running: null,
         interfaces: new Map(), // name -> the interface as `ddm interfaces --json` has it
         groups: [],
         journal: [], // journal entries of the last 7 days, oldest first
@@ -110,12 +108,12 @@
         const started = Date.now() - info.up_time * 1000;
         const restarted = page.started === null || Math.abs(started - page.started) > 2000;
         page.started = started;
-        page.running = !info.lan_only_mode;
+        const running = !info.lan_only_mode;
         page.role = info.role;
         document.body.classList.toggle("ddm-admin", info.role === "admin");
         $("ddm-reload").hidden = info.role !== "admin";
         $("ddm-service").textContent =
-            `The router is ${page.running ? "running" : "stopped (LAN only)"}, up ${span(info.up_time * 1000)}; ` +
+            `The router is ${running ? "running" : "stopped (LAN only)"}, up ${span(info.up_time * 1000)}; ` +
             `you are ${info.role === "admin" ? "an administrator" : "a monitor"}.`;
         show("ddm-content");
         if (restarted)
@@ -212,7 +210,8 @@
             known.last_error_text = event.last_error_text;
             renderInterfaces();
         }
-        renderHistory();
+        // One drawing of the timelines for a burst of events.
+        soon("draw", renderHistory, 0);
         // The journal has what the stream does not carry (the reason).
         soon("history", moreHistory);
         soon("uptime", loadUptime);
@@ -228,12 +227,13 @@
         return Object.fromEntries(keys.map(k => [k, object[k]]));
     }
 
-    /* Runs `what` once, a second after the first of several calls. */
+    /* Runs `what` once, `delay` ms (a second) after the first of several
+     * calls. */
     const pending = {};
-    function soon(key, what) {
+    function soon(key, what, delay = 1000) {
         if (pending[key])
             return;
-        pending[key] = window.setTimeout(() => { delete pending[key]; what() }, 1000);
+        pending[key] = window.setTimeout(() => { delete pending[key]; what() }, delay);
     }
 
     /* ---- the interface table ---- */
@@ -427,7 +427,7 @@
     function renderGroups() {
         $("ddm-groups-section").hidden = page.groups.length === 0;
         const cards = page.groups.map(g => {
-            const card = card_(`Group ${g.group}`);
+            const card = newCard(`Group ${g.group}`);
             const carrier = g.carrier
                 ? `${g.carrier}${g.via_trigger ? "'s trigger (dialed by the first packet)" : ""}`
                 : "nothing: no member can carry traffic";
@@ -461,7 +461,7 @@
         $("ddm-groups").replaceChildren(...cards);
     }
 
-    function card_(title) {
+    function newCard(title) {
         const element = document.createElement("article");
         element.className = "pf-c-card pf-m-compact ddm-card";
         const header = document.createElement("div");
@@ -514,7 +514,7 @@
         const cards = [];
         for (const [name, samples] of page.health) {
             const last = samples[samples.length - 1];
-            const card = card_(`${name}: ${last.verdict}`);
+            const card = newCard(`${name}: ${last.verdict}`);
             card.body.append(
                 para(`RTT ${last.rtt === null ? "-" : last.rtt.toFixed(1) + " ms"}, loss ${Math.round(last.loss)} %.`),
                 chart(name, samples),
@@ -617,12 +617,13 @@
 
     const BOUNDARIES = ["service_start", "service_stop", "ddm_start", "ddm_stop"];
 
-    /* An interface's states over the window: [{ from, to, state, change }],
-     * where `change` is the entry that began the piece (absent when it began
-     * with the window or a start of the service). Across a stop or a start
+    /* An interface's states over the window, from the entries `all`:
+     * [{ from, to, state, change }], where `change` is the entry that began
+     * the piece (absent when it began with the window or a start of the
+     * service). Across a stop or a start
      * of the service its state is not known until its next change, which
      * says what it was (`from`); while not known, nothing is drawn. */
-    function pieces(name, start, end) {
+    function pieces(all, name, start, end) {
         const result = [];
         let state = null;
         let since = start;
@@ -631,7 +632,7 @@
             if (t > since && state !== null)
                 result.push({ from: since, to: t, state, change });
         };
-        for (const e of entries()) {
+        for (const e of all) {
             const t = Date.parse(e.time);
             if (BOUNDARIES.includes(e.kind)) {
                 close(Math.max(t, start));
@@ -665,9 +666,10 @@
     function renderHistory() {
         const container = $("ddm-history");
         const kept = new Map([...container.children].map(r => [r.dataset.interface, r]));
+        const all = entries();
         const rows = [...page.interfaces.keys()].map(name => {
             const row = kept.get(name) || newTimeline(name);
-            fillTimeline(row, name);
+            fillTimeline(row, name, all);
             return row;
         });
         const current = [...container.children];
@@ -689,7 +691,7 @@
         return row;
     }
 
-    function fillTimeline(row, name) {
+    function fillTimeline(row, name, all) {
         const [, bar, summary] = row.children;
         const span_ = WINDOWS[page.window];
         const end = Date.now();
@@ -704,7 +706,7 @@
         // Connected pieces first: the others, drawn at least a few pixels
         // wide so that a short outage can be seen and pointed at, lie on
         // top.
-        const drawn = pieces(name, start, end)
+        const drawn = pieces(all, name, start, end)
                 .sort((a, b) => (a.state === "connected" ? 0 : 1) - (b.state === "connected" ? 0 : 1));
         bar.replaceChildren(...drawn.map(piece => {
             const width = Math.max(piece.state === "connected" ? 0.5 : 6, x(piece.to) - x(piece.from));
