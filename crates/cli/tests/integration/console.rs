@@ -171,21 +171,17 @@ impl<'a> Browser<'a> {
                 .for_element(Locator::Css("#hosts-sel, #nav-system"))
                 .await
                 .expect("Cockpit's shell after the login");
-            // Cockpit's login page asks whether the browser is logged in
-            // before anyone typed a password: the console reports that
-            // 401. The page's own console starts here.
-            let before: Vec<Value> =
-                serde_json::from_value(c.issue_cmd(BrowserLog).await.unwrap()).unwrap();
-            assert!(
-                before.iter().all(|e| e["level"] != "SEVERE"
-                    || e["message"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .contains("/cockpit/login - ")),
-                "{before:#?}"
-            );
-            c.goto(&format!("{base}/ddm")).await.unwrap();
         });
+        // Cockpit's login page asks whether the browser is logged in before
+        // anyone typed a password: the console reports that 401. The
+        // page's own console starts here.
+        let before = self.console_errors();
+        assert!(
+            before.iter().all(|e| e.contains("/cockpit/login - ")),
+            "{before:#?}"
+        );
+        self.block(self.client.goto(&format!("{base}/ddm")))
+            .unwrap();
         // The shell may make the page's frame again as it settles: the
         // frame is looked for afresh until the page in it has asked the
         // service.
