@@ -120,7 +120,7 @@ pub async fn serve(
     let filter = LinkFilter::new(&config.links.include, &config.links.exclude);
     let supervisors = TaskTracker::new();
     let (reports, report_receiver) = mpsc::channel(SUPERVISOR_REPORTS);
-    let net = Net::connect()?;
+    let net = Net::connect().await?;
     let routes_net = net.clone();
     let spawner = {
         let supervisors = supervisors.clone();

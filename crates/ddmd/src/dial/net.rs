@@ -2,8 +2,8 @@
 //! between the trigger device and the link, the trigger brought up with
 //! its source address, and a link's packet counters for idle time.
 //!
-//! One rtnetlink connection task for the service, and a cloneable handle
-//! (`Net`) in every supervisor; the router never waits on any of it.
+//! One thread for the service's rtnetlink connections, and a cloneable
+//! handle (`Net`) in every supervisor; the router never waits on any of it.
 
 use super::declaration::Route;
 use super::sources::Sources;
@@ -50,25 +50,64 @@ fn is_errno(e: &io::Error, errno: i32) -> bool {
     e.raw_os_error() == Some(errno)
 }
 
+/// The two connections and their handles, made on the current runtime;
+/// the future runs both connections.
+fn open() -> io::Result<(Net, impl std::future::Future<Output = ()>)> {
+    use netlink_sys::AsyncSocket;
+    let (connection, handle, _) = rtnetlink::new_connection()?;
+    // A second socket, with strict checking: the kernel then honours an
+    // address dump's filters (one link, IPv4). Without it each such dump
+    // carries every address of every link, and a router of thousands of
+    // interfaces spends its time reading them. (Strict checking would also
+    // make route dumps filter on fields that `gateway_through` leaves at
+    // their defaults: not on that socket.)
+    let (mut strict, addresses, _) = rtnetlink::new_connection()?;
+    strict
+        .socket_mut()
+        .socket_mut()
+        .set_netlink_get_strict_chk(true)?;
+    let connections = async move {
+        tokio::join!(connection, strict);
+    };
+    Ok((Net { handle, addresses }, connections))
+}
+
 impl Net {
-    /// Opens the connection; its task runs on the current runtime.
-    pub fn connect() -> io::Result<Net> {
-        use netlink_sys::AsyncSocket;
-        let (connection, handle, _) = rtnetlink::new_connection()?;
-        tokio::spawn(connection);
-        // A second socket, with strict checking: the kernel then honours
-        // an address dump's filters (one link, IPv4). Without it each such
-        // dump carries every address of every link, and a router of
-        // thousands of interfaces spends its time reading them. (Strict
-        // checking would also make route dumps filter on fields that
-        // `gateway_through` leaves at their defaults: not on that socket.)
-        let (mut connection, addresses, _) = rtnetlink::new_connection()?;
-        connection
-            .socket_mut()
-            .socket_mut()
-            .set_netlink_get_strict_chk(true)?;
-        tokio::spawn(connection);
-        Ok(Net { handle, addresses })
+    /// Opens the connections, on their own thread: the kernel runs a
+    /// request under its RTNL lock inside the `sendmsg` that carries it,
+    /// so a request sent from the service's thread would hold that thread
+    /// (and the router with it) behind every process changing links, for
+    /// milliseconds each while thousands of dial commands run.
+    pub async fn connect() -> io::Result<Net> {
+        let (opened, net) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("ddm-net".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = opened.send(Err(e));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match open() {
+                        Ok((net, connections)) => {
+                            let _ = opened.send(Ok(net));
+                            // They end when every handle is gone.
+                            connections.await;
+                        }
+                        Err(e) => {
+                            let _ = opened.send(Err(e));
+                        }
+                    }
+                });
+            })?;
+        net.await
+            .map_err(|_| io::Error::other("the rtnetlink thread ended"))?
     }
 
     async fn link(&self, name: &str) -> io::Result<Option<LinkMessage>> {
