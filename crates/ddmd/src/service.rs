@@ -56,6 +56,9 @@ const SUPERVISOR_REPORTS: usize = 1024;
 /// Health rounds queued from the probes to the router; a round that finds
 /// it full is dropped and counted.
 const HEALTH_ROUNDS: usize = 4096;
+/// How long the start waits for the demand interfaces' triggers before it
+/// serves anyway.
+const TRIGGERS_LIMIT: Duration = Duration::from_secs(30);
 /// How long a shutdown waits for declared interfaces to hang up.
 const SUPERVISOR_STOP_LIMIT: Duration = Duration::from_secs(10);
 /// How long a shutdown waits for the export to publish what is left.
@@ -119,6 +122,7 @@ pub async fn serve(
     let (ready, first_dump) = oneshot::channel();
     let filter = LinkFilter::new(&config.links.include, &config.links.exclude);
     let supervisors = TaskTracker::new();
+    let setting_up = TaskTracker::new();
     let (reports, report_receiver) = mpsc::channel(SUPERVISOR_REPORTS);
     let net = Net::connect().await?;
     let routes_net = net.clone();
@@ -137,6 +141,7 @@ pub async fn serve(
             launcher: launcher.attach()?,
             reports,
             turns: Arc::new(tokio::sync::Semaphore::new(config.limits.max_dials_at_once)),
+            setting_up: setting_up.clone(),
         };
         Box::new(move |handle, declaration: Arc<Declaration>| {
             let left_behind = left.contains(&declaration.name);
@@ -225,6 +230,18 @@ pub async fn serve(
     tokio::pin!(monitor_failed);
     tokio::select! {
         _ = first_dump => {}
+        e = &mut monitor_failed => return Err(e),
+    }
+    // Ready means that a packet sent now to a demand interface's routes
+    // dials it: its trigger is made first (or has failed, and said so).
+    setting_up.close();
+    tokio::select! {
+        done = tokio::time::timeout(TRIGGERS_LIMIT, setting_up.wait()) => if done.is_err() {
+            tracing::warn!(
+                waiting = setting_up.len(),
+                "demand triggers still not made after {TRIGGERS_LIMIT:?}; serving without them"
+            );
+        },
         e = &mut monitor_failed => return Err(e),
     }
 

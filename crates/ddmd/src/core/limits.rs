@@ -53,8 +53,9 @@ pub struct Limits {
     /// other thread that wants the CPU.
     pub session_spin_us: u64,
     /// Dial attempts under way (connect commands started and not yet
-    /// connected or failed) and disconnect commands running, at once; one
-    /// ordered past them waits its turn, in order. A dial's
+    /// connected or failed), disconnect commands running and demand
+    /// triggers being made, at once; one ordered past them waits its turn,
+    /// in order. A dial's
     /// `connect_timeout_secs` starts with its turn. Read at the start.
     pub max_dials_at_once: usize,
 }

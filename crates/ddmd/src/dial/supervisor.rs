@@ -31,6 +31,7 @@ use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tokio_util::task::TaskTracker;
 
 /// How often readiness is polled while waiting for a WireGuard handshake.
@@ -114,8 +115,12 @@ pub struct Surroundings {
     /// Attempts under way and disconnect commands running at once
     /// (`limits.max_dials_at_once`): one ordered past them waits its turn,
     /// in order, so that starting or stopping thousands of interfaces
-    /// does not run thousands of commands at once.
+    /// does not run thousands of commands at once; demand triggers are
+    /// made in turns too.
     pub turns: Arc<Semaphore>,
+    /// Demand interfaces whose first trigger is not yet made (or failed):
+    /// the service says it is ready once there are none (see `serve`).
+    pub setting_up: TaskTracker,
 }
 
 /// Starts the supervisor of interface `handle`.
@@ -134,8 +139,10 @@ pub fn spawn(
         launcher,
         reports,
         turns,
+        setting_up,
     } = surroundings.clone();
     let supervisor = Supervisor {
+        first_trigger: (declaration.dial == DialMode::Demand).then(|| setting_up.token()),
         handle,
         service,
         left_behind,
@@ -170,6 +177,8 @@ struct Supervisor {
     turns: Arc<Semaphore>,
     trigger: Option<Trigger>,
     trigger_index: Option<u32>,
+    /// Held until the first trigger is made or has failed.
+    first_trigger: Option<TaskTrackerToken>,
     /// The source addresses of the trigger routes: `trigger_src` and
     /// `trigger_src6`, or else the link's addresses once a connection has
     /// shown them.
@@ -406,7 +415,11 @@ impl Supervisor {
         if self.declaration.dial != DialMode::Demand || self.trigger.is_some() {
             return;
         }
-        if let Err(e) = self.set_up_trigger().await {
+        let turn = self.turns.clone().acquire_owned().await;
+        let made = self.set_up_trigger().await;
+        drop(turn);
+        self.first_trigger = None;
+        if let Err(e) = made {
             tracing::error!(
                 interface = self.name(),
                 "cannot set up the trigger device {:?}: {e}",
@@ -423,7 +436,8 @@ impl Supervisor {
             &declaration.trigger_device,
             declaration.hold_packets,
             declaration.filter.clone(),
-        )?;
+        )
+        .await?;
         let index = self
             .net
             .index_of(&declaration.trigger_device)

@@ -46,31 +46,43 @@ pub struct Trigger {
     pub dropped: u64,
 }
 
+/// Opens the tun device `name` (IFF_TUN, no packet information), made
+/// if it is not there.
+fn make_tun(name: &str) -> io::Result<OwnedFd> {
+    let fd = open(
+        "/dev/net/tun",
+        OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // SAFETY: an all-zero ifreq is valid; the name fits (checked by the
+    // configuration: at most 15 bytes) and stays NUL-terminated.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in request.ifr_name.iter_mut().zip(name.bytes()) {
+        *slot = byte as libc::c_char;
+    }
+    request.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+    // SAFETY: TUNSETIFF reads and writes the ifreq it is given.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut request) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
 impl Trigger {
     /// Creates the tun `name` (IFF_TUN, no packet information). What the
     /// kernel routes into it dials: the interface's own routes and the
     /// routes of a group it carries go there.
-    pub fn create(
+    pub async fn create(
         name: &str,
         limit: usize,
         filter: Option<Arc<DialFilter>>,
     ) -> io::Result<Trigger> {
-        let fd = open(
-            "/dev/net/tun",
-            OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?;
-        // SAFETY: an all-zero ifreq is valid; the name fits (checked by
-        // the configuration: at most 15 bytes) and stays NUL-terminated.
-        let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
-        for (slot, byte) in request.ifr_name.iter_mut().zip(name.bytes()) {
-            *slot = byte as libc::c_char;
-        }
-        request.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
-        // SAFETY: TUNSETIFF reads and writes the ifreq it is given.
-        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, &mut request) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // The kernel makes the device under its RTNL lock, which every
+        // process changing links takes: not on the service's thread.
+        let name = name.to_owned();
+        let fd = tokio::task::spawn_blocking(move || make_tun(&name))
+            .await
+            .map_err(io::Error::other)??;
         // SAFETY: the OwnedFd stays open, and the same descriptor, for as
         // long as the AsyncFd owns it.
         let tun = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
