@@ -2,50 +2,20 @@
 //! status: logging set up, configuration read, the service run. The `ddm`
 //! binary and the benchmark harness both start the service through here.
 //!
-//! Logs go to stderr. When stderr is systemd's journal (`JOURNAL_STREAM`
-//! names it), each line starts with its syslog priority (`<3>` error, `<4>`
-//! warning, `<6>` info, `<7>` debug), which journald keeps as the entry's
-//! PRIORITY, and carries no timestamp: the journal has its own.
+//! Logs go to stderr, written by a thread of their own (`ops::log`).
 
 use crate::clients::listen::LocalEndpoint;
 use crate::config::Config;
 use crate::dial::launcher::Forked;
 use crate::ops::systemd;
 use crate::service::{LinkSource, ServeError};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::str::FromStr;
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::filter::Targets;
-use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
-use tracing_subscriber::fmt::FmtContext;
-use tracing_subscriber::prelude::*;
-use tracing_subscriber::registry::LookupSpan;
 
 pub fn main(config_path: Option<PathBuf>, socket: Option<PathBuf>) -> ExitCode {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|spec| Targets::from_str(&spec).ok())
-        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let layer = if stderr_is_the_journal() {
-        layer
-            .with_ansi(false)
-            .event_format(SyslogPriority(
-                tracing_subscriber::fmt::format()
-                    .without_time()
-                    .with_level(false),
-            ))
-            .boxed()
-    } else {
-        layer.with_ansi(std::io::stderr().is_terminal()).boxed()
-    };
-    tracing_subscriber::registry()
-        .with(layer)
-        .with(filter)
-        .init();
+    // Kept to the end: dropping it writes out the lines still queued.
+    let _log = crate::ops::log::init();
 
     let config = match config_path.as_deref().map(Config::load).transpose() {
         Ok(config) => config.unwrap_or_default(),
@@ -126,43 +96,5 @@ pub fn raise_descriptor_limit() {
     let wanted = ceiling.max(hard);
     if setrlimit(Resource::RLIMIT_NOFILE, wanted, wanted).is_err() {
         let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    }
-}
-
-/// Whether stderr is the stream `JOURNAL_STREAM` (`device:inode`) names,
-/// as systemd.exec(5) says to check.
-fn stderr_is_the_journal() -> bool {
-    let Some(named) = std::env::var_os("JOURNAL_STREAM") else {
-        return false;
-    };
-    let Ok(stderr) = nix::sys::stat::fstat(std::io::stderr()) else {
-        return false;
-    };
-    named.to_str() == Some(&format!("{}:{}", stderr.st_dev, stderr.st_ino))
-}
-
-/// Lines prefixed with their syslog priority (sd-daemon(3)).
-struct SyslogPriority<F>(F);
-
-impl<S, N, F> FormatEvent<S, N> for SyslogPriority<F>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-    F: FormatEvent<S, N>,
-{
-    fn format_event(
-        &self,
-        context: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> std::fmt::Result {
-        let priority = match *event.metadata().level() {
-            Level::ERROR => 3,
-            Level::WARN => 4,
-            Level::INFO => 6,
-            Level::DEBUG | Level::TRACE => 7,
-        };
-        write!(writer, "<{priority}>")?;
-        self.0.format_event(context, writer, event)
     }
 }

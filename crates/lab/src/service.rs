@@ -67,6 +67,9 @@ pub struct Service {
     command: Command,
     dir: Option<tempfile::TempDir>,
     pub socket: PathBuf,
+    /// The read end of the log's pipe, kept open and never read (see
+    /// [`Service::restart_with_unread_log`]).
+    _unread_log: Option<std::io::PipeReader>,
 }
 
 impl Service {
@@ -107,6 +110,7 @@ impl Service {
             command,
             dir: Some(dir),
             socket,
+            _unread_log: None,
         };
         service.restart();
         service
@@ -148,6 +152,15 @@ impl Service {
     pub fn restart_with_config(&mut self) {
         let config = self.config_path();
         self.command.arg("--config").arg(config);
+        self.restart();
+    }
+
+    /// Starts it again with its log going into a pipe that nobody reads:
+    /// once the pipe is full, a write to it waits for ever.
+    pub fn restart_with_unread_log(&mut self) {
+        let (read, write) = std::io::pipe().unwrap();
+        self.command.stderr(write);
+        self._unread_log = Some(read);
         self.restart();
     }
 

@@ -87,6 +87,27 @@ pub fn value(samples: &HashMap<String, f64>, sample: &str) -> f64 {
 }
 
 #[test]
+fn a_log_nobody_reads_holds_nothing_up_and_its_dropped_lines_are_counted() {
+    let mut lab = Lab::with_config(Some(CONFIG));
+    lab.service.restart_with_unread_log();
+    lab.set_up("lo", true);
+    lab.add_connected_link("m0");
+    assert_eq!(value(&scrape(&lab), "ddm_log_lines_dropped_total"), 0.0);
+    // A line or more each: far more than the pipe and the log's queue
+    // (16,384 lines) hold. The last flip takes the link down.
+    lab.flap("m0", 30_000);
+    lab.wait_for_state("m0", ConnectionState::Disconnected);
+    let server = lab.service.connect();
+    assert!(server.server_info().is_ok(), "the service answers");
+    let after = scrape(&lab);
+    assert!(
+        value(&after, "ddm_log_lines_dropped_total") > 0.0,
+        "the queue overflowed: {after:?}"
+    );
+    assert_eq!(value(&after, "ddm_interface_state{interface=\"m0\"}"), 1.0);
+}
+
+#[test]
 fn a_scrape_counts_what_the_test_did() {
     let lab = Lab::with_config(Some(CONFIG));
     lab.set_up("lo", true);

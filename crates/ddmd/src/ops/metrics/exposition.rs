@@ -51,6 +51,7 @@ pub fn render(snapshot: &Arc<Snapshot>, outside: &Outside, format: Format) -> St
                 .health_rounds_dropped
                 .load(Ordering::Relaxed),
             notices_dropped: outside.notifier.dropped(),
+            log_lines_dropped: crate::ops::log::dropped(),
             tls_refused,
             journal_bytes: snapshot.journal.as_ref().map(|j| on_disk(&j.path)),
         }));
@@ -148,6 +149,7 @@ struct Figures {
     netlink_overruns: u64,
     health_rounds_dropped: u64,
     notices_dropped: u64,
+    log_lines_dropped: u64,
     tls_refused: [u64; TlsRefusal::ALL.len()],
     journal_bytes: Option<u64>,
 }
@@ -572,6 +574,12 @@ impl Collector for Figures {
             "systemd_notices_dropped",
             "Notices to systemd dropped because the queue to it was full",
             self.notices_dropped,
+        )?;
+        counter(
+            &mut encoder,
+            "log_lines_dropped",
+            "Log lines dropped because the queue to the log's writer was full",
+            self.log_lines_dropped,
         )?;
         // Counts per bucket; the encoder makes them cumulative.
         let buckets: Vec<(f64, u64)> = TURN_BUCKETS
