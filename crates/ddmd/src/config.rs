@@ -345,6 +345,7 @@ mod tests {
             "[metrics]\nmax_connections = 0",
             "[limits]\nsession_spin_us = 1001",
             "[limits]\nmax_dials_at_once = 0",
+            "[limits]\nhang_up_timeout_ms = 600001",
         ] {
             let error = Config::parse(text).unwrap_err();
             assert!(error.contains(" to "), "{text}: {error}");

@@ -2,10 +2,12 @@
 //! and the tests all start it through [`serve`].
 //!
 //! Shutdown, when the future given to `serve` resolves: stop accepting
-//! (the socket file goes), have the router end every typed stream with
-//! ERROR_DDM_NOT_RUNNING and signal and drop every registration, let every
-//! session write what it still holds and close, and return once they have,
-//! or after `limits.shutdown_timeout_ms` at the most.
+//! (the socket file goes), hang up every declared interface (for
+//! `limits.hang_up_timeout_ms` at the most), have the router end every
+//! typed stream with ERROR_DDM_NOT_RUNNING and signal and drop every
+//! registration, let every session write what it still holds and close,
+//! and return once they have, or after `limits.shutdown_timeout_ms` at the
+//! most.
 
 use crate::clients::access::Policy;
 use crate::clients::listen::{ListenError, LocalEndpoint};
@@ -59,8 +61,6 @@ const HEALTH_ROUNDS: usize = 4096;
 /// How long the start waits for the demand interfaces' triggers before it
 /// serves anyway.
 const TRIGGERS_LIMIT: Duration = Duration::from_secs(30);
-/// How long a shutdown waits for declared interfaces to hang up.
-const SUPERVISOR_STOP_LIMIT: Duration = Duration::from_secs(10);
 /// How long a shutdown waits for the export to publish what is left.
 const EXPORT_STOP_LIMIT: Duration = Duration::from_secs(2);
 
@@ -276,7 +276,7 @@ pub async fn serve(
     if commands.send(Command::Shutdown(done)).is_ok() {
         if let Ok(stopping) = router_done.await {
             let all = futures_util::future::join_all(stopping);
-            if tokio::time::timeout(SUPERVISOR_STOP_LIMIT, all)
+            if tokio::time::timeout(config.limits.hang_up_timeout(), all)
                 .await
                 .is_err()
             {

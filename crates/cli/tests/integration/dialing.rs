@@ -1453,3 +1453,40 @@ fn dials_past_max_dials_at_once_wait_their_turn_in_order() {
         second.saturating_duration_since(first)
     );
 }
+
+#[test]
+fn a_clean_stop_waits_hang_up_timeout_ms_for_a_hang_up_then_kills_it() {
+    // A persistent interface whose disconnect command never ends by itself.
+    let mut lab = ddm_lab::Lab::new();
+    std::fs::write(
+        lab.service.config_path(),
+        "[limits]\nhang_up_timeout_ms = 1500\n\n\
+         [[interface]]\nname = \"slow\"\nlink = \"h0\"\n\
+         connect = [\"ip\", \"link\", \"add\", \"h0\", \"up\", \"type\", \"ifb\"]\n\
+         disconnect = [\"sleep\", \"617\"]\ndial = \"persistent\"\n",
+    )
+    .unwrap();
+    lab.service.restart_with_config();
+    let server = lab.service.connect();
+    wait_until("slow is connected", || {
+        server.interface(handle(&server, "slow")).unwrap().state == Connected
+    });
+    drop(server);
+    let asked = std::time::Instant::now();
+    let status = lab.service.stop_with(nix::sys::signal::Signal::SIGTERM);
+    let took = asked.elapsed();
+    assert!(status.success(), "{status}");
+    assert!(
+        took >= Duration::from_millis(1500),
+        "the hang-up was given its time: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(60),
+        "not the command's: {took:?}"
+    );
+    wait_until("the disconnect command is killed", || {
+        !stdout_of(tool("ps").args(["-eo", "args"]))
+            .lines()
+            .any(|l| l == "sleep 617")
+    });
+}

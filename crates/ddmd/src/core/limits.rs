@@ -43,6 +43,10 @@ pub struct Limits {
     pub stream_backlog: usize,
     /// How long a shutdown waits for sessions to write what they hold.
     pub shutdown_timeout_ms: u64,
+    /// How long a shutdown waits for the declared interfaces to hang up
+    /// before it kills the commands left (thousands of links whose
+    /// hang-up deletes them take the kernel tens of seconds).
+    pub hang_up_timeout_ms: u64,
     /// Interfaces a configuration may declare.
     pub max_interfaces: usize,
     /// How long a session stays awake after answering a request, for the
@@ -74,6 +78,7 @@ impl Default for Limits {
             handshake_timeout_ms: 5_000,
             stream_backlog: 1_024,
             shutdown_timeout_ms: 2_000,
+            hang_up_timeout_ms: 30_000,
             max_interfaces: 10_000,
             session_spin_us: 50,
             max_dials_at_once: 64,
@@ -88,6 +93,10 @@ impl Limits {
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    pub fn hang_up_timeout(&self) -> Duration {
+        Duration::from_millis(self.hang_up_timeout_ms)
     }
 
     pub fn session_spin(&self) -> Duration {
@@ -142,6 +151,11 @@ impl Limits {
             within(
                 "limits.shutdown_timeout_ms",
                 self.shutdown_timeout_ms,
+                0..=600_000,
+            ),
+            within(
+                "limits.hang_up_timeout_ms",
+                self.hang_up_timeout_ms,
                 0..=600_000,
             ),
             within(
