@@ -209,6 +209,14 @@ impl InterfaceTable {
             .map(|(_, index)| to_interface(&self.by_index[index]))
     }
 
+    /// How many links are CONNECTED.
+    pub fn connected(&self) -> usize {
+        self.by_index
+            .values()
+            .filter(|entry| entry.link.state() == ConnectionState::Connected)
+            .count()
+    }
+
     /// The handle of the interface named exactly `name`.
     pub fn handle_of(&self, name: &str) -> Option<u32> {
         let index = self.by_name.get(name)?;

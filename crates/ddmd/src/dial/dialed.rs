@@ -786,6 +786,14 @@ impl Dialed {
         self.interfaces.len()
     }
 
+    /// How many declared interfaces are CONNECTED.
+    pub fn connected(&self) -> usize {
+        self.interfaces
+            .values()
+            .filter(|d| d.machine.state() == ConnectionState::Connected)
+            .count()
+    }
+
     pub fn get(&self, handle: u32) -> Option<Interface> {
         self.interfaces
             .get(&handle)

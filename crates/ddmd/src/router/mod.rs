@@ -659,19 +659,16 @@ impl Router {
         accounts.publish(snapshot, &state.interfaces());
     }
 
-    /// `systemctl status`'s line: the DDM, interfaces, clients.
+    /// `systemctl status`'s line: the DDM, interfaces, clients. Made at
+    /// every watchdog notice: counted, not a list built.
     fn status_line(&self) -> String {
         let state = &self.state;
-        let interfaces = state.interfaces();
-        let connected = interfaces
-            .iter()
-            .filter(|i| i.connection_state == ConnectionState::Connected as u32)
-            .count();
         let registrations: usize = state.sessions.values().map(|s| s.registrations.len()).sum();
         format!(
-            "DDM {}: {} interfaces, {connected} connected; {} sessions, {registrations} registrations",
+            "DDM {}: {} interfaces, {} connected; {} sessions, {registrations} registrations",
             if state.running { "running" } else { "stopped" },
-            interfaces.len(),
+            state.interface_count(),
+            state.connected_count(),
             state.sessions.len(),
         )
     }

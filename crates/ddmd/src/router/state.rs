@@ -277,6 +277,11 @@ impl State {
         self.table.len() + self.dialed.declared_count()
     }
 
+    /// How many interfaces are CONNECTED (without building them).
+    pub fn connected_count(&self) -> usize {
+        self.table.connected() + self.dialed.connected()
+    }
+
     pub fn interface(&self, handle: u32) -> Option<Interface> {
         self.table
             .get(handle)
