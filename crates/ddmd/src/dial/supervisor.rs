@@ -895,7 +895,11 @@ impl Supervisor {
         if let Some(index) = self.trigger_index.take() {
             let _ = self.net.delete_routes(&self.routes, index).await;
         }
-        self.trigger = None;
+        if let Some(trigger) = self.trigger.take() {
+            // In turns, as they were made.
+            let _turn = self.turns.clone().acquire_owned().await;
+            trigger.close().await;
+        }
     }
 }
 
