@@ -16,7 +16,8 @@
 //!   (SIGTERM) until the service has ended and every link is gone.
 //!
 //! And the memory of 1,000 demand interfaces (a trigger device each), from
-//! the service's resident size with and without them.
+//! the service's resident size with and without them, and how long a clean
+//! stop of the service with them takes.
 
 use crate::lab::{Netns, Process};
 use crate::report::Report;
@@ -155,12 +156,23 @@ pub fn run(sizes: &[usize], demand: usize, report: &mut Report) {
             );
         }
     }
-    let bytes = demand_memory(demand);
+    let (bytes, stop) = demand_memory(demand);
     report.add(
         DEMAND,
         &format!("service memory per interface, {demand} interfaces"),
         "B",
         Summary::of(&[bytes]),
+    );
+    report.add(
+        DEMAND,
+        &format!("clean stop, {demand} interfaces"),
+        "ms",
+        Summary::of(&[stop.as_secs_f64() * 1e3]),
+    );
+    report.target(
+        format!("a clean stop of {demand} demand interfaces within 5 s"),
+        format!("{:.1} s", stop.as_secs_f64()),
+        stop <= Duration::from_secs(5),
     );
     report.target(
         format!("{demand} demand interfaces under 8 KiB each"),
@@ -561,9 +573,10 @@ fn process_rss(pid: u32) -> f64 {
         * 1024.0
 }
 
-/// Bytes of the service's memory per demand interface: its resident size
-/// with `n` of them, less its size with none.
-fn demand_memory(n: usize) -> f64 {
+/// Bytes of the service's memory per demand interface (its resident size
+/// with `n` of them, less its size with none), and how long a clean stop
+/// (SIGTERM) of the service with `n` takes, to its end.
+fn demand_memory(n: usize) -> (f64, Duration) {
     let rss_with = |count: usize| {
         let (router, _far) = ddm_lab::lab::namespaces();
         let dir = tempfile::Builder::new()
@@ -577,7 +590,7 @@ fn demand_memory(n: usize) -> f64 {
         } else {
             declarations(count, "demand")
         };
-        let service = start(&router, dir.path(), &config, &notify);
+        let mut service = start(&router, dir.path(), &config, &notify);
         let server = session(&service.socket);
         // Every trigger device made.
         let deadline = Instant::now() + PHASE_LIMIT;
@@ -595,9 +608,14 @@ fn demand_memory(n: usize) -> f64 {
         }
         std::thread::sleep(Duration::from_millis(500));
         drop(server);
-        process_rss(service.process.0.id())
+        let rss = process_rss(service.process.0.id());
+        let stopping = Instant::now();
+        let pid = nix::unistd::Pid::from_raw(service.process.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = service.process.0.wait();
+        (rss, stopping.elapsed())
     };
-    let none = rss_with(0);
-    let some = rss_with(n);
-    (some - none).max(0.0) / n as f64
+    let (none, _) = rss_with(0);
+    let (some, stop) = rss_with(n);
+    ((some - none).max(0.0) / n as f64, stop)
 }
