@@ -28,6 +28,7 @@ use crate::remote::Events;
 use crate::subscriptions::Subscriptions;
 use ddm_proto::frame::{encode_frame, FrameDecoder, PROTOCOL_VERSION};
 use ddm_proto::message::*;
+use ddm_proto::snapshot_parts;
 use ddm_proto::WinError;
 use nix::poll::PollFlags;
 use std::collections::HashMap;
@@ -78,6 +79,8 @@ struct Pending {
     ended: Option<WinError>,
     /// The calls waiting, by request id; a reply once it is in.
     replies: HashMap<u64, Option<Reply>>,
+    /// The parts in so far of a snapshot sent in parts, by request id.
+    parts: HashMap<u64, Snapshot>,
     /// How many times a reading caller has let go: a caller waiting for
     /// its reply then reads in its place.
     releases: u64,
@@ -89,6 +92,24 @@ struct Pending {
 impl Pending {
     fn gone(&self) -> WinError {
         self.ended.unwrap_or(WinError::ERROR_DDM_NOT_RUNNING)
+    }
+
+    /// `reply` whole: a snapshot's part is kept until its last part is in
+    /// (`None` until then), which then carries every part's interfaces.
+    fn whole(&mut self, mut reply: Reply) -> Option<Reply> {
+        if let Some(ReplyResult::Snapshot(snapshot)) = &mut reply.result {
+            if let Some(mut first) = self.parts.remove(&reply.id) {
+                snapshot_parts::join(&mut first, std::mem::take(snapshot));
+                *snapshot = first;
+            }
+            if snapshot.more {
+                if self.replies.contains_key(&reply.id) {
+                    self.parts.insert(reply.id, std::mem::take(snapshot));
+                }
+                return None;
+            }
+        }
+        Some(reply)
     }
 }
 
@@ -164,6 +185,10 @@ impl Shared {
                 if let Some(events) = &self.events {
                     lock(events).answered(&reply);
                 }
+                let whole = self.lock().whole(reply);
+                let Some(reply) = whole else {
+                    return;
+                };
                 if let Some(ReplyResult::Snapshot(snapshot)) = &reply.result {
                     self.subscriptions.snapshot(snapshot.stream, snapshot.seq);
                 }
@@ -497,7 +522,9 @@ impl Connection {
     }
 
     fn forget(&self, id: u64) {
-        self.shared.lock().replies.remove(&id);
+        let mut pending = self.shared.lock();
+        pending.replies.remove(&id);
+        pending.parts.remove(&id);
     }
 
     /// Writes one whole frame, the eventfd riding on its first byte.

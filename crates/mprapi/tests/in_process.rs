@@ -332,6 +332,55 @@ fn history_and_uptime_come_in_pages_that_fit_the_frame() {
     assert_eq!(all.len(), 61);
 }
 
+/// A stream's snapshot of more interfaces than one frame holds comes in
+/// parts and is handed over whole, and the stream's events follow it (a
+/// router of a thousand interfaces outgrew the 64 KiB frame, and its
+/// Subscribe failed with ERROR_NOT_ENOUGH_MEMORY).
+#[test]
+fn a_snapshot_larger_than_a_frame_comes_whole_and_the_events_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.limits.max_frame_bytes = ddmd::config::MIN_FRAME_BYTES;
+    let service = InProcess::start(config, &dir.path().join("ddm.sock")).unwrap();
+    for index in 2..202 {
+        service.set_link(index, &format!("link-with-a-long-name-{index:03}"), true);
+    }
+    let server = Server::connect_socket(service.socket()).unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while server.interfaces().unwrap().len() < 200 {
+        assert!(std::time::Instant::now() < deadline, "every link is in");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stream = server
+        .subscribe()
+        .expect("a stream, whatever the table's size");
+    let names: std::collections::BTreeSet<&str> = stream
+        .snapshot()
+        .interfaces
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
+    assert_eq!(names.len(), 200, "every interface once");
+    assert!(
+        names.contains("link-with-a-long-name-002") && names.contains("link-with-a-long-name-201")
+    );
+    let again = server
+        .subscribe()
+        .expect("a second stream on the same handle");
+    assert_eq!(again.snapshot().interfaces.len(), 200);
+    service.set_link(2, "link-with-a-long-name-002", false);
+    for stream in [&stream, &again] {
+        match stream.next_timeout(PATIENCE) {
+            Some(StreamItem::Event(e)) => {
+                assert_eq!(e.interface, "link-with-a-long-name-002");
+                assert_eq!(e.seq, stream.snapshot().seq + 1);
+            }
+            other => panic!("the event after the snapshot, not {other:?}"),
+        }
+    }
+    assert_eq!(server.interfaces().unwrap().len(), 200, "calls go on");
+}
+
 /// A declared interface with the longest name there may be (256
 /// characters of 4 bytes each) at the smallest frame: every page of the
 /// enumeration holds at least one interface, and `interfaces()` ends with

@@ -5,6 +5,7 @@
 //! * [`error`]: Win32 error numbers with their names and texts;
 //! * [`model`]: connection states, interface types, unreachability reasons;
 //! * [`backlog`]: the bounded, gap-marking queue behind the typed stream;
+//! * [`snapshot_parts`]: a stream's snapshot in parts that fit in frames;
 //! * [`endpoint`]: the default socket path both ends agree on.
 //!
 //! Nothing here touches a socket: both ends do their own I/O and hand the
@@ -16,6 +17,7 @@ pub mod error;
 pub mod frame;
 pub mod message;
 pub mod model;
+pub mod snapshot_parts;
 
 pub use error::WinError;
 /// The protobuf runtime the messages are built on, for `encoded_len` and friends.

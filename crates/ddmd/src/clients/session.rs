@@ -23,6 +23,7 @@ use crate::ops::metrics::Counters;
 use crate::router::{Answer, Command};
 use ddm_proto::frame::{encode_frame, PROTOCOL_VERSION};
 use ddm_proto::message::*;
+use ddm_proto::snapshot_parts;
 use ddm_proto::WinError;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -252,17 +253,29 @@ impl<T: Transport> Session<T> {
     }
 
     async fn write(&mut self, push: Push) -> Result<(), Fault> {
+        let max = self.context.limits.max_frame_bytes;
         let message = ServiceMessage { body: Some(push) };
-        let frame = match encode_frame(&message, self.context.limits.max_frame_bytes) {
+        let frame = match encode_frame(&message, max) {
             Ok(frame) => frame,
             Err(e) => {
-                // Only a reply can grow past the limit (a snapshot of a very
-                // large table): answer that it did not fit.
+                // Only a reply can grow past the limit. A stream's snapshot
+                // of a large table goes in parts; anything else is answered
+                // with the error that it did not fit.
+                let mut id = 0;
+                if let Some(Push::Reply(reply)) = message.body {
+                    id = reply.id;
+                    if let Some(parts) = snapshot_parts::split(reply, max) {
+                        for part in parts {
+                            let part = ServiceMessage {
+                                body: Some(Push::Reply(part)),
+                            };
+                            let frame = encode_frame(&part, max).expect("a part fits in a frame");
+                            self.transport.write(&frame).await?;
+                        }
+                        return Ok(());
+                    }
+                }
                 tracing::warn!(session = self.id, "reply not sent: {e}");
-                let id = match message.body {
-                    Some(Push::Reply(r)) => r.id,
-                    _ => 0,
-                };
                 refusal_frame(id, WinError::ERROR_NOT_ENOUGH_MEMORY)
             }
         };

@@ -1,7 +1,9 @@
 //! Opens a typed stream: a snapshot at the current sequence number, in the
 //! same step as the subscription, so no event falls between the two. A
 //! session's streams share its outbox: each event goes out once, and the
-//! client hands it to every stream whose snapshot is older.
+//! client hands it to every stream whose snapshot is older. A snapshot
+//! too large for a frame is split by the session when it writes it
+//! (`ddm_proto::snapshot_parts`).
 
 use super::{Call, Handler, Outcome, Spec};
 use crate::router::state::State;
@@ -34,6 +36,7 @@ impl Handler for Subscribe {
             interfaces: state.interfaces(),
             stream: self.stream,
             epoch: state.epoch,
+            more: false,
         }))
     }
 }
