@@ -106,6 +106,16 @@ impl Netns {
             .is_ok_and(|s| s.success())
     }
 
+    /// Whether link `name` is here and up (false while it is gone: a
+    /// test reading it while commands delete and make it must not fail).
+    pub fn link_is_up(&self, name: &str) -> bool {
+        tool("ip")
+            .args(["-n", &self.name, "-o", "link", "show", name])
+            .stderr(Stdio::null())
+            .output()
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(",UP"))
+    }
+
     /// Deletes link `name` if it is there.
     pub fn delete_link(&self, name: &str) {
         let _ = tool("ip")
