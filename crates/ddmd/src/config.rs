@@ -122,12 +122,14 @@ impl Config {
         Ok(())
     }
 
-    /// What the router runs: the interfaces and their health tables.
-    pub fn declared(&self) -> Declared {
+    /// What the router runs: the interfaces, their health tables and
+    /// groups, moved out (not copied: a router of thousands of interfaces
+    /// would keep them twice).
+    pub fn take_declared(&mut self) -> Declared {
         Declared {
-            interfaces: self.interfaces.clone(),
-            health: self.health.clone(),
-            groups: self.groups.clone(),
+            interfaces: std::mem::take(&mut self.interfaces),
+            health: std::mem::take(&mut self.health),
+            groups: std::mem::take(&mut self.groups),
         }
     }
 

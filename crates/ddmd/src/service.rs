@@ -77,7 +77,7 @@ pub enum LinkSource {
 /// down as the module docs say, telling `notifier` (systemd) when it is
 /// ready, reloading and stopping. Fails if the link source fails.
 pub async fn serve(
-    config: Config,
+    mut config: Config,
     launcher: Forked,
     endpoint: LocalEndpoint,
     links: LinkSource,
@@ -128,7 +128,7 @@ pub async fn serve(
     let routes_net = net.clone();
     let spawner = {
         let supervisors = supervisors.clone();
-        let service = endpoint.path().display().to_string();
+        let service: Arc<str> = endpoint.path().display().to_string().into();
         let left = {
             let service = service.clone();
             tokio::task::spawn_blocking(move || leftovers::left_behind(&service))
@@ -183,7 +183,7 @@ pub async fn serve(
     if let Some(feed) = metrics_feed {
         router = router.counting(Accounts::new(feed));
     }
-    router.declare(config.declared());
+    router.declare(config.take_declared());
     let export_stop = tokio_util::sync::CancellationToken::new();
     if let Some(journal_config) = config.journal.config() {
         let (journal, recovered) = Journal::open(&journal_config)?;
@@ -352,13 +352,13 @@ fn spawn_reloader(
             notifier.tell(Notice::Reloading);
             let (file, tls) = (path.clone(), tls.clone());
             let read = tokio::task::spawn_blocking(move || {
-                let config = Config::load(&file).map_err(|e| e.to_string())?;
+                let mut config = Config::load(&file).map_err(|e| e.to_string())?;
                 // The TLS files are read again too: new certificates, CA
                 // and revocation lists (the listen address stays).
                 if let (Some(tls), Some(remote)) = (tls, &config.remote) {
                     tls.reload(remote)?;
                 }
-                Ok::<_, String>(config.declared())
+                Ok::<_, String>(config.take_declared())
             })
             .await;
             let declared = read.unwrap_or_else(|e| Err(e.to_string()));

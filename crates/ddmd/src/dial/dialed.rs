@@ -9,7 +9,7 @@ use super::groups::{Groups, Member, Switched};
 use super::hours::{DialoutHours, WeekTime};
 use super::lookup::Lookup;
 use super::machine::{Action, Connecting, Machine};
-use super::supervisor::{Order, Report, Reported};
+use super::supervisor::{self, Order, Orders, Report, Reported};
 use crate::core::notify::Target;
 use crate::core::outbox::{LateReply, Outbox};
 use crate::core::table::{InterfaceTable, Transition};
@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
 /// Starts the supervisor of an interface and returns its order queue.
-pub type Spawner = Box<dyn FnMut(u32, Arc<Declaration>) -> mpsc::UnboundedSender<Order> + Send>;
+pub type Spawner = Box<dyn FnMut(u32, Arc<Declaration>) -> Orders + Send>;
 
 /// Starts the probes of an interface (handle, generation, table).
 pub type ProbeSpawner = Box<dyn FnMut(u32, u64, Arc<HealthConfig>) -> Probed + Send>;
@@ -75,10 +75,11 @@ struct DialedInterface {
     declaration: Arc<Declaration>,
     hours: DialoutHours,
     machine: Machine,
-    orders: mpsc::UnboundedSender<Order>,
+    orders: Orders,
     link: Option<LinkState>,
     waiters: Vec<Waiter>,
-    health: Option<Health>,
+    /// Boxed: most interfaces have none, and keep no room for it.
+    health: Option<Box<Health>>,
     /// Its entry in `Dialed::timers`.
     timer: Option<Instant>,
 }
@@ -96,7 +97,7 @@ struct Health {
 
 impl DialedInterface {
     fn order(&self, order: Order) {
-        let _ = self.orders.send(order);
+        let _ = self.orders.unbounded_send(order);
     }
 
     fn apply(&self, actions: Vec<Action>) {
@@ -338,7 +339,7 @@ impl Dialed {
         let machine = Machine::new(&declaration, hours.allows(self.clock.week_time()));
         let orders = if declaration.is_watched() {
             // Nothing to run: its orders go nowhere.
-            mpsc::unbounded_channel().0
+            supervisor::orders().0
         } else {
             (self.spawn)(handle, declaration.clone())
         };
@@ -384,17 +385,17 @@ impl Dialed {
     }
 
     /// The health of a new interface, probing, if it names a table.
-    fn health_of(&mut self, handle: u32, declaration: &Declaration) -> Option<Health> {
+    fn health_of(&mut self, handle: u32, declaration: &Declaration) -> Option<Box<Health>> {
         let table = self.tables.get(declaration.health.as_ref()?)?.clone();
         let table = Arc::new(table);
         let spawn = self.probe.as_mut()?;
         self.generation += 1;
-        Some(Health {
+        Some(Box::new(Health {
             monitor: Monitor::new(table.clone()),
             probed: spawn(handle, self.generation, table),
             generation: self.generation,
             ready: None,
-        })
+        }))
     }
 
     /// A link changed; true if it belongs to a declared interface (its
@@ -1057,7 +1058,7 @@ mod tests {
         let orders = Arc::new(Mutex::new(Vec::new()));
         let sink = orders.clone();
         let spawner: Spawner = Box::new(move |_, _| {
-            let (sender, receiver) = mpsc::unbounded_channel();
+            let (sender, receiver) = supervisor::orders();
             sink.lock().unwrap().push(receiver);
             sender
         });

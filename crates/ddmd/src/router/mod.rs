@@ -142,7 +142,7 @@ impl Router {
     /// `ready` fires once the first link dump is in the table.
     pub fn new(table: InterfaceTable, limits: Limits, ready: oneshot::Sender<()>) -> Self {
         let dialed = Dialed::new(
-            Box::new(|_, _| mpsc::unbounded_channel().0),
+            Box::new(|_, _| crate::dial::supervisor::orders().0),
             Box::new(LocalClock),
         );
         Router {
@@ -860,16 +860,12 @@ mod tests {
     /// A router with one declared manual interface "branch", started (its
     /// first link dump is in); its supervisor's orders come out of the
     /// receiver.
-    fn dialing_router() -> (
-        Router,
-        u32,
-        mpsc::UnboundedReceiver<crate::dial::supervisor::Order>,
-    ) {
+    fn dialing_router() -> (Router, u32, crate::dial::supervisor::OrderReceiver) {
         use std::sync::{Arc, Mutex};
         let orders = Arc::new(Mutex::new(None));
         let slot = orders.clone();
         let spawner: crate::dial::Spawner = Box::new(move |_, _| {
-            let (sender, receiver) = mpsc::unbounded_channel();
+            let (sender, receiver) = crate::dial::supervisor::orders();
             *slot.lock().unwrap() = Some(receiver);
             sender
         });
