@@ -143,6 +143,15 @@ impl Shared {
         self.released.notify_one();
     }
 
+    /// The I/O thread let go of the reader: the callers asleep waiting
+    /// for it, or about to sleep (they compare `releases`), read in its
+    /// place.
+    fn reader_let_go(&self) {
+        let mut pending = self.lock();
+        pending.releases += 1;
+        self.wake_sleepers(&pending);
+    }
+
     /// Wakes the callers asleep on `changed`, if any.
     fn wake_sleepers(&self, pending: &Pending) {
         if pending.sleepers > 0 {
@@ -622,18 +631,32 @@ enum Turn {
     End,
 }
 
-/// One read and its dispatch, if no calling thread is reading.
+/// One read and its dispatch, if no calling thread is reading. A caller
+/// asleep waiting for the reader is then woken to read for itself: the
+/// I/O thread may never read again (its last stream was dropped).
 fn read_once(channel: &Channel, shared: &Shared, chunk: &mut [u8]) -> Turn {
     let mut decoder = match shared.reader.try_lock() {
         Ok(decoder) => decoder,
         Err(TryLockError::WouldBlock) => return Turn::Busy,
         Err(TryLockError::Poisoned(_)) => return Turn::End,
     };
+    let turn = read_into(channel, shared, &mut decoder, chunk);
+    drop(decoder);
+    shared.reader_let_go();
+    turn
+}
+
+fn read_into(
+    channel: &Channel,
+    shared: &Shared,
+    decoder: &mut FrameDecoder,
+    chunk: &mut [u8],
+) -> Turn {
     match channel.receive(chunk) {
         Ok(0) => Turn::End,
         Ok(n) => {
             decoder.extend(&chunk[..n]);
-            if shared.dispatch_all(&mut decoder) {
+            if shared.dispatch_all(decoder) {
                 Turn::Read
             } else {
                 Turn::End

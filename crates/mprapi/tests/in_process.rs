@@ -381,6 +381,47 @@ fn a_snapshot_larger_than_a_frame_comes_whole_and_the_events_follow() {
     assert_eq!(server.interfaces().unwrap().len(), 200, "calls go on");
 }
 
+/// A call made just after a stream is dropped, while events pour in, is
+/// answered: the I/O thread that read for the stream may stop reading in
+/// the middle of it, and the caller waiting for it to let go must then
+/// read its reply itself (it slept until the call's timeout, 5 s, and
+/// failed with ERROR_DDM_NOT_RUNNING).
+#[test]
+fn a_call_just_after_a_stream_is_dropped_is_answered_while_events_pour_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = std::sync::Arc::new(start(dir.path()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flipper = {
+        let (service, stop) = (service.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut up = true;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for index in 2..12 {
+                    service.set_link(index, &format!("eth{index}"), up);
+                }
+                up = !up;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        })
+    };
+    let server = Server::connect_socket(service.socket()).unwrap();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..300 {
+        let stream = server.subscribe().unwrap();
+        let _ = stream.next_timeout(Duration::from_millis(2));
+        drop(stream);
+        let asked = std::time::Instant::now();
+        server.server_info().expect("an answer");
+        slowest = slowest.max(asked.elapsed());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    flipper.join().unwrap();
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a call waited {slowest:?}"
+    );
+}
+
 /// A declared interface with the longest name there may be (256
 /// characters of 4 bytes each) at the smallest frame: every page of the
 /// enumeration holds at least one interface, and `interfaces()` ends with
