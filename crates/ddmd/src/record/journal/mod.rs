@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod history;
+mod queue;
 pub mod reservation;
 pub mod store;
 pub mod uptime;
@@ -28,7 +29,6 @@ use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -64,7 +64,7 @@ pub struct Recovered {
 #[derive(Debug)]
 pub struct Journal {
     path: PathBuf,
-    queue: Option<SyncSender<JournalEntry>>,
+    queue: Option<queue::Sender<JournalEntry>>,
     writer: Option<JoinHandle<()>>,
     next_id: u64,
     /// Entries the queue had no room for, not yet recorded.
@@ -135,7 +135,7 @@ impl Journal {
         let numbered = last_seq.max(reserved);
         let reservation = Reservation::start(&seq_file, epoch, numbered).map_err(failed)?;
         let (handled_sender, handled) = watch::channel(last_id);
-        let (queue, receiver) = sync_channel(config.queue);
+        let (queue, receiver) = queue::bounded(config.queue);
         let failures = Arc::new(writer::WriteFailures::default());
         let writer = writer::Writer {
             connection,
@@ -299,9 +299,7 @@ impl Journal {
         let Some(queue) = &self.queue else {
             return;
         };
-        if let Err(TrySendError::Full(entry) | TrySendError::Disconnected(entry)) =
-            queue.try_send(entry)
-        {
+        if let Err(entry) = queue.try_send(entry) {
             self.drop_entry(&entry);
         }
     }
@@ -310,9 +308,7 @@ impl Journal {
     /// when none is left pending.
     fn flush_gap(&mut self) -> bool {
         if let (Some(gap), Some(queue)) = (self.dropped.take(), &self.queue) {
-            if let Err(TrySendError::Full(gap) | TrySendError::Disconnected(gap)) =
-                queue.try_send(gap)
-            {
+            if let Err(gap) = queue.try_send(gap) {
                 self.dropped = Some(gap);
             }
         }
@@ -390,9 +386,8 @@ impl Journal {
         let (gap, queue, writer) = (self.dropped.take(), self.queue.take(), self.writer.take());
         let (reservation, last_seq) = (self.reservation.take(), self.last_seq);
         move || {
-            // Waiting for room here, off the runtime's thread.
             if let (Some(gap), Some(queue)) = (gap, queue) {
-                let _ = queue.send(gap);
+                queue.send_last(gap);
             }
             if let Some(writer) = writer {
                 let _ = writer.join();

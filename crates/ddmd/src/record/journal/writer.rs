@@ -9,12 +9,12 @@
 //! saying how many. Retention deletes old entries in small chunks between
 //! batches, so writes never wait long behind it.
 
+use super::queue::{Receiver, RecvTimeoutError, TryRecvError};
 use super::store;
 use crate::ops::throttle::Throttle;
 use ddm_proto::message::{EntryKind, JournalEntry};
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
