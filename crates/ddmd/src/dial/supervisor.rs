@@ -158,6 +158,7 @@ pub fn spawn(
     } = surroundings.clone();
     let supervisor = Supervisor {
         first_trigger: (declaration.dial == DialMode::Demand).then(|| setting_up.token()),
+        trigger_turn: None,
         handle,
         service,
         left_behind,
@@ -194,6 +195,9 @@ struct Supervisor {
     trigger_index: Option<u32>,
     /// Held until the first trigger is made or has failed.
     first_trigger: Option<TaskTrackerToken>,
+    /// The turn to make the trigger in, taken before the order that makes
+    /// it is handled (see `run`).
+    trigger_turn: Option<OwnedSemaphorePermit>,
     /// The source addresses of the trigger routes: `trigger_src` and
     /// `trigger_src6`, or else the link's addresses once a connection has
     /// shown them.
@@ -291,6 +295,13 @@ impl Supervisor {
     async fn run(mut self, mut orders: OrderReceiver) {
         loop {
             let wake = self.next(&mut orders).await;
+            if self.makes_trigger(&wake) {
+                // Triggers are made in turns, and the turn is waited for
+                // here: a thousand supervisors waiting for theirs at a
+                // start hold nothing more, where boxed handlings waiting
+                // would leave holes in the heap once done.
+                self.trigger_turn = self.turns.clone().acquire_owned().await.ok();
+            }
             // Boxed: the task of an idle supervisor (thousands of them)
             // then holds only what waits, not room for the largest thing
             // it ever does.
@@ -298,6 +309,16 @@ impl Supervisor {
                 return;
             }
         }
+    }
+
+    /// Whether handling `wake` makes the demand trigger.
+    fn makes_trigger(&self, wake: &Wake) -> bool {
+        self.declaration.dial == DialMode::Demand
+            && self.trigger.is_none()
+            && matches!(
+                wake,
+                Wake::Order(Some(Order::Start { .. } | Order::Pause(false)))
+            )
     }
 
     /// Acts on what woke it; false when the supervisor ends.
@@ -440,7 +461,10 @@ impl Supervisor {
         if self.declaration.dial != DialMode::Demand || self.trigger.is_some() {
             return;
         }
-        let turn = self.turns.clone().acquire_owned().await;
+        let turn = match self.trigger_turn.take() {
+            Some(turn) => Ok(turn),
+            None => self.turns.clone().acquire_owned().await,
+        };
         let made = self.set_up_trigger().await;
         drop(turn);
         self.first_trigger = None;
