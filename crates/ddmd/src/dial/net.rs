@@ -132,18 +132,28 @@ impl Net {
 
     /// What the kernel says of the link named `name` now, if it exists.
     pub async fn link_state(&self, name: &str) -> io::Result<Option<LinkState>> {
-        Ok(self.link(name).await?.map(|link| LinkState {
-            index: link.header.index,
-            name: name.to_owned(),
-            flags: link.header.flags.bits(),
-            operstate: link
-                .attributes
-                .iter()
-                .find_map(|a| match a {
-                    LinkAttribute::OperState(state) => Some(u8::from(*state)),
-                    _ => None,
-                })
-                .unwrap_or(0),
+        Ok(self.link_now(name).await?.map(|(state, _)| state))
+    }
+
+    /// The link's state and counters, read together (one request: each
+    /// waits for the kernel's RTNL lock, which a start of thousands of
+    /// connect commands holds most of the time).
+    pub async fn link_now(&self, name: &str) -> io::Result<Option<(LinkState, Option<LinkStats>)>> {
+        Ok(self.link(name).await?.map(|link| {
+            let state = LinkState {
+                index: link.header.index,
+                name: name.to_owned(),
+                flags: link.header.flags.bits(),
+                operstate: link
+                    .attributes
+                    .iter()
+                    .find_map(|a| match a {
+                        LinkAttribute::OperState(state) => Some(u8::from(*state)),
+                        _ => None,
+                    })
+                    .unwrap_or(0),
+            };
+            (state, stats_of(&link))
         }))
     }
 
@@ -186,17 +196,7 @@ impl Net {
 
     /// The link's packet and byte counters, if it exists.
     pub async fn stats(&self, name: &str) -> io::Result<Option<LinkStats>> {
-        Ok(self.link(name).await?.and_then(|link| {
-            link.attributes.iter().find_map(|a| match a {
-                LinkAttribute::Stats64(s) => Some(LinkStats {
-                    rx_packets: s.rx_packets,
-                    tx_packets: s.tx_packets,
-                    rx_bytes: s.rx_bytes,
-                    tx_bytes: s.tx_bytes,
-                }),
-                _ => None,
-            })
-        }))
+        Ok(self.link(name).await?.and_then(|link| stats_of(&link)))
     }
 
     pub async fn set_up(&self, index: u32) -> io::Result<()> {
@@ -378,4 +378,16 @@ impl Net {
             other => other,
         }
     }
+}
+
+fn stats_of(link: &LinkMessage) -> Option<LinkStats> {
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Stats64(s) => Some(LinkStats {
+            rx_packets: s.rx_packets,
+            tx_packets: s.tx_packets,
+            rx_bytes: s.rx_bytes,
+            tx_bytes: s.tx_bytes,
+        }),
+        _ => None,
+    })
 }

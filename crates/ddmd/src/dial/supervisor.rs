@@ -19,7 +19,7 @@ use super::command;
 use super::declaration::{Declaration, DialMode, Ready, Route};
 use super::launcher::{Launched, Launcher};
 use super::leftovers;
-use super::net::Net;
+use super::net::{LinkStats, Net};
 use super::sources::Sources;
 use super::trigger::Trigger;
 use super::wireguard;
@@ -429,7 +429,7 @@ impl Supervisor {
                 tracing::info!(interface = self.name(), link = ?self.declaration.link, "adopted the link, found up");
                 // What it carried before the start is not this run's to
                 // count: accounting starts now.
-                let at_connect = self.counters().await;
+                let at_connect = self.counters(None).await;
                 self.phase = Phase::Up(Box::new(Up {
                     attempt,
                     child: None,
@@ -554,9 +554,13 @@ impl Supervisor {
     /// queued behind a hang-up and a dial may be older than both, and must
     /// not make a new attempt look ready (or a new connection look lost).
     async fn progress(&mut self) {
+        let mut stats = None;
         if matches!(self.phase, Phase::Dialing(_) | Phase::Up(_)) {
-            match self.net.link_state(&self.declaration.link).await {
-                Ok(now) => self.link = now,
+            match self.net.link_now(&self.declaration.link).await {
+                Ok(now) => {
+                    stats = now.as_ref().and_then(|(_, stats)| *stats);
+                    self.link = now.map(|(state, _)| state);
+                }
                 Err(e) => tracing::debug!(interface = self.name(), "cannot read the link: {e}"),
             }
         }
@@ -566,10 +570,14 @@ impl Supervisor {
                 let attempt = d.attempt;
                 if !d.routed {
                     d.routed = true;
-                    self.route_to_link().await;
+                    if self.route_to_link().await {
+                        // Held packets went out after the counters were
+                        // read: not the connection's start.
+                        stats = None;
+                    }
                 }
                 if self.declaration.ready == Ready::Link {
-                    self.become_up(attempt).await;
+                    self.become_up(attempt, stats).await;
                 }
             }
             Phase::Up(_) if !link_up => self.lost("link lost").await,
@@ -614,8 +622,13 @@ impl Supervisor {
 
     /// What idle time is measured from (see `activity`); None when the
     /// link cannot be read.
-    async fn counters(&self) -> Option<Counters> {
-        let stats = self.net.stats(&self.declaration.link).await.ok()??;
+    /// The link's counters now: `read` when they were just read, else
+    /// read from the kernel.
+    async fn counters(&self, read: Option<LinkStats>) -> Option<Counters> {
+        let stats = match read {
+            Some(stats) => stats,
+            None => self.net.stats(&self.declaration.link).await.ok()??,
+        };
         let tunnel_tx_bytes = match self.declaration.ready {
             Ready::Wireguard => self.peers().await.map(|peers| peers.tx_bytes),
             Ready::Link => None,
@@ -629,12 +642,14 @@ impl Supervisor {
         })
     }
 
-    async fn become_up(&mut self, attempt: u64) {
+    /// The attempt is ready: the connection is up, its counters starting
+    /// at `stats` when they were just read.
+    async fn become_up(&mut self, attempt: u64, stats: Option<LinkStats>) {
         let child = match &mut self.phase {
             Phase::Dialing(d) => d.child.take(),
             _ => None,
         };
-        let counters = self.counters().await;
+        let counters = self.counters(stats).await;
         self.phase = Phase::Up(Box::new(Up {
             attempt,
             child,
@@ -648,10 +663,10 @@ impl Supervisor {
         self.report(Report::Ready(attempt)).await;
     }
 
-    /// Routes to the link and sends the held packets.
-    async fn route_to_link(&mut self) {
+    /// Routes to the link and sends the held packets; whether it sent any.
+    async fn route_to_link(&mut self) -> bool {
         let Some(index) = self.link.as_ref().map(|l| l.index) else {
-            return;
+            return false;
         };
         if let Err(e) = self
             .net
@@ -664,27 +679,31 @@ impl Supervisor {
             );
         }
         let link_addresses = self.learn_src(index).await;
-        if let Some(trigger) = &mut self.trigger {
-            match trigger.release(&self.declaration.link, link_addresses) {
-                Ok(0) => {}
-                Ok(sent) => {
-                    if let Phase::Dialing(d) = &mut self.phase {
-                        d.probe_at = Instant::now() + HELD_FIRST;
-                    }
-                    if trigger.dropped > 0 {
-                        tracing::info!(
-                            interface = ?self.declaration.name,
-                            sent,
-                            dropped_in_all = trigger.dropped,
-                            "held packets sent again; some did not fit (hold_packets)"
-                        );
-                    } else {
-                        tracing::debug!(interface = ?self.declaration.name, sent, "held packets sent again");
-                    }
+        let Some(trigger) = &mut self.trigger else {
+            return false;
+        };
+        match trigger.release(&self.declaration.link, link_addresses) {
+            Ok(0) => false,
+            Ok(sent) => {
+                if let Phase::Dialing(d) = &mut self.phase {
+                    d.probe_at = Instant::now() + HELD_FIRST;
                 }
-                Err(e) => {
-                    tracing::warn!(interface = ?self.declaration.name, "cannot send held packets: {e}")
+                if trigger.dropped > 0 {
+                    tracing::info!(
+                        interface = ?self.declaration.name,
+                        sent,
+                        dropped_in_all = trigger.dropped,
+                        "held packets sent again; some did not fit (hold_packets)"
+                    );
+                } else {
+                    tracing::debug!(interface = ?self.declaration.name, sent, "held packets sent again");
                 }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(interface = ?self.declaration.name, "cannot send held packets: {e}");
+                // Some may have gone.
+                true
             }
         }
     }
@@ -739,7 +758,7 @@ impl Supervisor {
             return;
         };
         if wireguard::handshake_since(&peers, started) {
-            self.become_up(attempt).await;
+            self.become_up(attempt, None).await;
             return;
         }
         if Instant::now() >= probe_at {
@@ -755,7 +774,7 @@ impl Supervisor {
     }
 
     async fn check_idle(&mut self) {
-        let counters = self.counters().await;
+        let counters = self.counters(None).await;
         let idle = Duration::from_secs(self.declaration.idle_disconnect_secs);
         let interval = idle_interval(&self.declaration);
         let Phase::Up(u) = &mut self.phase else {
@@ -928,7 +947,7 @@ impl Supervisor {
         let Some(at_connect) = up.at_connect else {
             return;
         };
-        let Some(now) = self.counters().await.or(up.counters) else {
+        let Some(now) = self.counters(None).await.or(up.counters) else {
             return;
         };
         self.report(Report::Carried {
