@@ -246,6 +246,41 @@ impl Service {
         child.wait().unwrap()
     }
 
+    /// Stops the service as systemd does (its default
+    /// `KillMode=control-group`): SIGTERM to the service and to every
+    /// process under it at once (its launcher, the commands running), then
+    /// waits for the service.
+    pub fn stop_as_systemd_does(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("the service runs");
+        let table: Vec<(i32, i32)> =
+            crate::tools::stdout_of(tool("ps").args(["-e", "-o", "pid=,ppid="]))
+                .lines()
+                .filter_map(|line| {
+                    let mut numbers = line.split_whitespace().map(str::parse::<i32>);
+                    Some((numbers.next()?.ok()?, numbers.next()?.ok()?))
+                })
+                .collect();
+        let mut unit = vec![child.id() as i32];
+        let mut found = 0;
+        while found < unit.len() {
+            let parent = unit[found];
+            unit.extend(
+                table
+                    .iter()
+                    .filter(|(_, ppid)| *ppid == parent)
+                    .map(|(pid, _)| *pid),
+            );
+            found += 1;
+        }
+        for pid in unit {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        child.wait().unwrap()
+    }
+
     /// Waits until the client process `pid` has a session with at least
     /// one registration.
     pub fn wait_for_registration(&self, pid: u32) {

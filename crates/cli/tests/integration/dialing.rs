@@ -1446,6 +1446,34 @@ fn dials_past_max_dials_at_once_wait_their_turn_in_order() {
     );
 }
 
+/// systemd stops a unit by sending SIGTERM to every process in it, the
+/// service's launcher included: the clean stop still runs the disconnect
+/// commands (the launcher died of that SIGTERM, and the service left every
+/// link up, "the launcher has gone: no command can start any more").
+#[test]
+fn a_stop_that_signals_every_process_of_the_unit_still_hangs_up() {
+    let mut lab = ddm_lab::Lab::new();
+    std::fs::write(
+        lab.service.config_path(),
+        "[[interface]]\nname = \"unit\"\nlink = \"u0\"\n\
+         connect = [\"ip\", \"link\", \"add\", \"u0\", \"up\", \"type\", \"ifb\"]\n\
+         disconnect = [\"ip\", \"link\", \"del\", \"u0\"]\ndial = \"persistent\"\n",
+    )
+    .unwrap();
+    lab.service.restart_with_config();
+    let server = lab.service.connect();
+    wait_until("unit is connected", || {
+        server.interface(handle(&server, "unit")).unwrap().state == Connected
+    });
+    drop(server);
+    let status = lab.service.stop_as_systemd_does();
+    assert!(status.success(), "{status}");
+    assert!(
+        !lab.router.has_link("u0"),
+        "the disconnect command ran: the link is gone"
+    );
+}
+
 #[test]
 fn a_clean_stop_waits_hang_up_timeout_ms_for_a_hang_up_then_kills_it() {
     // A persistent interface whose disconnect command never ends by itself.

@@ -10,7 +10,9 @@
 //! fork: a start of thousands of commands keeps both CPUs busy. Each child gets
 //! PR_SET_PDEATHSIG(SIGTERM) and the launcher PR_SET_PDEATHSIG(SIGKILL):
 //! if the service dies, even by SIGKILL, the launcher dies with it and the
-//! commands with the launcher. A child's stdin is /dev/null, its stdout
+//! commands with the launcher. It ignores SIGTERM, SIGINT and SIGHUP, which
+//! stop the service, so that the service's clean stop can still run
+//! commands. A child's stdin is /dev/null, its stdout
 //! and stderr pipes whose read ends go to the service; it has the
 //! launcher's environment (the service's, as it started, without systemd's
 //! LISTEN_ variables) and the variables asked for, and the default action for every signal, as
@@ -41,6 +43,15 @@ pub fn serve(socket: OwnedFd, service: libc::pid_t) -> ! {
         std::mem::forget(socket);
         // Nothing of the service's stays open here but stdio.
         libc::syscall(libc::SYS_close_range, SOCKET + 1, u32::MAX, 0);
+        // The signals that stop the service reach the launcher too:
+        // systemd sends its SIGTERM to every process of the unit, and a
+        // terminal its SIGINT and SIGHUP to the whole process group. The
+        // service's clean stop then still needs the launcher to run the
+        // disconnect commands, so it ignores them: it ends when the
+        // service closes its socket, or dies with it (its death signal).
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::signal(signal, libc::SIG_IGN);
+        }
     }
     // SAFETY: SOCKET was just made this process's copy of the socket.
     let socket = unsafe { OwnedFd::from_raw_fd(SOCKET) };
