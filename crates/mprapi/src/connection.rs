@@ -143,9 +143,8 @@ impl Shared {
         self.released.notify_one();
     }
 
-    /// The I/O thread let go of the reader: the callers asleep waiting
-    /// for it, or about to sleep (they compare `releases`), read in its
-    /// place.
+    /// The I/O thread stopped reading: the callers asleep waiting for it,
+    /// or about to sleep (they compare `releases`), read in its place.
     fn reader_let_go(&self) {
         let mut pending = self.lock();
         pending.releases += 1;
@@ -609,6 +608,7 @@ fn handshake(channel: &Channel, timeout: Duration) -> Result<Welcome, WinError> 
 /// The I/O thread's part, while the connection is watched: read whenever
 /// no calling thread does.
 async fn read_loop(socket: AsyncFd<OwnedFd>, channel: Arc<Channel>, shared: Arc<Shared>) {
+    let _letting_go = ReaderGone(shared.clone());
     let mut chunk = vec![0u8; READ_CHUNK];
     loop {
         let Ok(mut ready) = socket.readable().await else {
@@ -624,6 +624,18 @@ async fn read_loop(socket: AsyncFd<OwnedFd>, channel: Arc<Channel>, shared: Arc<
     }
 }
 
+/// Dropped when the I/O thread stops reading a connection, however it
+/// stops (dropping the last stream aborts it): a caller asleep waiting for
+/// it to let go of the reader, with its reply perhaps still unread, then
+/// reads in its place.
+struct ReaderGone(Arc<Shared>);
+
+impl Drop for ReaderGone {
+    fn drop(&mut self) {
+        self.0.reader_let_go();
+    }
+}
+
 enum Turn {
     Read,
     Drained,
@@ -631,32 +643,18 @@ enum Turn {
     End,
 }
 
-/// One read and its dispatch, if no calling thread is reading. A caller
-/// asleep waiting for the reader is then woken to read for itself: the
-/// I/O thread may never read again (its last stream was dropped).
+/// One read and its dispatch, if no calling thread is reading.
 fn read_once(channel: &Channel, shared: &Shared, chunk: &mut [u8]) -> Turn {
     let mut decoder = match shared.reader.try_lock() {
         Ok(decoder) => decoder,
         Err(TryLockError::WouldBlock) => return Turn::Busy,
         Err(TryLockError::Poisoned(_)) => return Turn::End,
     };
-    let turn = read_into(channel, shared, &mut decoder, chunk);
-    drop(decoder);
-    shared.reader_let_go();
-    turn
-}
-
-fn read_into(
-    channel: &Channel,
-    shared: &Shared,
-    decoder: &mut FrameDecoder,
-    chunk: &mut [u8],
-) -> Turn {
     match channel.receive(chunk) {
         Ok(0) => Turn::End,
         Ok(n) => {
             decoder.extend(&chunk[..n]);
-            if shared.dispatch_all(decoder) {
+            if shared.dispatch_all(&mut decoder) {
                 Turn::Read
             } else {
                 Turn::End
