@@ -14,6 +14,12 @@ pub const INTERFACE: &str = "org.ddm.Bench";
 pub const MATCH_RULE: &str = "type='signal',interface='org.ddm.Bench'";
 const PUBLISHER_NAME: &str = "org.ddm.BenchPublisher";
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// The most subscribers one harness process holds. The vendored libdbus
+/// is built without `HAVE_POLL` and waits with `select()`, which cannot
+/// watch a descriptor past 1023: with 10,000 subscribers the harness spun
+/// in libdbus and dbus-daemon dropped connections that never
+/// authenticated.
+pub const MOST_SUBSCRIBERS: usize = 1000;
 
 fn connect(address: &str) -> Connection {
     let mut channel = Channel::open_private(address).expect("connect to the bus");

@@ -4,6 +4,7 @@
 //! multicast, the floor) and N D-Bus subscribers.
 
 use super::{say_lost, settle, PATIENCE};
+use crate::dbus_anchor;
 use crate::lab::{descriptor_limit, Lab, Link, SPARE_DESCRIPTORS};
 use crate::listeners::{set_up, Mechanism};
 use crate::report::Report;
@@ -24,6 +25,12 @@ pub fn run(lab: &Lab, sizes: &[usize], flips: usize, report: &mut Report) {
                     "!!! fan-out {n}: ddm skipped: {} descriptors needed, this machine allows {}",
                     2 * n + SPARE_DESCRIPTORS,
                     descriptor_limit()
+                );
+                continue;
+            }
+            if mechanism == Mechanism::DBus && n > dbus_anchor::MOST_SUBSCRIBERS {
+                eprintln!(
+                    "!!! fan-out {n}: D-Bus skipped: libdbus watches descriptors below 1024 only"
                 );
                 continue;
             }
