@@ -1461,11 +1461,7 @@ fn a_stop_that_signals_every_process_of_the_unit_still_hangs_up() {
     )
     .unwrap();
     lab.service.restart_with_config();
-    let server = lab.service.connect();
-    wait_until("unit is connected", || {
-        server.interface(handle(&server, "unit")).unwrap().state == Connected
-    });
-    drop(server);
+    lab.wait_for_state("unit", Connected);
     let status = lab.service.stop_as_systemd_does();
     assert!(status.success(), "{status}");
     assert!(
@@ -1487,11 +1483,7 @@ fn a_clean_stop_waits_hang_up_timeout_ms_for_a_hang_up_then_kills_it() {
     )
     .unwrap();
     lab.service.restart_with_config();
-    let server = lab.service.connect();
-    wait_until("slow is connected", || {
-        server.interface(handle(&server, "slow")).unwrap().state == Connected
-    });
-    drop(server);
+    lab.wait_for_state("slow", Connected);
     let asked = std::time::Instant::now();
     let status = lab.service.stop_with(nix::sys::signal::Signal::SIGTERM);
     let took = asked.elapsed();
