@@ -240,3 +240,28 @@ fn links_created_and_deleted_by_the_hundred_leave_the_table_matching_the_kernel(
         "every pair that is left is up with carrier"
     );
 }
+
+/// Every connection event is logged (target `ddmd::router`): by the
+/// journal's writer when the journal is on, by the router when it is off.
+#[test]
+fn each_connection_event_is_logged_with_the_journal_on_and_off() {
+    for config in [None, Some("journal = false\n")] {
+        let lab = Lab::with_config(config);
+        lab.add_link("va");
+        lab.set_up("va", true);
+        lab.wait_for_state("va", ConnectionState::Connected);
+        lab.set_up("va", false);
+        lab.wait_for_state("va", ConnectionState::Disconnected);
+        let logged = |to: &str| {
+            lab.service.log().lines().any(|line| {
+                line.contains("ddmd::router")
+                    && line.contains("connection event")
+                    && line.contains("interface=\"va\"")
+                    && line.contains(&format!("to=\"{to}\""))
+            })
+        };
+        wait_until("the connect and the disconnect logged", || {
+            logged("connected") && logged("disconnected")
+        });
+    }
+}

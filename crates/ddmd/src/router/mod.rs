@@ -28,6 +28,7 @@ use crate::ops::memory::Trimmer;
 use crate::ops::metrics::{Accounts, ExportFigures, JournalFigures, Snapshot};
 use crate::ops::systemd::{Notice, Notifier};
 use crate::ops::throttle::Throttle;
+use crate::record::change_log;
 use crate::record::export::Export;
 use crate::record::journal::{Journal, Recovered};
 use ddm_proto::message::{EntryKind, JournalEntry, Reply, ReplyResult, Request, Role};
@@ -322,15 +323,10 @@ impl Router {
                     if let Some(accounts) = &mut self.accounts {
                         accounts.committed(&c.event, c.signals, c.missed);
                     }
-                    if let Some(journal) = &mut self.journal {
-                        journal.transition(&c.event, &c.reason);
+                    match &mut self.journal {
+                        Some(journal) => journal.transition(&c.event, &c.reason),
+                        None => change_log::transition(&c.event, &c.reason),
                     }
-                    let (e, from, to) = (
-                        &c.event,
-                        ConnectionState::from_u32(c.event.from),
-                        ConnectionState::from_u32(c.event.to),
-                    );
-                    tracing::info!(seq = e.seq, interface = ?e.name, from = from.name(), to = to.name(), last_error = e.last_error, reason = &*c.reason, "connection event");
                 }
                 Record::Note(kind, count) => {
                     if let Some(journal) = &mut self.journal {
@@ -342,14 +338,10 @@ impl Router {
                         journal.append(entry);
                     }
                 }
-                Record::Switched(event) => {
-                    if let Some(journal) = &mut self.journal {
-                        journal.switched(&event);
-                    }
-                    if let Some(switch) = &event.group_switch {
-                        tracing::info!(seq = event.seq, group = ?event.name, from = switch.from, to = switch.to, via_trigger = switch.via_trigger, reason = switch.reason, "group switch");
-                    }
-                }
+                Record::Switched(event) => match &mut self.journal {
+                    Some(journal) => journal.switched(&event),
+                    None => change_log::switch(&event),
+                },
                 Record::Signaled(signals) => {
                     if let Some(accounts) = &mut self.accounts {
                         accounts.signaled(signals);

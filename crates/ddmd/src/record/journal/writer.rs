@@ -12,6 +12,7 @@
 use super::queue::{Receiver, RecvTimeoutError, TryRecvError};
 use super::store;
 use crate::ops::throttle::Throttle;
+use crate::record::change_log;
 use ddm_proto::message::{EntryKind, JournalEntry};
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -126,12 +127,7 @@ impl Writer {
     fn write(&mut self, mut batch: Vec<JournalEntry>, lost: &mut Lost, failures: &mut Throttle) {
         let last_id = batch.last().map_or(0, |e| e.id);
         for entry in &batch {
-            if entry.kind == EntryKind::EntryGap as i32 {
-                tracing::warn!(
-                    lost = entry.count,
-                    "journal gap: the queue to the journal was full; entries lost"
-                );
-            }
+            log(entry);
         }
         if lost.count > 0 {
             batch.insert(0, gap(lost));
@@ -183,6 +179,22 @@ impl Writer {
             tracing::warn!("journal retention failed: {e}");
             false
         })
+    }
+}
+
+/// The log line of an entry, for the changes and the gaps: the router
+/// leaves the lines of what it journals to this thread.
+fn log(entry: &JournalEntry) {
+    match (EntryKind::try_from(entry.kind), &entry.event) {
+        (Ok(EntryKind::EntryTransition), Some(event)) => {
+            change_log::transition(event, &entry.reason)
+        }
+        (Ok(EntryKind::EntryGroupSwitch), Some(event)) => change_log::switch(event),
+        (Ok(EntryKind::EntryGap), _) => tracing::warn!(
+            lost = entry.count,
+            "journal gap: the queue to the journal was full; entries lost"
+        ),
+        _ => {}
     }
 }
 
