@@ -17,7 +17,11 @@
 //! registrations need no reader at all, since the service writes their
 //! eventfds itself. A remote connection (TLS, see `channel` and `remote`)
 //! is watched all the time: its registrations are signaled by frames,
-//! which the reader turns into eventfd writes. When the service goes away, whoever reads sees the
+//! which the reader turns into eventfd writes. While calls are under way
+//! they read the socket themselves and the I/O thread, woken by what
+//! arrives, leaves it to them (a call that ends reads what is left): it
+//! neither competes for each reply nor has to be woken again when the
+//! caller lets go. When the service goes away, whoever reads sees the
 //! socket close and every waiting call fails with ERROR_DDM_NOT_RUNNING; a
 //! service that stops answering is given up on after the call timeout,
 //! with the same error. Users see only blocking calls, and no runtime is
@@ -36,7 +40,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
@@ -68,6 +72,13 @@ pub(crate) struct Shared {
     /// A remote connection's eventfds, signaled by the service's Signal
     /// frames (a local service writes them itself).
     events: Option<Mutex<Events>>,
+    /// Calls waiting for their replies: while there are any they read the
+    /// socket, and the I/O thread, woken by what arrives, leaves it to
+    /// them rather than competing for every reply.
+    calling: AtomicUsize,
+    /// Whether the I/O thread reads the connection between calls: a call
+    /// then reads what is left when it ends.
+    watched: AtomicBool,
 }
 
 #[derive(Default)]
@@ -312,6 +323,8 @@ impl Connection {
             reader: Mutex::new(FrameDecoder::new(max_frame)),
             released: tokio::sync::Notify::new(),
             events,
+            calling: AtomicUsize::new(0),
+            watched: AtomicBool::new(false),
         });
         Ok(Connection {
             channel: Arc::new(channel),
@@ -396,14 +409,17 @@ impl Connection {
             body: Some(request),
         };
         let deadline = Instant::now() + timeout;
+        let mut call = UnderWay::new(self);
         let sent = encode_frame(&message, self.max_frame)
             .map_err(|_| WinError::ERROR_INVALID_PARAMETER)
             .and_then(|frame| self.send(&frame, eventfd, deadline));
         if let Err(e) = sent {
+            drop(call);
             self.forget(id);
             return Err(e);
         }
-        let waited = self.wait_for_reply(id, deadline);
+        let waited = self.wait_for_reply(id, deadline, &mut call.chunk);
+        drop(call);
         if waited.is_err() {
             self.forget(id);
         }
@@ -412,7 +428,12 @@ impl Connection {
 
     /// Reads for itself when nobody else is reading; otherwise waits until
     /// the reader delivers its reply or lets go, and then reads itself.
-    fn wait_for_reply(&self, id: u64, deadline: Instant) -> Result<Reply, WinError> {
+    fn wait_for_reply(
+        &self,
+        id: u64,
+        deadline: Instant,
+        chunk: &mut [u8],
+    ) -> Result<Reply, WinError> {
         let gone = WinError::ERROR_DDM_NOT_RUNNING;
         loop {
             if let Some(outcome) = self.shared.take_reply(id) {
@@ -423,7 +444,7 @@ impl Connection {
             let releases = self.shared.lock().releases;
             match self.shared.reader.try_lock() {
                 Ok(mut decoder) => {
-                    let outcome = self.read_until_reply(&mut decoder, id, deadline);
+                    let outcome = self.read_until_reply(&mut decoder, chunk, id, deadline);
                     drop(decoder);
                     self.shared.release_reader();
                     return outcome;
@@ -454,10 +475,10 @@ impl Connection {
     fn read_until_reply(
         &self,
         decoder: &mut FrameDecoder,
+        chunk: &mut [u8],
         id: u64,
         deadline: Instant,
     ) -> Result<Reply, WinError> {
-        let mut chunk = [0u8; READ_CHUNK];
         let awake_until = Instant::now() + AWAKE_FOR_REPLY;
         loop {
             if !self.shared.dispatch_all(decoder) {
@@ -472,19 +493,41 @@ impl Connection {
             } else {
                 wait_ready(self.channel.fd(), PollFlags::POLLIN, deadline)?;
             }
-            match self.channel.receive(&mut chunk) {
-                Ok(0) => {
-                    self.shared.close();
-                    return Err(self.shared.gone());
-                }
-                Ok(n) => decoder.extend(&chunk[..n]),
-                Err(e) if nothing_yet(&e) => {}
-                Err(_) => {
-                    self.shared.close();
-                    return Err(self.shared.gone());
-                }
+            self.receive(decoder, chunk)?;
+        }
+    }
+
+    /// Reads the socket once, without waiting, into `decoder`: whether
+    /// anything came, or the error the connection ended with.
+    fn receive(&self, decoder: &mut FrameDecoder, chunk: &mut [u8]) -> Result<bool, WinError> {
+        match self.channel.receive(chunk) {
+            Ok(0) => {
+                self.shared.close();
+                Err(self.shared.gone())
+            }
+            Ok(n) => {
+                decoder.extend(&chunk[..n]);
+                Ok(true)
+            }
+            Err(e) if nothing_yet(&e) => Ok(false),
+            Err(_) => {
+                self.shared.close();
+                Err(self.shared.gone())
             }
         }
+    }
+
+    /// Reads and hands on everything the socket holds, if nobody else is
+    /// reading.
+    fn read_what_is_left(&self, chunk: &mut [u8]) {
+        let Ok(mut decoder) = self.shared.reader.try_lock() else {
+            return;
+        };
+        while self.shared.dispatch_all(&mut decoder)
+            && matches!(self.receive(&mut decoder, chunk), Ok(true))
+        {}
+        drop(decoder);
+        self.shared.release_reader();
     }
 
     /// The connection's typed streams.
@@ -608,12 +651,21 @@ fn handshake(channel: &Channel, timeout: Duration) -> Result<Welcome, WinError> 
 /// The I/O thread's part, while the connection is watched: read whenever
 /// no calling thread does.
 async fn read_loop(socket: AsyncFd<OwnedFd>, channel: Arc<Channel>, shared: Arc<Shared>) {
+    shared.watched.store(true, Ordering::SeqCst);
     let _letting_go = ReaderGone(shared.clone());
     let mut chunk = vec![0u8; READ_CHUNK];
     loop {
         let Ok(mut ready) = socket.readable().await else {
             return shared.close();
         };
+        if shared.calling.load(Ordering::SeqCst) > 0 {
+            // The calls read; the last to end reads what they left. A call
+            // asleep because this thread held the reader is told it may
+            // read.
+            ready.clear_ready();
+            shared.reader_let_go();
+            continue;
+        }
         match read_once(&channel, &shared, &mut chunk) {
             Turn::Read => {}
             Turn::Drained => ready.clear_ready(),
@@ -632,6 +684,7 @@ struct ReaderGone(Arc<Shared>);
 
 impl Drop for ReaderGone {
     fn drop(&mut self) {
+        self.0.watched.store(false, Ordering::SeqCst);
         self.0.reader_let_go();
     }
 }
@@ -663,6 +716,34 @@ fn read_once(channel: &Channel, shared: &Shared, chunk: &mut [u8]) -> Turn {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Turn::Drained,
         Err(e) if e.kind() == io::ErrorKind::Interrupted => Turn::Read,
         Err(_) => Turn::End,
+    }
+}
+
+/// A call under way, from its request until its reply: counted in
+/// `calling`; when it ends on a watched connection it reads what is left
+/// (the I/O thread left what came meanwhile to the calls).
+struct UnderWay<'a> {
+    connection: &'a Connection,
+    chunk: [u8; READ_CHUNK],
+}
+
+impl<'a> UnderWay<'a> {
+    fn new(connection: &'a Connection) -> Self {
+        connection.shared.calling.fetch_add(1, Ordering::SeqCst);
+        UnderWay {
+            connection,
+            chunk: [0; READ_CHUNK],
+        }
+    }
+}
+
+impl Drop for UnderWay<'_> {
+    fn drop(&mut self) {
+        let shared = &self.connection.shared;
+        shared.calling.fetch_sub(1, Ordering::SeqCst);
+        if shared.watched.load(Ordering::SeqCst) {
+            self.connection.read_what_is_left(&mut self.chunk);
+        }
     }
 }
 

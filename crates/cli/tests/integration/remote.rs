@@ -618,3 +618,36 @@ fn a_remote_watch_resumes_across_a_restart_of_the_router() {
     let (seqs, missed) = resumed(since + 1, &seen);
     assert_eq!((seqs.len(), missed.len()), (8, 1), "{seen:?}");
 }
+
+/// While a handle's calls are under way they read its socket, Signal
+/// frames included, and the I/O thread leaves it to them; between calls the
+/// I/O thread reads. Every flip signals the registration, with calls
+/// pouring in on the same handle and after they stop.
+#[test]
+fn a_remote_registration_is_signaled_while_calls_pour_in_on_its_handle() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+    let r = Remote::new("");
+    r.lab.add_connected_link("va");
+    let server = r.connect("monitor").unwrap();
+    let event = Event::auto().unwrap();
+    server.register_connection_notification(&event).unwrap();
+    let (stop, calls) = (AtomicBool::new(false), AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Relaxed) {
+                server.interfaces().expect("a call while signals arrive");
+                calls.fetch_add(1, Relaxed);
+            }
+        });
+        wait_until("calls under way", || calls.load(Relaxed) > 10);
+        for up in [false, true, false, true] {
+            r.lab.set_up("va", up);
+            expect_signal(&event, "signaled while calls pour in");
+        }
+        stop.store(true, Relaxed);
+    });
+    let during = calls.load(Relaxed);
+    r.lab.set_up("va", false);
+    expect_signal(&event, "signaled once the calls stopped");
+    assert!(during > 10, "the calls went on: {during}");
+}
