@@ -1174,6 +1174,64 @@ fn each_connection_is_accounted_in_the_journal_and_in_uptime() {
     assert!(!branch_uptime.connected_now);
 }
 
+/// A link that outlives its connections (a veth set up and down by the
+/// commands): each connection accounts from the link's counters when it
+/// came up, not from the link's creation.
+#[test]
+fn a_connection_accounts_what_it_carried_not_what_its_link_carried_before() {
+    let lab = crate::support::Lab::with_config(Some(
+        "[[interface]]\nname = \"veth-dial\"\nlink = \"vd\"\n\
+         connect = [\"ip\", \"link\", \"set\", \"vd\", \"up\"]\n\
+         disconnect = [\"ip\", \"link\", \"set\", \"vd\", \"down\"]\nready = \"link\"\n",
+    ));
+    lab.add_link("vd");
+    lab.router.ip(&["addr", "add", "10.77.0.1/24", "dev", "vd"]);
+    lab.far.ip(&["addr", "add", "10.77.0.2/24", "dev", "vdp"]);
+    let server = lab.service.connect();
+    let dial = handle(&server, "veth-dial");
+    // 200 echoes of 1,000 bytes each way in the first connection, none in
+    // the second.
+    for pings in [200, 0] {
+        assert_eq!(server.interface_connect_wait(dial), Ok(()));
+        if pings > 0 {
+            let out = lab
+                .router
+                .command("ping")
+                .args(["-q", "-c", &pings.to_string(), "-i", "0.002", "-s", "1000"])
+                .arg("10.77.0.2")
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        }
+        server.interface_disconnect(dial).unwrap();
+        wait_until("vd is down", || !lab.router.link_is_up("vd"));
+    }
+    let carried: Vec<mprapi::JournalEntry> = std::iter::repeat_with(|| {
+        server
+            .history(mprapi::History {
+                interface: "veth-dial".into(),
+                ..mprapi::History::default()
+            })
+            .map(Result::unwrap)
+            .filter(|e| e.kind == mprapi::EntryKind::EntryAccounting as i32)
+            .collect::<Vec<_>>()
+    })
+    .take(100)
+    .inspect(|_| std::thread::sleep(Duration::from_millis(50)))
+    .find(|found| found.len() == 2)
+    .expect("one accounting entry a connection");
+    let (first, second) = (&carried[0], &carried[1]);
+    assert!(
+        first.rx_bytes >= 200 * 1000 && first.tx_bytes >= 200 * 1000,
+        "{first:?}"
+    );
+    // What a link says when it comes up (IPv6 neighbour discovery) at most.
+    assert!(
+        second.rx_bytes < 10_000 && second.tx_bytes < 10_000,
+        "the second connection counted the first's traffic: {second:?}"
+    );
+}
+
 /// A connect command's output is read to its end whatever it writes: a
 /// byte that is not UTF-8 (a Latin-1 "é"), a 3 MB line without a newline,
 /// 20,000 lines. The command is never killed by a closed pipe (it dials
