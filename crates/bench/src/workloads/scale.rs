@@ -95,7 +95,11 @@ pub fn run(sizes: &[usize], demand: usize, report: &mut Report) {
             "ms",
             ms(figures.by_hand),
         );
-        cpu_per_interface.push((n, figures.cpu.as_secs_f64() / n as f64));
+        cpu_per_interface.push((
+            n,
+            figures.cpu.as_secs_f64() / n as f64,
+            figures.made_by_hand.as_secs_f64() / n as f64,
+        ));
         if n >= 5000 {
             let within = |d: Duration, limit: Duration| d <= limit;
             report.target(
@@ -146,13 +150,19 @@ pub fn run(sizes: &[usize], demand: usize, report: &mut Report) {
     }
     if let (Some(first), Some(last)) = (cpu_per_interface.first(), cpu_per_interface.last()) {
         if last.0 > first.0 {
+            // Judged within 1.5x, not 1.0x: the kernel's own time a link
+            // grows over the same range (printed beside it), and the
+            // service's system calls with it.
             let growth = last.1 / first.1;
             report.target(
                 format!(
                     "service CPU grows no faster than N (CPU per interface at {} over at {})",
                     last.0, first.0
                 ),
-                format!("{growth:.2}x"),
+                format!(
+                    "{growth:.2}x (the kernel's time a link made by hand: {:.2}x)",
+                    last.2 / first.2
+                ),
                 growth <= 1.5,
             );
         }
@@ -548,25 +558,19 @@ fn fed(command: &mut Command, input: &str) {
     let _ = child.wait();
 }
 
-/// CPU time (user + system) of process `pid`.
+/// CPU time of process `pid`: the sum of its threads' time on a CPU, in
+/// nanoseconds (`/proc/PID/task/*/schedstat`). Its clock ticks
+/// (`/proc/PID/stat`) count in 10 ms: a tenth of what 1,000 interfaces
+/// cost, too coarse for a ratio. A thread that has ended is not counted;
+/// the service's threads last as long as it does.
 fn process_cpu(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15; 12 and 13 after the ')'.
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the service's threads");
+    let nanos: u64 = tasks
         .flatten()
-        .unwrap_or(100) as u64;
-    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|line| line.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
 }
 
 /// Resident bytes of process `pid`.
