@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 /// How long the writer lets entries gather into one transaction: fewer,
 /// larger writes, still far inside the 100 ms an entry may wait.
-const GATHER: Duration = Duration::from_millis(20);
+const GATHER: Duration = Duration::from_millis(5);
 /// How long the writer polls after its last entry before it waits on the
 /// queue again.
 const STAY_AWAKE: Duration = Duration::from_secs(1);
