@@ -1131,20 +1131,7 @@ fn each_connection_is_accounted_in_the_journal_and_in_uptime() {
         server.interface_disconnect(branch).unwrap();
         lab.wait_link_gone();
     }
-    let carried: Vec<mprapi::JournalEntry> = std::iter::repeat_with(|| {
-        server
-            .history(mprapi::History {
-                interface: "branch".into(),
-                ..mprapi::History::default()
-            })
-            .map(Result::unwrap)
-            .filter(|e| e.kind == mprapi::EntryKind::EntryAccounting as i32)
-            .collect::<Vec<_>>()
-    })
-    .take(100)
-    .inspect(|_| std::thread::sleep(Duration::from_millis(50)))
-    .find(|found| found.len() == 2)
-    .expect("one accounting entry a connection");
+    let carried = accounting_entries(&server, "branch", 2);
     for entry in &carried {
         assert_eq!(entry.interface, "branch");
         // A ping's echo and its reply: 84 bytes of IP each way, at least.
@@ -1172,6 +1159,29 @@ fn each_connection_is_accounted_in_the_journal_and_in_uptime() {
         carried.iter().map(|e| e.rx_bytes).sum::<u64>()
     );
     assert!(!branch_uptime.connected_now);
+}
+
+/// The journal's accounting entries of `interface`, once there are
+/// `connections` of them (one a connection).
+fn accounting_entries(
+    server: &Server,
+    interface: &str,
+    connections: usize,
+) -> Vec<mprapi::JournalEntry> {
+    std::iter::repeat_with(|| {
+        server
+            .history(mprapi::History {
+                interface: interface.into(),
+                ..mprapi::History::default()
+            })
+            .map(Result::unwrap)
+            .filter(|e| e.kind == mprapi::EntryKind::EntryAccounting as i32)
+            .collect::<Vec<_>>()
+    })
+    .take(100)
+    .inspect(|_| std::thread::sleep(Duration::from_millis(50)))
+    .find(|found| found.len() == connections)
+    .expect("one accounting entry a connection")
 }
 
 /// A link that outlives its connections (a veth set up and down by the
@@ -1206,20 +1216,7 @@ fn a_connection_accounts_what_it_carried_not_what_its_link_carried_before() {
         server.interface_disconnect(dial).unwrap();
         wait_until("vd is down", || !lab.router.link_is_up("vd"));
     }
-    let carried: Vec<mprapi::JournalEntry> = std::iter::repeat_with(|| {
-        server
-            .history(mprapi::History {
-                interface: "veth-dial".into(),
-                ..mprapi::History::default()
-            })
-            .map(Result::unwrap)
-            .filter(|e| e.kind == mprapi::EntryKind::EntryAccounting as i32)
-            .collect::<Vec<_>>()
-    })
-    .take(100)
-    .inspect(|_| std::thread::sleep(Duration::from_millis(50)))
-    .find(|found| found.len() == 2)
-    .expect("one accounting entry a connection");
+    let carried = accounting_entries(&server, "veth-dial", 2);
     let (first, second) = (&carried[0], &carried[1]);
     assert!(
         first.rx_bytes >= 200 * 1000 && first.tx_bytes >= 200 * 1000,
