@@ -18,16 +18,17 @@
 //! eventfds itself. A remote connection (TLS, see `channel` and `remote`)
 //! is watched all the time: its registrations are signaled by frames,
 //! which the reader turns into eventfd writes. While calls are under way
-//! they read the socket themselves and the I/O thread, woken by what
-//! arrives, leaves it to them (a call that ends reads what is left): it
-//! neither competes for each reply nor has to be woken again when the
-//! caller lets go. When the service goes away, whoever reads sees the
+//! they read the socket themselves, and the I/O thread, which watches it
+//! through a [`gate`](crate::gate) the calls close, is not woken by their
+//! replies (a call that ends reads what is left, and what comes after
+//! opens the gate ready). When the service goes away, whoever reads sees the
 //! socket close and every waiting call fails with ERROR_DDM_NOT_RUNNING; a
 //! service that stops answering is given up on after the call timeout,
 //! with the same error. Users see only blocking calls, and no runtime is
 //! imposed on them.
 
 use crate::channel::{nothing_yet, wait_ready, Channel};
+use crate::gate::Gate;
 use crate::remote::Events;
 use crate::subscriptions::Subscriptions;
 use ddm_proto::frame::{encode_frame, FrameDecoder, PROTOCOL_VERSION};
@@ -40,7 +41,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
@@ -73,12 +74,14 @@ pub(crate) struct Shared {
     /// frames (a local service writes them itself).
     events: Option<Mutex<Events>>,
     /// Calls waiting for their replies: while there are any they read the
-    /// socket, and the I/O thread, woken by what arrives, leaves it to
-    /// them rather than competing for every reply.
+    /// socket, and the I/O thread leaves it to them rather than competing
+    /// for every reply. Changed under `gate`'s lock.
     calling: AtomicUsize,
-    /// Whether the I/O thread reads the connection between calls: a call
-    /// then reads what is left when it ends.
-    watched: AtomicBool,
+    /// What the I/O thread watches the socket through, while it reads the
+    /// connection between calls (a call then reads what is left when it
+    /// ends): closed while calls are under way, so that their replies do
+    /// not wake it (see `gate`).
+    gate: Mutex<Option<Arc<Gate>>>,
 }
 
 #[derive(Default)]
@@ -127,6 +130,10 @@ impl Pending {
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_gate(&self) -> std::sync::MutexGuard<'_, Option<Arc<Gate>>> {
+        self.gate.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The connection is gone: fail every waiting call and end the stream.
@@ -324,7 +331,7 @@ impl Connection {
             released: tokio::sync::Notify::new(),
             events,
             calling: AtomicUsize::new(0),
-            watched: AtomicBool::new(false),
+            gate: Mutex::new(None),
         });
         Ok(Connection {
             channel: Arc::new(channel),
@@ -348,17 +355,27 @@ impl Connection {
         let mut watchers = self.lock_watchers();
         watchers.count += 1;
         if watchers.task.is_none() {
-            let watched = self.channel.fd().try_clone_to_owned().and_then(|fd| {
+            let mut gate = self.shared.lock_gate();
+            let calling = self.shared.calling.load(Ordering::SeqCst) > 0;
+            let watched = Gate::new(self.channel.fd(), !calling).and_then(|(opened, fd)| {
                 let _runtime = io_runtime().enter();
                 // SAFETY: an OwnedFd stays open, and is the same
                 // descriptor, for as long as the AsyncFd owns it.
-                unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
-                    .map_err(io::Error::from)
+                let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+                    .map_err(io::Error::from)?;
+                let opened = Arc::new(opened);
+                *gate = Some(opened.clone());
+                Ok((fd, opened))
             });
+            drop(gate);
             match watched {
-                Ok(fd) => {
-                    let (channel, shared) = (self.channel.clone(), self.shared.clone());
-                    watchers.task = Some(io_runtime().spawn(read_loop(fd, channel, shared)));
+                Ok((fd, gate)) => {
+                    let gone = ReaderGone {
+                        shared: self.shared.clone(),
+                        gate,
+                    };
+                    let channel = self.channel.clone();
+                    watchers.task = Some(io_runtime().spawn(read_loop(fd, channel, gone)));
                 }
                 // Out of descriptors: the connection is unusable anyway.
                 Err(_) => self.shared.close(),
@@ -650,18 +667,18 @@ fn handshake(channel: &Channel, timeout: Duration) -> Result<Welcome, WinError> 
 
 /// The I/O thread's part, while the connection is watched: read whenever
 /// no calling thread does.
-async fn read_loop(socket: AsyncFd<OwnedFd>, channel: Arc<Channel>, shared: Arc<Shared>) {
-    shared.watched.store(true, Ordering::SeqCst);
-    let _letting_go = ReaderGone(shared.clone());
+async fn read_loop(socket: AsyncFd<OwnedFd>, channel: Arc<Channel>, gone: ReaderGone) {
+    let shared = gone.shared.clone();
     let mut chunk = vec![0u8; READ_CHUNK];
     loop {
         let Ok(mut ready) = socket.readable().await else {
             return shared.close();
         };
         if shared.calling.load(Ordering::SeqCst) > 0 {
-            // The calls read; the last to end reads what they left. A call
-            // asleep because this thread held the reader is told it may
-            // read.
+            // The calls read (only a hang-up passes the closed gate, or
+            // what came as the first call began); the last to end reads
+            // what they left. A call asleep because this thread held the
+            // reader is told it may read.
             ready.clear_ready();
             shared.reader_let_go();
             continue;
@@ -677,15 +694,23 @@ async fn read_loop(socket: AsyncFd<OwnedFd>, channel: Arc<Channel>, shared: Arc<
 }
 
 /// Dropped when the I/O thread stops reading a connection, however it
-/// stops (dropping the last stream aborts it): a caller asleep waiting for
-/// it to let go of the reader, with its reply perhaps still unread, then
-/// reads in its place.
-struct ReaderGone(Arc<Shared>);
+/// stops (dropping the last stream aborts it, maybe before it ran): the
+/// connection is no longer watched through its gate (unless a watch since
+/// made another), and a caller asleep waiting for the I/O thread to let go
+/// of the reader, with its reply perhaps still unread, reads in its place.
+struct ReaderGone {
+    shared: Arc<Shared>,
+    gate: Arc<Gate>,
+}
 
 impl Drop for ReaderGone {
     fn drop(&mut self) {
-        self.0.watched.store(false, Ordering::SeqCst);
-        self.0.reader_let_go();
+        let mut gate = self.shared.lock_gate();
+        if gate.as_ref().is_some_and(|g| Arc::ptr_eq(g, &self.gate)) {
+            *gate = None;
+        }
+        drop(gate);
+        self.shared.reader_let_go();
     }
 }
 
@@ -729,7 +754,14 @@ struct UnderWay<'a> {
 
 impl<'a> UnderWay<'a> {
     fn new(connection: &'a Connection) -> Self {
-        connection.shared.calling.fetch_add(1, Ordering::SeqCst);
+        let shared = &connection.shared;
+        let gate = shared.lock_gate();
+        if shared.calling.fetch_add(1, Ordering::SeqCst) == 0 {
+            if let Some(gate) = &*gate {
+                gate.open(false);
+            }
+        }
+        drop(gate);
         UnderWay {
             connection,
             chunk: [0; READ_CHUNK],
@@ -740,9 +772,16 @@ impl<'a> UnderWay<'a> {
 impl Drop for UnderWay<'_> {
     fn drop(&mut self) {
         let shared = &self.connection.shared;
-        shared.calling.fetch_sub(1, Ordering::SeqCst);
-        if shared.watched.load(Ordering::SeqCst) {
+        // Still under way: the I/O thread leaves the socket alone. What
+        // comes after this read makes the gate ready as it opens.
+        if shared.lock_gate().is_some() {
             self.connection.read_what_is_left(&mut self.chunk);
+        }
+        let gate = shared.lock_gate();
+        if shared.calling.fetch_sub(1, Ordering::SeqCst) == 1 {
+            if let Some(gate) = &*gate {
+                gate.open(true);
+            }
         }
     }
 }

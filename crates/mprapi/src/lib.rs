@@ -37,6 +37,7 @@ mod channel;
 pub mod client_config;
 mod connection;
 pub mod event;
+mod gate;
 mod reconnect;
 mod remote;
 mod replay;
