@@ -758,7 +758,7 @@ impl<'a> UnderWay<'a> {
         let gate = shared.lock_gate();
         if shared.calling.fetch_add(1, Ordering::SeqCst) == 0 {
             if let Some(gate) = &*gate {
-                gate.open(false);
+                gate.close();
             }
         }
         drop(gate);
@@ -779,8 +779,11 @@ impl Drop for UnderWay<'_> {
         }
         let gate = shared.lock_gate();
         if shared.calling.fetch_sub(1, Ordering::SeqCst) == 1 {
-            if let Some(gate) = &*gate {
-                gate.open(true);
+            // A connection the I/O thread can no longer see would miss
+            // what comes between calls: it ends instead.
+            if gate.as_ref().is_some_and(|gate| gate.open().is_err()) {
+                drop(gate);
+                shared.close();
             }
         }
     }
