@@ -281,7 +281,6 @@ mod tests {
             name: name.into(),
             flags,
             operstate: if up && carrier { IF_OPER_UP } else { 2 },
-            stats: None,
         }
     }
 
@@ -348,7 +347,6 @@ mod tests {
             name: "lo".into(),
             flags: IFF_UP | IFF_RUNNING | IFF_LOOPBACK,
             operstate: IF_OPER_UNKNOWN,
-            stats: None,
         };
         let tr = t.update(lo).unwrap();
         assert_eq!((tr.from, tr.to), (Unreachable, Connected));
