@@ -675,10 +675,10 @@ async fn read_loop(socket: AsyncFd<OwnedFd>, channel: Arc<Channel>, gone: Reader
             return shared.close();
         };
         if shared.calling.load(Ordering::SeqCst) > 0 {
-            // The calls read (only a hang-up passes the closed gate, or
-            // what came as the first call began); the last to end reads
-            // what they left. A call asleep because this thread held the
-            // reader is told it may read.
+            // What woke this thread came before the first call closed the
+            // gate: the calls read it, and the last to end reads what they
+            // left. A call asleep because this thread held the reader is
+            // told it may read.
             ready.clear_ready();
             shared.reader_let_go();
             continue;

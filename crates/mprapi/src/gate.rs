@@ -31,8 +31,7 @@ impl Gate {
             socket: socket.try_clone_to_owned()?,
         };
         if open {
-            gate.set
-                .add(&gate.socket, EpollEvent::new(EpollFlags::EPOLLIN, 0))?;
+            gate.open()?;
         }
         let watched = gate.set.0.try_clone()?;
         Ok((gate, watched))
