@@ -1371,7 +1371,7 @@ fn what_a_connect_command_forks_is_ended_with_the_connection() {
 }
 
 /// A storm of reloads, each changing a connected persistent interface's
-/// declaration: when it settles the interface is CONNECTED over a link
+/// declaration or removing it: when it settles the interface is CONNECTED over a link
 /// that is up, and the journal's last state is the service's.
 #[test]
 fn a_storm_of_reloads_settles_connected_over_a_link_that_is_up() {
@@ -1407,9 +1407,21 @@ fn reload_storm(mut lab: crate::support::Lab, connect: &str, disconnect: &str) {
     std::fs::write(lab.service.config_path(), declaration(30)).unwrap();
     lab.service.restart_with_config();
     lab.wait_for_state("storm", Connected);
+    // Every third configuration removes the interface: the next declares
+    // it again while the removed one's supervisor may still be hanging up
+    // (or holding orders given before its removal). Each is written whole
+    // (a reload must not read half a file).
+    let path = lab.service.config_path();
     let reloads: Vec<_> = (0..9)
         .map(|n| {
-            std::fs::write(lab.service.config_path(), declaration(10 + n)).unwrap();
+            let config = if n % 3 == 1 {
+                String::new()
+            } else {
+                declaration(10 + n)
+            };
+            let written = path.with_extension("new");
+            std::fs::write(&written, config).unwrap();
+            std::fs::rename(&written, &path).unwrap();
             lab.service.ddm(&["reload"]).spawn().unwrap()
         })
         .collect();

@@ -857,7 +857,7 @@ impl Dialed {
                     }
                 }
                 Some(h) => {
-                    transitions.extend(self.replace(h, Arc::new(declaration)));
+                    transitions.extend(self.replace(h, Arc::new(declaration), table));
                 }
                 None => added.push(declaration),
             }
@@ -869,18 +869,16 @@ impl Dialed {
             .map(|d| d.handle)
             .collect();
         for h in removed {
-            transitions.extend(self.remove(h));
+            let (gone, link) = self.remove(h);
+            transitions.extend(gone);
+            transitions.extend(release(link, table));
         }
         for declaration in added {
             let h = table.allocate_handle();
-            // A kernel link it names is its link now, not an interface.
-            let claimed = table.claim(&declaration.link);
             let name = declaration.name.clone();
+            let link = declaration.link.clone();
             self.add(h, Arc::new(declaration));
-            if let Some((link, gone)) = claimed {
-                transitions.extend(gone);
-                transitions.extend(self.link_changed(&link).1);
-            }
+            transitions.extend(self.claim(&link, table));
             // It appears: from UNREACHABLE, as an interface the journal
             // has not seen is.
             transitions.push(Transition {
@@ -918,19 +916,29 @@ impl Dialed {
         health.probed.configure(self.generation, table);
     }
 
-    fn replace(&mut self, handle: u32, declaration: Arc<Declaration>) -> Vec<Transition> {
+    /// `handle` starts again with `declaration`. Its link, if it names
+    /// another, is a kernel interface again, and the one it names now (if
+    /// the table has it) is its link.
+    fn replace(
+        &mut self,
+        handle: u32,
+        declaration: Arc<Declaration>,
+        table: &mut InterfaceTable,
+    ) -> Vec<Transition> {
         let week_time = self.clock.week_time();
         let Some(d) = self.interfaces.get_mut(&handle) else {
             return Vec::new();
         };
         let from = d.machine.state();
         // Its supervisor hangs the old connection up first: its link is not
-        // one to adopt.
+        // one to adopt. The supervisor keeps what it knew of a link that
+        // keeps its name.
         self.lookup
             .moved(handle, d.link.as_ref().map(|l| l.index), None);
         self.lookup.forget(handle, &d.declaration);
         self.lookup.declare(handle, &declaration);
-        d.link = None;
+        let relinked = d.declaration.link != declaration.link;
+        let released = d.link.take().filter(|_| relinked);
         d.hours = declaration.hours();
         d.machine = Machine::new(&declaration, d.hours.allows(week_time));
         d.declaration = declaration.clone();
@@ -953,13 +961,29 @@ impl Dialed {
                 reason: "reload".into(),
             });
         }
+        if relinked {
+            transitions.extend(release(released, table));
+            transitions.extend(self.claim(&declaration.link, table));
+        }
         transitions.extend(self.start_one(handle, "reload"));
         transitions
     }
 
-    fn remove(&mut self, handle: u32) -> Vec<Transition> {
-        let Some(d) = self.interfaces.remove(&handle) else {
+    /// The kernel link named `link`, if the table has it as an interface,
+    /// is a declared interface's link from now on (its supervisor is told
+    /// of it: a connect command that finds it up already changes nothing
+    /// the kernel would announce).
+    fn claim(&mut self, link: &str, table: &mut InterfaceTable) -> Vec<Transition> {
+        let Some((link, gone)) = table.claim(link) else {
             return Vec::new();
+        };
+        gone.into_iter().chain(self.link_changed(&link).1).collect()
+    }
+
+    /// Removes `handle`: its transition, and what was known of its link.
+    fn remove(&mut self, handle: u32) -> (Vec<Transition>, Option<LinkState>) {
+        let Some(d) = self.interfaces.remove(&handle) else {
+            return (Vec::new(), None);
         };
         if let Some(at) = d.timer {
             self.timers.remove(&(at, handle));
@@ -972,7 +996,7 @@ impl Dialed {
         d.order(Order::Stop(done));
         complete(d.waiters, WinError::ERROR_NO_SUCH_INTERFACE);
         let from = d.machine.state();
-        (from != ConnectionState::Unreachable)
+        let gone = (from != ConnectionState::Unreachable)
             .then(|| Transition {
                 handle,
                 name: d.declaration.name.clone(),
@@ -982,7 +1006,8 @@ impl Dialed {
                 reason: "removed".into(),
             })
             .into_iter()
-            .collect()
+            .collect();
+        (gone, d.link)
     }
 
     /// Stops every supervisor (after a hang-up); the receivers fire as
@@ -1009,6 +1034,17 @@ pub fn connected_already(waiter: Option<Waiter>) {
 }
 
 /// Tells every waiter the attempt is over, with `result`.
+/// A link no declaration names any more is a kernel interface again, as
+/// it would be at a start: the table has it from now on (a link that is
+/// up is an interface that connects).
+fn release(link: Option<LinkState>, table: &mut InterfaceTable) -> Option<Transition> {
+    let transition = table.update(link?)?;
+    Some(Transition {
+        reason: "undeclared".into(),
+        ..transition
+    })
+}
+
 fn complete(waiters: Vec<Waiter>, result: WinError) {
     for waiter in waiters {
         match waiter {
@@ -1052,9 +1088,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn dialout_hours_open_and_close_with_the_clock() {
-        let clock = Arc::new(Mutex::new(at(0, 9)));
+    /// A spawner whose supervisors' orders the test reads, one receiver a
+    /// supervisor in the order they were spawned.
+    fn spawner() -> (Spawner, Arc<Mutex<Vec<supervisor::OrderReceiver>>>) {
         let orders = Arc::new(Mutex::new(Vec::new()));
         let sink = orders.clone();
         let spawner: Spawner = Box::new(move |_, _| {
@@ -1062,6 +1098,101 @@ mod tests {
             sink.lock().unwrap().push(receiver);
             sender
         });
+        (spawner, orders)
+    }
+
+    fn declared(declarations: Vec<Declaration>) -> Declared {
+        Declared {
+            interfaces: declarations,
+            ..Declared::default()
+        }
+    }
+
+    /// A persistent interface named `name` on link `link`.
+    fn persistent(name: &str, link: &str) -> Declaration {
+        Declaration {
+            name: name.into(),
+            link: link.into(),
+            connect: vec!["up".into()],
+            dial: DialMode::Persistent,
+            ..Declaration::default()
+        }
+    }
+
+    /// A reload that removes an interface gives its link back to the table
+    /// (an interface of the kernel again, as at a start); one that declares
+    /// it again, or names it instead of another link, takes it and tells
+    /// the supervisor: a connect command that finds the link up already
+    /// changes nothing the kernel would announce, and a supervisor that
+    /// knew nothing of it would wait for its timeout.
+    #[test]
+    fn a_link_undeclared_is_an_interface_again_and_declared_again_its_supervisor_knows_it() {
+        let (spawner, orders) = spawner();
+        let mut table =
+            InterfaceTable::new(crate::core::table::LinkFilter::new(&["*".into()], &[]));
+        let mut dialed = Dialed::new(spawner, Box::new(TestClock(Arc::new(Mutex::new(at(0, 9))))));
+        dialed.declare(declared(vec![persistent("storm", "vd")]), || 1);
+        dialed.start();
+        let up = LinkState {
+            index: 40,
+            name: "vd".into(),
+            flags: (libc::IFF_UP | libc::IFF_RUNNING) as u32,
+            operstate: crate::links::IF_OPER_UP,
+        };
+        assert!(dialed.link_changed(&up).0, "vd is storm's link");
+        let link_orders = |supervisor: usize| -> Vec<Option<LinkState>> {
+            std::iter::from_fn(|| orders.lock().unwrap()[supervisor].try_recv().ok())
+                .filter_map(|order| match order {
+                    Order::Link(link) => Some(link),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(link_orders(0), vec![Some(up.clone())]);
+
+        let undeclared = dialed.reload(declared(vec![]), &mut table);
+        let released = undeclared
+            .iter()
+            .find(|t| t.name == "vd")
+            .expect("vd connects as an interface of the kernel");
+        assert_eq!(
+            (released.from, released.to, &*released.reason),
+            (
+                ConnectionState::Unreachable,
+                ConnectionState::Connected,
+                "undeclared"
+            )
+        );
+        assert!(table.handle_of("vd").is_some());
+
+        let declared_again = dialed.reload(declared(vec![persistent("storm", "vd")]), &mut table);
+        assert!(declared_again
+            .iter()
+            .any(|t| t.name == "vd" && t.to == ConnectionState::Unreachable));
+        assert_eq!(table.handle_of("vd"), None, "vd is storm's link again");
+        assert_eq!(link_orders(1), vec![Some(up.clone())]);
+
+        // Declared on another link instead: vd is the kernel's again, and
+        // the link it names now is its supervisor's.
+        let other = LinkState {
+            index: 41,
+            name: "ve".into(),
+            ..up.clone()
+        };
+        assert_eq!(
+            table.update(other.clone()).map(|t| t.to),
+            Some(ConnectionState::Connected)
+        );
+        dialed.reload(declared(vec![persistent("storm", "ve")]), &mut table);
+        assert!(table.handle_of("vd").is_some());
+        assert_eq!(table.handle_of("ve"), None);
+        assert_eq!(link_orders(1), vec![Some(other)]);
+    }
+
+    #[test]
+    fn dialout_hours_open_and_close_with_the_clock() {
+        let clock = Arc::new(Mutex::new(at(0, 9)));
+        let (spawner, orders) = spawner();
         let mut dialed = Dialed::new(spawner, Box::new(TestClock(clock.clone())));
         let declaration = Declaration {
             name: "metered".into(),
@@ -1071,13 +1202,7 @@ mod tests {
             dialout_hours: vec!["Mon-Fri 08:00-18:00".into()],
             ..Declaration::default()
         };
-        dialed.declare(
-            Declared {
-                interfaces: vec![declaration],
-                ..Declared::default()
-            },
-            || 7,
-        );
+        dialed.declare(declared(vec![declaration]), || 7);
         dialed.start();
         assert!(dialed.deadline().is_some(), "the next minute is checked");
         let connect = InterfaceConnect {

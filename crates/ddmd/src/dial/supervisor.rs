@@ -25,7 +25,9 @@ use super::trigger::Trigger;
 use super::wireguard;
 use crate::links::LinkState;
 use ddm_proto::WinError;
+use futures_channel::mpsc::TryRecvError;
 use futures_util::StreamExt;
+use std::collections::VecDeque;
 use std::future::pending;
 use std::io;
 use std::process::ExitStatus;
@@ -173,6 +175,7 @@ pub fn spawn(
         src,
         link: None,
         phase: Phase::Idle,
+        backlog: VecDeque::new(),
     };
     tasks.spawn(supervisor.run(receiver));
     orders
@@ -204,6 +207,9 @@ struct Supervisor {
     src: Sources,
     link: Option<LinkState>,
     phase: Phase,
+    /// Orders taken from the channel to see whether an end follows them
+    /// (see `unless_ended`), not yet handled; None: the router is gone.
+    backlog: VecDeque<Option<Order>>,
 }
 
 enum Phase {
@@ -294,7 +300,11 @@ impl Supervisor {
 
     async fn run(mut self, mut orders: OrderReceiver) {
         loop {
-            let wake = self.next(&mut orders).await;
+            let wake = match self.backlog.pop_front() {
+                Some(order) => Wake::Order(order),
+                None => self.next(&mut orders).await,
+            };
+            let wake = self.unless_ended(wake, &mut orders);
             if self.makes_trigger(&wake) {
                 // Triggers are made in turns, and the turn is waited for
                 // here: a thousand supervisors waiting for theirs at a
@@ -309,6 +319,38 @@ impl Supervisor {
                 return;
             }
         }
+    }
+
+    /// `wake`, or the end of the supervisor if one is queued behind it
+    /// (Stop, or the router gone): the end makes moot every order before
+    /// it. An interface removed by a reload must not run a dial ordered
+    /// before its removal while the interface declared in its place dials
+    /// the same link. What those orders said of the link still counts (the
+    /// hang-up removes the routes through it).
+    fn unless_ended(&mut self, wake: Wake, orders: &mut OrderReceiver) -> Wake {
+        let Wake::Order(Some(order)) = wake else {
+            return wake;
+        };
+        while self.backlog.back().is_none_or(Option::is_some) {
+            match orders.try_recv() {
+                Ok(queued) => self.backlog.push_back(Some(queued)),
+                Err(TryRecvError::Closed) => self.backlog.push_back(None),
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        let Some(end) = self
+            .backlog
+            .iter()
+            .position(|o| matches!(o, None | Some(Order::Stop(_))))
+        else {
+            return Wake::Order(Some(order));
+        };
+        for moot in std::iter::once(Some(order)).chain(self.backlog.drain(..end)) {
+            if let Some(Order::Link(link)) = moot {
+                self.link = link;
+            }
+        }
+        Wake::Order(self.backlog.pop_front().flatten())
     }
 
     /// Whether handling `wake` makes the demand trigger.
