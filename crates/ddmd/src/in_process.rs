@@ -101,6 +101,7 @@ impl InProcess {
             flags,
             // IF_OPER_UP, IF_OPER_LOWERLAYERDOWN
             operstate: if connected { 6 } else { 2 },
+            stats: None,
         }));
     }
 

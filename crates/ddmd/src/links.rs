@@ -40,6 +40,17 @@ pub struct LinkState {
     pub flags: u32,
     /// IF_OPER_* (RFC 2863) operational state.
     pub operstate: u8,
+    /// Its counters when the message was made, if it carried them.
+    pub stats: Option<LinkStats>,
+}
+
+/// What a link has received and sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
 }
 
 pub(crate) const IF_OPER_UNKNOWN: u8 = 0;
@@ -61,6 +72,15 @@ impl LinkState {
         self.is_up()
             && self.flags & IFF_RUNNING != 0
             && matches!(self.operstate, IF_OPER_UP | IF_OPER_UNKNOWN)
+    }
+
+    /// The same, without its counters: what compares equal while only
+    /// the traffic changed.
+    pub fn without_stats(self) -> LinkState {
+        LinkState {
+            stats: None,
+            ..self
+        }
     }
 
     /// CONNECTED or DISCONNECTED, as an interface.
@@ -276,8 +296,8 @@ enum Reading {
 const LINK_HEADER: usize = 16;
 
 /// The messages of a datagram as (sequence, flags, reading), through the
-/// crates' buffer views: a link's header, name and operational state and
-/// nothing else. Decoding every nested attribute of an RTM_NEWLINK (stats,
+/// crates' buffer views: a link's header, name, operational state and
+/// first four counters, and nothing else. Decoding every nested attribute of an RTM_NEWLINK (stats,
 /// inet6 configuration...) costs tens of microseconds a message, most of
 /// the latency ddm may add.
 fn messages(datagram: &[u8]) -> impl Iterator<Item = (u32, u16, Reading)> + '_ {
@@ -311,6 +331,7 @@ fn link_state(payload: &[u8]) -> Option<LinkState> {
     let header = LinkHeader::parse(payload).ok()?;
     let mut name = None;
     let mut operstate = 0;
+    let mut stats = None;
     for attribute in NlasIterator::new(payload.get(LINK_HEADER..)?) {
         let attribute = attribute.ok()?;
         match attribute.kind() & NLA_TYPE_MASK {
@@ -319,6 +340,7 @@ fn link_state(payload: &[u8]) -> Option<LinkState> {
                 name = Some(String::from_utf8_lossy(bytes).into_owned());
             }
             libc::IFLA_OPERSTATE => operstate = *attribute.value().first()?,
+            libc::IFLA_STATS64 => stats = stats64(attribute.value()),
             _ => {}
         }
     }
@@ -327,6 +349,23 @@ fn link_state(payload: &[u8]) -> Option<LinkState> {
         name: name?,
         flags: header.flags.bits(),
         operstate,
+        stats,
+    })
+}
+
+/// The first four counters of a `struct rtnl_link_stats64`.
+fn stats64(value: &[u8]) -> Option<LinkStats> {
+    let counter = |i: usize| {
+        value
+            .get(i * 8..i * 8 + 8)
+            .and_then(|c| c.try_into().ok())
+            .map(u64::from_ne_bytes)
+    };
+    Some(LinkStats {
+        rx_packets: counter(0)?,
+        tx_packets: counter(1)?,
+        rx_bytes: counter(2)?,
+        tx_bytes: counter(3)?,
     })
 }
 
@@ -355,6 +394,12 @@ mod tests {
             LinkAttribute::Mtu(1500),
             LinkAttribute::IfName("uplink0".into()),
             LinkAttribute::OperState(State::Up),
+            LinkAttribute::Stats64({
+                let mut stats = netlink_packet_route::link::Stats64::default();
+                (stats.rx_packets, stats.tx_packets) = (1, 2);
+                (stats.rx_bytes, stats.tx_bytes) = (3, 4);
+                stats
+            }),
         ];
         let mut datagram = emit(RouteNetlinkMessage::NewLink(link.clone()));
         datagram.extend(emit(RouteNetlinkMessage::DelLink(link)));
@@ -365,6 +410,15 @@ mod tests {
                 assert_eq!(state.name, "uplink0");
                 assert_eq!(state.operstate, u8::from(State::Up));
                 assert!(state.is_connected());
+                assert_eq!(
+                    state.stats,
+                    Some(LinkStats {
+                        rx_packets: 1,
+                        tx_packets: 2,
+                        rx_bytes: 3,
+                        tx_bytes: 4,
+                    })
+                );
             }
             other => panic!("read {} messages wrongly", other.len()),
         }

@@ -1396,6 +1396,45 @@ fn a_storm_of_reloads_settles_connected_when_hanging_up_deletes_the_link() {
     );
 }
 
+/// Links up before a reload declares them, whose connect command changes
+/// nothing the kernel would announce: each interface connects at once, its
+/// supervisor told of its link by the router (`vy`, one of its
+/// interfaces until then) or reading it (`vx`, left out of the table by
+/// `links.exclude`).
+#[test]
+fn a_reload_declares_links_already_up_and_connects_them() {
+    let lab = crate::support::Lab::with_config(Some("[links]\nexclude = [\"vx\"]\n"));
+    for link in ["vx", "vy"] {
+        lab.add_link(link);
+        lab.set_up(link, true);
+    }
+    lab.wait_for_state("vy", Connected);
+    let config = ["vx", "vy"]
+        .iter()
+        .map(|link| {
+            format!(
+                "[[interface]]\nname = \"on-{link}\"\nlink = \"{link}\"\n\
+                 connect = [\"ip\", \"link\", \"set\", \"{link}\", \"up\"]\n\
+                 disconnect = [\"true\"]\ndial = \"persistent\"\n\
+                 connect_timeout_secs = 120\n\n"
+            )
+        })
+        .collect::<String>();
+    std::fs::write(
+        lab.service.config_path(),
+        format!("[links]\nexclude = [\"vx\"]\n\n{config}"),
+    )
+    .unwrap();
+    assert!(lab.service.ddm(&["reload"]).status().unwrap().success());
+    lab.wait_for_state("on-vx", Connected);
+    lab.wait_for_state("on-vy", Connected);
+    assert_eq!(
+        lab.state_of("vy"),
+        None,
+        "vy is on-vy's link, not an interface"
+    );
+}
+
 fn reload_storm(mut lab: crate::support::Lab, connect: &str, disconnect: &str) {
     let declaration = |timeout: u32| {
         format!(

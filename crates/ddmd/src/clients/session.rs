@@ -413,6 +413,7 @@ mod tests {
             name: "eth0".into(),
             flags: (libc::IFF_UP | libc::IFF_RUNNING) as u32,
             operstate: 6,
+            stats: None,
         };
         links.send(LinkEvent::Changed(up)).unwrap();
         assert_eq!(next(&mut pushes).await, Push::Signal(Signal { event: 42 }));

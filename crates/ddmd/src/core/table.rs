@@ -169,6 +169,12 @@ impl InterfaceTable {
         Some((link, transition))
     }
 
+    /// Whether a link named `name` would be one of the table's interfaces
+    /// (else the table knows nothing of it, whatever the kernel has).
+    pub fn admits(&self, name: &str) -> bool {
+        self.filter.admits(name)
+    }
+
     /// A handle no interface has had since the service started, for a
     /// kernel link or a declared interface.
     pub fn allocate_handle(&mut self) -> u32 {
@@ -281,6 +287,7 @@ mod tests {
             name: name.into(),
             flags,
             operstate: if up && carrier { IF_OPER_UP } else { 2 },
+            stats: None,
         }
     }
 
@@ -347,6 +354,7 @@ mod tests {
             name: "lo".into(),
             flags: IFF_UP | IFF_RUNNING | IFF_LOOPBACK,
             operstate: IF_OPER_UNKNOWN,
+            stats: None,
         };
         let tr = t.update(lo).unwrap();
         assert_eq!((tr.from, tr.to), (Unreachable, Connected));

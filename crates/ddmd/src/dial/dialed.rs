@@ -878,7 +878,7 @@ impl Dialed {
             let name = declaration.name.clone();
             let link = declaration.link.clone();
             self.add(h, Arc::new(declaration));
-            transitions.extend(self.claim(&link, table));
+            transitions.extend(self.claim(h, &link, table));
             // It appears: from UNREACHABLE, as an interface the journal
             // has not seen is.
             transitions.push(Transition {
@@ -963,18 +963,24 @@ impl Dialed {
         }
         if relinked {
             transitions.extend(release(released, table));
-            transitions.extend(self.claim(&declaration.link, table));
+            transitions.extend(self.claim(handle, &declaration.link, table));
         }
         transitions.extend(self.start_one(handle, "reload"));
         transitions
     }
 
     /// The kernel link named `link`, if the table has it as an interface,
-    /// is a declared interface's link from now on (its supervisor is told
-    /// of it: a connect command that finds it up already changes nothing
-    /// the kernel would announce).
-    fn claim(&mut self, link: &str, table: &mut InterfaceTable) -> Vec<Transition> {
+    /// is `handle`'s link from now on, and its supervisor is told of it:
+    /// a connect command that finds it up already changes nothing the
+    /// kernel would announce. A link the table leaves out
+    /// (`links.exclude`), the supervisor reads.
+    fn claim(&mut self, handle: u32, link: &str, table: &mut InterfaceTable) -> Vec<Transition> {
         let Some((link, gone)) = table.claim(link) else {
+            if !table.admits(link) {
+                if let Some(d) = self.interfaces.get(&handle) {
+                    d.order(Order::ReadLink);
+                }
+            }
             return Vec::new();
         };
         gone.into_iter().chain(self.link_changed(&link).1).collect()
@@ -1138,6 +1144,7 @@ mod tests {
             name: "vd".into(),
             flags: (libc::IFF_UP | libc::IFF_RUNNING) as u32,
             operstate: crate::links::IF_OPER_UP,
+            stats: None,
         };
         assert!(dialed.link_changed(&up).0, "vd is storm's link");
         let link_orders = |supervisor: usize| -> Vec<Option<LinkState>> {

@@ -18,6 +18,7 @@ pub mod groups;
 pub mod hours;
 pub mod launcher;
 pub mod leftovers;
+mod link_ioctl;
 mod lookup;
 pub mod machine;
 pub mod net;

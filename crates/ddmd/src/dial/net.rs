@@ -1,34 +1,30 @@
 //! What dialing changes in the kernel, through rtnetlink: routes moved
 //! between the trigger device and the link, the trigger brought up with
-//! its source address, and a link's packet counters for idle time.
+//! its source address, and a link's packet counters for idle time; and a
+//! link's state now, by ioctl (see `link_ioctl`).
 //!
 //! One thread for the service's rtnetlink connections, and a cloneable
 //! handle (`Net`) in every supervisor; the router never waits on any of it.
 
 use super::declaration::Route;
+use super::link_ioctl::LinkIoctl;
 use super::sources::Sources;
 use crate::groups::config::Prefix;
-use crate::links::LinkState;
+use crate::links::{LinkState, LinkStats};
 use futures_util::TryStreamExt;
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-/// What a link has received and sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LinkStats {
-    pub rx_packets: u64,
-    pub tx_packets: u64,
-    pub rx_bytes: u64,
-    pub tx_bytes: u64,
-}
+use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct Net {
     handle: Handle,
     /// Strict checking on (see `connect`): for address dumps.
     addresses: Handle,
+    /// For a link's state without the RTNL lock.
+    ioctl: Arc<LinkIoctl>,
 }
 
 fn to_io(e: rtnetlink::Error) -> io::Error {
@@ -69,7 +65,15 @@ fn open() -> io::Result<(Net, impl std::future::Future<Output = ()>)> {
     let connections = async move {
         tokio::join!(connection, strict);
     };
-    Ok((Net { handle, addresses }, connections))
+    let ioctl = Arc::new(LinkIoctl::open()?);
+    Ok((
+        Net {
+            handle,
+            addresses,
+            ioctl,
+        },
+        connections,
+    ))
 }
 
 impl Net {
@@ -130,31 +134,10 @@ impl Net {
         }
     }
 
-    /// What the kernel says of the link named `name` now, if it exists.
-    pub async fn link_state(&self, name: &str) -> io::Result<Option<LinkState>> {
-        Ok(self.link_now(name).await?.map(|(state, _)| state))
-    }
-
-    /// The link's state and counters, read together (one request: each
-    /// waits for the kernel's RTNL lock, which a start of thousands of
-    /// connect commands holds most of the time).
-    pub async fn link_now(&self, name: &str) -> io::Result<Option<(LinkState, Option<LinkStats>)>> {
-        Ok(self.link(name).await?.map(|link| {
-            let state = LinkState {
-                index: link.header.index,
-                name: name.to_owned(),
-                flags: link.header.flags.bits(),
-                operstate: link
-                    .attributes
-                    .iter()
-                    .find_map(|a| match a {
-                        LinkAttribute::OperState(state) => Some(u8::from(*state)),
-                        _ => None,
-                    })
-                    .unwrap_or(0),
-            };
-            (state, stats_of(&link))
-        }))
+    /// Link `index` now, if it still exists and is named `name` (see
+    /// `link_ioctl`: without its counters, and at once).
+    pub fn link_at(&self, index: u32, name: &str) -> io::Result<Option<LinkState>> {
+        self.ioctl.state(index, name)
     }
 
     /// The link's first IPv4 address, and its first global IPv6 address

@@ -19,11 +19,11 @@ use super::command;
 use super::declaration::{Declaration, DialMode, Ready, Route};
 use super::launcher::{Launched, Launcher};
 use super::leftovers;
-use super::net::{LinkStats, Net};
+use super::net::Net;
 use super::sources::Sources;
 use super::trigger::Trigger;
 use super::wireguard;
-use crate::links::LinkState;
+use crate::links::{LinkState, LinkStats};
 use ddm_proto::WinError;
 use futures_channel::mpsc::TryRecvError;
 use futures_util::StreamExt;
@@ -66,6 +66,9 @@ pub enum Order {
     Discard,
     /// The interface's kernel link changed or went away.
     Link(Option<LinkState>),
+    /// The router knows nothing of the link the interface names now (its
+    /// table leaves it out): read it.
+    ReadLink,
     /// A new declaration (after a reload): hang up, take down the
     /// trigger, and wait for `Start`.
     Replace(Arc<Declaration>),
@@ -440,9 +443,10 @@ impl Supervisor {
             Order::HangUp => self.hang_up().await,
             Order::Discard => self.discard_held(),
             Order::Link(link) => {
-                self.link = link;
-                self.progress().await;
+                let before = std::mem::replace(&mut self.link, link);
+                self.progress(before.map(|l| l.index)).await;
             }
+            Order::ReadLink => self.link = self.read_link().await,
             Order::Replace(declaration) => {
                 self.stop().await;
                 if declaration.link != self.declaration.link {
@@ -586,7 +590,7 @@ impl Supervisor {
             reported: failure.is_some(),
         }));
         match failure {
-            None => self.progress().await,
+            None => self.progress(None).await,
             Some(error) => self.report(Report::Failed(attempt, error)).await,
         }
     }
@@ -595,16 +599,17 @@ impl Supervisor {
     /// while up. The state is read from the kernel afresh: a notification
     /// queued behind a hang-up and a dial may be older than both, and must
     /// not make a new attempt look ready (or a new connection look lost).
-    async fn progress(&mut self) {
+    /// `before`: the index of the link known before the last notification.
+    async fn progress(&mut self, before: Option<u32>) {
         let mut stats = None;
         if matches!(self.phase, Phase::Dialing(_) | Phase::Up(_)) {
-            match self.net.link_now(&self.declaration.link).await {
-                Ok(now) => {
-                    stats = now.as_ref().and_then(|(_, stats)| *stats);
-                    self.link = now.map(|(state, _)| state);
-                }
-                Err(e) => tracing::debug!(interface = self.name(), "cannot read the link: {e}"),
-            }
+            let announced = self.link.take();
+            self.link = self.link_now(announced.as_ref().map(|l| l.index), before);
+            // The counters the notification carried, if it named the link
+            // there is now.
+            stats = announced
+                .filter(|a| self.link.as_ref().is_some_and(|now| now.index == a.index))
+                .and_then(|a| a.stats);
         }
         let link_up = self.link_up();
         match &mut self.phase {
@@ -645,11 +650,40 @@ impl Supervisor {
         .await;
     }
 
+    /// The interface's link now: the one the notifications name
+    /// (`announced`), else the one known before them, if it still exists
+    /// under the declared name. A link there under another index is
+    /// announced by a notification still to come. (Asked by index, at once
+    /// and without the RTNL lock: see `link_ioctl`.)
+    fn link_now(&self, announced: Option<u32>, before: Option<u32>) -> Option<LinkState> {
+        let name = &self.declaration.link;
+        announced
+            .into_iter()
+            .chain(before.filter(|b| Some(*b) != announced))
+            .find_map(|index| match self.net.link_at(index, name) {
+                Ok(now) => now,
+                Err(e) => {
+                    tracing::debug!(interface = self.name(), "cannot read the link: {e}");
+                    None
+                }
+            })
+    }
+
+    /// The declared link now, asked by its name (rtnetlink: by ioctl the
+    /// kernel would run modprobe for a name no link has).
+    async fn read_link(&self) -> Option<LinkState> {
+        let name = &self.declaration.link;
+        match self.net.index_of(name).await {
+            Ok(index) => self.net.link_at(index?, name).ok()?,
+            Err(e) => {
+                tracing::debug!(interface = self.name(), "cannot read the link: {e}");
+                None
+            }
+        }
+    }
+
     async fn link_exists(&self) -> bool {
-        matches!(
-            self.net.link_state(&self.declaration.link).await,
-            Ok(Some(_))
-        )
+        matches!(self.net.index_of(&self.declaration.link).await, Ok(Some(_)))
     }
 
     /// The link's WireGuard peers, read off the runtime's thread (the call

@@ -46,8 +46,10 @@ pub struct Probed {
 
 impl Probed {
     /// The link as it is now (probed only while connected); the same
-    /// state again changes nothing (rounds under way go on).
+    /// state again changes nothing (rounds under way go on), whatever its
+    /// counters say.
     pub fn link(&self, link: Option<LinkState>) {
+        let link = link.map(LinkState::without_stats);
         self.link.send_if_modified(|current| {
             let modified = *current != link;
             *current = link;

@@ -736,6 +736,7 @@ mod tests {
             name: format!("eth{index}"),
             flags: (libc::IFF_UP | if connected { libc::IFF_RUNNING } else { 0 }) as u32,
             operstate: if connected { 6 } else { 2 },
+            stats: None,
         })
     }
 
