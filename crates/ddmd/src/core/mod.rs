@@ -7,4 +7,5 @@ pub mod notify;
 pub mod outbox;
 pub mod outcome;
 pub mod peer;
+pub mod signals;
 pub mod table;

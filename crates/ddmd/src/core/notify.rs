@@ -4,7 +4,8 @@
 //! its event's eventfd (SCM_RIGHTS) when it registers. The service keeps
 //! that descriptor per session and, when a connection event is committed,
 //! adds 1 to it: the waiting thread wakes straight from the kernel, with no
-//! hop through the client's I/O thread. The write can never block the
+//! hop through the client's I/O thread (a change's eventfds are written
+//! together, see `signals`). The write can never block the
 //! router: the descriptor is switched to non-blocking on receipt, and a
 //! saturated counter (EAGAIN) is still a signaled event, which is all a
 //! level-triggered event needs (coalescing, never loss). Over a transport
@@ -18,6 +19,7 @@
 //! once (G3).
 
 use crate::core::outbox::Outbox;
+use crate::core::signals::{write_one, Signals};
 use ddm_proto::WinError;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use std::collections::HashMap;
@@ -181,17 +183,20 @@ impl Registrations {
         }
     }
 
-    /// Signals every registered event.
-    pub fn signal_all(&self, outbox: &Outbox) {
+    /// Signals every registered event: a Signal frame queued now, an
+    /// eventfd to `signals` (written at its flush, before the
+    /// registrations change).
+    pub fn signal_all(&self, outbox: &Outbox, signals: &mut Signals) {
         for (event, target) in &self.events {
-            signal(target, *event, outbox);
+            match target {
+                Target::Eventfd(fd) => signals.push(fd.as_fd()),
+                Target::Session => outbox.push_signal(*event),
+            }
         }
     }
 
-    /// Signals every registered event one last time, then drops every
-    /// registration (the DDM is stopping).
-    pub fn signal_and_drop_all(&mut self, outbox: &Outbox) {
-        self.signal_all(outbox);
+    /// Drops every registration (the DDM stopped).
+    pub fn clear(&mut self) {
         self.events.clear();
     }
 
@@ -209,10 +214,7 @@ impl Registrations {
 /// event alike.
 pub fn signal(target: &Target, event: u64, outbox: &Outbox) {
     match target {
-        Target::Eventfd(fd) => match nix::unistd::write(fd.as_fd(), &1u64.to_ne_bytes()) {
-            Ok(_) | Err(nix::errno::Errno::EAGAIN) => {}
-            Err(e) => tracing::debug!("signalling an event failed: {e}"),
-        },
+        Target::Eventfd(fd) => write_one(fd.as_fd()),
         Target::Session => outbox.push_signal(event),
     }
 }
@@ -262,6 +264,13 @@ mod tests {
         assert_eq!(&decimal_name(1_048_575)[..8], b"1048575\0");
     }
 
+    /// Every registration of `r` signaled, as a change does.
+    fn signal_all(r: &Registrations, outbox: &Outbox) {
+        let mut signals = Signals::default();
+        r.signal_all(outbox, &mut signals);
+        signals.flush();
+    }
+
     fn target(fd: OwnedFd) -> Target {
         Target::Eventfd(accept_eventfd(fd).unwrap())
     }
@@ -272,12 +281,12 @@ mod tests {
         let (event, dup) = eventfd();
         let mut r = Registrations::default();
         r.insert(7, target(dup), 4).unwrap();
-        r.signal_all(&outbox);
-        r.signal_all(&outbox);
+        signal_all(&r, &outbox);
+        signal_all(&r, &outbox);
         assert_eq!(event.read().unwrap(), 2);
         assert!(r.remove(7, &outbox));
         assert!(!r.remove(7, &outbox));
-        r.signal_all(&outbox);
+        signal_all(&r, &outbox);
         assert!(event.read().is_err(), "nothing signals after remove");
     }
 
@@ -288,8 +297,8 @@ mod tests {
         let mut r = Registrations::default();
         r.insert(1, Target::Session, 4).unwrap();
         r.insert(2, Target::Session, 4).unwrap();
-        r.signal_all(&outbox);
-        r.signal_all(&outbox);
+        signal_all(&r, &outbox);
+        signal_all(&r, &outbox);
         assert_eq!(
             outbox.take(),
             vec![
@@ -297,10 +306,11 @@ mod tests {
                 Push::Signal(Signal { event: 2 })
             ]
         );
-        r.signal_all(&outbox);
+        signal_all(&r, &outbox);
         assert!(r.remove(1, &outbox));
         assert_eq!(outbox.take(), vec![Push::Signal(Signal { event: 2 })]);
-        r.signal_and_drop_all(&outbox);
+        signal_all(&r, &outbox);
+        r.clear();
         assert!(r.is_empty());
         assert_eq!(outbox.take(), vec![Push::Signal(Signal { event: 2 })]);
     }
@@ -327,7 +337,7 @@ mod tests {
         event.write(u64::MAX - 1).unwrap();
         let mut r = Registrations::default();
         r.insert(1, target(dup), 1).unwrap();
-        r.signal_all(&outbox); // would block a blocking eventfd forever
+        signal_all(&r, &outbox); // would block a blocking eventfd forever
         assert_eq!(event.read().unwrap(), u64::MAX - 1);
     }
 }

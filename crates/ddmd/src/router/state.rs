@@ -14,6 +14,7 @@ use crate::core::limits::Limits;
 use crate::core::notify::Registrations;
 use crate::core::outbox::Outbox;
 use crate::core::peer::Peer;
+use crate::core::signals::Signals;
 use crate::core::table::{InterfaceTable, Transition};
 use crate::dial::declaration::Declared;
 use crate::dial::Dialed;
@@ -76,6 +77,8 @@ pub struct State {
     pub numbering: Option<Numbering>,
     pub sessions: HashMap<u64, Session>,
     pub limits: Limits,
+    /// The eventfds a change signals, written together.
+    signals: Signals,
     records: Vec<Record>,
     /// When each interface last changed state (committed), by handle; one
     /// that has not changed since the service started reports the start.
@@ -96,6 +99,7 @@ impl State {
             numbering: None,
             sessions: HashMap::new(),
             limits,
+            signals: Signals::default(),
             records: Vec::new(),
             since: HashMap::new(),
             started_unix_ns: now_unix_ns(),
@@ -160,9 +164,12 @@ impl State {
         let mut signals = 0;
         if t.from == ConnectionState::Connected || t.to == ConnectionState::Connected {
             for session in self.sessions.values() {
-                session.registrations.signal_all(&session.outbox);
+                session
+                    .registrations
+                    .signal_all(&session.outbox, &mut self.signals);
                 signals += session.registrations.len() as u64;
             }
+            self.signals.flush();
         }
         let mut missed = 0;
         for session in self.sessions.values() {
@@ -242,9 +249,15 @@ impl State {
         }
         tracing::info!("DDM stopped; registrations dropped, streams ended");
         let mut signaled = 0;
+        for session in self.sessions.values() {
+            session
+                .registrations
+                .signal_all(&session.outbox, &mut self.signals);
+        }
+        self.signals.flush();
         for session in self.sessions.values_mut() {
             signaled += session.registrations.len() as u64;
-            session.registrations.signal_and_drop_all(&session.outbox);
+            session.registrations.clear();
             if !session.streams.is_empty() {
                 session.streams.clear();
                 session.outbox.end_stream(WinError::ERROR_DDM_NOT_RUNNING.0);
