@@ -152,6 +152,24 @@ mod tests {
         }
     }
 
+    /// Without io_uring (a seccomp filter, `io_uring_disabled`), as many
+    /// eventfds are written one at a time.
+    #[test]
+    fn without_io_uring_they_are_written_one_at_a_time() {
+        let mut signals = Signals {
+            eventfds: Vec::new(),
+            ring: Ring::Unavailable,
+        };
+        let events: Vec<EventFd> = (0..BATCH_FROM * 2)
+            .map(|_| EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK).unwrap())
+            .collect();
+        for event in &events {
+            signals.push(event.as_fd());
+        }
+        signals.flush();
+        assert_eq!(counts(&events), vec![1; BATCH_FROM * 2]);
+    }
+
     /// An eventfd whose count is at its maximum takes no more, and the
     /// others are written all the same.
     #[test]
