@@ -1371,8 +1371,8 @@ fn what_a_connect_command_forks_is_ended_with_the_connection() {
 }
 
 /// A storm of reloads, each changing a connected persistent interface's
-/// declaration or removing it: when it settles the interface is CONNECTED over a link
-/// that is up, and the journal's last state is the service's.
+/// declaration or removing it: when it settles the interface is CONNECTED
+/// over a link that is up, and the journal's last state is the service's.
 #[test]
 fn a_storm_of_reloads_settles_connected_over_a_link_that_is_up() {
     let lab = crate::support::Lab::new();

@@ -1039,7 +1039,6 @@ pub fn connected_already(waiter: Option<Waiter>) {
     }
 }
 
-/// Tells every waiter the attempt is over, with `result`.
 /// A link no declaration names any more is a kernel interface again, as
 /// it would be at a start: the table has it from now on (a link that is
 /// up is an interface that connects).
@@ -1051,6 +1050,7 @@ fn release(link: Option<LinkState>, table: &mut InterfaceTable) -> Option<Transi
     })
 }
 
+/// Tells every waiter the attempt is over, with `result`.
 fn complete(waiters: Vec<Waiter>, result: WinError) {
     for waiter in waiters {
         match waiter {

@@ -161,16 +161,12 @@ impl State {
             group_switch: None,
         };
         self.changed(t.handle, event.time_unix_ns);
-        let mut signals = 0;
-        if t.from == ConnectionState::Connected || t.to == ConnectionState::Connected {
-            for session in self.sessions.values() {
-                session
-                    .registrations
-                    .signal_all(&session.outbox, &mut self.signals);
-                signals += session.registrations.len() as u64;
-            }
-            self.signals.flush();
-        }
+        let signals = if t.from == ConnectionState::Connected || t.to == ConnectionState::Connected
+        {
+            self.signal_registrations()
+        } else {
+            0
+        };
         let mut missed = 0;
         for session in self.sessions.values() {
             if !session.streams.is_empty() && !session.outbox.push_event(event.clone()) {
@@ -183,6 +179,20 @@ impl State {
             signals,
             missed,
         }
+    }
+
+    /// Signals every session's registrations (their eventfds written
+    /// together); how many.
+    fn signal_registrations(&mut self) -> u64 {
+        let mut signaled = 0;
+        for session in self.sessions.values() {
+            session
+                .registrations
+                .signal_all(&session.outbox, &mut self.signals);
+            signaled += session.registrations.len() as u64;
+        }
+        self.signals.flush();
+        signaled
     }
 
     /// Notes when `handle` changed state. Handles are never reused, so the
@@ -248,15 +258,8 @@ impl State {
             return;
         }
         tracing::info!("DDM stopped; registrations dropped, streams ended");
-        let mut signaled = 0;
-        for session in self.sessions.values() {
-            session
-                .registrations
-                .signal_all(&session.outbox, &mut self.signals);
-        }
-        self.signals.flush();
+        let signaled = self.signal_registrations();
         for session in self.sessions.values_mut() {
-            signaled += session.registrations.len() as u64;
             session.registrations.clear();
             if !session.streams.is_empty() {
                 session.streams.clear();
