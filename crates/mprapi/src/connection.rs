@@ -59,6 +59,24 @@ const READ_CHUNK: usize = 16 * 1024;
 /// awake yields the CPU at every turn, so on one CPU the service runs.
 pub const AWAKE_FOR_REPLY: Duration = Duration::from_micros(50);
 
+/// What whoever holds the reader lock reads with: the frames read so far
+/// and the buffer each read goes into, made once for the connection (a
+/// buffer made for every call, zeroed and moved, cost a call more than its
+/// system calls did).
+struct Reader {
+    decoder: FrameDecoder,
+    chunk: Box<[u8]>,
+}
+
+impl Reader {
+    fn new(max_frame: usize) -> Self {
+        Reader {
+            decoder: FrameDecoder::new(max_frame),
+            chunk: vec![0; READ_CHUNK].into_boxed_slice(),
+        }
+    }
+}
+
 /// What the reader and the callers share.
 pub(crate) struct Shared {
     pending: Mutex<Pending>,
@@ -67,7 +85,7 @@ pub(crate) struct Shared {
     changed: Condvar,
     subscriptions: Subscriptions,
     /// The read side: whoever holds it reads the socket.
-    reader: Mutex<FrameDecoder>,
+    reader: Mutex<Reader>,
     /// Rung when a calling thread stops reading, for the I/O thread.
     released: tokio::sync::Notify,
     /// A remote connection's eventfds, signaled by the service's Signal
@@ -327,7 +345,7 @@ impl Connection {
             pending: Mutex::new(Pending::default()),
             changed: Condvar::new(),
             subscriptions: Subscriptions::default(),
-            reader: Mutex::new(FrameDecoder::new(max_frame)),
+            reader: Mutex::new(Reader::new(max_frame)),
             released: tokio::sync::Notify::new(),
             events,
             calling: AtomicUsize::new(0),
@@ -426,7 +444,7 @@ impl Connection {
             body: Some(request),
         };
         let deadline = Instant::now() + timeout;
-        let mut call = UnderWay::new(self);
+        let call = UnderWay::new(self);
         let sent = encode_frame(&message, self.max_frame)
             .map_err(|_| WinError::ERROR_INVALID_PARAMETER)
             .and_then(|frame| self.send(&frame, eventfd, deadline));
@@ -435,7 +453,7 @@ impl Connection {
             self.forget(id);
             return Err(e);
         }
-        let waited = self.wait_for_reply(id, deadline, &mut call.chunk);
+        let waited = self.wait_for_reply(id, deadline);
         drop(call);
         if waited.is_err() {
             self.forget(id);
@@ -445,12 +463,7 @@ impl Connection {
 
     /// Reads for itself when nobody else is reading; otherwise waits until
     /// the reader delivers its reply or lets go, and then reads itself.
-    fn wait_for_reply(
-        &self,
-        id: u64,
-        deadline: Instant,
-        chunk: &mut [u8],
-    ) -> Result<Reply, WinError> {
+    fn wait_for_reply(&self, id: u64, deadline: Instant) -> Result<Reply, WinError> {
         let gone = WinError::ERROR_DDM_NOT_RUNNING;
         loop {
             if let Some(outcome) = self.shared.take_reply(id) {
@@ -460,9 +473,9 @@ impl Connection {
             // the try must not be waited for.
             let releases = self.shared.lock().releases;
             match self.shared.reader.try_lock() {
-                Ok(mut decoder) => {
-                    let outcome = self.read_until_reply(&mut decoder, chunk, id, deadline);
-                    drop(decoder);
+                Ok(mut reader) => {
+                    let outcome = self.read_until_reply(&mut reader, id, deadline);
+                    drop(reader);
                     self.shared.release_reader();
                     return outcome;
                 }
@@ -491,14 +504,13 @@ impl Connection {
     /// reply arrives, the deadline passes or the connection ends.
     fn read_until_reply(
         &self,
-        decoder: &mut FrameDecoder,
-        chunk: &mut [u8],
+        reader: &mut Reader,
         id: u64,
         deadline: Instant,
     ) -> Result<Reply, WinError> {
         let awake_until = Instant::now() + AWAKE_FOR_REPLY;
         loop {
-            if !self.shared.dispatch_all(decoder) {
+            if !self.shared.dispatch_all(&mut reader.decoder) {
                 return Err(self.shared.gone());
             }
             if let Some(outcome) = self.shared.take_reply(id) {
@@ -510,20 +522,20 @@ impl Connection {
             } else {
                 wait_ready(self.channel.fd(), PollFlags::POLLIN, deadline)?;
             }
-            self.receive(decoder, chunk)?;
+            self.receive(reader)?;
         }
     }
 
-    /// Reads the socket once, without waiting, into `decoder`: whether
-    /// anything came, or the error the connection ended with.
-    fn receive(&self, decoder: &mut FrameDecoder, chunk: &mut [u8]) -> Result<bool, WinError> {
-        match self.channel.receive(chunk) {
+    /// Reads the socket once, without waiting, into the reader's decoder:
+    /// whether anything came, or the error the connection ended with.
+    fn receive(&self, reader: &mut Reader) -> Result<bool, WinError> {
+        match self.channel.receive(&mut reader.chunk) {
             Ok(0) => {
                 self.shared.close();
                 Err(self.shared.gone())
             }
             Ok(n) => {
-                decoder.extend(&chunk[..n]);
+                reader.decoder.extend(&reader.chunk[..n]);
                 Ok(true)
             }
             Err(e) if nothing_yet(&e) => Ok(false),
@@ -536,14 +548,14 @@ impl Connection {
 
     /// Reads and hands on everything the socket holds, if nobody else is
     /// reading.
-    fn read_what_is_left(&self, chunk: &mut [u8]) {
-        let Ok(mut decoder) = self.shared.reader.try_lock() else {
+    fn read_what_is_left(&self) {
+        let Ok(mut reader) = self.shared.reader.try_lock() else {
             return;
         };
-        while self.shared.dispatch_all(&mut decoder)
-            && matches!(self.receive(&mut decoder, chunk), Ok(true))
+        while self.shared.dispatch_all(&mut reader.decoder)
+            && matches!(self.receive(&mut reader), Ok(true))
         {}
-        drop(decoder);
+        drop(reader);
         self.shared.release_reader();
     }
 
@@ -669,7 +681,6 @@ fn handshake(channel: &Channel, timeout: Duration) -> Result<Welcome, WinError> 
 /// no calling thread does.
 async fn read_loop(socket: AsyncFd<OwnedFd>, channel: Arc<Channel>, gone: ReaderGone) {
     let shared = gone.shared.clone();
-    let mut chunk = vec![0u8; READ_CHUNK];
     loop {
         let Ok(mut ready) = socket.readable().await else {
             return shared.close();
@@ -683,7 +694,7 @@ async fn read_loop(socket: AsyncFd<OwnedFd>, channel: Arc<Channel>, gone: Reader
             shared.reader_let_go();
             continue;
         }
-        match read_once(&channel, &shared, &mut chunk) {
+        match read_once(&channel, &shared) {
             Turn::Read => {}
             Turn::Drained => ready.clear_ready(),
             // A caller is reading; it rings when it lets go.
@@ -722,17 +733,18 @@ enum Turn {
 }
 
 /// One read and its dispatch, if no calling thread is reading.
-fn read_once(channel: &Channel, shared: &Shared, chunk: &mut [u8]) -> Turn {
-    let mut decoder = match shared.reader.try_lock() {
-        Ok(decoder) => decoder,
+fn read_once(channel: &Channel, shared: &Shared) -> Turn {
+    let mut reader = match shared.reader.try_lock() {
+        Ok(reader) => reader,
         Err(TryLockError::WouldBlock) => return Turn::Busy,
         Err(TryLockError::Poisoned(_)) => return Turn::End,
     };
+    let Reader { decoder, chunk } = &mut *reader;
     match channel.receive(chunk) {
         Ok(0) => Turn::End,
         Ok(n) => {
             decoder.extend(&chunk[..n]);
-            if shared.dispatch_all(&mut decoder) {
+            if shared.dispatch_all(decoder) {
                 Turn::Read
             } else {
                 Turn::End
@@ -749,7 +761,6 @@ fn read_once(channel: &Channel, shared: &Shared, chunk: &mut [u8]) -> Turn {
 /// (the I/O thread left what came meanwhile to the calls).
 struct UnderWay<'a> {
     connection: &'a Connection,
-    chunk: [u8; READ_CHUNK],
 }
 
 impl<'a> UnderWay<'a> {
@@ -762,10 +773,7 @@ impl<'a> UnderWay<'a> {
             }
         }
         drop(gate);
-        UnderWay {
-            connection,
-            chunk: [0; READ_CHUNK],
-        }
+        UnderWay { connection }
     }
 }
 
@@ -775,7 +783,7 @@ impl Drop for UnderWay<'_> {
         // Still under way: the I/O thread leaves the socket alone. What
         // comes after this read makes the gate ready as it opens.
         if shared.lock_gate().is_some() {
-            self.connection.read_what_is_left(&mut self.chunk);
+            self.connection.read_what_is_left();
         }
         let gate = shared.lock_gate();
         if shared.calling.fetch_sub(1, Ordering::SeqCst) == 1 {
