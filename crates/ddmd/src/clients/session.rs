@@ -189,7 +189,7 @@ impl<T: Transport> Session<T> {
                     let (message, attachment) = message?;
                     self.context.awake.received();
                     let handled = self.handle(message, attachment).await;
-                    self.context.awake.answered();
+                    self.context.awake.answered(self.id, T::DELIVERED_AT_ONCE);
                     handled?;
                 }
                 () = outbox.wait() => {}

@@ -57,6 +57,12 @@ pub(crate) fn carries_event(message: &ClientMessage) -> bool {
 
 /// A session's connection to its peer.
 pub trait Transport: Send {
+    /// Whether a client's next request is in the socket as soon as the
+    /// client has written it (a Unix socket), so that giving the CPU up
+    /// after an answer lets it come (see `awake`). Over TCP the kernel may
+    /// deliver it later, and the service would only have waited.
+    const DELIVERED_AT_ONCE: bool = false;
+
     /// The next whole message, and what came with it.
     fn read(&mut self) -> impl Future<Output = Result<(ClientMessage, Attachment), Fault>> + Send;
 

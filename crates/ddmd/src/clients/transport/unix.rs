@@ -101,6 +101,8 @@ impl UnixTransport {
 }
 
 impl Transport for UnixTransport {
+    const DELIVERED_AT_ONCE: bool = true;
+
     async fn read(&mut self) -> Result<(ClientMessage, Attachment), Fault> {
         loop {
             if let Some(message) = super::next_message(&mut self.decoder)? {
