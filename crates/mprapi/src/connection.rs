@@ -75,6 +75,14 @@ impl Reader {
             chunk: vec![0; READ_CHUNK].into_boxed_slice(),
         }
     }
+
+    /// Reads `channel` once, without waiting, into the decoder: the bytes
+    /// read (0 at the end).
+    fn read(&mut self, channel: &Channel) -> io::Result<usize> {
+        let n = channel.receive(&mut self.chunk)?;
+        self.decoder.extend(&self.chunk[..n]);
+        Ok(n)
+    }
 }
 
 /// What the reader and the callers share.
@@ -529,15 +537,12 @@ impl Connection {
     /// Reads the socket once, without waiting, into the reader's decoder:
     /// whether anything came, or the error the connection ended with.
     fn receive(&self, reader: &mut Reader) -> Result<bool, WinError> {
-        match self.channel.receive(&mut reader.chunk) {
+        match reader.read(&self.channel) {
             Ok(0) => {
                 self.shared.close();
                 Err(self.shared.gone())
             }
-            Ok(n) => {
-                reader.decoder.extend(&reader.chunk[..n]);
-                Ok(true)
-            }
+            Ok(_) => Ok(true),
             Err(e) if nothing_yet(&e) => Ok(false),
             Err(_) => {
                 self.shared.close();
@@ -739,12 +744,10 @@ fn read_once(channel: &Channel, shared: &Shared) -> Turn {
         Err(TryLockError::WouldBlock) => return Turn::Busy,
         Err(TryLockError::Poisoned(_)) => return Turn::End,
     };
-    let Reader { decoder, chunk } = &mut *reader;
-    match channel.receive(chunk) {
+    match reader.read(channel) {
         Ok(0) => Turn::End,
-        Ok(n) => {
-            decoder.extend(&chunk[..n]);
-            if shared.dispatch_all(decoder) {
+        Ok(_) => {
+            if shared.dispatch_all(&mut reader.decoder) {
                 Turn::Read
             } else {
                 Turn::End
