@@ -98,11 +98,16 @@ fn an_unprivileged_flood_locks_out_neither_root_nor_the_log() {
     // Hundreds of refusals, a few log lines; a later one counts the rest.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert_too_busy(&ddm_as(&lab.service, NOBODY, &["status"]), "nobody");
+    // The log is written by a thread of its own: the line may come later.
+    let refused = |l: &&str| l.contains("refused a session");
+    ddm_lab::wait_until("a refusal line that counts what was held back", || {
+        lab.service
+            .log()
+            .lines()
+            .any(|l| refused(&l) && l.contains("suppressed=") && !l.contains("suppressed=0"))
+    });
     let log = lab.service.log();
-    let refusals: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("refused a session"))
-        .collect();
+    let refusals: Vec<&str> = log.lines().filter(refused).collect();
     assert!(
         (1..=5).contains(&refusals.len()),
         "{} refusal lines: {refusals:#?}",
