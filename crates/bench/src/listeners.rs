@@ -19,6 +19,9 @@ pub enum Mechanism {
     /// The design's bare prototype: a process that reads rtnetlink and
     /// writes one eventfd. What ddm would cost with no layers at all.
     Relay,
+    /// The same relay on the service's runtime (tokio, one thread): what
+    /// the runtime alone adds to the bare relay.
+    RelayOnTokio,
 }
 
 impl Mechanism {
@@ -28,6 +31,7 @@ impl Mechanism {
             Mechanism::DBus => "D-Bus (dbus-daemon)",
             Mechanism::DdmEvent => "ddm (mprapi::Event)",
             Mechanism::Relay => "bare relay (rtnetlink->eventfd)",
+            Mechanism::RelayOnTokio => "bare relay on tokio (current thread)",
         }
     }
 }
@@ -83,14 +87,19 @@ pub fn set_up(lab: &Lab, mechanism: Mechanism, n: usize, connected: bool) -> Lis
                 })
                 .collect()
         }
-        Mechanism::Relay => (0..n)
+        Mechanism::Relay | Mechanism::RelayOnTokio => (0..n)
             .map(|_| {
                 let event = mprapi::Event::auto().expect("eventfd");
                 let target = Stdio::from(event.as_fd().try_clone_to_owned().expect("dup"));
                 let state = if connected { "up" } else { "down" };
+                let command = if mechanism == Mechanism::Relay {
+                    "__relay"
+                } else {
+                    "__relay-on-tokio"
+                };
                 let relay = spawn_self_with_stdin(
                     &lab.router,
-                    &["__relay", &lab.index.to_string(), state],
+                    &[command, &lab.index.to_string(), state],
                     target,
                 );
                 assert!(

@@ -186,6 +186,9 @@ fn main() -> ExitCode {
         Some("__relay") => {
             netlink::relay_main(argv[2].parse().expect("link index"), argv[3] == "up")
         }
+        Some("__relay-on-tokio") => {
+            netlink::relay_on_tokio_main(argv[2].parse().expect("link index"), argv[3] == "up")
+        }
         Some("__soak-stuck") => soak::stuck_main(&argv[2]),
         Some("__soak-worker") => soak::worker_main(
             &argv[2],

@@ -111,25 +111,83 @@ pub fn reports_about(datagram: &[u8], index: u32) -> impl Iterator<Item = bool> 
     link_reports(datagram).filter_map(move |(link, connected)| (link == index).then_some(connected))
 }
 
+/// The relays' one job: rtnetlink in, one eventfd write (on standard
+/// input) per connect or disconnect of link `index` out.
+struct Relay {
+    index: u32,
+    connected: Option<bool>,
+    event: std::io::Stdin,
+}
+
+impl Relay {
+    /// Writes once to say it listens; the harness waits for it.
+    fn listening(index: u32, connected: bool) -> Relay {
+        let event = std::io::stdin();
+        let _ = nix::unistd::write(&event, &1u64.to_ne_bytes());
+        Relay {
+            index,
+            connected: Some(connected),
+            event,
+        }
+    }
+
+    fn read(&mut self, datagram: &[u8]) {
+        for now in reports_about(datagram, self.index) {
+            if self
+                .connected
+                .replace(now)
+                .is_some_and(|before| before != now)
+            {
+                let _ = nix::unistd::write(&self.event, &1u64.to_ne_bytes());
+            }
+        }
+    }
+}
+
 /// The bare relay process (`ddm-bench __relay INDEX up|down`, in the router
-/// namespace, with an eventfd as its standard input): rtnetlink in, one
-/// eventfd write per connect or disconnect of the link out.
+/// namespace, with an eventfd as its standard input): a blocking read of
+/// the link group, then the write.
 pub fn relay_main(index: u32, connected: bool) -> ! {
     let socket = group_listener(1 << 20).expect("rtnetlink");
     socket.set_non_blocking(false).expect("blocking rtnetlink");
-    let event = std::io::stdin();
-    // One write to say it listens; the harness waits for it.
-    let _ = nix::unistd::write(&event, &1u64.to_ne_bytes());
-    let mut connected = Some(connected);
+    let mut relay = Relay::listening(index, connected);
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
         let n = socket
             .recv(&mut &mut buffer[..], 0)
             .expect("rtnetlink recv");
-        for now in reports_about(&buffer[..n], index) {
-            if connected.replace(now).is_some_and(|before| before != now) {
-                let _ = nix::unistd::write(&event, &1u64.to_ne_bytes());
-            }
-        }
+        relay.read(&buffer[..n]);
     }
+}
+
+/// The same relay on the service's runtime (`ddm-bench __relay-on-tokio
+/// INDEX up|down`): a current-thread tokio runtime built as `ddm serve`
+/// builds it, the link group read as the service reads it (a
+/// `netlink_sys::TokioSocket`). What the runtime alone costs a
+/// notification, with none of ddm's work.
+pub fn relay_on_tokio_main(index: u32, connected: bool) -> ! {
+    use netlink_sys::{AsyncSocket, AsyncSocketExt, TokioSocket};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let mut socket = TokioSocket::new(NETLINK_ROUTE).expect("rtnetlink");
+        socket
+            .socket_mut()
+            .bind(&SocketAddr::new(0, 0))
+            .expect("bind");
+        socket
+            .socket_ref()
+            .add_membership(RTNLGRP_LINK)
+            .expect("the link group");
+        socket.socket_ref().set_rx_buf_sz(1 << 20).expect("buffer");
+        let mut relay = Relay::listening(index, connected);
+        let mut buffer = Vec::with_capacity(64 * 1024);
+        loop {
+            buffer.clear();
+            socket.recv(&mut buffer).await.expect("rtnetlink recv");
+            relay.read(&buffer);
+        }
+    })
 }
