@@ -10,6 +10,17 @@
 //! cannot be had (a seccomp filter without it, `kernel.io_uring_disabled`,
 //! an old kernel), and for fewer eventfds, they are written one at a time.
 //!
+//! Once they are written, the service gives its CPU up once
+//! (`sched_yield`) when it may run on more than one. The scheduler often
+//! wakes a client on the CPU of the thread that woke it, where it waited
+//! for the rest of the service's turn (the change's streams, its journal
+//! entry, the runtime's next look at its sockets) before it ran; the bare
+//! relay, which sleeps right after its write, did not make it wait.
+//! Measured placed by the scheduler, this took ddm's notification latency
+//! from 1.17-1.36x the bare relay to 0.89-1.06x. On one CPU the client
+//! runs as soon as the service sleeps, and a yield could only let other
+//! threads (the journal's, the export's) in ahead of it: not done there.
+//!
 //! An eventfd that cannot take 1 more (its count at the maximum) is no
 //! concern of the service's: its registration stays signaled either way.
 
@@ -49,8 +60,20 @@ impl Signals {
         self.eventfds.push(eventfd.as_raw_fd());
     }
 
-    /// Writes every eventfd pushed since the last flush.
+    /// Writes every eventfd pushed since the last flush, then lets the
+    /// clients woken run (see the module's documentation).
     pub fn flush(&mut self) {
+        if self.eventfds.is_empty() {
+            return;
+        }
+        self.write();
+        if on_more_than_one_cpu() {
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
+        }
+    }
+
+    fn write(&mut self) {
         if self.eventfds.len() >= BATCH_FROM {
             if let Some(ring) = self.ring.get() {
                 match write_through(ring, &self.eventfds) {
@@ -90,6 +113,17 @@ impl Ring {
             Ring::Untried | Ring::Unavailable => None,
         }
     }
+}
+
+/// Whether this thread may run on more than one CPU now (its affinity is
+/// read each time: an administrator may pin the service while it runs).
+fn on_more_than_one_cpu() -> bool {
+    // SAFETY: a zeroed cpu_set_t is an empty set; the kernel fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t of the size given.
+    let ok = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) } == 0;
+    // SAFETY: CPU_COUNT reads the set.
+    ok && unsafe { libc::CPU_COUNT(&set) } > 1
 }
 
 /// Adds 1 to one eventfd (non-blocking: a full one is left as it is).

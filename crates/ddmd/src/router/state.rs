@@ -147,8 +147,9 @@ impl State {
     }
 
     /// Commits one change of state: a new sequence number and, for a
-    /// connect or disconnect, every registered event signaled (first:
-    /// waiters are not kept waiting for the rest), then every stream told.
+    /// connect or disconnect, every registered event signaled (first, and
+    /// the CPU handed to the waiters woken: they are not kept waiting for
+    /// the rest), then every stream told.
     fn commit(&mut self, t: Transition) -> Committed {
         let event = ConnectionEvent {
             seq: self.number(),
