@@ -1,11 +1,11 @@
 //! Workload 1, latency: one link flip until one waiting thread wakes, for
-//! the kernel floor, the bare relay (alone and on tokio), D-Bus, ddm through `mprapi::Event` and
-//! ddm through the typed stream. The mechanisms take turns in rounds, so
-//! each is measured on the same machine state; connects and disconnects are
-//! reported apart (a connect waits for the carrier, a disconnect does not).
-//! Measured twice, as for the round trips: as the scheduler places the
-//! processes, and with all of them on one CPU, where the targets are judged
-//! (see `lab::on_one_cpu`).
+//! the kernel floor, the bare relay (alone and on tokio), D-Bus, ddm
+//! through `mprapi::Event` and ddm through the typed stream. The
+//! mechanisms take turns in rounds, so each is measured on the same
+//! machine state; connects and disconnects are reported apart (a connect
+//! waits for the carrier, a disconnect does not). Measured twice, as for
+//! the round trips, and judged in both: as the scheduler places the
+//! processes, and with all of them on one CPU (see `lab::on_one_cpu`).
 
 use super::{say_lost, settle, PATIENCE};
 use crate::lab::{on_one_cpu, Lab, Link, LINK};
