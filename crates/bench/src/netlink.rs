@@ -166,22 +166,16 @@ pub fn relay_main(index: u32, connected: bool) -> ! {
 /// `netlink_sys::TokioSocket`). What the runtime alone costs a
 /// notification, with none of ddm's work.
 pub fn relay_on_tokio_main(index: u32, connected: bool) -> ! {
-    use netlink_sys::{AsyncSocket, AsyncSocketExt, TokioSocket};
+    use netlink_sys::{AsyncSocketExt, TokioSocket};
+    use std::os::fd::{FromRawFd, IntoRawFd};
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
     runtime.block_on(async {
-        let mut socket = TokioSocket::new(NETLINK_ROUTE).expect("rtnetlink");
-        socket
-            .socket_mut()
-            .bind(&SocketAddr::new(0, 0))
-            .expect("bind");
-        socket
-            .socket_ref()
-            .add_membership(RTNLGRP_LINK)
-            .expect("the link group");
-        socket.socket_ref().set_rx_buf_sz(1 << 20).expect("buffer");
+        let listener = group_listener(1 << 20).expect("rtnetlink");
+        // SAFETY: the descriptor is the listener's, given up to the socket.
+        let socket = unsafe { TokioSocket::from_raw_fd(listener.into_raw_fd()) };
         let mut relay = Relay::listening(index, connected);
         let mut buffer = Vec::with_capacity(64 * 1024);
         loop {
